@@ -1,0 +1,5 @@
+import sys
+
+from battlab.cli import main
+
+sys.exit(main())

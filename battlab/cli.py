@@ -1,0 +1,118 @@
+"""The ``battlab`` command: what people script.
+
+Examples
+--------
+.. code-block:: console
+
+    $ battlab run --quick                      # the whole pipeline on the embedded default data
+    $ battlab run -p 01_curate.dataset obelix  # a parameter for one step
+    $ battlab curate lab.csv --out curated/ --formula-column Formula --target "Capacity (mAh/g)"
+    $ battlab datasets                         # what can be loaded, with licences
+
+Exit codes: 0 success, 1 a pipeline step failed, 2 bad input (file, column, dataset, usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from battlab.errors import BattlabError
+
+
+def _value(text: str) -> Any:
+    """Parameter values as papermill reads them: YAML scalars/lists, else the string itself."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from battlab.pipeline import StepFailed, run_pipeline
+
+    params = {name: _value(value) for name, value in args.parameter}
+    try:
+        summary = run_pipeline(args.out, quick=args.quick, parameters=params, log_output=args.verbose)
+    except StepFailed as exc:
+        print(f"battlab run: {exc}", file=sys.stderr)
+        return 1
+    for name, step in summary["steps"].items():
+        figures = ", ".join(f"{k}={v}" for k, v in step["summary"].items() if not isinstance(v, (dict, list)))
+        print(f"{name}: {step['seconds']} s  {figures}")
+    print(f"wrote {Path(args.out) / 'summary.json'}")
+    return 0
+
+
+def _cmd_curate(args: argparse.Namespace) -> int:
+    from battlab.curate import curate
+    from battlab.tables import read_table
+
+    units = dict(u.split("=", 1) for u in args.unit)
+    table = read_table(args.input)
+    result = curate(table, formula_column=args.formula_column, target=args.target, units=units,
+                    group_by=args.group_by)
+    paths = result.save(args.out)
+    print(result.summary())
+    for reason, n in result.report["quarantine_reasons"].items():
+        print(f"  quarantined, {reason}: {n}")
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from battlab.datasets import dataset_card, list_datasets
+
+    if args.name:
+        print(json.dumps(dataset_card(args.name).to_dict(), indent=2))
+    else:
+        print(list_datasets().to_string(index=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="battlab", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the notebook pipeline with papermill")
+    run.add_argument("--quick", action="store_true", help="small parameters, for tests and demos")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="notebook parameter for every step that has it, or STEP.NAME for one step")
+    run.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
+    run.add_argument("-v", "--verbose", action="store_true", help="stream the notebooks' output")
+    run.set_defaults(func=_cmd_run)
+
+    cur = sub.add_parser("curate", help="curate a table file: clean table, quarantine, report")
+    cur.add_argument("input", help="CSV/TSV/Excel/parquet file")
+    cur.add_argument("--out", required=True, help="output folder")
+    cur.add_argument("--formula-column", help="column of chemical formulas (found by name if omitted)")
+    cur.add_argument("--target", help="property column; rows without a usable value are quarantined")
+    cur.add_argument("--unit", action="append", default=[], metavar="COLUMN=UNIT",
+                     help="unit of a column whose header does not say it, e.g. capacity=mAh/g")
+    cur.add_argument("--group-by", action="append", default=[], metavar="COLUMN",
+                     help="column that, with the formula, identifies a material (replicates)")
+    cur.set_defaults(func=_cmd_curate)
+
+    ds = sub.add_parser("datasets", help="list the datasets, or show one data card")
+    ds.add_argument("name", nargs="?", help="dataset name")
+    ds.set_defaults(func=_cmd_datasets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``battlab`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BattlabError as exc:
+        print(f"battlab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

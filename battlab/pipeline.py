@@ -1,0 +1,174 @@
+"""The workflow as one papermill pipeline: each numbered notebook is a step.
+
+A step writes its key figures and output files into ``<run>/<step>/step.json`` (with
+:func:`save_step`); the pipeline passes those outputs to later steps as notebook parameters and
+gathers every step's figures into ``<run>/summary.json``.
+
+Example
+-------
+>>> from battlab.pipeline import STEPS
+>>> [s.name for s in STEPS]
+['01_curate']
+>>> summary = run_pipeline("runs/latest", quick=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from battlab import __version__
+from battlab.errors import BattlabError
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One notebook of the pipeline.
+
+    ``inputs`` maps a parameter of this notebook to ``"step:output"`` of an earlier step, so the
+    earlier step's output file becomes this notebook's input.
+    """
+
+    name: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    quick: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def notebook(self) -> str:
+        return f"{self.name}.ipynb"
+
+
+STEPS: tuple[Step, ...] = (
+    Step("01_curate", parameters={"dataset": "exp_formation_enthalpy"}),
+)
+
+
+class StepFailed(BattlabError):
+    """A notebook of the pipeline raised; the message shows the failing cell's error."""
+
+
+def save_step(out_dir: str | Path, summary: dict[str, Any], outputs: dict[str, str | Path]) -> Path:
+    """Record a step's key figures and output files (called at the end of each notebook).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> p = save_step(tempfile.mkdtemp(), {"n_kept": 3}, {"curated": "curated.parquet"})
+    >>> json.loads(p.read_text())["summary"]
+    {'n_kept': 3}
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "step.json"
+    path.write_text(json.dumps({"summary": summary, "outputs": {k: str(v) for k, v in outputs.items()}},
+                               indent=2, default=_json_default))
+    return path
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    return str(obj)
+
+
+def _params_for(step: Step, quick: bool, overrides: dict[str, Any], outputs: dict[str, dict[str, str]],
+                step_dir: Path) -> dict[str, Any]:
+    params = dict(step.parameters)
+    if quick:
+        params.update(step.quick)
+    for param, ref in step.inputs.items():
+        src, key = ref.split(":")
+        params[param] = outputs[src][key]
+    for name, value in overrides.items():
+        target, _, pname = name.rpartition(".")
+        if not target or target == step.name:
+            params[pname] = value
+    params["out_dir"] = str(step_dir)
+    return params
+
+
+def _error_cell(exc: Exception) -> str:
+    lines = [f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}"]
+    source = getattr(exc, "cell_source", None) or getattr(exc, "source", None)
+    if source:
+        lines.append("in the cell:\n    " + "\n    ".join(str(source).splitlines()[-8:]))
+    return "\n".join(lines)
+
+
+def run_pipeline(
+    out_dir: str | Path = "runs/latest",
+    *,
+    quick: bool = False,
+    parameters: dict[str, Any] | None = None,
+    steps: tuple[Step, ...] | list[Step] | None = None,
+    notebooks_dir: str | Path | None = None,
+    log_output: bool = False,
+) -> dict[str, Any]:
+    """Run the notebooks with papermill into ``out_dir`` and write ``out_dir/summary.json``.
+
+    Parameters
+    ----------
+    parameters
+        ``{name: value}`` passed to every step that has that parameter, or ``{"step.name": value}``
+        for one step only (e.g. ``{"01_curate.dataset": "obelix"}``).
+    quick
+        Use each step's small parameters (tests, demos).
+    steps, notebooks_dir
+        The steps to run and where their notebooks are (default: :data:`STEPS` in ``notebooks/``).
+
+    Raises
+    ------
+    StepFailed
+        A notebook raised; the executed notebook is kept in ``out_dir`` and the message names the
+        step, the error and the cell.
+    """
+    import papermill as pm  # imported here: slow, and only the pipeline needs it
+
+    steps = STEPS if steps is None else steps
+    notebooks_dir = Path(NOTEBOOKS_DIR if notebooks_dir is None else notebooks_dir)
+    out = Path(out_dir).resolve()  # notebooks run in notebooks_dir: pass them absolute paths
+    out.mkdir(parents=True, exist_ok=True)
+    overrides = dict(parameters or {})
+    summary: dict[str, Any] = {
+        "battlab_version": __version__,
+        "python": platform.python_version(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "quick": quick,
+        "parameters": overrides,
+        "steps": {},
+    }
+    outputs: dict[str, dict[str, str]] = {}
+    for step in steps:
+        step_dir = out / step.name
+        if step_dir.exists():
+            shutil.rmtree(step_dir)  # stale outputs from an earlier run must not pass as this run's
+        params = _params_for(step, quick, overrides, outputs, step_dir)
+        executed = out / step.notebook
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(str(notebooks_dir / step.notebook), str(executed), parameters=params,
+                                cwd=str(notebooks_dir), progress_bar=False, log_output=log_output,
+                                kernel_name="python3")
+        except pm.PapermillExecutionError as exc:
+            summary["steps"][step.name] = {"status": "failed", "error": f"{exc.ename}: {exc.evalue}"}
+            _write_summary(out, summary)
+            raise StepFailed(f"step {step.name} failed (see {executed}):\n{_error_cell(exc)}") from exc
+        record = json.loads((step_dir / "step.json").read_text())
+        outputs[step.name] = record["outputs"]
+        summary["steps"][step.name] = {"status": "ok", "seconds": round(time.perf_counter() - t0, 2),
+                                       "notebook": str(executed), "parameters": params, **record}
+        _write_summary(out, summary)
+    return summary
+
+
+def _write_summary(out: Path, summary: dict[str, Any]) -> None:
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))

@@ -1,0 +1,76 @@
+"""Shared test set-up: no network, a data cache filled from ``../shared/datasets``.
+
+``shared/datasets`` (beside the repository) holds byte-exact copies of the upstream
+files; they are never copied into the repository. For the whole session,
+``BATTLAB_DATA`` points to a temporary cache laid out as battlab expects
+(``<cache>/<dataset name>/<upstream file name>``) and ``BATTLAB_OFFLINE=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+# (dataset name, upstream file name) -> file in shared/datasets
+CACHE_LAYOUT: dict[tuple[str, str], str] = {
+    ("obelix", "all.csv"): "obelix/all.csv",
+    ("obelix", "train_idx.csv"): "obelix/train_idx.csv",
+    ("obelix", "test_idx.csv"): "obelix/test_idx.csv",
+    ("matbench_expt_gap", "matbench_expt_gap.json.bz2"): "matbench/matbench_expt_gap.json.bz2",
+    ("matbench_steels", "matbench_steels.json.bz2"): "matbench/matbench_steels.json.bz2",
+    ("artistic_coating_heterogeneity", "heterogeneity-dataset.csv"):
+        "electrode_manufacturing/artistic_aiworkshop_heterogeneity-dataset.csv",
+    ("artistic_calendering", "Dataset_Experimental_fitting.csv"):
+        "electrode_manufacturing/artistic_calendering_experimental_porosity.csv",
+    ("artistic_hybrid_mesostructures", "hybrid-dataset.csv"):
+        "electrode_manufacturing/artistic_aiworkshop_hybrid-dataset.csv",
+}
+
+
+def _shared_complete() -> bool:
+    return all((SHARED_DATASETS / rel).is_file() for rel in CACHE_LAYOUT.values())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _battlab_test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point BATTLAB_DATA to a session cache (filled if shared/datasets exists), offline."""
+    cache = tmp_path_factory.mktemp("battlab_cache")
+    if _shared_complete():
+        for (name, filename), rel in CACHE_LAYOUT.items():
+            (cache / name).mkdir(exist_ok=True)
+            shutil.copyfile(SHARED_DATASETS / rel, cache / name / filename)
+    saved = {k: os.environ.get(k) for k in ("BATTLAB_DATA", "BATTLAB_OFFLINE")}
+    os.environ["BATTLAB_DATA"] = str(cache)
+    os.environ["BATTLAB_OFFLINE"] = "1"
+    try:
+        yield cache
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """Path of ``shared/datasets``; skips the test when it is missing."""
+    if not _shared_complete():
+        pytest.skip(f"public reference datasets not found in {SHARED_DATASETS} "
+                    "(clone them as shared/datasets beside the repository)")
+    return SHARED_DATASETS
+
+
+@pytest.fixture(scope="session")
+def data_cache(shared_datasets: Path, _battlab_test_env: Path) -> Path:
+    """The session's filled data cache (BATTLAB_DATA); skips without shared/datasets."""
+    return _battlab_test_env
