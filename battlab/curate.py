@@ -301,7 +301,8 @@ def curate(
 
     if formula_column is None:
         formula_column = find_formula_column(list(df.columns))
-    check_columns(df, [c for c in (formula_column, target, *group_by) if c], source=source)
+    check_columns(df, [c for c in (formula_column, target, *group_by) if c], source=source,
+                  delimiter=table.delimiter)
     flags: dict[int, list[str]] = {row: [] for row in df.index}
     out = df.copy()
 
