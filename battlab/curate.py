@@ -170,7 +170,7 @@ def _parse_numeric(df: pd.DataFrame, col: str, units: dict[str, str], ledger: _L
     unit = _column_unit(col, list(cache.values()), units)
     values = np.full(len(df), np.nan)
     censored = np.full(len(df), "", dtype=object)
-    for i, (row, raw) in enumerate(zip(df.index, df[col])):
+    for i, (row, raw) in enumerate(zip(df.index, df[col], strict=False)):
         cell = cache.get(raw) or parse_cell(raw)  # NaN keys do not find themselves
         error = cell.error
         value = cell.value
@@ -225,6 +225,11 @@ def _check_bounds(values: pd.Series, col: str, unit: str, spec, ledger: _Ledger,
             if (lo, hi) == (0.0, 1.0) and 1 < v <= 100:
                 reason += " (a percentage? write '45 %' or 0.45)"
             ledger.quarantine(row, "out_of_bounds", reason, col, raw[row])
+
+
+def _flag_kind(flag: str) -> str:
+    """'bad_value:porosity' -> 'bad_value'; 'rare element ...: Po (did you mean ...)' -> 'rare element ...'."""
+    return flag.split(" (")[0].split(":")[0]
 
 
 def _robust_z(values: np.ndarray) -> np.ndarray:
@@ -347,7 +352,7 @@ def curate(
     dup = text.duplicated(keep="first")
     if dup.any():
         first = {}
-        for row, key in zip(text.index, map(tuple, text.itertuples(index=False))):
+        for row, key in zip(text.index, map(tuple, text.itertuples(index=False)), strict=False):
             first.setdefault(key, row)
             if first[key] != row:
                 ledger.merged.append({"row": row, "merged_into": first[key], "kind": "exact duplicate"})
@@ -415,7 +420,7 @@ def curate(
         "n_quarantined": len(quarantine),
         "n_flagged": int((out["qc_flags"] != "").sum()),
         "quarantine_reasons": dict(Counter(quarantine["category"])),
-        "qc_flags": dict(Counter(f.split(" (")[0].split(":")[0] for fl in out["qc_flags"] for f in fl.split("; ") if f)),
+        "qc_flags": dict(Counter(_flag_kind(f) for fl in out["qc_flags"] for f in fl.split("; ") if f)),
         "n_replicate_groups": n_groups,
         "n_replicate_disagreements": n_disagree,
         "n_censored": int((out[f"{target}_censored"] != "").sum()) if target else 0,

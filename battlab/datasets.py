@@ -404,10 +404,6 @@ def load_dataset(name: str = DEFAULT_DATASET, **kwargs: Any) -> tuple[pd.DataFra
 def matbench_folds(n_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The matbench v0.1 folds: ``KFold(n_splits=5, shuffle=True, random_state=18012019)``.
 
-    Uses scikit-learn when it is installed; otherwise an exact numpy replica of
-    scikit-learn's ``KFold`` (a legacy ``RandomState`` shuffle, then contiguous
-    folds, the first ``n_rows % 5`` one row larger; indices returned sorted).
-
     Parameters
     ----------
     n_rows : int
@@ -424,24 +420,12 @@ def matbench_folds(n_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
     >>> [len(test) for _, test in folds]
     [63, 63, 62, 62, 62]
     """
-    n_splits, seed = 5, 18012019
+    from sklearn.model_selection import KFold
+
+    n_splits = 5
     if n_rows < n_splits:
         raise DatasetError(f"matbench folds need at least {n_splits} rows, got {n_rows}.")
-    try:
-        from sklearn.model_selection import KFold
-    except ImportError:
-        indices = np.arange(n_rows)
-        np.random.RandomState(seed).shuffle(indices)
-        sizes = np.full(n_splits, n_rows // n_splits)
-        sizes[: n_rows % n_splits] += 1
-        folds, start = [], 0
-        for size in sizes:
-            mask = np.zeros(n_rows, dtype=bool)
-            mask[indices[start : start + size]] = True
-            folds.append((np.flatnonzero(~mask), np.flatnonzero(mask)))
-            start += size
-        return folds
-    kf = KFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    kf = KFold(n_splits=n_splits, shuffle=True, random_state=18012019)
     return list(kf.split(np.zeros((n_rows, 1))))
 
 

@@ -19,7 +19,7 @@ import platform
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,7 @@ def run_pipeline(
     summary: dict[str, Any] = {
         "battlab_version": __version__,
         "python": platform.python_version(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,
         "parameters": overrides,
         "steps": {},

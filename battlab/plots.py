@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from battlab.curate import CurationResult
+from battlab.units import split_header
 
 
 def plot_curation(result: CurationResult, bins: int = 40):
@@ -29,13 +30,15 @@ def plot_curation(result: CurationResult, bins: int = 40):
         ax1.hist(before, bins=edges, alpha=0.5, label=f"input ({len(before)} parsed)")
         ax1.hist(after, bins=edges, alpha=0.7, label=f"curated ({len(after)})", histtype="step", lw=2)
         unit = result.report["units"].get(target, "")
-        ax1.set_xlabel(("log10 " if log else "") + target + (f" [{unit}]" if unit and unit not in target else ""))
+        shown = f" [{unit}]" if unit and split_header(target)[1] is None else ""  # no unit twice
+        ax1.set_xlabel(("log10 " if log else "") + target + shown)
         ax1.set_ylabel("rows")
         ax1.legend()
     else:
         ax1.text(0.5, 0.5, "no target column", ha="center", va="center", transform=ax1.transAxes)
     r = result.report
-    counts = {"kept": r["n_kept"], "merged": r["n_merged"], **{f"q: {k}": v for k, v in r["quarantine_reasons"].items()}}
+    counts = {"kept": r["n_kept"], "merged": r["n_merged"]}
+    counts.update({f"quarantined: {k}": v for k, v in r["quarantine_reasons"].items()})
     ax2.barh(list(counts), list(counts.values()), color=["tab:green", "tab:blue"] + ["tab:red"] * (len(counts) - 2))
     ax2.invert_yaxis()
     ax2.set_xlabel("rows")

@@ -6,9 +6,9 @@ import sys
 
 import pandas as pd
 import pytest
+from test_curate import MESSY_CSV, TARGET
 
 from battlab.cli import main
-from test_curate import MESSY_CSV, TARGET
 
 
 def test_curate_writes_outputs(tmp_path, capsys):

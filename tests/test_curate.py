@@ -43,7 +43,7 @@ def messy(tmp_path):
 
 
 def quarantined(result):
-    return dict(zip(result.quarantine["row"], result.quarantine["category"]))
+    return dict(zip(result.quarantine["row"], result.quarantine["category"], strict=False))
 
 
 def test_messy_table_accounting(messy):

@@ -192,14 +192,6 @@ def test_matbench_folds_reproduce_leaderboard_dummy(data_cache: Path) -> None:
         assert np.std(maes) == pytest.approx(std, abs=1e-4)
 
 
-def test_matbench_folds_match_sklearn() -> None:
-    model_selection = pytest.importorskip("sklearn.model_selection")
-    ref = model_selection.KFold(5, shuffle=True, random_state=18012019).split(np.zeros((312, 1)))
-    for (tr, te), (rtr, rte) in zip(matbench_folds(312), ref, strict=True):
-        np.testing.assert_array_equal(tr, rtr)
-        np.testing.assert_array_equal(te, rte)
-
-
 def test_artistic_loaders(data_cache: Path) -> None:
     het, _ = load_dataset("artistic_coating_heterogeneity")
     assert het.shape == (144, 17)
