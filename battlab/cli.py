@@ -71,7 +71,8 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     if args.name:
         print(json.dumps(dataset_card(args.name).to_dict(), indent=2))
     else:
-        print(list_datasets().to_string(index=False))
+        print(list_datasets().drop(columns="description").to_string(index=False))
+        print("\nbattlab datasets NAME shows one data card (description, source, citation, units).")
     return 0
 
 
