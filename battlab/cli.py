@@ -7,6 +7,7 @@ Examples
     $ battlab run --quick                      # the whole pipeline on the embedded default data
     $ battlab run -p 01_curate.dataset obelix  # a parameter for one step
     $ battlab curate lab.csv --out curated/ --formula-column Formula --target "Capacity (mAh/g)"
+    $ battlab featurize curated.parquet --out features.parquet --preset magpie
     $ battlab datasets                         # what can be loaded, with licences
 
 Exit codes: 0 success, 1 a pipeline step failed, 2 bad input (file, column, dataset, usage).
@@ -65,6 +66,26 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_featurize(args: argparse.Namespace) -> int:
+    from battlab.featurize import featurize_table
+    from battlab.tables import check_columns, load_table
+
+    df = load_table(args.input)
+    check_columns(df, [args.formula_column], source=str(args.input))
+    table, info = featurize_table(df, preset=args.preset, formula_column=args.formula_column,
+                                  working_ion=args.working_ion, cache_dir=args.cache)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False) if out.suffix.lower() == ".csv" else table.to_parquet(out, index=False)
+    info_path = out.with_name(out.stem + "_info.csv")
+    info.to_csv(info_path, index=False)
+    failed = int((table["featurize_error"] != "").sum())
+    print(f"{len(table)} rows x {len(info)} features ({', '.join(info['family'].unique())}); "
+          f"{failed} rows could not be featurized (see column featurize_error)")
+    print(f"wrote {out}, {info_path}")
+    return 0
+
+
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from battlab.datasets import dataset_card, list_datasets
 
@@ -98,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     cur.add_argument("--group-by", action="append", default=[], metavar="COLUMN",
                      help="column that, with the formula, identifies a material (replicates)")
     cur.set_defaults(func=_cmd_curate)
+
+    fea = sub.add_parser("featurize", help="add composition (and structure) features to a table")
+    fea.add_argument("input", help="curated table (parquet, CSV, Excel)")
+    fea.add_argument("--out", required=True, help="output file (.parquet or .csv); FEATURE info goes beside it")
+    fea.add_argument("--preset", default="battery", help="magpie, stoichiometry, valence or battery (default)")
+    fea.add_argument("--formula-column", default="formula", help="column of formulas (default: formula)")
+    fea.add_argument("--working-ion", default="Li", help="ion for the theoretical capacity (default: Li)")
+    fea.add_argument("--cache", help="folder to cache composition features in")
+    fea.set_defaults(func=_cmd_featurize)
 
     ds = sub.add_parser("datasets", help="list the datasets, or show one data card")
     ds.add_argument("name", nargs="?", help="dataset name")

@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from battlab.errors import DataFileError
@@ -191,3 +192,20 @@ def check_columns(df: pd.DataFrame, required: tuple[str, ...] | list[str], *, so
         elif hint:
             msg += f" (did you mean {hint[0]!r}?)"
         raise DataFileError(msg)
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    """A table file with typed columns, for steps after curation (parquet as written; text files with
+    numeric columns converted and everything else, formulas included, kept as text)."""
+    path = Path(path)
+    if path.suffix.lower() == ".parquet" and path.is_file():
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:
+            raise DataFileError(f"{path}: cannot read as parquet: {exc}") from exc
+    df = read_table(path).data.reset_index(drop=True)
+    for col in df.columns:
+        converted = pd.to_numeric(df[col].replace("", np.nan), errors="coerce")
+        if converted.notna().sum() == (df[col] != "").sum():
+            df[col] = converted
+    return df
