@@ -20,7 +20,9 @@ Example
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import importlib.resources
 import json
 import re
 from functools import lru_cache
@@ -150,8 +152,7 @@ def _masked_values(table: np.ndarray, idx: np.ndarray) -> np.ndarray:
 def _weighted_mean(values: np.ndarray, amt: np.ndarray) -> np.ndarray:
     # np.average(x, weights=amounts) as matminer computes it: sum(a x) / sum(a); pads have a = 0.
     x = np.where(amt[..., None] > 0, values, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):  # rows that failed to parse have no amounts: NaN
-        return np.einsum("nk,nkp->np", amt, x) / amt.sum(axis=1)[:, None]
+    return np.einsum("nk,nkp->np", amt, x) / amt.sum(axis=1)[:, None]
 
 
 def element_stats(idx: np.ndarray, amt: np.ndarray, table: np.ndarray, stats: tuple[str, ...]) -> np.ndarray:
@@ -211,7 +212,8 @@ class _Featurizer(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> pd.DataFrame:
         formulas = self._formulas(X)
         idx, amt, errors = parse_compositions(formulas)
-        blocks = [self._compute(idx[i:i + _CHUNK], amt[i:i + _CHUNK]) for i in range(0, len(formulas), _CHUNK)]
+        with np.errstate(invalid="ignore", divide="ignore"):  # rows that failed to parse: NaN, set below
+            blocks = [self._compute(idx[i:i + _CHUNK], amt[i:i + _CHUNK]) for i in range(0, len(formulas), _CHUNK)]
         values = np.vstack(blocks) if blocks else np.empty((0, len(self.feature_labels())))
         values[np.array([bool(e) for e in errors], dtype=bool)] = np.nan
         index = X.index if isinstance(X, (pd.DataFrame, pd.Series)) else None
@@ -328,24 +330,24 @@ def _element_data() -> pd.DataFrame:
     """Per-element data that pymatgen ships: mass, Pauling X, transition metal?, cost, HHI."""
     import warnings
 
-    from pymatgen.analysis.cost import CostAnalyzer, CostDBElements
     from pymatgen.analysis.hhi import HHIModel
     from pymatgen.core import Element
 
+    # pymatgen's element price table ($/kg, the values its CostAnalyzer uses); read directly, since building
+    # CostDBElements validates every bibtex entry and takes seconds.
+    prices: dict[str, float] = {}
+    with (importlib.resources.files("pymatgen.analysis") / "costdb_elements.csv").open(encoding="utf-8") as fh:
+        for row in csv.reader(fh, quotechar="|"):
+            prices[row[0]] = min(float(row[1]), prices.get(row[0], np.inf))
     rows = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pymatgen warns for elements without a Pauling X (noble gases)
         hhi = HHIModel().symbol_hhip_hhir
-        costs = CostAnalyzer(CostDBElements())
         for sym in _symbols():
             el = Element(sym)
-            try:
-                cost = float(costs.get_cost_per_kg(sym))
-            except Exception:  # no price for this element in pymatgen's table
-                cost = np.nan
             hp, hr = hhi.get(sym, (np.nan, np.nan))
             rows[sym] = {"mass": float(el.atomic_mass), "X": float(el.X), "tm": float(el.is_transition_metal),
-                         "cost": cost, "hhi_p": float(hp), "hhi_r": float(hr)}
+                         "cost": prices.get(sym, np.nan), "hhi_p": float(hp), "hhi_r": float(hr)}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -636,6 +638,25 @@ class FeaturePruner(TransformerMixin, BaseEstimator):
 
 
 # --------------------------------------------------------------------------- tables
+
+def default_cache_dir() -> Path:
+    """Where feature tables are cached: ``$BATTLAB_CACHE``, else the platform cache folder."""
+    import os
+
+    env = os.environ.get("BATTLAB_CACHE", "").strip()
+    if env:
+        return Path(env).expanduser() / "features"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("battlab")) / "features"
+
+
+def prune_info(table: pd.DataFrame, info: pd.DataFrame, threshold: float = 0.95) -> pd.DataFrame:
+    """``info`` with ``kept`` and ``drop_reason`` columns from a :class:`FeaturePruner` fitted on ``table``."""
+    pruner = FeaturePruner(threshold=threshold).fit(table[info["feature"].tolist()])
+    reasons = dict(zip(pruner.dropped_["feature"], pruner.dropped_["reason"], strict=True))
+    return info.assign(kept=~info["feature"].isin(reasons), drop_reason=info["feature"].map(reasons).fillna(""))
+
 
 def _cache_key(formulas: list, settings: dict[str, Any]) -> str:
     from battlab import __version__

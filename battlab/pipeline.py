@@ -8,7 +8,7 @@ Example
 -------
 >>> from battlab.pipeline import STEPS
 >>> [s.name for s in STEPS]
-['01_curate']
+['01_curate', '02_featurize']
 >>> summary = run_pipeline("runs/latest", quick=True)  # doctest: +SKIP
 """
 
@@ -49,6 +49,7 @@ class Step:
 
 STEPS: tuple[Step, ...] = (
     Step("01_curate", parameters={"dataset": "exp_formation_enthalpy"}),
+    Step("02_featurize", inputs={"curated": "01_curate:curated", "report": "01_curate:report"}),
 )
 
 

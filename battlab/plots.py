@@ -45,3 +45,52 @@ def plot_curation(result: CurationResult, bins: int = 40):
     ax2.set_title(f"{r['n_input']} input rows")
     fig.tight_layout()
     return fig
+
+
+def plot_feature_distributions(table, features, target: str | None = None, n: int = 12):
+    """Histograms of the ``n`` features most correlated (Spearman) with the target (or most variable)."""
+    import pandas as pd
+
+    X = table[list(features)]
+    if target and target in table:
+        score = X.corrwith(table[target], method="spearman").abs()
+    else:
+        score = (X.std() / X.abs().mean()).abs()
+    top = score.dropna().sort_values(ascending=False).index[:n]
+    cols = 4
+    rows = max(1, int(np.ceil(len(top) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, top, strict=False):
+        ax.hist(pd.to_numeric(X[name], errors="coerce").dropna(), bins=30, color="tab:blue", alpha=0.8)
+        ax.set_title(name if len(name) < 38 else name[:35] + "...", fontsize=8)
+        if target and target in table:
+            ax.text(0.98, 0.95, f"ρ={score[name]:.2f}", ha="right", va="top", transform=ax.transAxes, fontsize=8)
+    for ax in list(axes.flat)[len(top):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_feature_correlations(table, features, max_features: int = 60):
+    """Correlation heatmap of features, ordered by hierarchical clustering so blocks show redundancy."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    X = table[list(features)[:max_features]]
+    corr = X.corr().fillna(0).to_numpy()
+    dist = np.clip(1 - np.abs(corr), 0, None)
+    np.fill_diagonal(dist, 0)
+    order = leaves_list(linkage(squareform(dist, checks=False), "average")) if len(corr) > 2 else np.arange(len(corr))
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    im = ax.imshow(corr[np.ix_(order, order)], cmap="RdBu_r", vmin=-1, vmax=1)
+    labels = [X.columns[i] for i in order]
+    if len(labels) <= 40:
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+        ax.set_yticks(range(len(labels)), labels, fontsize=6)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=ax, label="Pearson r")
+    ax.set_title(f"{len(labels)} features, clustered")
+    fig.tight_layout()
+    return fig

@@ -48,8 +48,9 @@ def _battlab_test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
         for (name, filename), rel in CACHE_LAYOUT.items():
             (cache / name).mkdir(exist_ok=True)
             shutil.copyfile(SHARED_DATASETS / rel, cache / name / filename)
-    saved = {k: os.environ.get(k) for k in ("BATTLAB_DATA", "BATTLAB_OFFLINE")}
+    saved = {k: os.environ.get(k) for k in ("BATTLAB_DATA", "BATTLAB_OFFLINE", "BATTLAB_CACHE")}
     os.environ["BATTLAB_DATA"] = str(cache)
+    os.environ["BATTLAB_CACHE"] = str(tmp_path_factory.mktemp("battlab_feature_cache"))
     os.environ["BATTLAB_OFFLINE"] = "1"
     try:
         yield cache
