@@ -212,9 +212,10 @@ class _Featurizer(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> pd.DataFrame:
         formulas = self._formulas(X)
         idx, amt, errors = parse_compositions(formulas)
+        values = np.empty((len(formulas), len(self.feature_labels())))  # filled chunk by chunk: one copy in memory
         with np.errstate(invalid="ignore", divide="ignore"):  # rows that failed to parse: NaN, set below
-            blocks = [self._compute(idx[i:i + _CHUNK], amt[i:i + _CHUNK]) for i in range(0, len(formulas), _CHUNK)]
-        values = np.vstack(blocks) if blocks else np.empty((0, len(self.feature_labels())))
+            for i in range(0, len(formulas), _CHUNK):
+                values[i:i + _CHUNK] = self._compute(idx[i:i + _CHUNK], amt[i:i + _CHUNK])
         values[np.array([bool(e) for e in errors], dtype=bool)] = np.nan
         index = X.index if isinstance(X, (pd.DataFrame, pd.Series)) else None
         return pd.DataFrame(values, columns=self.feature_labels(), index=index)

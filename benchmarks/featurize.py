@@ -31,6 +31,7 @@ import argparse
 import gc
 import sys
 import time
+from functools import partial
 
 import numpy as np
 
@@ -111,11 +112,12 @@ def main() -> None:
 
     rates = {}
     for n in sizes:
-        sub = formulas[:n]
-        mem, df = peak_rss_growth(lambda: composition_features(sub, preset="magpie"))
-        assert df.shape == (n, 132)
+        run = partial(composition_features, formulas[:n], preset="magpie")
+        mem, df = peak_rss_growth(run)
+        if df.shape != (n, 132):
+            fail(f"battlab returned shape {df.shape} for {n} formulas")
         del df
-        t, _ = best_time(lambda: composition_features(sub, preset="magpie"), args.repeat)
+        t, _ = best_time(run, args.repeat)
         rates[n] = n / t
         print(f"battlab_compositions_per_s_{n}: {rates[n]:.0f}")
         print(f"battlab_peak_rss_growth_mb_{n}: {mem / 2**20:.1f}")
