@@ -8,6 +8,7 @@ Examples
     $ battlab run -p 01_curate.dataset obelix  # a parameter for one step
     $ battlab curate lab.csv --out curated/ --formula-column Formula --target "Capacity (mAh/g)"
     $ battlab featurize curated.parquet --out features.parquet --preset magpie
+    $ battlab tune features.parquet --target y --out tuned/ --n-trials 50 --storage postgresql://...
     $ battlab datasets                         # what can be loaded, with licences
 
 Exit codes: 0 success, 1 a pipeline step failed, 2 bad input (file, column, dataset, usage).
@@ -86,6 +87,39 @@ def _cmd_featurize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _feature_names(table, features_path: Path) -> list[str]:
+    """Features from the info file that ``battlab featurize`` or notebook 02 wrote beside the table."""
+    import pandas as pd
+
+    for info_path in (features_path.with_name(features_path.stem + "_info.csv"),
+                      features_path.with_name("feature_info.csv")):
+        if info_path.is_file():
+            info = pd.read_csv(info_path)
+            return info.loc[info["kept"], "feature"].tolist() if "kept" in info else info["feature"].tolist()
+    raise BattlabError(f"{features_path}: no feature info beside it ({features_path.stem}_info.csv or "
+                       "feature_info.csv); make the table with `battlab featurize`")
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from battlab.tables import load_table
+    from battlab.tune import tune
+
+    table = load_table(args.features)
+    features = _feature_names(table, Path(args.features))
+    models = tuple(m.strip() for m in args.models.split(",")) if args.models else None
+    result = tune(table, features, args.target, split=args.split, n_trials=args.n_trials, timeout=args.timeout,
+                  storage=args.storage, study_name=args.study_name, out_dir=args.out, seed=args.seed,
+                  progress=not args.quiet, **({"models": models} if models else {}))
+    result.save(args.out)
+    m = result.metrics
+    print(f"best {result.best_name}: MAE {m['mae_mean']:.4g} ± {m['mae_std']:.2g}, RMSE {m['rmse_mean']:.4g}, "
+          f"R2 {m['r2_mean']:.3f} ({result.split}); dummy MAE {m['dummy_mae_mean']:.4g}")
+    print(f"intervals: {result.coverage['target']:.0%} target, {result.coverage['empirical']:.1%} on held-out groups")
+    print(f"study {result.card['study']['name']} in {result.card['study']['storage']}: "
+          f"{result.card['study']['n_trials']} trials; wrote {args.out}")
+    return 0
+
+
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from battlab.datasets import dataset_card, list_datasets
 
@@ -128,6 +162,21 @@ def build_parser() -> argparse.ArgumentParser:
     fea.add_argument("--working-ion", default="Li", help="ion for the theoretical capacity (default: Li)")
     fea.add_argument("--cache", help="folder to cache composition features in")
     fea.set_defaults(func=_cmd_featurize)
+
+    tun = sub.add_parser("tune", help="tune models with optuna on a leakage-aware split")
+    tun.add_argument("features", help="feature table from `battlab featurize` (its _info.csv beside it)")
+    tun.add_argument("--target", required=True, help="target column")
+    tun.add_argument("--out", required=True, help="output folder (model, metrics, model card, study.db)")
+    tun.add_argument("--split", default="chemical_system",
+                     help="chemical_system (default), family, cluster, random, official, matbench")
+    tun.add_argument("--n-trials", type=int, default=30, help="trials of the whole study (all workers)")
+    tun.add_argument("--timeout", type=float, help="seconds for this worker")
+    tun.add_argument("--storage", help="optuna storage URL (default: sqlite:///OUT/study.db)")
+    tun.add_argument("--study-name", help="study to create or join")
+    tun.add_argument("--models", help="comma-separated model names (default: lgbm,hgb,rf,et,svr,knn,ridge)")
+    tun.add_argument("--seed", type=int, default=0)
+    tun.add_argument("--quiet", action="store_true", help="no progress bar")
+    tun.set_defaults(func=_cmd_tune)
 
     ds = sub.add_parser("datasets", help="list the datasets, or show one data card")
     ds.add_argument("name", nargs="?", help="dataset name")

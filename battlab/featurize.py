@@ -741,3 +741,21 @@ def featurize_table(df: pd.DataFrame, *, preset: str = "battery", formula_column
     base = df.drop(columns=[c for c in (process_columns or []) if c in df.columns and c in features.columns])
     table = pd.concat([base, features, errors.rename("featurize_error")], axis=1)
     return table, pd.concat(infos, ignore_index=True)
+
+
+def add_model_target(table: pd.DataFrame, target: str, log: bool) -> tuple[pd.DataFrame, str]:
+    """The column models learn: the target itself, or ``log10 <target>`` for quantities spanning decades
+    (conductivities), as curation decided (its report's ``log_target``).
+
+    Example
+    -------
+    >>> t, name = add_model_target(pd.DataFrame({"s": [1e-3, 1e-5]}), "s", log=True)
+    >>> name, t[name].tolist()
+    ('log10 s', [-3.0, -5.0])
+    """
+    if not log:
+        return table, target
+    name = f"log10 {target}"
+    values = table[target].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return table.assign(**{name: np.where(values > 0, np.log10(values), np.nan)}), name

@@ -8,7 +8,7 @@ Example
 -------
 >>> from battlab.pipeline import STEPS
 >>> [s.name for s in STEPS]
-['01_curate', '02_featurize']
+['01_curate', '02_featurize', '03_tune']
 >>> summary = run_pipeline("runs/latest", quick=True)  # doctest: +SKIP
 """
 
@@ -50,6 +50,10 @@ class Step:
 STEPS: tuple[Step, ...] = (
     Step("01_curate", parameters={"dataset": "exp_formation_enthalpy"}),
     Step("02_featurize", inputs={"curated": "01_curate:curated", "report": "01_curate:report"}),
+    Step("03_tune", inputs={"features": "02_featurize:features", "feature_info": "02_featurize:feature_info",
+                            "target": "02_featurize:target"},
+         parameters={"n_trials": 25, "timeout": 300},
+         quick={"n_trials": 4, "models": ["ridge", "knn"], "timeout": 60}),
 )
 
 

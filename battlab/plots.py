@@ -94,3 +94,86 @@ def plot_feature_correlations(table, features, max_features: int = 60):
     ax.set_title(f"{len(labels)} features, clustered")
     fig.tight_layout()
     return fig
+
+
+def plot_tuning_history(study):
+    """Every trial's CV MAE (coloured by model) and the best so far."""
+    from optuna.trial import TrialState
+
+    trials = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    names = sorted({t.params["model"] for t in trials})
+    for i, name in enumerate(names):
+        pts = [(t.number, t.value) for t in trials if t.params["model"] == name]
+        ax.scatter(*zip(*pts, strict=True), s=18, label=name, color=plt.cm.tab10(i % 10))
+    order = sorted(trials, key=lambda t: t.number)
+    best = np.minimum.accumulate([t.value for t in order]) if order else []
+    ax.step([t.number for t in order], best, where="post", color="k", lw=1.5, label="best so far")
+    pruned = sum(t.state == TrialState.PRUNED for t in study.trials)
+    ax.set_xlabel(f"trial ({pruned} pruned, not shown)")
+    ax.set_ylabel("CV MAE")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def param_importances(study, model: str) -> dict[str, float]:
+    """fANOVA importances of one model's parameters, from that model's completed trials only
+    (the search space is conditional on the model, so the study as a whole has no common parameters)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    trials = [t for t in study.trials if t.state == TrialState.COMPLETE and t.params.get("model") == model]
+    names = [k for k in (trials[0].params if trials else {}) if k != "model"]
+    if len(trials) < 3 or not names:
+        return {}
+    sub = optuna.create_study(direction="minimize")
+    for t in trials:
+        sub.add_trial(optuna.trial.create_trial(params={k: t.params[k] for k in names},
+                                                distributions={k: t.distributions[k] for k in names},
+                                                value=t.value))
+    return optuna.importance.get_param_importances(sub, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+
+
+def plot_param_importances(study, model: str):
+    """Bar chart of :func:`param_importances` (empty with a note when there are too few trials)."""
+    imp = param_importances(study, model)
+    fig, ax = plt.subplots(figsize=(6, 0.4 * max(len(imp), 3) + 1))
+    if imp:
+        ax.barh(list(imp)[::-1], list(imp.values())[::-1], color="tab:purple")
+        ax.set_xlabel("importance (fANOVA)")
+    else:
+        ax.text(0.5, 0.5, f"too few completed {model} trials for importances", ha="center", va="center")
+        ax.axis("off")
+    ax.set_title(f"{model}: which parameters mattered")
+    fig.tight_layout()
+    return fig
+
+
+def plot_parity(predictions, target: str, split: str, metrics: dict):
+    """Out-of-fold predictions against measurements, with the conformal intervals as bars."""
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    y, p = predictions["y"].to_numpy(), predictions["oof_pred"].to_numpy()
+    half = (predictions["interval_high"] - predictions["interval_low"]).to_numpy() / 2
+    ax.errorbar(y, p, yerr=half, fmt="o", ms=2.5, alpha=0.35, elinewidth=0.5, color="tab:blue")
+    lo, hi = np.nanmin([y.min(), p.min()]), np.nanmax([y.max(), p.max()])
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.set_xlabel(f"measured {target}")
+    ax.set_ylabel("predicted (out of fold)")
+    ax.set_title(f"MAE {metrics['mae_mean']:.3g} ± {metrics['mae_std']:.2g}, R² {metrics['r2_mean']:.3f}\n{split}",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_model_comparison(comparison, dummy_mae: float | None = None):
+    """Best CV MAE per model family, with the dummy baseline."""
+    done = comparison.dropna(subset=["best_cv_mae"])
+    fig, ax = plt.subplots(figsize=(6, 0.45 * max(len(done), 2) + 1))
+    ax.barh(done["model"][::-1], done["best_cv_mae"][::-1], xerr=done["fold_mae_std"][::-1], color="tab:green")
+    if dummy_mae is not None:
+        ax.axvline(dummy_mae, color="tab:red", ls="--", label=f"dummy {dummy_mae:.3g}")
+        ax.legend()
+    ax.set_xlabel(f"best CV MAE ({done['split'].iloc[0] if len(done) else ''})")
+    fig.tight_layout()
+    return fig

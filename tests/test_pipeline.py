@@ -37,7 +37,7 @@ def test_run_quick_writes_summary_and_notebooks(tmp_path):
 
 def test_parameter_for_one_step_runs_obelix(tmp_path, data_cache):
     out = tmp_path / "run"
-    proc = battlab("run", "--out", str(out), "-p", "01_curate.dataset", "obelix")
+    proc = battlab("run", "--quick", "--out", str(out), "-p", "01_curate.dataset", "obelix")
     assert proc.returncode == 0, proc.stderr
     step = json.loads((out / "summary.json").read_text())["steps"]["01_curate"]
     assert step["parameters"]["dataset"] == "obelix"
@@ -46,7 +46,7 @@ def test_parameter_for_one_step_runs_obelix(tmp_path, data_cache):
 
 
 def test_failed_notebook_stops_with_its_error_and_exit_1(tmp_path):
-    proc = battlab("run", "--out", str(tmp_path / "run"), "-p", "dataset", "no_such_dataset")
+    proc = battlab("run", "--quick", "--out", str(tmp_path / "run"), "-p", "dataset", "no_such_dataset")
     assert proc.returncode == 1
     assert "step 01_curate failed" in proc.stderr
     assert "DatasetError" in proc.stderr and "no_such_dataset" in proc.stderr

@@ -1,0 +1,146 @@
+"""The model zoo: scikit-learn pipelines with optuna search spaces.
+
+Every model is ``SimpleImputer(median) -> [StandardScaler] -> estimator`` so that NaN features (an
+element without HHI data, a failed descriptor) never stop a fit, and distance- or gradient-based
+models see scaled inputs. Each entry has a family (for the comparison table), default parameters and
+a search space written as an optuna ``suggest`` function.
+
+Example
+-------
+>>> pipe = make_model("rf", {"n_estimators": 50}, seed=0)
+>>> [name for name, _ in pipe.steps]
+['impute', 'model']
+>>> sorted(MODELS)[:4]
+['dummy', 'elasticnet', 'et', 'gp']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sklearn.dummy import DummyRegressor
+from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+from sklearn.impute import SimpleImputer
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.linear_model import ElasticNet, Ridge
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.neural_network import MLPRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVR
+
+from battlab.errors import BattlabError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the zoo: how to build it and where to search its parameters."""
+
+    name: str
+    family: str
+    build: Callable[[dict[str, Any], int], Any]
+    space: Callable[[Any], dict[str, Any]]
+    scale: bool = False
+    defaults: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+def _lgbm(p: dict[str, Any], seed: int) -> Any:
+    from lightgbm import LGBMRegressor
+
+    return LGBMRegressor(random_state=seed, n_jobs=1, verbose=-1, **p)
+
+
+MODELS: dict[str, ModelSpec] = {m.name: m for m in [
+    ModelSpec(
+        "dummy", "baseline", lambda p, s: DummyRegressor(**p), lambda t: {}, description="predicts the train mean"),
+    ModelSpec(
+        "ridge", "linear", lambda p, s: Ridge(**p), scale=True,
+        space=lambda t: {"alpha": t.suggest_float("ridge_alpha", 1e-4, 1e3, log=True)}),
+    ModelSpec(
+        "elasticnet", "linear", lambda p, s: ElasticNet(random_state=s, max_iter=5000, **p), scale=True,
+        space=lambda t: {"alpha": t.suggest_float("enet_alpha", 1e-5, 1.0, log=True),
+                         "l1_ratio": t.suggest_float("enet_l1_ratio", 0.05, 1.0)}),
+    ModelSpec(
+        "rf", "tree ensemble", lambda p, s: RandomForestRegressor(random_state=s, n_jobs=-1, **p),
+        defaults={"n_estimators": 300},
+        space=lambda t: {"n_estimators": t.suggest_int("rf_n_estimators", 100, 500, step=50),
+                         "max_features": t.suggest_float("rf_max_features", 0.1, 1.0),
+                         "min_samples_leaf": t.suggest_int("rf_min_samples_leaf", 1, 8)}),
+    ModelSpec(
+        "et", "tree ensemble", lambda p, s: ExtraTreesRegressor(random_state=s, n_jobs=-1, **p),
+        defaults={"n_estimators": 300},
+        space=lambda t: {"n_estimators": t.suggest_int("et_n_estimators", 100, 500, step=50),
+                         "max_features": t.suggest_float("et_max_features", 0.1, 1.0),
+                         "min_samples_leaf": t.suggest_int("et_min_samples_leaf", 1, 8)}),
+    ModelSpec(
+        "hgb", "gradient boosting", lambda p, s: HistGradientBoostingRegressor(random_state=s, **p),
+        space=lambda t: {"learning_rate": t.suggest_float("hgb_learning_rate", 0.01, 0.3, log=True),
+                         "max_iter": t.suggest_int("hgb_max_iter", 100, 1000, step=100),
+                         "max_leaf_nodes": t.suggest_int("hgb_max_leaf_nodes", 8, 128, log=True),
+                         "min_samples_leaf": t.suggest_int("hgb_min_samples_leaf", 2, 50, log=True),
+                         "l2_regularization": t.suggest_float("hgb_l2", 1e-6, 10.0, log=True)}),
+    ModelSpec(
+        "lgbm", "gradient boosting", _lgbm,
+        defaults={"n_estimators": 500, "learning_rate": 0.05},
+        space=lambda t: {"n_estimators": t.suggest_int("lgbm_n_estimators", 200, 2000, step=100),
+                         "learning_rate": t.suggest_float("lgbm_learning_rate", 0.01, 0.2, log=True),
+                         "num_leaves": t.suggest_int("lgbm_num_leaves", 8, 128, log=True),
+                         "min_child_samples": t.suggest_int("lgbm_min_child_samples", 2, 50, log=True),
+                         "subsample": t.suggest_float("lgbm_subsample", 0.5, 1.0),
+                         "subsample_freq": 1,
+                         "colsample_bytree": t.suggest_float("lgbm_colsample_bytree", 0.2, 1.0),
+                         "reg_lambda": t.suggest_float("lgbm_reg_lambda", 1e-6, 10.0, log=True)}),
+    ModelSpec(
+        "svr", "kernel", lambda p, s: SVR(**p), scale=True,
+        space=lambda t: {"C": t.suggest_float("svr_C", 1e-2, 1e3, log=True),
+                         "epsilon": t.suggest_float("svr_epsilon", 1e-3, 1.0, log=True),
+                         "gamma": t.suggest_float("svr_gamma", 1e-4, 1.0, log=True)}),
+    ModelSpec(
+        "krr", "kernel", lambda p, s: KernelRidge(kernel="rbf", **p), scale=True,
+        space=lambda t: {"alpha": t.suggest_float("krr_alpha", 1e-4, 10.0, log=True),
+                         "gamma": t.suggest_float("krr_gamma", 1e-4, 1.0, log=True)}),
+    ModelSpec(
+        "knn", "neighbours", lambda p, s: KNeighborsRegressor(**p), scale=True,
+        space=lambda t: {"n_neighbors": t.suggest_int("knn_n_neighbors", 1, 30),
+                         "weights": t.suggest_categorical("knn_weights", ["uniform", "distance"])}),
+    ModelSpec(
+        "gp", "gaussian process",
+        lambda p, s: GaussianProcessRegressor(ConstantKernel() * RBF(p.get("length_scale", 10.0)) + WhiteKernel(),
+                                              normalize_y=True, random_state=s), scale=True,
+        space=lambda t: {"length_scale": t.suggest_float("gp_length_scale", 0.1, 100.0, log=True)},
+        description="RBF kernel with fitted noise; cubic in rows: for tables of a few thousand rows"),
+    ModelSpec(
+        "mlp", "neural network",
+        lambda p, s: MLPRegressor(random_state=s, max_iter=500, early_stopping=True, **p),
+        scale=True,
+        space=lambda t: {"hidden_layer_sizes": [t.suggest_int("mlp_width", 32, 256, log=True)]
+                         * t.suggest_int("mlp_depth", 1, 3),
+                         "alpha": t.suggest_float("mlp_alpha", 1e-6, 1e-1, log=True),
+                         "learning_rate_init": t.suggest_float("mlp_lr", 1e-4, 1e-2, log=True)}),
+]}
+
+#: Models tuned by default: fast enough for a notebook, diverse enough to compare families.
+DEFAULT_MODELS = ("lgbm", "hgb", "rf", "et", "svr", "knn", "ridge")
+
+
+def make_model(name: str, params: dict[str, Any] | None = None, seed: int = 0) -> Pipeline:
+    """A fresh pipeline for model ``name`` with ``params`` (the spec's defaults otherwise)."""
+    if name not in MODELS:
+        raise BattlabError(f"unknown model {name!r}; models are {sorted(MODELS)}")
+    spec = MODELS[name]
+    params = dict(spec.defaults if params is None else params)
+    steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
+    if spec.scale:
+        steps.append(("scale", StandardScaler()))
+    steps.append(("model", spec.build(params, seed)))
+    return Pipeline(steps)
+
+
+def suggest(name: str, trial: Any) -> dict[str, Any]:
+    """Sample model ``name``'s parameters from its search space (optuna trial)."""
+    return MODELS[name].space(trial)

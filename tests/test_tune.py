@@ -1,0 +1,128 @@
+"""Tuning: a short SQLite study, two workers on one study, interval coverage, reproducibility, CLI."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from test_featurize import random_formulas
+
+from battlab.cli import main
+from battlab.featurize import featurize_table, prune_info
+from battlab.tune import tune
+
+MODELS = ("ridge", "knn")
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """400 compositions; the target is a smooth function of composition plus noise of known size."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"formula": random_formulas(400, seed=7)})
+    table, info = featurize_table(df, preset="magpie")
+    info = prune_info(table, info)
+    x = table["MagpieData mean Electronegativity"].to_numpy()
+    table["y"] = 2.0 * x + 0.5 * table["MagpieData mean Row"].to_numpy() + rng.normal(scale=0.1, size=len(table))
+    folder = tmp_path_factory.mktemp("features")
+    table.to_parquet(folder / "features.parquet")
+    info.to_csv(folder / "features_info.csv", index=False)
+    return table, info.loc[info["kept"], "feature"].tolist(), folder / "features.parquet"
+
+
+def test_short_study_with_sqlite_storage(synthetic, tmp_path):
+    table, features, _ = synthetic
+    result = tune(table, features, "y", models=MODELS, n_trials=6, out_dir=tmp_path, progress=False)
+    assert (tmp_path / "study.db").is_file()
+    study = optuna.load_study(study_name=result.card["study"]["name"], storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert len(study.trials) == 6
+    assert result.best_name in MODELS
+    assert result.metrics["mae_mean"] < 0.5 * result.metrics["dummy_mae_mean"]
+    assert set(result.folds["split"]) == {"group 5-fold by chemical system (seed 0)"}
+    assert set(result.comparison["split"]) == {"group 5-fold by chemical system (seed 0)"}
+    assert len(result.folds) == 5 and {"mae", "rmse", "r2"} <= set(result.folds.columns)
+    paths = result.save(tmp_path)
+    card = json.loads(paths["model_card.json"].read_text())
+    assert card["metrics"]["split"] == result.split and card["seed"] == 0
+    assert card["model"]["name"] == result.best_name and card["features"]["n"] == len(features)
+    import joblib
+    model = joblib.load(paths["model.joblib"])
+    assert np.allclose(model.predict(table[features].to_numpy()), result.model.predict(table[features].to_numpy()))
+
+
+def test_study_resumes_and_counts_trials_of_the_whole_study(synthetic, tmp_path):
+    table, features, _ = synthetic
+    tune(table, features, "y", models=MODELS, n_trials=3, out_dir=tmp_path, progress=False)
+    result = tune(table, features, "y", models=MODELS, n_trials=5, out_dir=tmp_path, progress=False)
+    assert len(result.study.trials) == 5  # 3 earlier + 2 more, not 3 + 5
+
+
+def test_grouped_split_is_honest_and_random_split_is_not_lower_by_accident(synthetic):
+    table, features, _ = synthetic
+    grouped = tune(table, features, "y", models=("knn",), n_trials=2, progress=False, storage="sqlite:///:memory:")
+    folds = list(grouped.study.trials)
+    assert folds and grouped.split.startswith("group")
+    rnd = tune(table, features, "y", models=("knn",), n_trials=2, split="random", progress=False,
+               storage="sqlite:///:memory:")
+    assert rnd.split == "random 5-fold (seed 0)"
+
+
+def test_interval_coverage_is_measured_on_held_out_groups(synthetic):
+    table, features, _ = synthetic
+    result = tune(table, features, "y", models=("ridge",), n_trials=2, coverage=0.9, progress=False,
+                  storage="sqlite:///:memory:")
+    cov = result.coverage
+    assert cov["target"] == 0.9 and cov["n_test"] > 50
+    assert 0.8 <= cov["empirical"] <= 0.99
+    assert 0.2 < cov["mean_width"] < 1.5  # noise sd 0.1: a 90% interval is at least 0.33 wide
+    inside = (result.predictions["y"] >= result.predictions["interval_low"]) & \
+             (result.predictions["y"] <= result.predictions["interval_high"])
+    assert inside.mean() > 0.85
+
+
+def test_same_seed_same_numbers(synthetic):
+    table, features, _ = synthetic
+    a = tune(table, features, "y", models=MODELS, n_trials=4, progress=False, storage="sqlite:///:memory:")
+    b = tune(table, features, "y", models=MODELS, n_trials=4, progress=False, storage="sqlite:///:memory:")
+    assert a.best_params == b.best_params and a.metrics == b.metrics
+
+
+def test_two_processes_share_one_study(synthetic, tmp_path):
+    _, _, path = synthetic
+    db = tmp_path / "shared.db"
+    cmd = [str(Path(sys.executable).parent / "battlab"), "tune", str(path), "--target", "y", "--models",
+           "ridge,knn", "--n-trials", "16", "--storage", f"sqlite:///{db}", "--study-name", "shared", "--quiet"]
+    optuna.create_study(study_name="shared", storage=f"sqlite:///{db}")  # created once, joined by both
+    procs = [subprocess.Popen(cmd + ["--out", str(tmp_path / f"w{i}")], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    trials = optuna.load_study(study_name="shared", storage=f"sqlite:///{db}").trials
+    numbers = [t.number for t in trials]
+    assert sorted(numbers) == list(range(len(trials)))  # no trial lost, none duplicated
+    assert 16 <= len(trials) <= 18  # the study-wide budget, give or take the trials in flight at the end
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
+    workers = {t.user_attrs.get("worker") for t in trials}
+    assert len(workers) == 2  # both processes contributed
+    with sqlite3.connect(db) as con:
+        assert con.execute("select count(*) from trials").fetchone()[0] == len(trials)
+
+
+def test_cli_tune_and_its_errors(synthetic, tmp_path, capsys):
+    _, _, path = synthetic
+    assert main(["tune", str(path), "--target", "y", "--out", str(tmp_path / "t"), "--models", "ridge",
+                 "--n-trials", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "best ridge" in out and "group 5-fold by chemical system" in out
+    assert (tmp_path / "t" / "model_card.json").is_file()
+    assert main(["tune", str(path), "--target", "y", "--out", str(tmp_path / "u"), "--models", "nope"]) == 2
+    assert main(["tune", str(path), "--target", "nope", "--out", str(tmp_path / "u")]) == 2
+    lone = tmp_path / "lone.parquet"
+    pd.read_parquet(path).to_parquet(lone)
+    assert main(["tune", str(lone), "--target", "y", "--out", str(tmp_path / "v")]) == 2
+    assert "no feature info" in capsys.readouterr().err
