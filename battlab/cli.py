@@ -181,12 +181,31 @@ def build_parser() -> argparse.ArgumentParser:
     ds = sub.add_parser("datasets", help="list the datasets, or show one data card")
     ds.add_argument("name", nargs="?", help="dataset name")
     ds.set_defaults(func=_cmd_datasets)
+
+    # Registered without importing battlab.electrode (PyBaMM, pymoo): its own parser takes the rest.
+    ele = sub.add_parser("electrode", help="the virtual electrode line: simulate, doe, optimize", add_help=False)
+    ele.add_argument("rest", nargs=argparse.REMAINDER)
+    ele.set_defaults(func=_cmd_electrode)
     return parser
+
+
+def _cmd_electrode(args: argparse.Namespace) -> int:
+    from battlab.electrode.cli import add_parser
+
+    parser = argparse.ArgumentParser(prog="battlab")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    inner = parser.parse_args(["electrode", *args.rest])
+    return inner.func(inner)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``battlab`` command."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if argv[:1] == ["electrode"]:  # its own parser reads every later argument, --help included
+        args = argparse.Namespace(command="electrode", rest=argv[1:], func=_cmd_electrode)
+    else:
+        args = parser.parse_args(argv)
     try:
         return args.func(args)
     except BattlabError as exc:

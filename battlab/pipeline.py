@@ -8,7 +8,7 @@ Example
 -------
 >>> from battlab.pipeline import STEPS
 >>> [s.name for s in STEPS]
-['01_curate', '02_featurize', '03_tune']
+['01_curate', '02_featurize', '03_tune', '05_electrode_optimization']
 >>> summary = run_pipeline("runs/latest", quick=True)  # doctest: +SKIP
 """
 
@@ -54,6 +54,7 @@ STEPS: tuple[Step, ...] = (
                             "target": "02_featurize:target"},
          parameters={"n_trials": 25, "timeout": 300},
          quick={"n_trials": 4, "models": ["ridge", "knn"], "timeout": 60}),
+    Step("05_electrode_optimization", quick={"budget": 1, "batch_size": 2}),
 )
 
 

@@ -43,7 +43,7 @@ from sklearn.model_selection import PredefinedSplit
 
 from battlab import __version__
 from battlab.errors import BattlabError
-from battlab.models import DEFAULT_MODELS, MODELS, make_model, suggest
+from battlab.models import MODELS, default_models, make_model, suggest
 from battlab.split import DEFAULT_SPLIT, Splitter, make_splitter
 
 
@@ -158,13 +158,14 @@ def tune(
     *,
     split: str | Splitter = DEFAULT_SPLIT,
     split_options: dict[str, Any] | None = None,
-    models: tuple[str, ...] | list[str] = DEFAULT_MODELS,
+    models: tuple[str, ...] | list[str] | None = None,
     n_trials: int = 30,
     timeout: float | None = None,
     storage: str | None = None,
     study_name: str | None = None,
     out_dir: str | Path | None = None,
     coverage: float = 0.9,
+    intervals: bool = True,
     seed: int = 0,
     progress: bool = True,
 ) -> TuneResult:
@@ -176,26 +177,30 @@ def tune(
         A splitter or a name for :func:`battlab.split.make_splitter` (default: grouped by chemical
         system). Every metric reported names it.
     models
-        Names from :data:`battlab.models.MODELS` to search over.
+        Names from :data:`battlab.models.MODELS` to search over (default:
+        :func:`battlab.models.default_models`). A new study first tries each model with its default
+        parameters, so that even a short budget compares sensible models.
     n_trials, timeout
         Budget of the whole study (trials of every worker count), and of this call in seconds.
     storage, study_name
         Optuna storage URL (default: SQLite ``study.db`` in ``out_dir``) and study name; workers that
         give the same pair share one study (``load_if_exists``).
-    coverage
-        Target coverage of the prediction intervals.
+    coverage, intervals
+        Target coverage of the prediction intervals; ``intervals=False`` skips them (benchmarks that only
+        score point predictions spend that time searching instead).
     """
     import optuna
     from optuna.samplers import TPESampler
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        raise BattlabError(f"unknown model(s) {unknown}; models are {sorted(MODELS)}")
     missing = [c for c in [target, *features] if c not in table.columns]
     if missing:
         raise BattlabError(f"columns not in the feature table: {missing[:5]}")
+    models = tuple(models) if models is not None else default_models(table[target].dropna())
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise BattlabError(f"unknown model(s) {unknown}; models are {sorted(MODELS)}")
     usable = table[target].notna().to_numpy()
     if "featurize_error" in table:
         usable &= (table["featurize_error"].fillna("") == "").to_numpy()
@@ -214,7 +219,7 @@ def tune(
 
     def objective(trial: optuna.Trial) -> float:
         name = trial.suggest_categorical("model", list(models))
-        params = suggest(name, trial)
+        params = dict(MODELS[name].defaults) if trial.user_attrs.get("defaults") else suggest(name, trial)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("params", _jsonable(params))
         scores, _ = _cross_validate(name, params, X, y, folds, seed, trial)
@@ -222,6 +227,9 @@ def tune(
         return float(np.mean([s["mae"] for s in scores]))
 
     t0 = time.perf_counter()
+    if not study.trials:
+        for name in models[:n_trials]:
+            study.enqueue_trial({"model": name}, user_attrs={"defaults": True})
     done = len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
     if done < n_trials:
         study.optimize(objective, n_trials=n_trials - done, timeout=timeout, show_progress_bar=progress,
@@ -251,9 +259,12 @@ def tune(
     comparison = pd.DataFrame(rows).sort_values("best_cv_mae").reset_index(drop=True)
 
     model = make_model(best_name, dict(best_params), seed).fit(X, y)
-    intervals = _conformal(best_name, best_params, X, y, folds, coverage, seed)
-    cover = _held_out_coverage(best_name, best_params, table, X, y, splitter, folds, coverage, seed)
-    _, bounds = intervals.predict_interval(X)  # in-sample bounds, for plots only
+    conformal, cover = None, {"target": coverage, "empirical": float("nan"), "mean_width": float("nan"), "n_test": 0}
+    bounds = np.full((len(y), 2, 1), np.nan)
+    if intervals:
+        conformal = _conformal(best_name, best_params, X, y, folds, coverage, seed)
+        cover = _held_out_coverage(best_name, best_params, table, X, y, splitter, folds, coverage, seed)
+        _, bounds = conformal.predict_interval(X)  # in-sample bounds, for plots only
     predictions = pd.DataFrame({"y": y, "oof_pred": oof, "fold": np.nan})
     for k, (_, test) in enumerate(folds):
         predictions.loc[test, "fold"] = k
@@ -265,7 +276,7 @@ def tune(
     card = _model_card(table, features, target, splitter, best_name, best_params, metrics, cover, study, url,
                        seed, seconds, n_dropped=int((~usable).sum()))
     return TuneResult(model, best_name, best_params, splitter.describe(), folds_df, metrics, comparison,
-                      predictions, intervals, cover, card, study)
+                      predictions, conformal, cover, card, study)
 
 
 def _model_card(table, features, target, splitter, name, params, metrics, cover, study, url, seed, seconds,

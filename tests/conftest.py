@@ -9,7 +9,6 @@ files; they are never copied into the repository. For the whole session,
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,26 +17,8 @@ import pytest
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-
-# (dataset name, upstream file name) -> file in shared/datasets
-CACHE_LAYOUT: dict[tuple[str, str], str] = {
-    ("obelix", "all.csv"): "obelix/all.csv",
-    ("obelix", "train_idx.csv"): "obelix/train_idx.csv",
-    ("obelix", "test_idx.csv"): "obelix/test_idx.csv",
-    ("matbench_expt_gap", "matbench_expt_gap.json.bz2"): "matbench/matbench_expt_gap.json.bz2",
-    ("matbench_steels", "matbench_steels.json.bz2"): "matbench/matbench_steels.json.bz2",
-    ("artistic_coating_heterogeneity", "heterogeneity-dataset.csv"):
-        "electrode_manufacturing/artistic_aiworkshop_heterogeneity-dataset.csv",
-    ("artistic_calendering", "Dataset_Experimental_fitting.csv"):
-        "electrode_manufacturing/artistic_calendering_experimental_porosity.csv",
-    ("artistic_hybrid_mesostructures", "hybrid-dataset.csv"):
-        "electrode_manufacturing/artistic_aiworkshop_hybrid-dataset.csv",
-}
-
-
-def _shared_complete() -> bool:
-    return all((SHARED_DATASETS / rel).is_file() for rel in CACHE_LAYOUT.values())
+from shared_data import SHARED_DATASETS, fill_cache
+from shared_data import shared_complete as _shared_complete
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -45,9 +26,7 @@ def _battlab_test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     """Point BATTLAB_DATA to a session cache (filled if shared/datasets exists), offline."""
     cache = tmp_path_factory.mktemp("battlab_cache")
     if _shared_complete():
-        for (name, filename), rel in CACHE_LAYOUT.items():
-            (cache / name).mkdir(exist_ok=True)
-            shutil.copyfile(SHARED_DATASETS / rel, cache / name / filename)
+        fill_cache(cache)
     saved = {k: os.environ.get(k) for k in ("BATTLAB_DATA", "BATTLAB_OFFLINE", "BATTLAB_CACHE")}
     os.environ["BATTLAB_DATA"] = str(cache)
     os.environ["BATTLAB_CACHE"] = str(tmp_path_factory.mktemp("battlab_feature_cache"))

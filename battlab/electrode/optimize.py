@@ -1,0 +1,612 @@
+"""Search: PSO (pymoo) on the surrogate or on the virtual line, NSGA-II Pareto fronts, the closed loop.
+
+Objectives and constraints name columns of an *evaluation table*: the process quantities
+(``porosity``, ``loading_mg_cm2``, ``thickness_um``... computed exactly and cheaply by
+:func:`~battlab.electrode.process.process_electrode`) and the cell outputs (simulated, or predicted by
+the surrogate with a ``<name>_std`` column). On the surrogate, a maximised objective is scored
+pessimistically as ``mean - kappa * std`` and a constraint ``low <= y <= high`` as
+``mean -/+ kappa * std``, so the swarm is not drawn to where the networks disagree (extrapolation).
+A failed simulation counts as infeasible; it is never given an objective value.
+
+Example
+-------
+>>> from battlab.electrode.doe import load_designs
+>>> table, _ = load_designs()
+>>> model = fit_surrogate(table, ["specific_energy_Wh_kg", "rate_capability"])  # doctest: +SKIP
+>>> res = pso_surrogate(model, objective="specific_energy_Wh_kg",
+...                     constraints={"rate_capability": (0.8, None)}, seed=0)  # doctest: +SKIP
+>>> res.feasible  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from battlab.electrode.doe import DEFAULT_SPACE, fixed, latin_hypercube, ranges, run_designs
+from battlab.electrode.process import ProcessSettings, process_electrode
+from battlab.electrode.surrogate import EnsembleSurrogate
+
+__all__ = [
+    "ClosedLoopResult",
+    "OptimizeResult",
+    "closed_loop",
+    "fit_surrogate",
+    "heterogeneity_search",
+    "pareto_surrogate",
+    "process_table",
+    "pso",
+    "pso_simulator",
+    "pso_surrogate",
+]
+
+Constraints = dict[str, tuple[float | None, float | None]]
+_PENALTY = 1e3  # per unit of relative constraint violation: any violation outweighs any objective gain
+_FAILED = 1e6  # fitness of a design whose simulation failed (infeasible, not a number it delivered)
+
+
+@dataclass
+class OptimizeResult:
+    """Outcome of one PSO run.
+
+    Attributes
+    ----------
+    best_design : dict
+        Process parameters of the best design (fixed ones included).
+    best_values : dict
+        Its evaluation row (objective, constraints, ``*_std`` on the surrogate).
+    feasible : bool
+        Whether the best design meets every constraint (pessimistically, on the surrogate).
+    score : float
+        Its penalised objective (``mean - kappa * std`` for a maximised one), in objective units.
+    history : pandas.DataFrame
+        Per generation: ``generation``, ``n_evals``, ``best_score``, ``feasible``.
+    evaluations : pandas.DataFrame
+        Every evaluated design in order (the simulator's call log for :func:`pso_simulator`).
+    """
+
+    best_design: dict[str, float]
+    best_values: dict[str, Any]
+    feasible: bool
+    score: float
+    history: pd.DataFrame
+    evaluations: pd.DataFrame = field(repr=False)
+
+
+def process_table(designs: pd.DataFrame, settings: ProcessSettings | None = None) -> pd.DataFrame:
+    """Process quantities of many designs (exact, no simulation).
+
+    Example
+    -------
+    >>> d = pd.DataFrame({"active_weight_fraction": [0.94], "solid_content": [0.65],
+    ...                   "coating_gap_um": [180.0], "line_load_N_per_mm": [0.0]})
+    >>> round(float(process_table(d)["porosity"].iloc[0]), 2)
+    0.48
+    """
+    rows = [process_electrode(d, settings) for d in designs.to_dict(orient="records")]
+    return pd.DataFrame(rows, index=designs.index).drop(columns=["material", "particle_radius_um"])
+
+
+def _score(table: pd.DataFrame, objective: str, maximize: bool, constraints: Constraints,
+           kappa: float) -> tuple[np.ndarray, np.ndarray]:
+    """Penalised fitness to minimise, and the relative constraint violation of each row."""
+    mean = table[objective].to_numpy(float)
+    std = table[f"{objective}_std"].to_numpy(float) if f"{objective}_std" in table else np.zeros(len(table))
+    score = mean - kappa * std if maximize else mean + kappa * std
+    violation = np.zeros(len(table))
+    for name, (low, high) in constraints.items():
+        v = table[name].to_numpy(float)
+        s = table[f"{name}_std"].to_numpy(float) if f"{name}_std" in table else 0.0
+        if low is not None:
+            violation += np.maximum(0.0, (low - (v - kappa * s)) / max(abs(low), 1e-9))
+        if high is not None:
+            violation += np.maximum(0.0, ((v + kappa * s) - high) / max(abs(high), 1e-9))
+    fitness = (-score if maximize else score) + _PENALTY * violation
+    failed = ~np.isfinite(fitness)
+    fitness[failed] = _FAILED
+    violation[failed] = np.inf
+    return fitness, violation
+
+
+def pso(
+    evaluate: Callable[[pd.DataFrame], pd.DataFrame],
+    space: dict[str, Any],
+    objective: str,
+    *,
+    maximize: bool = True,
+    constraints: Constraints | None = None,
+    kappa: float = 0.0,
+    pop_size: int = 20,
+    n_gen: int = 40,
+    seed: int = 0,
+    callback: Callable[[int, int, float], None] | None = None,
+) -> OptimizeResult:
+    """Particle swarm optimisation (``pymoo`` PSO) of any evaluation function over a design space.
+
+    Parameters
+    ----------
+    evaluate : callable
+        Takes a DataFrame of designs, returns an evaluation table (same rows) holding ``objective``,
+        the constrained columns, and optionally ``<name>_std`` columns. NaN means a failed evaluation.
+    space : dict
+        ``name: (low, high)`` varied, ``name: value`` fixed.
+    objective : str
+        Column to optimise.
+    maximize : bool
+        Maximise (default) or minimise.
+    constraints : dict, optional
+        ``{column: (low, high)}``, ``None`` for an open side.
+    kappa : float
+        Uncertainty penalty (``mean - kappa * std``); 0 when the evaluation is the simulator.
+    pop_size, n_gen : int
+        Swarm size and generations (``pop_size * n_gen`` evaluations at most).
+    seed : int
+        Seed of pymoo (same seed, same swarm).
+    callback : callable, optional
+        ``callback(generation, n_evals, best_score)`` after each generation (live convergence).
+
+    Returns
+    -------
+    OptimizeResult
+
+    Example
+    -------
+    >>> f = lambda d: pd.DataFrame({"y": -(d["x"] - 0.3) ** 2}, index=d.index)
+    >>> res = pso(f, {"x": (0.0, 1.0)}, "y", pop_size=10, n_gen=20, seed=1)
+    >>> round(res.best_design["x"], 2)
+    0.3
+    """
+    from pymoo.algorithms.soo.nonconvex.pso import PSO
+    from pymoo.core.problem import Problem
+    from pymoo.optimize import minimize
+
+    constraints = dict(constraints or {})
+    var = ranges(space)
+    names = list(var)
+    fix = fixed(space)
+    log: list[pd.DataFrame] = []
+
+    def designs_of(x: np.ndarray) -> pd.DataFrame:
+        d = pd.DataFrame(np.atleast_2d(x), columns=names)
+        for k, v in fix.items():
+            d[k] = v
+        return d
+
+    class _Problem(Problem):
+        def __init__(self) -> None:
+            super().__init__(n_var=len(names), n_obj=1, xl=np.array([v[0] for v in var.values()]),
+                             xu=np.array([v[1] for v in var.values()]))
+
+        def _evaluate(self, x: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+            d = designs_of(x)
+            table = evaluate(d).reset_index(drop=True)
+            fit, viol = _score(table, objective, maximize, constraints, kappa)
+            log.append(pd.concat([d.reset_index(drop=True), table.drop(columns=[c for c in d if c in table]),
+                                  pd.DataFrame({"fitness": fit, "violation": viol})], axis=1))
+            out["F"] = fit
+
+    history: list[dict[str, Any]] = []
+
+    def _notify(algorithm: Any) -> None:
+        best = float(algorithm.opt[0].F[0])
+        n_evals = int(algorithm.evaluator.n_eval)
+        history.append({"generation": algorithm.n_gen, "n_evals": n_evals,
+                        "best_score": -best if maximize else best})
+        if callback is not None:
+            callback(algorithm.n_gen, n_evals, history[-1]["best_score"])
+
+    minimize(_Problem(), PSO(pop_size=pop_size), ("n_gen", n_gen), seed=seed, callback=_notify, verbose=False)
+    evals = pd.concat(log, ignore_index=True)
+    evals.insert(0, "call", np.arange(1, len(evals) + 1))
+    i = int(evals["fitness"].to_numpy().argmin())
+    row = evals.iloc[i]
+    feasible = bool(row["violation"] == 0)
+    best_design = {k: float(row[k]) for k in names} | fix
+    hist = pd.DataFrame(history)
+    hist["feasible"] = feasible
+    return OptimizeResult(best_design=best_design, best_values=row.to_dict(), feasible=feasible,
+                          score=-float(row["fitness"]) if maximize else float(row["fitness"]),
+                          history=hist, evaluations=evals)
+
+
+def fit_surrogate(table: pd.DataFrame, outputs: list[str], inputs: list[str] | None = None,
+                  **params: Any) -> EnsembleSurrogate:
+    """Fit an :class:`EnsembleSurrogate` on the successful rows of a results table.
+
+    ``inputs`` defaults to the varied parameters of :data:`~battlab.electrode.doe.DEFAULT_SPACE`;
+    the fitted model remembers ``inputs_`` and ``outputs_``.
+
+    Example
+    -------
+    >>> from battlab.electrode.doe import load_designs
+    >>> m = fit_surrogate(load_designs()[0], ["rate_capability"])
+    >>> m.outputs_
+    ['rate_capability']
+    """
+    inputs = list(inputs or ranges(DEFAULT_SPACE))
+    ok = table[table["status"] == "ok"] if "status" in table else table
+    ok = ok.dropna(subset=inputs + outputs)
+    model = EnsembleSurrogate(**params).fit(ok[inputs].to_numpy(float), ok[outputs].to_numpy(float))
+    model.inputs_, model.outputs_ = inputs, list(outputs)
+    return model
+
+
+def surrogate_evaluator(model: EnsembleSurrogate, settings: ProcessSettings | None = None,
+                        with_process: bool = True) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Evaluation function for :func:`pso`: process quantities plus predicted means and ``_std``."""
+
+    def evaluate(d: pd.DataFrame) -> pd.DataFrame:
+        mean, std = model.predict(d[model.inputs_].to_numpy(float), return_std=True)
+        mean, std = mean.reshape(len(d), -1), std.reshape(len(d), -1)
+        out = process_table(d, settings) if with_process else pd.DataFrame(index=d.index)
+        for j, name in enumerate(model.outputs_):
+            out[name], out[f"{name}_std"] = mean[:, j], std[:, j]
+        return out
+
+    return evaluate
+
+
+def pso_surrogate(model: EnsembleSurrogate, objective: str = "specific_energy_Wh_kg", *,
+                  space: dict[str, Any] | None = None, constraints: Constraints | None = None,
+                  maximize: bool = True, kappa: float = 1.0, pop_size: int = 30, n_gen: int = 50, seed: int = 0,
+                  settings: ProcessSettings | None = None,
+                  callback: Callable[[int, int, float], None] | None = None) -> OptimizeResult:
+    """PSO on the surrogate, with the uncertainty penalty ``kappa`` (see :func:`pso`).
+
+    Example
+    -------
+    >>> res = pso_surrogate(model, constraints={"rate_capability": (0.8, None),
+    ...                                         "porosity": (0.25, 0.40)})  # doctest: +SKIP
+    """
+    return pso(surrogate_evaluator(model, settings), space or DEFAULT_SPACE, objective, maximize=maximize,
+               constraints=constraints, kappa=kappa, pop_size=pop_size, n_gen=n_gen, seed=seed, callback=callback)
+
+
+def simulator_evaluator(n_jobs: int = 1, cache_dir: str | None = None,
+                        **simulate_kwargs: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Evaluation function for :func:`pso` that runs the virtual line (failed rows give NaN outputs)."""
+
+    def evaluate(d: pd.DataFrame) -> pd.DataFrame:
+        t = run_designs(d, n_jobs=n_jobs, cache_dir=cache_dir, progress=False, **simulate_kwargs)
+        return t.set_index(d.index)
+
+    return evaluate
+
+
+def pso_simulator(objective: str = "specific_energy_Wh_kg", *, space: dict[str, Any] | None = None,
+                  constraints: Constraints | None = None, maximize: bool = True, pop_size: int = 20,
+                  n_gen: int = 25, seed: int = 0, n_jobs: int = 1, **simulate_kwargs: Any) -> OptimizeResult:
+    """PSO directly on the virtual line (every particle is a PyBaMM simulation).
+
+    ``evaluations`` of the result is the log of every simulator call, in order.
+
+    Example
+    -------
+    >>> res = pso_simulator(pop_size=10, n_gen=5, n_jobs=2)  # doctest: +SKIP
+    >>> len(res.evaluations)  # doctest: +SKIP
+    50
+    """
+    return pso(simulator_evaluator(n_jobs=n_jobs, **simulate_kwargs), space or DEFAULT_SPACE, objective,
+               maximize=maximize, constraints=constraints, kappa=0.0, pop_size=pop_size, n_gen=n_gen, seed=seed)
+
+
+def pareto_surrogate(model: EnsembleSurrogate, objectives: tuple[str, str] = ("specific_energy_Wh_kg",
+                                                                              "rate_capability"),
+                     *, space: dict[str, Any] | None = None, constraints: Constraints | None = None,
+                     kappa: float = 1.0, pop_size: int = 40, n_gen: int = 40, seed: int = 0,
+                     settings: ProcessSettings | None = None) -> pd.DataFrame:
+    """Energy-versus-power Pareto front on the surrogate with NSGA-II (both objectives maximised).
+
+    The default power objective is the rate capability (2C / 0.5C capacity): at a fixed C-rate the
+    mean specific power grows with the loading like the energy does, so it shows no trade-off.
+
+    Each objective is scored ``mean - kappa * std``; constraints are pymoo inequality constraints.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The non-dominated designs with their evaluation rows, sorted by the first objective.
+
+    Example
+    -------
+    >>> front = pareto_surrogate(model, seed=0)  # doctest: +SKIP
+    """
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.core.problem import Problem
+    from pymoo.optimize import minimize
+
+    space = space or DEFAULT_SPACE
+    constraints = dict(constraints or {})
+    var, fix = ranges(space), fixed(space)
+    names = list(var)
+    evaluate = surrogate_evaluator(model, settings)
+
+    def designs_of(x: np.ndarray) -> pd.DataFrame:
+        d = pd.DataFrame(np.atleast_2d(x), columns=names)
+        for k, v in fix.items():
+            d[k] = v
+        return d
+
+    n_constr = sum((lo is not None) + (hi is not None) for lo, hi in constraints.values())
+
+    class _Problem(Problem):
+        def __init__(self) -> None:
+            super().__init__(n_var=len(names), n_obj=2, n_ieq_constr=n_constr,
+                             xl=np.array([v[0] for v in var.values()]), xu=np.array([v[1] for v in var.values()]))
+
+        def _evaluate(self, x: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+            t = evaluate(designs_of(x))
+            out["F"] = np.column_stack([-(t[o] - kappa * t.get(f"{o}_std", 0.0)) for o in objectives])
+            g = []
+            for name, (lo, hi) in constraints.items():
+                s = t[f"{name}_std"] if f"{name}_std" in t else 0.0
+                if lo is not None:
+                    g.append((lo - (t[name] - kappa * s)) / max(abs(lo), 1e-9))
+                if hi is not None:
+                    g.append(((t[name] + kappa * s) - hi) / max(abs(hi), 1e-9))
+            if g:
+                out["G"] = np.column_stack(g)
+
+    res = minimize(_Problem(), NSGA2(pop_size=pop_size), ("n_gen", n_gen), seed=seed, verbose=False)
+    if res.X is None:
+        return pd.DataFrame(columns=names + list(objectives))
+    d = designs_of(res.X)
+    front = pd.concat([d, evaluate(d).drop(columns=[c for c in d if c in evaluate(d)])], axis=1)
+    return front.sort_values(objectives[0]).reset_index(drop=True)
+
+
+@dataclass
+class ClosedLoopResult:
+    """Outcome of :func:`closed_loop`.
+
+    Attributes
+    ----------
+    history : pandas.DataFrame
+        One row per round (round 0 = the initial design of experiments).
+    data : pandas.DataFrame
+        Every simulated design, with ``round`` and ``sim_call`` (1-based simulator call counter; 0 for
+        rows given as ``initial``, which this loop did not simulate).
+    model : EnsembleSurrogate
+        The last surrogate.
+    best : dict
+        The best feasible simulated design (its data row), or empty if none is feasible.
+    """
+
+    history: pd.DataFrame
+    data: pd.DataFrame
+    model: EnsembleSurrogate
+    best: dict[str, Any]
+
+
+def _best_observed(data: pd.DataFrame, objective: str, maximize: bool, constraints: Constraints) -> pd.Series | None:
+    """Best feasible simulated row (simulated rows carry their process quantities), or None."""
+    ok = data[data["status"] == "ok"].reset_index(drop=True)
+    if ok.empty:
+        return None
+    _, viol = _score(ok, objective, maximize, constraints, 0.0)
+    feas = ok[viol == 0]
+    if feas.empty:
+        return None
+    return feas.loc[feas[objective].idxmax() if maximize else feas[objective].idxmin()]
+
+
+def closed_loop(
+    objective: str = "specific_energy_Wh_kg",
+    *,
+    space: dict[str, Any] | None = None,
+    constraints: Constraints | None = None,
+    maximize: bool = True,
+    outputs: list[str] | None = None,
+    initial: pd.DataFrame | None = None,
+    n_initial: int = 20,
+    batch_size: int = 4,
+    max_rounds: int = 10,
+    patience: int = 2,
+    tol: float = 0.002,
+    kappa: float = 1.0,
+    seed: int = 0,
+    n_jobs: int = 1,
+    surrogate_params: dict[str, Any] | None = None,
+    pso_params: dict[str, Any] | None = None,
+    simulate_kwargs: dict[str, Any] | None = None,
+    verbose: bool = True,
+) -> ClosedLoopResult:
+    """Active learning: PSO on the surrogate proposes a batch, the virtual line evaluates it, repeat.
+
+    Stops when the best feasible *simulated* objective has not improved by more than ``tol``
+    (relative) for ``patience`` rounds, or after ``max_rounds``.
+
+    Parameters
+    ----------
+    objective, maximize, constraints
+        As in :func:`pso`. Constraints may name process quantities (exact) or outputs (surrogate).
+    space : dict, optional
+        Design space (default :data:`~battlab.electrode.doe.DEFAULT_SPACE`).
+    outputs : list of str, optional
+        Outputs the surrogate learns (default: the objective and the constrained outputs).
+    initial : pandas.DataFrame, optional
+        Already simulated designs (e.g. :func:`~battlab.electrode.doe.load_designs`); otherwise
+        ``n_initial`` Latin hypercube designs are simulated first (and counted as simulator calls).
+    batch_size : int
+        Designs proposed and simulated per round (PSO runs with different seeds and ``kappa``).
+    kappa : float
+        Uncertainty penalty of the proposals; a batch mixes ``kappa`` and 0 (pure exploitation).
+    n_jobs : int
+        joblib workers for the simulations.
+    verbose : bool
+        Print one line per round.
+
+    Returns
+    -------
+    ClosedLoopResult
+
+    Example
+    -------
+    >>> res = closed_loop(constraints={"rate_capability": (0.8, None)}, n_initial=12,
+    ...                   batch_size=3, max_rounds=2)  # doctest: +SKIP
+    >>> list(res.history["round"])  # doctest: +SKIP
+    [0, 1, 2]
+    """
+    space = space or DEFAULT_SPACE
+    constraints = dict(constraints or {})
+    process_cols = set(process_table(latin_hypercube(space, 1, seed=0)).columns)
+    outputs = list(outputs or dict.fromkeys([objective] + [c for c in constraints if c not in process_cols]))
+    sim_kw = dict(simulate_kwargs or {})
+    pso_kw = {"pop_size": 30, "n_gen": 40} | dict(pso_params or {})
+    var = ranges(space)
+    lo, hi = np.array([v[0] for v in var.values()]), np.array([v[1] for v in var.values()])
+    rng = np.random.default_rng(seed)
+
+    calls = 0
+    history: list[dict[str, Any]] = []
+
+    def simulate_batch(d: pd.DataFrame, rnd: int) -> pd.DataFrame:
+        nonlocal calls
+        t = run_designs(d, n_jobs=n_jobs, progress=False, **sim_kw)
+        t["round"] = rnd
+        t["sim_call"] = np.arange(calls + 1, calls + 1 + len(t))
+        calls += len(t)
+        return t
+
+    t0 = time.perf_counter()
+    if initial is None:
+        data = simulate_batch(latin_hypercube(space, n_initial, seed=seed), 0)
+    else:
+        data = initial.copy()
+        data["round"], data["sim_call"] = 0, 0
+    best = _best_observed(data, objective, maximize, constraints)
+    best_value = float(best[objective]) if best is not None else float("nan")
+    history.append({"round": 0, "n_sim_calls": calls, "n_data": len(data),
+                    "n_failed": int((data["status"] != "ok").sum()), "best_observed": best_value,
+                    "proposal_predicted": np.nan, "proposal_std": np.nan, "proposal_observed": np.nan,
+                    "improved": True, "seconds": round(time.perf_counter() - t0, 2)})
+    if verbose:
+        print(f"round 0: {calls} simulations, best {objective} = {best_value:.4g}")
+    stale = 0
+    model = fit_surrogate(data, outputs, list(var), **(surrogate_params or {}))
+    for rnd in range(1, max_rounds + 1):
+        t0 = time.perf_counter()
+        proposals, predicted = [], []
+        for i in range(batch_size):
+            k = kappa if i % 2 == 0 else 0.0
+            res = pso_surrogate(model, objective, space=space, constraints=constraints, maximize=maximize,
+                                kappa=k, seed=seed + 1000 * rnd + i, **pso_kw)
+            x = np.array([res.best_design[n] for n in var])
+            scaled = (x - lo) / (hi - lo)
+            # a repeat of a known design teaches the surrogate nothing: jitter it around the proposal
+            known = [(np.array([p[n] for n in var]) - lo) / (hi - lo) for p in proposals]
+            known += list((data[list(var)].to_numpy(float) - lo) / (hi - lo))
+            if known and np.min(np.linalg.norm(np.array(known) - scaled, axis=1)) < 1e-2:
+                scaled = np.clip(scaled + rng.normal(0.0, 0.05, scaled.shape), 0.0, 1.0)
+                x = lo + scaled * (hi - lo)
+            proposals.append(dict(zip(var, x, strict=True)) | fixed(space))
+            predicted.append((res.best_values[objective], res.best_values.get(f"{objective}_std", np.nan)))
+        new = simulate_batch(pd.DataFrame(proposals)[list(space)], rnd)
+        data = pd.concat([data, new], ignore_index=True)
+        best = _best_observed(data, objective, maximize, constraints)
+        value = float(best[objective]) if best is not None else float("nan")
+        gain = (value - best_value) if maximize else (best_value - value)
+        improved = bool(np.isnan(best_value) and not np.isnan(value)) or gain > tol * abs(best_value)
+        stale = 0 if improved else stale + 1
+        best_value = value if (np.isnan(best_value) or gain > 0) else best_value
+        history.append({"round": rnd, "n_sim_calls": calls, "n_data": len(data),
+                        "n_failed": int((new["status"] != "ok").sum()), "best_observed": best_value,
+                        "proposal_predicted": float(predicted[0][0]), "proposal_std": float(predicted[0][1]),
+                        "proposal_observed": float(new[objective].iloc[0]) if objective in new else np.nan,
+                        "improved": improved, "seconds": np.nan})
+        model = fit_surrogate(data, outputs, list(var), **(surrogate_params or {}))
+        history[-1]["seconds"] = round(time.perf_counter() - t0, 2)
+        if verbose:
+            h = history[-1]
+            print(f"round {rnd}: {calls} simulations, proposal predicted {h['proposal_predicted']:.4g} "
+                  f"+/- {h['proposal_std']:.2g}, observed {h['proposal_observed']:.4g}; best {best_value:.4g}"
+                  f"{'' if improved else ' (no improvement)'}")
+        if stale >= patience:
+            break
+    best = _best_observed(data, objective, maximize, constraints)
+    return ClosedLoopResult(history=pd.DataFrame(history), data=data, model=model,
+                            best={} if best is None else best.to_dict())
+
+
+def heterogeneity_search(data: pd.DataFrame, target: str = "σ.Mass Loading.mg.cm2.", *,
+                         inputs: tuple[str, ...] = ("Active Material [%]", "Solid Content [%]", "Comma Gap [μm]"),
+                         extra_outputs: tuple[str, ...] = ("σ.Thickness",), kappa: float = 1.0,
+                         test_size: float = 0.25, seed: int = 0, pop_size: int = 30, n_gen: int = 40,
+                         surrogate_params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Surrogate + PSO on measured data without a simulator (ARTISTIC NMC-622 coating heterogeneity).
+
+    Minimises the predicted heterogeneity ``mean + kappa * std`` inside the measured domain: the
+    bounds are the measured ranges, and a candidate must lie no farther (standardised Euclidean
+    distance) from a measured design than the farthest nearest-neighbour distance between measured
+    designs, so the swarm cannot settle in an unmeasured corner.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        ``load_dataset("artistic_coating_heterogeneity")[0]``.
+    target : str
+        Output to minimise. ``extra_outputs`` are learned and reported too.
+    test_size : float
+        Share of held-out rows for the validation report.
+
+    Returns
+    -------
+    dict
+        ``validation`` (R^2, MAE per output), ``best_design``, ``best_values``, ``best_measured``
+        (lowest measured target, for comparison), ``domain_radius``, ``model``, ``result``.
+
+    Example
+    -------
+    >>> from battlab.datasets import load_dataset
+    >>> out = heterogeneity_search(load_dataset("artistic_coating_heterogeneity")[0])  # doctest: +SKIP
+    """
+    from sklearn.model_selection import train_test_split
+
+    from battlab.electrode.surrogate import validation_report
+
+    cols = [target, *extra_outputs]
+    df = data.dropna(subset=[*inputs, *cols]).reset_index(drop=True)
+    tr, te = train_test_split(df, test_size=test_size, random_state=seed)
+    params = {"hidden_layer_sizes": (16, 16), "alpha": 1e-2} | dict(surrogate_params or {})
+    held = EnsembleSurrogate(random_state=seed, **params).fit(tr[list(inputs)].to_numpy(float),
+                                                            tr[cols].to_numpy(float))
+    report = validation_report(held, te[list(inputs)].to_numpy(float), te[cols])
+    model = EnsembleSurrogate(random_state=seed, **params).fit(df[list(inputs)].to_numpy(float),
+                                                             df[cols].to_numpy(float))
+    X = df[list(inputs)].to_numpy(float)
+    mu, sd = X.mean(0), X.std(0)
+    Z = np.unique((X - mu) / sd, axis=0)
+    dist = np.linalg.norm(Z[:, None] - Z[None], axis=2)
+    np.fill_diagonal(dist, np.inf)
+    radius = float(dist.min(axis=1).max())
+
+    def evaluate(d: pd.DataFrame) -> pd.DataFrame:
+        x = d[list(inputs)].to_numpy(float)
+        mean, std = model.predict(x, return_std=True)
+        out = pd.DataFrame(index=d.index)
+        for j, c in enumerate(cols):
+            out[c], out[f"{c}_std"] = mean[:, j], std[:, j]
+        z = (x - mu) / sd
+        out["domain_distance"] = np.linalg.norm(z[:, None] - Z[None], axis=2).min(axis=1)
+        return out
+
+    space = {c: (float(df[c].min()), float(df[c].max())) for c in inputs}
+    res = pso(evaluate, space, target, maximize=False, constraints={"domain_distance": (None, radius)},
+              kappa=kappa, pop_size=pop_size, n_gen=n_gen, seed=seed)
+    best_measured = df.loc[df[target].idxmin(), [*inputs, *cols]].to_dict()
+    return {"validation": report, "best_design": res.best_design,
+            "best_values": {k: res.best_values[k] for k in [*cols, *(f"{c}_std" for c in cols), "domain_distance"]},
+            "feasible": res.feasible, "best_measured": best_measured, "domain_radius": radius,
+            "model": model, "result": res}
+
+
+def to_json(obj: Any) -> str:
+    """JSON of a design or result dict with numpy values (for logs and step summaries)."""
+    return json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o))

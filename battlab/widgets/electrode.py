@@ -1,0 +1,161 @@
+"""``ElectrodeDesigner``: process sliders -> predicted performance with uncertainty, and a PSO button.
+
+Slider moves only ask the surrogate (milliseconds); no simulation runs in the widget.
+
+Example
+-------
+>>> from battlab.widgets.electrode import ElectrodeDesigner
+>>> app = ElectrodeDesigner()  # doctest: +SKIP
+>>> app.sliders["coating_gap_um"].value = 200.0  # doctest: +SKIP
+>>> app.prediction["specific_energy_Wh_kg"]  # doctest: +SKIP
+{'mean': 329.1, 'std': 0.9}
+>>> app.optimize_button.click(); app.state, app.best_design["feasible"]  # doctest: +SKIP
+('SUCCESS', True)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as w
+import traitlets as tl
+
+from battlab.electrode.doe import DEFAULT_SPACE, load_designs, ranges
+from battlab.electrode.optimize import Constraints, fit_surrogate, pso_surrogate
+from battlab.electrode.process import process_electrode
+from battlab.electrode.simulate import OUTPUTS
+from battlab.electrode.surrogate import EnsembleSurrogate
+
+__all__ = ["ElectrodeDesigner"]
+
+_DEFAULT_OUTPUTS = ["specific_energy_Wh_kg", "energy_density_Wh_L", "rate_capability", "specific_power_W_kg"]
+_STEPS = {"active_weight_fraction": 0.005, "solid_content": 0.01, "coating_gap_um": 5.0, "line_load_N_per_mm": 25.0}
+
+
+class ElectrodeDesigner(w.VBox):
+    """Interactive electrode design on the surrogate of the virtual line.
+
+    Parameters
+    ----------
+    model : EnsembleSurrogate, optional
+        Fitted with :func:`~battlab.electrode.optimize.fit_surrogate` (has ``inputs_``/``outputs_``);
+        by default fitted on the shipped dataset (a few seconds).
+    space : dict
+        Design space of the sliders (and of the optimisation).
+    objective : str
+        Output the Optimize button maximises.
+    constraints : dict
+        ``{column: (low, high)}`` for the optimisation.
+    kappa : float
+        Uncertainty penalty of the optimisation.
+    pop_size, n_gen, seed : int
+        PSO settings.
+
+    Attributes (traitlets)
+    ----------------------
+    prediction : Dict
+        ``{output: {"mean", "std"}}`` plus process quantities (``porosity``, ``loading_mg_cm2``...).
+    best_design : Dict
+        Last optimum: ``design``, ``values``, ``feasible``.
+    convergence : List
+        ``[(generation, best score), ...]`` of the last optimisation, updated live.
+    state : Unicode
+        ``READY``, ``ACTIVE`` (optimising), ``SUCCESS`` or ``FAIL``.
+    """
+
+    prediction = tl.Dict()
+    best_design = tl.Dict()
+    convergence = tl.List()
+    state = tl.Unicode("INIT")
+
+    def __init__(self, model: EnsembleSurrogate | None = None, *, space: dict[str, Any] | None = None,
+                 objective: str = "specific_energy_Wh_kg", constraints: Constraints | None = None,
+                 kappa: float = 1.0, pop_size: int = 20, n_gen: int = 30, seed: int = 0, **kwargs: Any) -> None:
+        if model is None:
+            model = fit_surrogate(load_designs()[0], _DEFAULT_OUTPUTS)
+        self.model = model
+        self.space = dict(space or DEFAULT_SPACE)
+        self.objective = objective
+        self.constraints = dict(constraints if constraints is not None else {"rate_capability": (0.8, None)})
+        self.kappa, self.pop_size, self.n_gen, self.seed = kappa, pop_size, n_gen, seed
+        self.sliders: dict[str, w.FloatSlider] = {}
+        for name, (lo, hi) in ranges(self.space).items():
+            step = _STEPS.get(name, (hi - lo) / 100)
+            self.sliders[name] = w.FloatSlider(value=(lo + hi) / 2, min=lo, max=hi, step=step, description=name,
+                                               continuous_update=True, readout_format=".3g",
+                                               style={"description_width": "170px"},
+                                               layout=w.Layout(width="480px"))
+            self.sliders[name].observe(self._on_slider, names="value")
+        self.readout = w.HTML()
+        self.optimize_button = w.Button(description="Optimize", button_style="primary", icon="rocket")
+        self.optimize_button.on_click(self._on_optimize)
+        self.status = w.HTML()
+        self.plot = w.Output()
+        super().__init__([w.HTML("<b>Electrode designer</b> (surrogate of the virtual line; ± = ensemble std)"),
+                          *self.sliders.values(), self.readout, w.HBox([self.optimize_button, self.status]),
+                          self.plot], **kwargs)
+        self.state = "READY"
+        self._on_slider()
+
+    def design(self) -> dict[str, float]:
+        """The sliders' design (fixed parameters of the space included)."""
+        d = {k: float(v) for k, v in self.space.items() if not isinstance(v, (tuple, list))}
+        return d | {k: float(s.value) for k, s in self.sliders.items()}
+
+    def _on_slider(self, change: dict[str, Any] | None = None) -> None:
+        d = self.design()
+        mean, std = self.model.predict([[d[k] for k in self.model.inputs_]], return_std=True)
+        pred: dict[str, Any] = {o: {"mean": float(m), "std": float(s)}
+                                for o, m, s in zip(self.model.outputs_, mean.ravel(), std.ravel(), strict=True)}
+        proc = process_electrode(d)
+        for k in ("loading_mg_cm2", "thickness_um", "porosity", "active_volume_fraction", "tortuosity"):
+            pred[k] = float(proc[k])
+        self.prediction = pred
+        rows = "".join(f"<tr><td>{OUTPUTS.get(o, o)}</td><td>{v['mean']:.4g} ± {v['std']:.2g}</td></tr>"
+                       for o, v in pred.items() if isinstance(v, dict))
+        rows += "".join(f"<tr><td>{k}</td><td>{pred[k]:.4g}</td></tr>"
+                        for k in ("loading_mg_cm2", "thickness_um", "porosity", "tortuosity"))
+        self.readout.value = f"<table>{rows}</table>"
+
+    def _on_optimize(self, button: w.Button | None = None) -> None:
+        self.state = "ACTIVE"
+        self.convergence = []
+        self.optimize_button.disabled = True
+
+        def live(gen: int, n_evals: int, score: float) -> None:
+            self.convergence = [*self.convergence, (gen, score)]
+            self.status.value = f"generation {gen}/{self.n_gen}: best {self.objective} {score:.4g}"
+
+        try:
+            res = pso_surrogate(self.model, self.objective, space=self.space, constraints=self.constraints,
+                                kappa=self.kappa, pop_size=self.pop_size, n_gen=self.n_gen, seed=self.seed,
+                                callback=live)
+        except Exception as exc:  # shown to the user in the app, not a traceback in a log nobody reads
+            self.state = "FAIL"
+            self.status.value = f"<span style='color:red'>optimisation failed: {exc}</span>"
+            return
+        finally:
+            self.optimize_button.disabled = False
+        keep = [self.objective, f"{self.objective}_std", *self.constraints,
+                *(f"{c}_std" for c in self.constraints if f"{c}_std" in res.best_values)]
+        self.best_design = {"design": res.best_design, "values": {k: float(res.best_values[k]) for k in keep},
+                            "feasible": res.feasible}
+        for name, s in self.sliders.items():  # show the optimum on the sliders (updates the prediction)
+            s.value = res.best_design[name]
+        self.state = "SUCCESS" if res.feasible else "FAIL"
+        self.status.value = (f"best {self.objective}: {res.score:.4g} (pessimistic, kappa={self.kappa})"
+                             + ("" if res.feasible else " — no feasible design found"))
+        self._draw()
+
+    def _draw(self) -> None:
+        import matplotlib.pyplot as plt
+
+        self.plot.clear_output(wait=True)
+        with self.plot:
+            fig, ax = plt.subplots(figsize=(5, 2.5))
+            g, s = zip(*self.convergence, strict=True) if self.convergence else ((), ())
+            ax.plot(g, s, marker="o")
+            ax.set(xlabel="generation", ylabel=f"best {self.objective}", title="PSO convergence")
+            fig.tight_layout()
+            plt.show()
+            plt.close(fig)

@@ -1,0 +1,38 @@
+"""Where the public reference files of ``../shared/datasets`` go in a battlab data cache.
+
+Used by the tests (conftest) and the benchmarks; the product itself never reads ``shared/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+# (dataset name, upstream file name) -> file in shared/datasets
+CACHE_LAYOUT: dict[tuple[str, str], str] = {
+    ("obelix", "all.csv"): "obelix/all.csv",
+    ("obelix", "train_idx.csv"): "obelix/train_idx.csv",
+    ("obelix", "test_idx.csv"): "obelix/test_idx.csv",
+    ("matbench_expt_gap", "matbench_expt_gap.json.bz2"): "matbench/matbench_expt_gap.json.bz2",
+    ("matbench_steels", "matbench_steels.json.bz2"): "matbench/matbench_steels.json.bz2",
+    ("artistic_coating_heterogeneity", "heterogeneity-dataset.csv"):
+        "electrode_manufacturing/artistic_aiworkshop_heterogeneity-dataset.csv",
+    ("artistic_calendering", "Dataset_Experimental_fitting.csv"):
+        "electrode_manufacturing/artistic_calendering_experimental_porosity.csv",
+    ("artistic_hybrid_mesostructures", "hybrid-dataset.csv"):
+        "electrode_manufacturing/artistic_aiworkshop_hybrid-dataset.csv",
+}
+
+
+def shared_complete() -> bool:
+    return all((SHARED_DATASETS / rel).is_file() for rel in CACHE_LAYOUT.values())
+
+
+def fill_cache(cache: Path) -> Path:
+    """Copy the shared files into ``cache`` laid out as ``<cache>/<dataset>/<file>``."""
+    for (name, filename), rel in CACHE_LAYOUT.items():
+        (cache / name).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SHARED_DATASETS / rel, cache / name / filename)
+    return cache

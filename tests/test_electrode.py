@@ -1,0 +1,384 @@
+"""battlab.electrode: process model, simulator, DOE, surrogate, search, CLI, widget."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from battlab.electrode import (
+    DEFAULT_SPACE,
+    EnsembleSurrogate,
+    ProcessSettings,
+    closed_loop,
+    fit_surrogate,
+    heterogeneity_search,
+    latin_hypercube,
+    load_designs,
+    pareto_surrogate,
+    process_electrode,
+    pso,
+    pso_surrogate,
+    run_designs,
+    simulate,
+    validation_report,
+)
+from battlab.electrode.process import INACTIVE, MATERIALS
+from battlab.errors import BattlabError
+
+# the module, not the function of the same name that battlab.electrode exports
+sim_module = importlib.import_module("battlab.electrode.simulate")
+
+BASE = {"active_weight_fraction": 0.94, "solid_content": 0.65, "coating_gap_um": 180.0, "line_load_N_per_mm": 500.0}
+OUTS = ["specific_energy_Wh_kg", "rate_capability", "specific_power_W_kg"]
+
+
+@pytest.fixture(scope="module")
+def designs() -> pd.DataFrame:
+    return load_designs()[0]
+
+
+@pytest.fixture(scope="module")
+def small_model(designs: pd.DataFrame) -> EnsembleSurrogate:
+    """A quick surrogate (fewer rows, smaller nets) for the search and widget tests."""
+    return fit_surrogate(designs.iloc[:150], OUTS, hidden_layer_sizes=(16, 16), max_iter=200)
+
+
+# ----------------------------------------------------------------------------- process model
+
+
+def test_mass_balance_by_hand() -> None:
+    out = process_electrode(BASE)
+    w_am, s = 0.94, 0.65
+    rho_am = MATERIALS["NMC811"].density_kg_m3
+    rho_c, rho_b = INACTIVE["Conductive carbon density [kg.m-3]"], INACTIVE["Binder (PVDF) density [kg.m-3]"]
+    rho_solid = 1 / (w_am / rho_am + 0.03 / rho_c + 0.03 / rho_b)
+    rho_slurry = 1 / (s / rho_solid + (1 - s) / INACTIVE["Solvent (NMP) density [kg.m-3]"])
+    loading = 180e-6 * rho_slurry * s * 100  # mg/cm2
+    assert out["loading_mg_cm2"] == pytest.approx(loading, rel=1e-12)
+    assert out["active_loading_mg_cm2"] == pytest.approx(w_am * loading)
+    # the solid volume of the coating is what its mass says, before and after calendering
+    solid_um = loading / 100 / rho_solid * 1e6
+    assert out["thickness_um"] * (1 - out["porosity"]) == pytest.approx(solid_um)
+    assert out["dry_thickness_um"] * (1 - 0.48) == pytest.approx(solid_um)
+    assert out["active_volume_fraction"] + out["inactive_volume_fraction"] + out["porosity"] == pytest.approx(1.0)
+    assert out["tortuosity"] == pytest.approx(out["porosity"] ** -0.5)
+
+
+def test_loading_scales_with_gap_and_solid_content() -> None:
+    a = process_electrode(BASE | {"coating_gap_um": 100.0})
+    b = process_electrode(BASE | {"coating_gap_um": 200.0})
+    assert b["loading_mg_cm2"] == pytest.approx(2 * a["loading_mg_cm2"])
+    assert process_electrode(BASE | {"solid_content": 0.75})["loading_mg_cm2"] > b["loading_mg_cm2"] / 2 * 1.8
+    assert process_electrode(BASE | {"wet_thickness_um": 180.0})["loading_mg_cm2"] == \
+        pytest.approx(process_electrode(BASE)["loading_mg_cm2"])
+
+
+@pytest.mark.parametrize("load", [0.0, 10.0, 300.0, 1e3, 1e4, 1e6])
+def test_compaction_law_within_bounds(load: float) -> None:
+    st = ProcessSettings()
+    out = process_electrode(BASE | {"line_load_N_per_mm": load}, st)
+    assert st.min_porosity <= out["porosity"] <= st.dry_porosity
+    expected = st.min_porosity + (st.dry_porosity - st.min_porosity) * np.exp(-load / st.compaction_resistance_N_per_mm)
+    assert out["porosity"] == pytest.approx(expected)
+    assert not out["porosity_clipped"]
+
+
+def test_porosity_decreases_with_line_load() -> None:
+    eps = [process_electrode(BASE | {"line_load_N_per_mm": q})["porosity"] for q in (0, 200, 800, 3000)]
+    assert eps == sorted(eps, reverse=True) and eps[0] == pytest.approx(0.48)
+
+
+def test_calender_gap_clipped_and_flagged() -> None:
+    design = {k: v for k, v in BASE.items() if k != "line_load_N_per_mm"}
+    too_tight = process_electrode(design | {"calender_gap_um": 5.0})
+    too_wide = process_electrode(design | {"calender_gap_um": 1000.0})
+    fine = process_electrode(design | {"calender_gap_um": 80.0})
+    assert too_tight["porosity"] == pytest.approx(0.18) and too_tight["porosity_clipped"]
+    assert too_wide["porosity"] == pytest.approx(0.48) and too_wide["porosity_clipped"]
+    assert not fine["porosity_clipped"] and fine["thickness_um"] == pytest.approx(80.0 * 1.03)
+
+
+def test_invalid_process_inputs_raise() -> None:
+    with pytest.raises(ValueError, match="solid_content"):
+        process_electrode(BASE | {"solid_content": 1.2})
+    with pytest.raises(ValueError, match="wet thickness"):
+        process_electrode(BASE | {"coating_gap_um": -5.0})
+
+
+# ----------------------------------------------------------------------------- simulator
+
+
+@pytest.fixture(scope="module")
+def base_result() -> dict:
+    return simulate(BASE, return_curves=True)
+
+
+def test_simulation_outputs_physical(base_result: dict) -> None:
+    r = base_result
+    assert r["status"] == "ok" and r["reason"] == ""
+    assert r["np_ratio_practical"] == pytest.approx(1.1, rel=0.02)  # the anode is sized by N/P
+    assert 0 < r["rate_capability"] <= 1.0
+    assert r["capacity_high_mAh_cm2"] < r["capacity_mAh_cm2"] < 1.05 * r["capacity_Ah"] / (0.065 * 1.58) / 10
+    assert 3.4 < r["mean_voltage_V"] < 3.9 and r["mean_voltage_high_V"] < r["mean_voltage_V"]
+    assert 250 < r["specific_energy_Wh_kg"] < 400 and 600 < r["energy_density_Wh_L"] < 1100
+    q, v = r["curves"][0.5]
+    assert q[-1] == pytest.approx(r["capacity_mAh_cm2"]) and v[-1] == pytest.approx(2.5, abs=0.02)
+
+
+def test_chen2020_baseline_stack_mass() -> None:
+    import pybamm
+
+    mass, thick = sim_module.stack_mass_volume(pybamm.ParameterValues("Chen2020"), {"inactive_volume_fraction": 0.0},
+                                               "NMC811")
+    assert mass == pytest.approx(0.529, abs=0.001)  # measured in the PyBaMM notes
+    assert thick == pytest.approx(75.6e-6 + 85.2e-6 + 12e-6 + 8e-6 + 6e-6)
+
+
+def test_noise_is_seeded(base_result: dict) -> None:
+    a = simulate(BASE, noise=0.02, seed=3)
+    b = simulate(BASE, noise=0.02, seed=3)
+    assert a["specific_energy_Wh_kg"] == b["specific_energy_Wh_kg"]
+    assert a["specific_energy_Wh_kg"] != pytest.approx(base_result["specific_energy_Wh_kg"], rel=1e-6)
+    assert a["specific_energy_Wh_kg"] == pytest.approx(base_result["specific_energy_Wh_kg"], rel=0.15)
+
+
+def test_immediate_cutoff_is_recorded_not_raised() -> None:
+    r = simulate(BASE, c_rates=(200.0, 400.0))  # the voltage is below cut-off at once
+    assert r["status"] == "failed"
+    assert r["reason"].startswith("immediate cut-off") and "non-positive at initial conditions" in r["reason"]
+    assert "specific_energy_Wh_kg" not in r  # no number for what was not delivered
+    assert r["porosity"] == pytest.approx(process_electrode(BASE)["porosity"])  # the design is kept
+
+
+def test_solver_error_is_recorded_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pybamm
+
+    def broken(*args, **kwargs):
+        raise pybamm.SolverError("IDA_CONV_FAIL (injected)")
+
+    monkeypatch.setattr(pybamm.Simulation, "solve", broken)
+    r = simulate(BASE)
+    assert r["status"] == "failed" and r["reason"] == "solver error: IDA_CONV_FAIL (injected)"
+    assert r["solver_retries"] == 0 or "rate_capability" not in r
+
+
+def test_solver_error_retried_with_tighter_tolerances(monkeypatch: pytest.MonkeyPatch, base_result: dict) -> None:
+    import pybamm
+
+    original, calls = pybamm.Simulation.solve, []
+
+    def flaky(self, *args, **kwargs):
+        if "Current function [A]" not in (kwargs.get("inputs") or {}):  # the electrode-SOH solve
+            return original(self, *args, **kwargs)
+        calls.append(self.solver.rtol)
+        if len(calls) == 1:
+            raise pybamm.SolverError("IDA_CONV_FAIL (injected once)")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pybamm.Simulation, "solve", flaky)
+    r = simulate(BASE)
+    assert r["status"] == "ok" and r["solver_retries"] == 1
+    assert calls[0] > calls[1] == 1e-6  # the retry used the tighter tolerance
+    assert r["specific_energy_Wh_kg"] == pytest.approx(base_result["specific_energy_Wh_kg"], rel=1e-3)
+
+
+def test_bad_model_is_recorded() -> None:
+    r = simulate(BASE, model="P2D-typo")
+    assert r["status"] == "failed" and "model must be one of" in r["reason"]
+
+
+# ----------------------------------------------------------------------------- DOE and dataset
+
+
+def test_latin_hypercube_bounds_and_seed() -> None:
+    a = latin_hypercube(DEFAULT_SPACE, 40, seed=7)
+    assert a.equals(latin_hypercube(DEFAULT_SPACE, 40, seed=7))
+    assert not a.equals(latin_hypercube(DEFAULT_SPACE, 40, seed=8))
+    for name, (lo, hi) in DEFAULT_SPACE.items():
+        assert a[name].between(lo, hi).all()
+        # Latin hypercube: exactly one sample in each of the 40 strata of every parameter
+        strata = np.floor((a[name] - lo) / (hi - lo) * 40).astype(int)
+        assert sorted(strata) == list(range(40))
+    fixed = latin_hypercube(DEFAULT_SPACE | {"solid_content": 0.6}, 5, seed=0)
+    assert (fixed["solid_content"] == 0.6).all()
+
+
+def test_run_designs_cache(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = latin_hypercube(DEFAULT_SPACE, 2, seed=11)
+    first = run_designs(d, n_jobs=1, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*.parquet"))) == 2 and (first["status"] == "ok").all()
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("a cached design was simulated again")
+
+    monkeypatch.setattr(sim_module, "simulate", no_simulation)
+    again = run_designs(d, n_jobs=1, cache_dir=tmp_path, progress=False)
+    pd.testing.assert_series_equal(first["specific_energy_Wh_kg"], again["specific_energy_Wh_kg"])
+
+
+def test_shipped_dataset_is_reproducible(designs: pd.DataFrame) -> None:
+    table, info = load_designs()
+    assert info["seed"] == 0 and len(table) == info["n_designs"] >= 200
+    regenerated = latin_hypercube(DEFAULT_SPACE, info["n_designs"], seed=info["seed"])
+    pd.testing.assert_frame_equal(table[list(DEFAULT_SPACE)], regenerated)
+    again = run_designs(regenerated.iloc[[0, 123]], n_jobs=1, progress=False)
+    for col in ("specific_energy_Wh_kg", "rate_capability", "energy_density_Wh_L"):
+        np.testing.assert_allclose(again[col], table[col].iloc[[0, 123]], rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- surrogate
+
+
+def test_surrogate_held_out_accuracy(designs: pd.DataFrame) -> None:
+    train, test = designs.iloc[:220], designs.iloc[220:]
+    model = fit_surrogate(train, OUTS)
+    report = validation_report(model, test[model.inputs_].to_numpy(float), test[OUTS])
+    assert list(report.index) == OUTS and (report["n"] == len(test)).all()
+    assert (report["r2"] > 0.97).all(), report
+    assert report.loc["rate_capability", "mae"] < 0.03
+    assert report.loc["specific_energy_Wh_kg", "mae"] < 3.0  # Wh/kg
+
+
+def test_surrogate_uncertainty_grows_outside_data(small_model: EnsembleSurrogate) -> None:
+    inside = latin_hypercube(DEFAULT_SPACE, 50, seed=5)[small_model.inputs_].to_numpy(float)
+    outside = inside * np.array([1.0, 1.0, 2.5, 1.0])  # coating gaps far beyond the sampled 80-300 um
+    _, s_in = small_model.predict(inside, return_std=True)
+    _, s_out = small_model.predict(outside, return_std=True)
+    assert s_out[:, 0].mean() > 3 * s_in[:, 0].mean()
+
+
+def test_surrogate_is_seeded_and_sklearn_like(designs: pd.DataFrame) -> None:
+    from sklearn.base import clone
+
+    X, y = designs[list(DEFAULT_SPACE)].to_numpy(float)[:60], designs["rate_capability"].to_numpy()[:60]
+    m1 = EnsembleSurrogate(n_members=5, max_iter=50, random_state=1).fit(X, y)
+    m2 = clone(m1).fit(X, y)
+    np.testing.assert_array_equal(m1.predict(X), m2.predict(X))
+    assert m1.predict(X).shape == (60,) and len(m1.members_) == 5 and m1.n_features_in_ == 4
+
+
+# ----------------------------------------------------------------------------- search
+
+
+def test_pso_respects_constraints(small_model: EnsembleSurrogate) -> None:
+    free = pso_surrogate(small_model, kappa=0.0, pop_size=20, n_gen=25, seed=0)
+    cons = {"rate_capability": (0.9, None), "porosity": (0.30, 0.40), "loading_mg_cm2": (None, 25.0)}
+    res = pso_surrogate(small_model, constraints=cons, kappa=1.0, pop_size=20, n_gen=25, seed=0)
+    v = res.best_values
+    assert res.feasible
+    assert v["rate_capability"] - v["rate_capability_std"] >= 0.9  # pessimistic, kappa = 1
+    assert 0.30 <= v["porosity"] <= 0.40 and v["loading_mg_cm2"] <= 25.0
+    assert free.best_values["rate_capability"] < 0.9  # the constraint binds: it changed the answer
+    assert res.score < free.score
+    for name, (lo, hi) in DEFAULT_SPACE.items():
+        assert lo <= res.best_design[name] <= hi
+    assert list(res.history["generation"]) == list(range(1, 26))
+
+
+def test_pso_reports_infeasible() -> None:
+    f = lambda d: pd.DataFrame({"y": d["x"], "c": d["x"]}, index=d.index)  # noqa: E731
+    res = pso(f, {"x": (0.0, 1.0)}, "y", constraints={"c": (2.0, None)}, pop_size=8, n_gen=5)
+    assert not res.feasible
+
+
+def test_pareto_front_is_non_dominated(small_model: EnsembleSurrogate) -> None:
+    front = pareto_surrogate(small_model, kappa=0.0, pop_size=30, n_gen=20, seed=0,
+                             constraints={"porosity": (0.2, 0.45)})
+    e, p = front["specific_energy_Wh_kg"].to_numpy(), front["rate_capability"].to_numpy()
+    assert len(front) >= 5 and front["porosity"].between(0.2 - 1e-9, 0.45 + 1e-9).all()
+    for i in range(len(front)):
+        dominated = (e >= e[i]) & (p >= p[i]) & ((e > e[i]) | (p > p[i]))
+        assert not dominated.any()
+    assert np.all(np.diff(e) >= 0) and p[0] > p[-1] + 0.2  # a real trade-off, sorted by energy
+
+
+@pytest.mark.slow
+def test_short_closed_loop() -> None:
+    space = DEFAULT_SPACE | {"solid_content": 0.65, "active_weight_fraction": 0.95}
+    res = closed_loop(space=space, constraints={"rate_capability": (0.8, None)}, n_initial=8, batch_size=2,
+                      max_rounds=2, patience=5, seed=0, verbose=False, pso_params={"pop_size": 15, "n_gen": 15},
+                      surrogate_params={"hidden_layer_sizes": (16, 16), "max_iter": 200})
+    h = res.history
+    assert list(h["round"]) == [0, 1, 2] and list(h["n_sim_calls"]) == [8, 10, 12]
+    assert list(res.data["sim_call"]) == list(range(1, 13))
+    assert h["best_observed"].is_monotonic_increasing  # the best simulated design never gets worse
+    best = res.best
+    assert best["status"] == "ok" and best["rate_capability"] >= 0.8
+    assert best["specific_energy_Wh_kg"] == pytest.approx(h["best_observed"].iloc[-1])
+    ok = res.data[(res.data["status"] == "ok") & (res.data["rate_capability"] >= 0.8)]
+    assert best["specific_energy_Wh_kg"] == pytest.approx(ok["specific_energy_Wh_kg"].max())
+
+
+def test_heterogeneity_search_stays_in_domain(data_cache) -> None:
+    from battlab.datasets import load_dataset
+
+    df, _ = load_dataset("artistic_coating_heterogeneity")
+    out = heterogeneity_search(df, seed=0, pop_size=20, n_gen=20)
+    assert {"r2", "mae"} <= set(out["validation"].columns) and len(out["validation"]) == 2
+    assert out["feasible"] and out["best_values"]["domain_distance"] <= out["domain_radius"] + 1e-9
+    for col, val in out["best_design"].items():
+        assert df[col].min() <= val <= df[col].max()
+    assert out["best_values"]["σ.Mass Loading.mg.cm2."] >= 0
+
+
+# ----------------------------------------------------------------------------- CLI and widget
+
+
+def _cli(argv: list[str]) -> int:
+    from battlab.electrode.cli import add_parser
+
+    root = argparse.ArgumentParser(prog="battlab")
+    add_parser(root.add_subparsers(dest="command", required=True))
+    args = root.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_simulate_and_doe(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli(["electrode", "simulate", "--set", "coating_gap_um=150", "--curves", str(tmp_path / "c.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "specific_energy_Wh_kg:" in out and pd.read_csv(tmp_path / "c.csv")["c_rate"].nunique() == 2
+    assert _cli(["electrode", "doe", "--n", "2", "--fix", "solid_content=0.6", "--out", str(tmp_path / "d.csv")]) == 0
+    d = pd.read_csv(tmp_path / "d.csv")
+    assert len(d) == 2 and (d["solid_content"] == 0.6).all()
+
+
+def test_cli_user_errors() -> None:
+    with pytest.raises(BattlabError, match="NAME=NUMBER"):
+        _cli(["electrode", "simulate", "--set", "coating_gap_um"])
+    with pytest.raises(BattlabError, match="unknown objective"):
+        _cli(["electrode", "optimize", "--objective", "happiness"])
+    with pytest.raises(BattlabError, match="simulation failed: immediate cut-off"):
+        _cli(["electrode", "simulate", "--c-rates", "200,400"])
+
+
+def test_cli_optimize_on_surrogate(tmp_path) -> None:
+    import json
+
+    path = tmp_path / "best.json"
+    assert _cli(["electrode", "optimize", "--min", "rate_capability=0.8", "--json", str(path)]) == 0
+    best = json.loads(path.read_text())
+    assert best["rate_capability"] - best["rate_capability_std"] >= 0.8
+
+
+def test_widget_predicts_fast_and_optimizes(small_model: EnsembleSurrogate) -> None:
+    from battlab.widgets.electrode import ElectrodeDesigner
+
+    app = ElectrodeDesigner(small_model, pop_size=10, n_gen=8)
+    assert app.state == "READY"
+    before = app.prediction["specific_energy_Wh_kg"]["mean"]
+    t0 = time.perf_counter()
+    app.sliders["coating_gap_um"].value = 280.0
+    assert time.perf_counter() - t0 < 0.1
+    after = app.prediction["specific_energy_Wh_kg"]
+    assert after["mean"] != before and after["std"] > 0
+    assert app.prediction["loading_mg_cm2"] == pytest.approx(process_electrode(app.design())["loading_mg_cm2"])
+    app.optimize_button.click()
+    assert app.state == "SUCCESS" and app.best_design["feasible"]
+    assert len(app.convergence) == 8
+    assert app.sliders["coating_gap_um"].value == pytest.approx(app.best_design["design"]["coating_gap_um"])
+    assert app.best_design["values"]["rate_capability"] >= 0.8
