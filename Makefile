@@ -10,7 +10,7 @@ PIP_QUIET := 2>&1 | { grep -v -e "is ignored: it is neither" -e "^\s*$$" || true
 export PYBAMM_DISABLE_TELEMETRY := true
 export MPLBACKEND := Agg
 
-.PHONY: run test quick clean
+.PHONY: run test quick apps clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -22,8 +22,14 @@ $(VENV)/.installed-run: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[test]" $(PIP_QUIET)
+	$(PY) -m pip install -q -e ".[test,apps]" $(PIP_QUIET)
 	touch $@ $(VENV)/.installed-run
+
+# Browser tests drive Debian's Chromium (Playwright's own browser download does not work offline).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi
 
 run: $(VENV)/.installed-run
 	$(VENV)/bin/battlab run
@@ -31,9 +37,12 @@ run: $(VENV)/.installed-run
 quick: $(VENV)/.installed-run
 	$(VENV)/bin/battlab run --quick
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(CHROMIUM)
 	$(PY) -m pytest tests
 	$(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks
+
+apps: $(VENV)/.installed-test
+	$(VENV)/bin/battlab app --port 8866
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -9,6 +9,7 @@ Examples
     $ battlab curate lab.csv --out curated/ --formula-column Formula --target "Capacity (mAh/g)"
     $ battlab featurize curated.parquet --out features.parquet --preset magpie
     $ battlab tune features.parquet --target y --out tuned/ --n-trials 50 --storage postgresql://...
+    $ battlab app predictor --port 8866        # a Voila app for experimentalists
     $ battlab datasets                         # what can be loaded, with licences
 
 Exit codes: 0 success, 1 a pipeline step failed, 2 bad input (file, column, dataset, usage).
@@ -120,6 +121,20 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_app(args: argparse.Namespace) -> int:
+    from battlab.apps import APPS, app_path, serve
+
+    if args.list:
+        for name, what in APPS.items():
+            print(f"{name:20s} {what}")
+        return 0
+    if args.name:
+        app_path(args.name)  # unknown names fail before anything is printed
+    what = f"app {args.name}" if args.name else "all apps"
+    print(f"serving {what} on http://127.0.0.1:{args.port}/ (Ctrl-C stops)")
+    return serve(args.name, args.port)
+
+
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from battlab.datasets import dataset_card, list_datasets
 
@@ -177,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     tun.add_argument("--seed", type=int, default=0)
     tun.add_argument("--quiet", action="store_true", help="no progress bar")
     tun.set_defaults(func=_cmd_tune)
+
+    app = sub.add_parser("app", help="serve a Voila app (no name: all apps)")
+    app.add_argument("name", nargs="?", help="curation, predictor, shap_explorer or electrode_designer")
+    app.add_argument("--port", type=int, default=8866)
+    app.add_argument("--list", action="store_true", help="list the apps")
+    app.set_defaults(func=_cmd_app)
 
     ds = sub.add_parser("datasets", help="list the datasets, or show one data card")
     ds.add_argument("name", nargs="?", help="dataset name")

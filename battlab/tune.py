@@ -168,6 +168,7 @@ def tune(
     intervals: bool = True,
     seed: int = 0,
     progress: bool = True,
+    callbacks: list | None = None,
 ) -> TuneResult:
     """Tune, evaluate and refit the best model for ``target`` from ``features`` of ``table``.
 
@@ -188,6 +189,8 @@ def tune(
     coverage, intervals
         Target coverage of the prediction intervals; ``intervals=False`` skips them (benchmarks that only
         score point predictions spend that time searching instead).
+    callbacks
+        Extra optuna callbacks ``(study, trial)`` after each trial, e.g. to show progress or stop the study.
     """
     import optuna
     from optuna.samplers import TPESampler
@@ -233,7 +236,8 @@ def tune(
     done = len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
     if done < n_trials:
         study.optimize(objective, n_trials=n_trials - done, timeout=timeout, show_progress_bar=progress,
-                       callbacks=[MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED))])
+                       callbacks=[MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                                  *(callbacks or [])])
     seconds = time.perf_counter() - t0
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     if not complete:

@@ -91,6 +91,10 @@ class ElectrodeDesigner(w.VBox):
         self.optimize_button.on_click(self._on_optimize)
         self.status = w.HTML()
         self.plot = w.Output()
+        # CSS classes: stable handles for browser tests and app styling
+        for widget, css in ((self.readout, "battlab-prediction"), (self.optimize_button, "battlab-optimize"),
+                            (self.status, "battlab-status"), (self.plot, "battlab-convergence")):
+            widget.add_class(css)
         super().__init__([w.HTML("<b>Electrode designer</b> (surrogate of the virtual line; ± = ensemble std)"),
                           *self.sliders.values(), self.readout, w.HBox([self.optimize_button, self.status]),
                           self.plot], **kwargs)
@@ -149,6 +153,7 @@ class ElectrodeDesigner(w.VBox):
 
     def _draw(self) -> None:
         import matplotlib.pyplot as plt
+        from IPython.display import display
 
         self.plot.clear_output(wait=True)
         with self.plot:
@@ -157,5 +162,5 @@ class ElectrodeDesigner(w.VBox):
             ax.plot(g, s, marker="o")
             ax.set(xlabel="generation", ylabel=f"best {self.objective}", title="PSO convergence")
             fig.tight_layout()
-            plt.show()
+            display(fig)  # not plt.show(): works whatever the matplotlib backend (Agg in tests)
             plt.close(fig)

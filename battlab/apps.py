@@ -1,0 +1,82 @@
+"""Voilà apps for experimentalists: one thin notebook per app in ``widgets/``, served by ``battlab app``.
+
+Each app loads the default model and data from ``runs/latest`` (what ``make run`` wrote) when they are
+there, and otherwise builds a small one quickly; it says which (:func:`default_tune_dir`).
+
+Example
+-------
+>>> sorted(APPS)
+['curation', 'electrode_designer', 'predictor', 'shap_explorer']
+>>> app_path("curation").name
+'curation.ipynb'
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from battlab.errors import BattlabError
+
+ROOT = Path(__file__).resolve().parents[1]
+APPS_DIR = ROOT / "widgets"
+RUNS_DIR = Path(os.environ.get("BATTLAB_RUNS", ROOT / "runs")).resolve()
+
+#: App name -> what it is for.
+APPS = {
+    "curation": "upload a messy table, curate it, see the report and the quarantine",
+    "predictor": "type a formula, get the predicted property with its interval and a short reason",
+    "shap_explorer": "why the model predicts what it predicts: dependence plots and waterfalls",
+    "electrode_designer": "electrode process parameters -> predicted performance, and PSO optimization",
+}
+
+
+def app_path(name: str) -> Path:
+    """The notebook of app ``name``."""
+    if name not in APPS:
+        raise BattlabError(f"unknown app {name!r}; apps are {sorted(APPS)}")
+    return APPS_DIR / f"{name}.ipynb"
+
+
+def latest_step(step: str, required: tuple[str, ...]) -> Path | None:
+    """``runs/latest/<step>`` when it holds every ``required`` file, else None."""
+    folder = RUNS_DIR / "latest" / step
+    return folder if all((folder / f).is_file() for f in required) else None
+
+
+def default_tune_dir(workdir: str | Path | None = None, *, n_trials: int = 3) -> tuple[Path, str]:
+    """A tuned-model folder for the apps and where it came from.
+
+    ``runs/latest/03_tune`` (from ``make run``) when present; otherwise a small LightGBM model on the
+    embedded formation-enthalpy data (Magpie features, a few trials: about half a minute), cached in
+    ``workdir`` (default ``runs/app-default``) for the next start.
+    """
+    found = latest_step("03_tune", ("model.joblib", "intervals.joblib", "model_card.json"))
+    if found:
+        return found, f"model from the last pipeline run ({found})"
+    out = Path(workdir) if workdir else RUNS_DIR / "app-default"
+    if (out / "model_card.json").is_file():
+        return out, f"small default model built earlier ({out})"
+    from battlab.datasets import load_dataset
+    from battlab.featurize import featurize_table
+    from battlab.tune import tune
+
+    df, card = load_dataset("exp_formation_enthalpy")
+    table, info = featurize_table(df, preset="magpie")
+    result = tune(table, info["feature"].tolist(), card.target, models=("lgbm",), n_trials=n_trials,
+                  storage="sqlite:///:memory:", progress=False)
+    result.card["features"]["preset"] = "magpie"
+    result.save(out)
+    return out, f"small default model built now: LightGBM on Magpie features of {card.name} ({out})"
+
+
+def serve(name: str | None = None, port: int = 8866, *, open_browser: bool = False) -> int:
+    """Serve one app (or, with no name, the app folder) with Voilà; returns Voilà's exit code."""
+    target = app_path(name) if name else APPS_DIR
+    cmd = [sys.executable, "-m", "voila", str(target), f"--port={port}", "--Voila.ip=127.0.0.1"]
+    if not open_browser:
+        cmd.append("--no-browser")
+    env = {**os.environ, "PYBAMM_DISABLE_TELEMETRY": "true"}
+    return subprocess.call(cmd, cwd=APPS_DIR, env=env)
