@@ -13,7 +13,8 @@ from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "widgets").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+APPS = sorted((ROOT / "widgets").glob("*.ipynb"))
 
 
 def _pyproject(*extras):
@@ -74,3 +75,12 @@ def test_notebooks_are_committed_clean_with_a_parameters_cell(path):
     assert len(tagged) == 1
     assert "out_dir" in tagged[0].source
     assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", APPS, ids=lambda p: p.name)
+def test_apps_are_thin_and_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "strip outputs (nbstripout)"
+    assert sum(len(c.source.splitlines()) for c in code) <= 25, "apps compose battlab.widgets; logic lives there"
+    assert "battlab-app-ready" in "".join(c.source for c in code)  # the browser tests wait for it
