@@ -41,11 +41,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     params = {name: _value(value) for name, value in args.parameter}
     try:
-        summary = run_pipeline(args.out, quick=args.quick, parameters=params, log_output=args.verbose)
+        summary = run_pipeline(args.out, quick=args.quick, parameters=params, log_output=args.verbose,
+                               resume=args.resume)
     except StepFailed as exc:
         print(f"battlab run: {exc}", file=sys.stderr)
         return 1
     for name, step in summary["steps"].items():
+        if step.get("resumed"):
+            print(f"{name}: kept from the earlier run")
+            continue
         figures = ", ".join(f"{k}={v}" for k, v in step["summary"].items() if not isinstance(v, (dict, list)))
         print(f"{name}: {step['seconds']} s  {figures}")
     print(f"wrote {Path(args.out) / 'summary.json'}")
@@ -156,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="notebook parameter for every step that has it, or STEP.NAME for one step")
     run.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
     run.add_argument("-v", "--verbose", action="store_true", help="stream the notebooks' output")
+    run.add_argument("--resume", action="store_true",
+                     help="keep the steps an earlier run in --out finished, start at the first failed one")
     run.set_defaults(func=_cmd_run)
 
     cur = sub.add_parser("curate", help="curate a table file: clean table, quarantine, report")

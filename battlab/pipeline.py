@@ -118,6 +118,7 @@ def run_pipeline(
     steps: tuple[Step, ...] | list[Step] | None = None,
     notebooks_dir: str | Path | None = None,
     log_output: bool = False,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Run the notebooks with papermill into ``out_dir`` and write ``out_dir/summary.json``.
 
@@ -130,6 +131,9 @@ def run_pipeline(
         Use each step's small parameters (tests, demos).
     steps, notebooks_dir
         The steps to run and where their notebooks are (default: :data:`STEPS` in ``notebooks/``).
+    resume
+        Keep the steps that an earlier run in ``out_dir`` finished with the same parameters, and start
+        at the first step that failed, changed or never ran (every later step runs again).
 
     Raises
     ------
@@ -152,12 +156,20 @@ def run_pipeline(
         "parameters": overrides,
         "steps": {},
     }
+    previous = _previous_steps(out) if resume else {}
     outputs: dict[str, dict[str, str]] = {}
     for step in steps:
         step_dir = out / step.name
+        params = _params_for(step, quick, overrides, outputs, step_dir)
+        done = previous.pop(step.name, None)
+        if done and done.get("status") == "ok" and done.get("parameters") == params and \
+                (step_dir / "step.json").is_file():
+            outputs[step.name] = done["outputs"]
+            summary["steps"][step.name] = {**done, "resumed": True}
+            continue
+        previous = {}  # this step runs again, so every later one must too
         if step_dir.exists():
             shutil.rmtree(step_dir)  # stale outputs from an earlier run must not pass as this run's
-        params = _params_for(step, quick, overrides, outputs, step_dir)
         executed = out / step.notebook
         t0 = time.perf_counter()
         try:
@@ -174,6 +186,11 @@ def run_pipeline(
                                        "notebook": str(executed), "parameters": params, **record}
         _write_summary(out, summary)
     return summary
+
+
+def _previous_steps(out: Path) -> dict[str, dict[str, Any]]:
+    path = out / "summary.json"
+    return dict(json.loads(path.read_text()).get("steps", {})) if path.is_file() else {}
 
 
 def _write_summary(out: Path, summary: dict[str, Any]) -> None:

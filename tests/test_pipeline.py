@@ -17,10 +17,22 @@ def battlab(*args, cwd=None):
     return subprocess.run(BATTLAB + list(args), capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
-def test_run_quick_writes_summary_and_notebooks(tmp_path):
-    out = tmp_path / "latest"
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quick") / "latest"
     proc = battlab("run", "--quick", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def _figures(out):
+    summary = json.loads((out / "summary.json").read_text())
+    return {step: {k: v for k, v in record["summary"].items() if "seconds" not in k}
+            for step, record in summary["steps"].items()}
+
+
+def test_run_quick_writes_summary_and_notebooks(quick_run):
+    out = quick_run
     summary = json.loads((out / "summary.json").read_text())
     assert summary["quick"] is True
     assert list(summary["steps"]) == [s.name for s in STEPS]
@@ -88,3 +100,36 @@ def test_step_failure_raises_with_cell(tmp_path):
     with pytest.raises(StepFailed, match="porosity above one"):
         run_pipeline(tmp_path / "run", steps=[Step("bad")], notebooks_dir=nbdir)
     assert (tmp_path / "run" / "bad.ipynb").is_file()  # the executed notebook is kept for reading
+
+
+def test_failed_step_keeps_earlier_outputs_and_resume_starts_there(tmp_path):
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    runs_log = tmp_path / "a_runs.txt"
+    _notebook(nbdir / "a.ipynb", f"out_dir = ''\nlog = {str(runs_log)!r}",
+              "from pathlib import Path\nfrom battlab.pipeline import save_step\n"
+              "Path(out_dir).mkdir(parents=True, exist_ok=True); (Path(out_dir) / 'a.txt').write_text('7')\n"
+              "open(log, 'a').write('run\\n')\nsave_step(out_dir, {'a': 7}, {'file': Path(out_dir) / 'a.txt'})")
+    _notebook(nbdir / "b.ipynb", "out_dir = ''\nsource = ''\nfail = False",
+              "from pathlib import Path\nfrom battlab.pipeline import save_step\n"
+              "assert not fail, 'injected fault'\n"
+              "save_step(out_dir, {'b': int(Path(source).read_text()) + 1}, {})")
+    steps = [Step("a"), Step("b", inputs={"source": "a:file"})]
+    with pytest.raises(StepFailed, match="injected fault"):
+        run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir, parameters={"b.fail": True})
+    assert (tmp_path / "run" / "a" / "a.txt").read_text() == "7"  # the earlier step's outputs are intact
+    summary = run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir, resume=True)
+    assert summary["steps"]["a"].get("resumed") is True
+    assert summary["steps"]["b"]["summary"] == {"b": 8}
+    assert runs_log.read_text().count("run") == 1  # step a ran once, before the fault
+    again = run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir, resume=True)
+    assert again["steps"]["b"].get("resumed") is True  # nothing left to do
+
+
+def test_quick_run_is_reproducible(quick_run, tmp_path):
+    """The same parameters and seed give identical figures (timings aside)."""
+    proc = battlab("run", "--quick", "--out", str(tmp_path / "again"))
+    assert proc.returncode == 0, proc.stderr
+    first, second = _figures(quick_run), _figures(tmp_path / "again")
+    assert first == second
+    assert len(first) == len(STEPS)
