@@ -114,7 +114,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     models = tuple(m.strip() for m in args.models.split(",")) if args.models else None
     result = tune(table, features, args.target, split=args.split, n_trials=args.n_trials, timeout=args.timeout,
                   storage=args.storage, study_name=args.study_name, out_dir=args.out, seed=args.seed,
-                  progress=not args.quiet, **({"models": models} if models else {}))
+                  progress=not args.quiet, heartbeat=args.heartbeat, **({"models": models} if models else {}))
     result.save(args.out)
     m = result.metrics
     print(f"best {result.best_name}: MAE {m['mae_mean']:.4g} ± {m['mae_std']:.2g}, RMSE {m['rmse_mean']:.4g}, "
@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     tun.add_argument("--study-name", help="study to create or join")
     tun.add_argument("--models", help="comma-separated model names (default: lgbm,hgb,rf,et,svr,knn,ridge)")
     tun.add_argument("--seed", type=int, default=0)
+    tun.add_argument("--heartbeat", type=float, default=30.0,
+                     help="seconds between heartbeats; a dead worker's trial fails after twice that and is retried")
     tun.add_argument("--quiet", action="store_true", help="no progress bar")
     tun.set_defaults(func=_cmd_tune)
 

@@ -103,6 +103,10 @@ def parse_formula(text: object) -> ParsedFormula:
     dropped = sorted(written - {el.symbol for el in comp.elements})
     if dropped:
         warnings.append(f"zero amount of {', '.join(dropped)}")
+    for zero in re.finditer(r"(?<=[A-Za-z)])0\d", cleaned):  # 'LiFeP04': a zero typed for the letter O
+        fixed = cleaned[:zero.start()] + "O" + cleaned[zero.start() + 1:]
+        warnings.append(f"amount with a leading zero: {cleaned[zero.start() - 1:zero.end()]!r} "
+                        f"(did you mean {fixed!r}?)")
     for el in sorted(el.symbol for el in comp.elements if el.symbol in RARE_ELEMENTS):
         hint = _case_suggestion(cleaned, el)
         warnings.append(f"rare element in battery materials: {el}" + (f" (did you mean {hint!r}?)" if hint else ""))

@@ -32,6 +32,7 @@ import platform
 import re
 import socket
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,27 @@ def storage_url(storage: str | None, out_dir: str | Path | None) -> str:
     path = Path(out_dir).resolve()
     path.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path / 'study.db'}"
+
+
+def open_storage(url: str, heartbeat: float | None = 30.0) -> Any:
+    """An optuna storage for ``url``. Database URLs get a heartbeat: a worker that dies mid-trial (killed,
+    out of memory, machine lost) has its trial marked FAIL by the next worker after ``2 x heartbeat``
+    seconds, and the trial is retried with the same parameters, so no trial is lost."""
+    import optuna
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+    if url == "sqlite:///:memory:" or "://" not in url:
+        return url
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}  # wait for a writer instead of failing
+    if heartbeat:
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # stable in practice
+        warnings.filterwarnings("ignore", message=".*failed_trial_callback.*")
+        kwargs.update(heartbeat_interval=int(max(1, heartbeat)), grace_period=int(max(2, 2 * heartbeat)),
+                      failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return RDBStorage(url, **kwargs)
 
 
 def _redact(url: str) -> str:
@@ -169,6 +191,7 @@ def tune(
     seed: int = 0,
     progress: bool = True,
     callbacks: list | None = None,
+    heartbeat: float | None = 30.0,
 ) -> TuneResult:
     """Tune, evaluate and refit the best model for ``target`` from ``features`` of ``table``.
 
@@ -189,6 +212,8 @@ def tune(
     coverage, intervals
         Target coverage of the prediction intervals; ``intervals=False`` skips them (benchmarks that only
         score point predictions spend that time searching instead).
+    heartbeat
+        Seconds between a worker's heartbeats in a database storage (see :func:`open_storage`).
     callbacks
         Extra optuna callbacks ``(study, trial)`` after each trial, e.g. to show progress or stop the study.
     """
@@ -216,7 +241,8 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage_url(storage, out_dir)
     study = optuna.create_study(
-        study_name=study_name or f"battlab-{re.sub(r'[^A-Za-z0-9]+', '_', target)}", storage=url,
+        study_name=study_name or f"battlab-{re.sub(r'[^A-Za-z0-9]+', '_', target)}",
+        storage=open_storage(url, heartbeat),
         direction="minimize", sampler=TPESampler(seed=seed), load_if_exists=True,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
 

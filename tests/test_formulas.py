@@ -55,3 +55,9 @@ def test_rare_element_without_suggestion_and_plain_formulas_unflagged():
 def test_large_amounts_and_zero_amounts_are_flagged():
     assert any("large amounts" in w for w in parse_formula("Mo1000O2889").warnings)
     assert parse_formula("H2O0").warnings == ["zero amount of O"]
+
+
+def test_zero_typed_for_letter_o_is_flagged():
+    assert parse_formula("LiFeP04").warnings == ["amount with a leading zero: 'P04' (did you mean 'LiFePO4'?)"]
+    assert parse_formula("Li0.5CoO2").warnings == []  # a decimal amount, not a typo
+    assert parse_formula("Li10GeP2S12").warnings == []
