@@ -72,6 +72,35 @@ def default_tune_dir(workdir: str | Path | None = None, *, n_trials: int = 3) ->
     return out, f"small default model built now: LightGBM on Magpie features of {card.name} ({out})"
 
 
+def default_explanation_dir(workdir: str | Path | None = None, *, max_rows: int = 500) -> tuple[Path, str]:
+    """An explanation folder for the SHAP explorer and where it came from: ``runs/latest/04_explain`` when
+    present, else the default model (:func:`default_tune_dir`) explained on the embedded data, cached."""
+    found = latest_step("04_explain", ("shap_values.parquet", "explanation.json"))
+    if found:
+        return found, f"explanation from the last pipeline run ({found})"
+    out = Path(workdir) if workdir else RUNS_DIR / "app-default" / "explain"
+    if (out / "explanation.json").is_file():
+        return out, f"explanation of the default model, made earlier ({out})"
+    import json
+
+    import joblib
+
+    from battlab.datasets import load_dataset
+    from battlab.explain import explain
+    from battlab.featurize import featurize_table
+
+    model_dir, source = default_tune_dir()
+    card = json.loads((model_dir / "model_card.json").read_text())
+    df, data_card = load_dataset("exp_formation_enthalpy")
+    table, info = featurize_table(df, preset=card["features"].get("preset", "battery"))
+    names = card["features"]["names"]
+    model = joblib.load(model_dir / "model.joblib")  # trusted: the app's own model folder
+    ex = explain(model, table[names], info=info, labels=table["formula"].tolist(), max_rows=max_rows,
+                 target=data_card.target, model_name=card["model"]["name"])
+    ex.save(out)
+    return out, f"{source}; explained now on {max_rows} rows of {data_card.name}"
+
+
 def serve(name: str | None = None, port: int = 8866, *, open_browser: bool = False) -> int:
     """Serve one app (or, with no name, the app folder) with Voilà; returns Voilà's exit code."""
     target = app_path(name) if name else APPS_DIR

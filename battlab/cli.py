@@ -9,6 +9,7 @@ Examples
     $ battlab curate lab.csv --out curated/ --formula-column Formula --target "Capacity (mAh/g)"
     $ battlab featurize curated.parquet --out features.parquet --preset magpie
     $ battlab tune features.parquet --target y --out tuned/ --n-trials 50 --storage postgresql://...
+    $ battlab explain tuned/model.joblib features.parquet --out explained/ --max-rows 2000
     $ battlab app predictor --port 8866        # a Voila app for experimentalists
     $ battlab datasets                         # what can be loaded, with licences
 
@@ -125,6 +126,21 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from battlab.explain import explain_files
+
+    ex = explain_files(args.model, args.features, out_dir=args.out, feature_info=args.feature_info,
+                       target=args.target or "", max_rows=args.max_rows, interaction_rows=args.interaction_rows,
+                       seed=args.seed)
+    s = ex.summary()
+    print(f"{s['n_rows']} of {s['n_rows_total']} rows x {s['n_features']} features in {s['seconds']} s with "
+          f"{ex.explainer}; base value + SHAP = prediction within {s['additivity_error']:.2g}")
+    top = ex.importance("family").head(5)
+    print("by family (mean |SHAP|): " + ", ".join(f"{k} {v:.3g}" for k, v in top.items()))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _cmd_app(args: argparse.Namespace) -> int:
     from battlab.apps import APPS, app_path, serve
 
@@ -200,6 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds between heartbeats; a dead worker's trial fails after twice that and is retried")
     tun.add_argument("--quiet", action="store_true", help="no progress bar")
     tun.set_defaults(func=_cmd_tune)
+
+    exp = sub.add_parser("explain", help="SHAP values of a tuned model, per feature and descriptor family")
+    exp.add_argument("model", help="model.joblib from `battlab tune` (its model_card.json names the features)")
+    exp.add_argument("features", help="feature table (parquet, CSV) with the model's feature columns")
+    exp.add_argument("--out", required=True, help="output folder: shap_values.parquet, explanation.json, ...")
+    exp.add_argument("--feature-info", help="feature info CSV (default: one beside FEATURES)")
+    exp.add_argument("--target", help="target name to record (default: from the model card)")
+    exp.add_argument("--max-rows", type=int, help="explain a random subset of this many rows (recorded)")
+    exp.add_argument("--interaction-rows", type=int, default=0, help="rows with interaction values (tree models)")
+    exp.add_argument("--seed", type=int, default=0)
+    exp.set_defaults(func=_cmd_explain)
 
     app = sub.add_parser("app", help="serve a Voila app (no name: all apps)")
     app.add_argument("name", nargs="?", help="curation, predictor, shap_explorer or electrode_designer")

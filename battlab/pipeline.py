@@ -8,7 +8,7 @@ Example
 -------
 >>> from battlab.pipeline import STEPS
 >>> [s.name for s in STEPS]
-['01_curate', '02_featurize', '03_tune', '05_electrode_optimization']
+['01_curate', '02_featurize', '03_tune', '04_explain', '05_electrode_optimization']
 >>> summary = run_pipeline("runs/latest", quick=True)  # doctest: +SKIP
 """
 
@@ -54,6 +54,10 @@ STEPS: tuple[Step, ...] = (
                             "target": "02_featurize:target"},
          parameters={"n_trials": 25, "timeout": 300},
          quick={"n_trials": 4, "models": ["ridge", "knn"], "timeout": 60}),
+    Step("04_explain", inputs={"model": "03_tune:model", "features": "03_tune:features",
+                               "feature_info": "03_tune:feature_info", "target": "03_tune:target"},
+         parameters={"max_rows": 2000, "interaction_rows": 20},
+         quick={"max_rows": 200, "interaction_rows": 10}),
     Step("05_electrode_optimization", quick={"budget": 1, "batch_size": 2}),
 )
 

@@ -32,7 +32,23 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def voila(tmp_path_factory):
+def runs_dir(tmp_path_factory):
+    """A ``runs/`` folder as ``make run`` leaves it, with a small tuned model (the apps load it)."""
+    from battlab.datasets import load_dataset
+    from battlab.featurize import featurize_table
+    from battlab.tune import tune
+
+    runs = tmp_path_factory.mktemp("runs")
+    df, card = load_dataset("exp_formation_enthalpy")
+    table, info = featurize_table(df, preset="magpie")
+    result = tune(table, info["feature"].tolist(), card.target, models=("ridge",), n_trials=2,
+                  storage="sqlite:///:memory:", progress=False)
+    result.save(runs / "latest" / "03_tune")
+    return runs
+
+
+@pytest.fixture(scope="module")
+def voila(tmp_path_factory, runs_dir):
     """A Voilà server for the ``widgets/`` folder, on a free loopback port; stopped afterwards."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
@@ -41,7 +57,7 @@ def voila(tmp_path_factory):
     port = _free_port()
     log = open(tmp_path_factory.mktemp("voila") / "voila.log", "w")
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # apps use the notebook's inline backend
-    env = {**env, "BATTLAB_RUNS": os.environ.get("BATTLAB_TEST_RUNS", str(tmp_path_factory.mktemp("runs")))}
+    env = {**env, "BATTLAB_RUNS": str(runs_dir)}
     proc = subprocess.Popen([sys.executable, "-m", "voila", str(ROOT / "widgets"), "--no-browser", f"--port={port}",
                              "--Voila.ip=127.0.0.1", "--show_tracebacks=True"], cwd=ROOT / "widgets", env=env,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -86,6 +102,13 @@ def open_app(browser, voila, name: str):
     return page
 
 
+def upload(page, path) -> None:
+    """Choose a file through the upload button, as a person would."""
+    with page.expect_file_chooser() as chooser:
+        page.click(".battlab-data-uploader .widget-upload")
+    chooser.value.set_files(str(path))
+
+
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -105,4 +128,57 @@ def test_electrode_designer_slider_and_optimize(browser, voila):
     page.wait_for_selector(".battlab-convergence img", timeout=30_000)
     assert page.locator(ERRORS).count() == 0
     shot(page, "electrode_designer")
+    page.close()
+
+
+def test_curation_upload_messy_csv_shows_quarantine(browser, voila, tmp_path):
+    from battlab.widgets import example_path
+
+    page = open_app(browser, voila, "curation")
+    upload(page, example_path())
+    page.wait_for_function("!document.querySelector('.battlab-curate').disabled", timeout=30_000)
+    page.click(".battlab-curate")
+    page.wait_for_function("document.querySelector('.battlab-quarantine-count').innerText.includes('quarantined')",
+                           timeout=60_000)
+    assert page.inner_text(".battlab-quarantine-count").startswith("4 rows quarantined")
+    page.wait_for_function("[...document.querySelectorAll('.battlab-curation-plot')].some("
+                           "e => (e.tagName === 'IMG' ? e : e.querySelector('img'))?.naturalWidth > 0)", timeout=30_000)
+    assert page.locator(ERRORS).count() == 0
+    shot(page, "curation")
+    page.close()
+
+
+def test_curation_bad_file_shows_message_and_kernel_survives(browser, voila, tmp_path):
+    bad = tmp_path / "broken.csv"
+    bad.write_bytes(bytes(range(256)) * 20)
+    page = open_app(browser, voila, "curation")
+    upload(page, bad)
+    page.wait_for_function("document.querySelector('.battlab-message').innerText.includes('binary')", timeout=30_000)
+    page.click("text=Load example")  # the kernel still answers
+    page.wait_for_function("!document.querySelector('.battlab-curate').disabled", timeout=30_000)
+    page.close()
+
+
+def test_predictor_types_a_formula(browser, voila):
+    page = open_app(browser, voila, "predictor")
+    assert "last pipeline run" in page.inner_text(".battlab-app-ready")
+    page.fill(".battlab-predictor-input input", "LiCoO2, LiFePO4")
+    page.click(".battlab-predict-button")
+    page.wait_for_function("document.querySelector('.battlab-predictions').innerText.includes('LiFePO4')",
+                           timeout=60_000)
+    assert "LiCoO2" in page.inner_text(".battlab-predictions")
+    assert page.locator(ERRORS).count() == 0
+    shot(page, "predictor")
+    page.close()
+
+
+def test_shap_explorer_pick_a_family(browser, voila):
+    page = open_app(browser, voila, "shap_explorer")
+    page.wait_for_selector(".battlab-shap-dependence img", timeout=60_000)
+    before = page.locator(".battlab-shap-dependence img").first.get_attribute("src")
+    page.select_option(".battlab-shap-group select", "family")
+    page.wait_for_function("b => document.querySelector('.battlab-shap-dependence img')?.getAttribute('src') !== b",
+                           arg=before, timeout=60_000)
+    assert page.locator(ERRORS).count() == 0
+    shot(page, "shap_explorer")
     page.close()

@@ -305,6 +305,7 @@ class DataUploader(w.VBox):
                                           layout=w.Layout(width="420px"))
         self.curate_button = w.Button(description="Curate", button_style="primary", icon="check",
                                       disabled=True)
+        self.curate_button.add_class("battlab-curate")
         self.curate_button.on_click(lambda _: self.run_curation())
         self.status = w.HTML().add_class("battlab-message")
         self.report = CurationReport(max_rows=max_rows)
