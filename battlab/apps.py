@@ -86,10 +86,16 @@ def default_explanation_dir(workdir: str | Path | None = None, *, max_rows: int 
     import joblib
 
     from battlab.datasets import load_dataset
-    from battlab.explain import explain
+    from battlab.explain import explain, explain_files
     from battlab.featurize import featurize_table
 
     model_dir, source = default_tune_dir()
+    step = model_dir / "step.json"
+    if step.is_file():  # a pipeline's model: explain it on the features it was tuned on
+        files = json.loads(step.read_text())["outputs"]
+        explain_files(model_dir / "model.joblib", files["features"], feature_info=files["feature_info"],
+                      max_rows=max_rows, out_dir=out)
+        return out, f"{source}; explained now on up to {max_rows} rows"
     card = json.loads((model_dir / "model_card.json").read_text())
     df, data_card = load_dataset("exp_formation_enthalpy")
     table, info = featurize_table(df, preset=card["features"].get("preset", "battery"))
@@ -104,7 +110,10 @@ def default_explanation_dir(workdir: str | Path | None = None, *, max_rows: int 
 def serve(name: str | None = None, port: int = 8866, *, open_browser: bool = False) -> int:
     """Serve one app (or, with no name, the app folder) with Voilà; returns Voilà's exit code."""
     target = app_path(name) if name else APPS_DIR
-    cmd = [sys.executable, "-m", "voila", str(target), f"--port={port}", "--Voila.ip=127.0.0.1"]
+    # Pre-heated kernels: each app's notebook runs ahead in a waiting kernel, so a visitor's page renders at
+    # once instead of after imports and model loading.
+    cmd = [sys.executable, "-m", "voila", str(target), f"--port={port}", "--Voila.ip=127.0.0.1",
+           "--preheat_kernel=True", "--pool_size=1"]
     if not open_browser:
         cmd.append("--no-browser")
     env = {**os.environ, "PYBAMM_DISABLE_TELEMETRY": "true"}

@@ -73,11 +73,15 @@ def save_step(out_dir: str | Path, summary: dict[str, Any], outputs: dict[str, s
     -------
     >>> import tempfile
     >>> p = save_step(tempfile.mkdtemp(), {"n_kept": 3}, {"curated": "curated.parquet"})
-    >>> json.loads(p.read_text())["summary"]
-    {'n_kept': 3}
+    >>> json.loads(p.read_text())["summary"]["n_kept"]
+    3
     """
+    import resource
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # the notebook's kernel is this process: its peak memory, for the 2 GB of a Binder session
+    summary = {**summary, "kernel_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     path = out / "step.json"
     path.write_text(json.dumps({"summary": summary, "outputs": {k: str(v) for k, v in outputs.items()}},
                                indent=2, default=_json_default))

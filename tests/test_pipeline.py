@@ -27,7 +27,7 @@ def quick_run(tmp_path_factory):
 
 def _figures(out):
     summary = json.loads((out / "summary.json").read_text())
-    return {step: {k: v for k, v in record["summary"].items() if "seconds" not in k}
+    return {step: {k: v for k, v in record["summary"].items() if "seconds" not in k and "rss" not in k}
             for step, record in summary["steps"].items()}
 
 
@@ -86,11 +86,11 @@ def test_outputs_of_one_step_are_inputs_of_the_next(tmp_path):
               "save_step(out_dir, {'read': int(Path(source).read_text())}, {})")
     steps = [Step("a", parameters={"value": 2}, quick={"value": 3}), Step("b", inputs={"source": "a:file"})]
     summary = run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir)
-    assert summary["steps"]["b"]["summary"] == {"read": 20}
+    assert summary["steps"]["b"]["summary"]["read"] == 20
     summary = run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir, quick=True,
                            parameters={"b.unused": 0})
-    assert summary["steps"]["a"]["summary"] == {"value": 3}
-    assert summary["steps"]["b"]["summary"] == {"read": 30}
+    assert summary["steps"]["a"]["summary"]["value"] == 3
+    assert summary["steps"]["b"]["summary"]["read"] == 30
 
 
 def test_step_failure_raises_with_cell(tmp_path):
@@ -120,7 +120,8 @@ def test_failed_step_keeps_earlier_outputs_and_resume_starts_there(tmp_path):
     assert (tmp_path / "run" / "a" / "a.txt").read_text() == "7"  # the earlier step's outputs are intact
     summary = run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir, resume=True)
     assert summary["steps"]["a"].get("resumed") is True
-    assert summary["steps"]["b"]["summary"] == {"b": 8}
+    assert summary["steps"]["b"]["summary"]["b"] == 8
+    assert summary["steps"]["b"]["summary"]["kernel_peak_rss_mb"] > 10
     assert runs_log.read_text().count("run") == 1  # step a ran once, before the fault
     again = run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir, resume=True)
     assert again["steps"]["b"].get("resumed") is True  # nothing left to do
