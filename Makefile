@@ -10,7 +10,7 @@ PIP_QUIET := 2>&1 | { grep -v -e "is ignored: it is neither" -e "^\s*$$" || true
 export PYBAMM_DISABLE_TELEMETRY := true
 export MPLBACKEND := Agg
 
-.PHONY: run test quick apps clean
+.PHONY: run test quick apps clean system-deps
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -25,11 +25,13 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[test,apps]" $(PIP_QUIET)
 	touch $@ $(VENV)/.installed-run
 
-# Browser tests drive Debian's Chromium (Playwright's own browser download does not work offline).
-CHROMIUM := /usr/bin/chromium
-$(CHROMIUM):
-	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi
+# System packages the tests use: Debian's Chromium for the browser tests (Playwright's own browser
+# download does not work offline) and PostgreSQL for the many-worker tuning tests.
+system-deps:
+	@missing=""; [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	echo "installing$$missing (apt)"; $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing >/dev/null; fi
 
 run: $(VENV)/.installed-run
 	$(VENV)/bin/battlab run
@@ -37,7 +39,7 @@ run: $(VENV)/.installed-run
 quick: $(VENV)/.installed-run
 	$(VENV)/bin/battlab run --quick
 
-test: $(VENV)/.installed-test $(CHROMIUM)
+test: $(VENV)/.installed-test system-deps
 	$(PY) -m pytest tests
 	$(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks
 

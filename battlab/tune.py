@@ -103,14 +103,18 @@ def open_storage(url: str, heartbeat: float | None = 30.0) -> Any:
 
     if url == "sqlite:///:memory:" or "://" not in url:
         return url
+    if url.startswith("postgresql://"):  # SQLAlchemy 2.1 maps a bare URL to psycopg 3; psycopg2 may be what is here
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            url = "postgresql+psycopg2://" + url[len("postgresql://"):]
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}  # wait for a writer instead of failing
     if heartbeat:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # stable in practice
-        warnings.filterwarnings("ignore", message=".*failed_trial_callback.*")
         kwargs.update(heartbeat_interval=int(max(1, heartbeat)), grace_period=int(max(2, 2 * heartbeat)),
-                      failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
+                      heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=3))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return RDBStorage(url, **kwargs)
 

@@ -139,7 +139,10 @@ def parse_cell(text: object) -> ParsedCell:
     except ValueError as exc:
         return ParsedCell(math.nan, error=f"{exc}: {s!r}")
     if m.group("exp"):
-        value *= 10.0 ** int(m.group("exp"))
+        try:
+            value *= 10.0 ** int(m.group("exp"))
+        except OverflowError:
+            return ParsedCell(math.nan, error=f"non-finite value: {s!r}")
     if not math.isfinite(value):
         return ParsedCell(math.nan, error=f"non-finite value: {s!r}")
     unit = ""

@@ -14,7 +14,7 @@ BATTLAB = [str(Path(sys.executable).parent / "battlab")]
 
 
 def battlab(*args, cwd=None):
-    return subprocess.run(BATTLAB + list(args), capture_output=True, text=True, cwd=cwd, timeout=600)
+    return subprocess.run(BATTLAB + list(args), capture_output=True, text=True, cwd=cwd, timeout=1800)
 
 
 @pytest.fixture(scope="module")
