@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
@@ -56,3 +58,23 @@ def shared_datasets() -> Path:
 def data_cache(shared_datasets: Path, _battlab_test_env: Path) -> Path:
     """The session's filled data cache (BATTLAB_DATA); skips without shared/datasets."""
     return _battlab_test_env
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory):
+    """400 compositions; the target is a smooth function of composition plus noise of known size.
+    Returns (feature table, kept feature names, path of the table written with its _info.csv)."""
+    from test_featurize import random_formulas
+
+    from battlab.featurize import featurize_table, prune_info
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"formula": random_formulas(400, seed=7)})
+    table, info = featurize_table(df, preset="magpie")
+    info = prune_info(table, info)
+    x = table["MagpieData mean Electronegativity"].to_numpy()
+    table["y"] = 2.0 * x + 0.5 * table["MagpieData mean Row"].to_numpy() + rng.normal(scale=0.1, size=len(table))
+    folder = tmp_path_factory.mktemp("features")
+    table.to_parquet(folder / "features.parquet")
+    info.to_csv(folder / "features_info.csv", index=False)
+    return table, info.loc[info["kept"], "feature"].tolist(), folder / "features.parquet"

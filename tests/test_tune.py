@@ -9,29 +9,11 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
-import pytest
-from test_featurize import random_formulas
 
 from battlab.cli import main
-from battlab.featurize import featurize_table, prune_info
 from battlab.tune import tune
 
 MODELS = ("ridge", "knn")
-
-
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    """400 compositions; the target is a smooth function of composition plus noise of known size."""
-    rng = np.random.default_rng(0)
-    df = pd.DataFrame({"formula": random_formulas(400, seed=7)})
-    table, info = featurize_table(df, preset="magpie")
-    info = prune_info(table, info)
-    x = table["MagpieData mean Electronegativity"].to_numpy()
-    table["y"] = 2.0 * x + 0.5 * table["MagpieData mean Row"].to_numpy() + rng.normal(scale=0.1, size=len(table))
-    folder = tmp_path_factory.mktemp("features")
-    table.to_parquet(folder / "features.parquet")
-    info.to_csv(folder / "features_info.csv", index=False)
-    return table, info.loc[info["kept"], "feature"].tolist(), folder / "features.parquet"
 
 
 def test_short_study_with_sqlite_storage(synthetic, tmp_path):

@@ -11,35 +11,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pandas as pd
 import pg
 import pytest
 from optuna.trial import TrialState
-from test_featurize import random_formulas
 
-from battlab.featurize import featurize_table, prune_info
 from battlab.tune import tune
 
 BATTLAB = str(Path(sys.executable).parent / "battlab")
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    """As in test_tune: 400 compositions, y a smooth function of composition plus noise of sd 0.1."""
-    rng = np.random.default_rng(0)
-    df = pd.DataFrame({"formula": random_formulas(400, seed=7)})
-    table, info = featurize_table(df, preset="magpie")
-    info = prune_info(table, info)
-    x = table["MagpieData mean Electronegativity"].to_numpy()
-    table["y"] = 2.0 * x + 0.5 * table["MagpieData mean Row"].to_numpy() + rng.normal(scale=0.1, size=len(table))
-    folder = tmp_path_factory.mktemp("features")
-    table.to_parquet(folder / "features.parquet")
-    info.to_csv(folder / "features_info.csv", index=False)
-    return table, info.loc[info["kept"], "feature"].tolist(), folder / "features.parquet"
 
 
 def _tune_cmd(path, out, models, n_trials, storage, study, heartbeat):

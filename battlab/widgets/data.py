@@ -153,6 +153,18 @@ def numeric_columns(df: pd.DataFrame, share: float = 0.5) -> list[str]:
 
 # --------------------------------------------------------------------------- CurationReport
 
+class MessagesMixin:
+    """``_say``/``_fail`` for widgets with a ``status`` HTML, a ``message`` and a ``state`` traitlet."""
+
+    def _say(self, text: str, kind: str) -> None:
+        self.message = text
+        self.status.value = message_html(text, kind)
+
+    def _fail(self, text: str) -> None:
+        self.state = FAIL
+        self._say(text, "error")
+
+
 class CurationReport(w.VBox):
     """Shows a :class:`~battlab.curate.CurationResult`: where the rows went, the target before and after
     curation (:func:`battlab.plots.plot_curation`) and the quarantined rows with their reasons.
@@ -231,7 +243,7 @@ class CurationReport(w.VBox):
 
 # --------------------------------------------------------------------------- DataUploader
 
-class DataUploader(w.VBox):
+class DataUploader(MessagesMixin, w.VBox):
     """Upload a table, pick the formula and target columns, curate, see the report and the quarantine.
 
     Parameters
@@ -424,10 +436,3 @@ class DataUploader(w.VBox):
         self.formula_dropdown.options, self.target_dropdown.options = [], []
         self.curate_button.disabled = True
 
-    def _say(self, text: str, kind: str) -> None:
-        self.message = text
-        self.status.value = message_html(text, kind)
-
-    def _fail(self, text: str) -> None:
-        self.state = FAIL
-        self._say(text, "error")

@@ -35,14 +35,14 @@ import pandas as pd
 import traitlets as tl
 
 from battlab.errors import BattlabError
-from battlab.widgets.data import ACTIVE, FAIL, INIT, READY, SUCCESS, figure_png, frame_html, message_html
+from battlab.widgets.data import ACTIVE, INIT, READY, SUCCESS, MessagesMixin, figure_png, frame_html
 
 __all__ = ["FeatureExplorer"]
 
 ALL = "(all families)"
 
 
-class FeatureExplorer(w.VBox):
+class FeatureExplorer(MessagesMixin, w.VBox):
     """Choose a descriptor family and a feature: its histogram, its scatter against the target, the
     family's correlation heatmap and the features most related to the target.
 
@@ -355,13 +355,6 @@ class FeatureExplorer(w.VBox):
                               f"kept features; a ranking, not a model):</p>" + frame_html(df, n))
 
     # ------------------------------------------------------------------ messages
-    def _say(self, text: str, kind: str) -> None:
-        self.message = text
-        self.status.value = message_html(text, kind)
-
-    def _fail(self, text: str) -> None:
-        self.state = FAIL
-        self._say(text, "error")
 
 
 def _short(name: str, n: int = 40) -> str:

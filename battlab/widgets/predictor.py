@@ -34,14 +34,13 @@ import traitlets as tl
 from battlab.errors import BattlabError
 from battlab.widgets.data import (
     ACTIVE,
-    FAIL,
     INIT,
     READY,
     SUCCESS,
     TABLE_SUFFIXES,
+    MessagesMixin,
     csv_download_html,
     frame_html,
-    message_html,
     read_upload,
     upload_entries,
 )
@@ -116,7 +115,7 @@ def _explain_contributions(model: Any, X: pd.DataFrame) -> pd.DataFrame | None:
         return None
 
 
-class Predictor(w.VBox):
+class Predictor(MessagesMixin, w.VBox):
     """Predict a property for formulas with a saved battlab model: value, interval and a short reason.
 
     Parameters
@@ -445,13 +444,6 @@ class Predictor(w.VBox):
         self.progress.max, self.progress.value = total, done
         self.progress.layout.display = None
 
-    def _say(self, text: str, kind: str) -> None:
-        self.message = text
-        self.status.value = message_html(text, kind)
-
-    def _fail(self, text: str) -> None:
-        self.state = FAIL
-        self._say(text, "error")
 
 
 def split_formulas(text: str) -> list[str]:

@@ -35,7 +35,7 @@ import pandas as pd
 import traitlets as tl
 
 from battlab.errors import BattlabError
-from battlab.widgets.data import ACTIVE, FAIL, INIT, READY, SUCCESS, figure_png, frame_html, message_html
+from battlab.widgets.data import ACTIVE, INIT, READY, SUCCESS, MessagesMixin, figure_png, frame_html
 
 __all__ = ["TuningMonitor"]
 
@@ -43,7 +43,7 @@ __all__ = ["TuningMonitor"]
 APP_MODELS = ("ridge", "knn", "lgbm", "rf", "svr")
 
 
-class TuningMonitor(w.VBox):
+class TuningMonitor(MessagesMixin, w.VBox):
     """Start/stop an optuna study over the model zoo and watch it: trials, best CV MAE so far, result.
 
     Parameters
@@ -358,10 +358,3 @@ class TuningMonitor(w.VBox):
         comparison = result.comparison[["model", "trials", "best_cv_mae", "fold_mae_std"]]
         self.result_view.value = f"<table>{table}</table>" + frame_html(comparison, 20, "battlab-comparison")
 
-    def _say(self, text: str, kind: str) -> None:
-        self.message = text
-        self.status.value = message_html(text, kind)
-
-    def _fail(self, text: str) -> None:
-        self.state = FAIL
-        self._say(text, "error")
