@@ -38,7 +38,7 @@ import pandas as pd
 from battlab import __version__
 from battlab.errors import DataFileError
 from battlab.formulas import parse_formula
-from battlab.tables import RawTable, check_columns, read_table
+from battlab.tables import RawTable, check_columns, dedupe_names, read_table
 from battlab.units import ParsedCell, convert, parse_cell, parse_unit, split_header
 
 #: Column names tried, in order, when no formula column is named.
@@ -119,7 +119,9 @@ class CurationResult:
 
 def find_formula_column(columns: list[str]) -> str | None:
     """The first column whose name (case-insensitive) is a usual name for a formula."""
-    lower = {str(c).strip().lower(): c for c in columns}
+    lower: dict[str, str] = {}
+    for c in columns:  # the first of "formula" and "Formula" wins
+        lower.setdefault(str(c).strip().lower(), c)
     return next((lower[name] for name in FORMULA_COLUMNS if name in lower), None)
 
 
@@ -142,6 +144,41 @@ class _Ledger:
             self.quarantined[row] = {"row": row, "category": category, "reason": f"{where}: {reason}",
                                      "column": column, "value": value}
             self.issue(row, column, value, reason, "row quarantined")
+
+
+def _decode_bytes(df: pd.DataFrame) -> pd.DataFrame:
+    """Bytes cells (parquet binary columns, DataFrames built by hand) as text; undecodable bytes escaped."""
+    cols = [c for c in df.columns if df[c].dtype == object and df[c].map(type).eq(bytes).any()]
+    if not cols:
+        return df
+    df = df.copy()
+    for c in cols:
+        df[c] = df[c].map(lambda v: v.decode("utf-8", errors="backslashreplace") if isinstance(v, bytes) else v)
+    return df
+
+
+def _free_output_names(df: pd.DataFrame, formula_column: str | None, target: str | None,
+                       group_by: list[str] | tuple[str, ...], notes: list[str]) -> dict[str, str]:
+    """Renames of input columns whose names curation writes itself (``row``, ``qc_flags``, ``formula``,
+    ``<target>_std``, ``<column>_censored``...), so no input column is overwritten or clashes."""
+    skip = {formula_column, *group_by}
+    numeric = [c for c in df.columns if c == target or (c not in skip and _is_numeric_column(df[c]))]
+    taken = {"row", "qc_flags", "formula_raw", *(f"{c}_censored" for c in numeric)}
+    if formula_column:
+        taken.add("formula")
+    if target:
+        taken |= {f"{target}_std", f"{target}_std_log10", f"{target}_n"}
+    renames: dict[str, str] = {}
+    names = set(map(str, df.columns))
+    for col in df.columns:
+        if col in taken and not (col == "formula" and col == formula_column):
+            new = f"{col} (input)"
+            while new in names or new in taken:
+                new += "'"
+            names.add(new)
+            renames[col] = new
+            notes.append(f"input column {col!r} renamed to {new!r}: curation writes a column of that name")
+    return renames
 
 
 def _is_numeric_column(series: pd.Series) -> bool:
@@ -294,9 +331,11 @@ def curate(
     else:
         frame = data.copy()
         frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")
-        table = RawTable(frame)
+        notes: list[str] = []
+        frame.columns = dedupe_names([str(c) for c in frame.columns], notes)  # a DataFrame may repeat a name
+        table = RawTable(frame, notes=notes)
         source = source or "table"
-    df = table.data
+    df = _decode_bytes(table.data)
     ledger = _Ledger(source)
     n_input = table.n_rows
     if n_input == 0:
@@ -308,6 +347,13 @@ def curate(
         formula_column = find_formula_column(list(df.columns))
     check_columns(df, [c for c in (formula_column, target, *group_by) if c], source=source,
                   delimiter=table.delimiter)
+    renames = _free_output_names(df, formula_column, target, group_by, table.notes)
+    if renames:
+        df = df.rename(columns=renames)
+        formula_column, target = renames.get(formula_column, formula_column), renames.get(target, target)
+        group_by = [renames.get(c, c) for c in group_by]
+        units = {renames.get(k, k): v for k, v in units.items()}
+        bounds = {renames.get(k, k): v for k, v in bounds.items()}
     flags: dict[int, list[str]] = {row: [] for row in df.index}
     out = df.copy()
 
@@ -315,7 +361,7 @@ def curate(
         parsed = {v: parse_formula(v) for v in pd.unique(df[formula_column])}
         formulas = []
         for row, raw in df[formula_column].items():
-            p = parsed[raw]
+            p = parsed.get(raw) or parse_formula(raw)  # NaN keys do not find themselves
             if p.error:
                 ledger.quarantine(row, "formula", p.error, formula_column, raw)
             for w in p.warnings:

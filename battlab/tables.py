@@ -98,7 +98,8 @@ def _looks_like_data(header: list[str]) -> bool:
     return numeric >= max(1, len(header) / 2)
 
 
-def _dedupe(header: list[str], notes: list[str]) -> list[str]:
+def dedupe_names(header: list[str], notes: list[str]) -> list[str]:
+    """Column names made unique (``x``, ``x.1``...; blanks become ``column_N``), each rename noted."""
     seen: Counter[str] = Counter()
     out = []
     for h in header:
@@ -123,7 +124,7 @@ def _read_text_table(path: Path, text: str, delimiter: str | None) -> RawTable:
             if not any(f.strip() for f in fields):
                 continue  # blank line: not a record
             if header is None:
-                header = _dedupe(fields, notes)
+                header = dedupe_names(fields, notes)
                 continue
             n += 1
             if len(fields) != len(header):
@@ -170,7 +171,10 @@ def read_table(path: str | Path, *, delimiter: str | None = None,
         df.index = pd.RangeIndex(1, len(df) + 1, name="row")
         table = RawTable(df, path)
     else:
-        raw = path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:  # unreadable: permissions, a special file
+            raise DataFileError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
         if not raw.strip():
             raise DataFileError(f"{path}: the file is empty")
         table = _read_text_table(path, _decode(path, raw), delimiter)

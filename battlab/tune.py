@@ -99,7 +99,7 @@ def open_storage(url: str, heartbeat: float | None = 30.0) -> Any:
     out of memory, machine lost) has its trial marked FAIL by the next worker after ``2 x heartbeat``
     seconds, and the trial is retried with the same parameters, so no trial is lost."""
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna import storages
 
     if url == "sqlite:///:memory:" or "://" not in url:
         return url
@@ -114,9 +114,14 @@ def open_storage(url: str, heartbeat: float | None = 30.0) -> Any:
     if heartbeat:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # stable in practice
         kwargs.update(heartbeat_interval=int(max(1, heartbeat)), grace_period=int(max(2, 2 * heartbeat)),
-                      heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=3))
+                      heartbeat_stale_trial_callback=_retry_callback(storages)(max_retry=3))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return RDBStorage(url, **kwargs)
+    return storages.RDBStorage(url, **kwargs)
+
+
+def _retry_callback(storages: Any) -> Any:
+    """optuna >= 4.9 renamed the retry callback; the old name warns there and goes in 6.0."""
+    return getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or storages.RetryFailedTrialCallback
 
 
 def _redact(url: str) -> str:

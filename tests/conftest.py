@@ -8,6 +8,7 @@ files; they are never copied into the repository. For the whole session,
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,22 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 from shared_data import SHARED_DATASETS, fill_cache
 from shared_data import shared_complete as _shared_complete
+
+
+FUZZ_TRIED = "battlab_fuzz_tried"  # config attribute: examples tried per fuzz test (tests/test_fuzz.py)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Print, and keep in ``test-artifacts/fuzz-examples.json``, how many examples the fuzzer tried."""
+    tried = dict(getattr(config, FUZZ_TRIED, {}) or {})
+    if not tried:
+        return
+    total = sum(tried.values())
+    detail = ", ".join(f"{k}={v}" for k, v in sorted(tried.items()))
+    terminalreporter.write_line(f"fuzz examples tried: {total} ({detail})")
+    out = Path(__file__).resolve().parents[1] / "test-artifacts"
+    out.mkdir(exist_ok=True)
+    (out / "fuzz-examples.json").write_text(json.dumps({"total": total, **tried}, indent=1) + "\n")
 
 
 @pytest.fixture(scope="session", autouse=True)

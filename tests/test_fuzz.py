@@ -6,7 +6,8 @@ ragged rows, random bytes as a file) either returns a result in which every inpu
 :class:`~battlab.errors.BattlabError`. Featurization of any formula column never raises, keeps every row
 and gives every failed row a ``featurize_error``.
 
-The number of examples tried is printed at the end of the session: ``fuzz examples tried: N``.
+The number of examples tried is printed at the end of the session (``fuzz examples tried: N``) and kept in
+``test-artifacts/fuzz-examples.json``.
 """
 
 from __future__ import annotations
@@ -30,16 +31,9 @@ TRIED: Counter[str] = Counter()  # examples tried, per test
 
 @pytest.fixture(scope="module", autouse=True)
 def _report_examples(request: pytest.FixtureRequest):
+    """conftest's ``pytest_terminal_summary`` prints these and keeps them in test-artifacts/."""
+    setattr(request.config, "battlab_fuzz_tried", TRIED)
     yield
-    total = sum(TRIED.values())
-    detail = ", ".join(f"{k}={v}" for k, v in sorted(TRIED.items()))
-    line = f"fuzz examples tried: {total} ({detail})"
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("")
-        reporter.write_line(line)
-    else:  # pragma: no cover
-        print(line)
 
 
 def fuzz_settings(n: int):
@@ -66,7 +60,7 @@ FORMULA_LIKE = st.one_of(
     st.builds(lambda a, b: a + b, st.sampled_from(FORMULAS), st.sampled_from(WEIRD)),
 )
 CELL = st.one_of(st.sampled_from(WEIRD), FORMULA_LIKE, NUMBERS, st.text(max_size=12), st.none(),
-                 st.booleans(), st.just(pd.NaT))  # bytes cells: known bug, xfail below
+                 st.booleans(), st.just(pd.NaT), st.binary(max_size=6))
 COLUMN_NAMES = st.sampled_from(["formula", "Formula", "composition", "capacity (mAh/g)", "capacity",
                                 "conductivity (S/cm)", "porosity", "voltage", "T", "", " ", "formula.1",
                                 "row", "formula_raw", "🔋", "ليثيوم", "0", "1e308", "nan", "qc_flags",
@@ -76,10 +70,7 @@ COLUMN_NAMES = st.sampled_from(["formula", "Formula", "composition", "capacity (
 @st.composite
 def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, str | None, str | None]:
     n_cols = draw(st.integers(1, 5))
-    # Unique names without "row" (duplicate DataFrame columns and a "row" column are known bugs, see the
-    # xfail tests below; files dedupe their headers, so duplicates are fuzzed through test_curate_random_files).
-    names = draw(st.lists(COLUMN_NAMES.filter(lambda c: c != "row"), min_size=n_cols, max_size=n_cols,
-                          unique=True))
+    names = draw(st.lists(COLUMN_NAMES, min_size=n_cols, max_size=n_cols))  # duplicates allowed
     n_rows = draw(st.integers(0, 12))
     rows = [[draw(CELL) for _ in range(n_cols)] for _ in range(n_rows)]
     if rows and draw(st.booleans()):  # replicates: repeat some rows, perhaps with another value
@@ -93,11 +84,6 @@ def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, str | None, str | None]:
         df[f"typed_{draw(st.integers(0, 2))}"] = draw(st.lists(NUMBERS, min_size=len(df), max_size=len(df)))
     cols = [str(c) for c in df.columns]
     formula = draw(st.one_of(st.none(), st.sampled_from(cols)))
-    if "formula" in cols and any(c in cols for c in ("Formula", "composition")):
-        df = df.drop(columns=[c for c in ("Formula", "composition") if c in cols])  # known bug, xfail below
-        cols = [str(c) for c in df.columns]
-    if "formula" in cols and formula is not None:
-        formula = "formula"  # another formula column beside a "formula" column is a known bug (xfail below)
     target = draw(st.one_of(st.none(), st.sampled_from(cols), st.just("missing column")))
     return df, formula, target
 
@@ -114,8 +100,7 @@ def text_files(draw: st.DrawFn) -> tuple[bytes, str]:
         return draw(st.binary(max_size=300)), suffix
     delim = draw(st.sampled_from([",", ";", "\t", "|", " "]))
     width = draw(st.integers(1, 4))
-    header = [draw(st.one_of(COLUMN_NAMES, st.text(max_size=6)).filter(lambda c: c.strip() != "row"))
-              for _ in range(width)]  # a "row" column is a known bug (xfail below)
+    header = [draw(st.one_of(COLUMN_NAMES, st.text(max_size=6))) for _ in range(width)]
     lines = [delim.join(header)]
     for _ in range(draw(st.integers(0, 10))):
         n = width if draw(st.integers(0, 3)) else draw(st.integers(0, width + 2))  # some ragged rows
@@ -158,7 +143,6 @@ def curate_or_user_error(data, **kwargs) -> None:
 
 # --------------------------------------------------------------------------- curation
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow with 1e308 targets: reported, not fatal
 @fuzz_settings(220)
 @given(frames())
 def test_curate_random_frames(case: tuple[pd.DataFrame, str | None, str | None]) -> None:
@@ -167,7 +151,6 @@ def test_curate_random_frames(case: tuple[pd.DataFrame, str | None, str | None])
     curate_or_user_error(df, formula_column=formula, target=target)
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @fuzz_settings(150)
 @given(text_files())
 def test_curate_random_files(case: tuple[bytes, str]) -> None:
@@ -180,7 +163,6 @@ def test_curate_random_files(case: tuple[bytes, str]) -> None:
         curate_or_user_error(str(path), target="capacity (mAh/g)")
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @fuzz_settings(60)
 @given(st.lists(FORMULA_LIKE, min_size=1, max_size=15),
        st.lists(st.one_of(NUMBERS, st.sampled_from(WEIRD)), min_size=15, max_size=15),
@@ -221,37 +203,49 @@ def test_composition_features_one_row_per_formula(formulas: list[str]) -> None:
     assert len(out) == len(formulas)
 
 
-# --------------------------------------------------------------------------- known bugs found by fuzzing
+# --------------------------------------------------------------------------- bugs the fuzzer found, fixed
 
-_BUG = "known battlab bug found by tests/test_fuzz.py: curate raises a non-BattlabError"
-
-
-@pytest.mark.xfail(strict=True, raises=(TypeError, IndexError), reason=_BUG + " (duplicate DataFrame columns)")
-def test_known_bug_duplicate_dataframe_columns() -> None:
-    curate_or_user_error(pd.DataFrame([["LiCoO2", "LiCoO2"]], columns=["formula", "formula"]))
+def test_duplicate_dataframe_columns_are_renamed_and_kept() -> None:
+    result = curate(pd.DataFrame([["LiCoO2", "LiFePO4"]], columns=["formula", "formula"]))
+    assert result.curated.loc[0, ["formula", "formula.1"]].tolist() == ["LiCoO2", "LiFePO4"]
+    assert any("formula.1" in n for n in result.report["notes"])
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=_BUG + " (formula_column beside a 'formula' column)")
-def test_known_bug_formula_column_beside_a_formula_column() -> None:
-    curate_or_user_error(pd.DataFrame({"composition": ["LiCoO2"], "formula": ["x"]}), formula_column="composition")
+def test_formula_column_beside_a_formula_column_keeps_both() -> None:
+    result = curate(pd.DataFrame({"composition": ["LiCoO2"], "formula": ["x"]}), formula_column="composition")
+    assert result.curated.loc[0, "formula (input)"] == "x"
+    assert result.curated.loc[0, "composition"] == "LiCoO2"
+    assert any("'formula (input)'" in n for n in result.report["notes"])
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=_BUG + " (an input column named 'row')")
-def test_known_bug_row_column_in_a_file(tmp_path: Path) -> None:
+def test_input_columns_named_like_outputs_are_renamed_not_overwritten(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
-    path.write_text("formula,row\nLiCoO2,1\n")
-    curate_or_user_error(path)
+    path.write_text("formula,row,qc_flags,y,y_std\nLiCoO2,7,ok,1,0.5\nLiFePO4,8,ok,2,0.25\n")
+    result = curate(path, target="y")
+    c = result.curated
+    assert c["row"].tolist() == [1, 2]  # battlab's row numbers
+    assert c["row (input)"].tolist() == [7, 8] and c["qc_flags (input)"].tolist() == ["ok", "ok"]
+    assert c["y_std (input)"].tolist() == [0.5, 0.25]  # the input column, not the replicate spread
+    check_result(result)
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError, reason=_BUG + " (a bytes cell in a DataFrame)")
-def test_known_bug_bytes_cell() -> None:
-    curate_or_user_error(pd.DataFrame({"formula": [b"\x80"]}))
+def test_target_named_row_follows_its_rename() -> None:
+    result = curate(pd.DataFrame({"formula": ["LiCoO2", "LiFePO4"], "row": [5, 6]}), target="row")
+    assert result.report["target"] == "row (input)"
+    assert result.curated["row (input)"].tolist() == [5.0, 6.0]
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason=_BUG + " ('formula' and 'Formula' columns, no formula_column)")
-def test_known_bug_formula_and_Formula_columns() -> None:
-    curate_or_user_error(pd.DataFrame({"formula": [""], "Formula": [""]}))
+def test_bytes_cells_are_decoded_and_bad_bytes_quarantined_with_their_text() -> None:
+    result = curate(pd.DataFrame({"formula": [b"LiCoO2", b"\x80"]}))
+    assert result.curated["formula"].tolist() == ["LiCoO2"]
+    assert result.quarantine["value"].tolist() == ["\\x80"]  # escaped, not lost
+    check_result(result)
+
+
+def test_formula_and_Formula_columns_use_the_exact_name() -> None:
+    result = curate(pd.DataFrame({"formula": ["LiCoO2"], "Formula": ["x"]}))
+    assert result.report["formula_column"] == "formula"
+    assert result.curated.loc[0, "Formula"] == "x"
 
 
 def test_huge_power_of_ten_cell_is_a_bad_value_not_a_crash(tmp_path: Path) -> None:

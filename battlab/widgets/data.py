@@ -109,7 +109,9 @@ def csv_download_html(df: pd.DataFrame, filename: str, label: str = "Download CS
 
 def _safe_name(name: str) -> str:
     base = Path(str(name).replace("\\", "/")).name  # no folders from the browser
-    base = re.sub(r"[^A-Za-z0-9._ ()+-]", "_", base).strip() or "upload"
+    base = re.sub(r"[^A-Za-z0-9._ ()+-]", "_", base).strip()
+    if not base.strip("."):  # "", "." and ".." name folders, not files
+        base = "upload"
     return base[:120]
 
 
