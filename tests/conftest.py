@@ -23,7 +23,6 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 from shared_data import SHARED_DATASETS, fill_cache
 from shared_data import shared_complete as _shared_complete
 
-
 FUZZ_TRIED = "battlab_fuzz_tried"  # config attribute: examples tried per fuzz test (tests/test_fuzz.py)
 
 

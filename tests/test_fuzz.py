@@ -32,7 +32,7 @@ TRIED: Counter[str] = Counter()  # examples tried, per test
 @pytest.fixture(scope="module", autouse=True)
 def _report_examples(request: pytest.FixtureRequest):
     """conftest's ``pytest_terminal_summary`` prints these and keeps them in test-artifacts/."""
-    setattr(request.config, "battlab_fuzz_tried", TRIED)
+    request.config.battlab_fuzz_tried = TRIED
     yield
 
 
