@@ -59,6 +59,17 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in ci
 
 
+def test_readme_has_a_binder_badge_for_lab_and_every_app():
+    from battlab.apps import APPS
+
+    readme = (ROOT / "README.md").read_text()
+    badge = "[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/OWNER/battlab/main?urlpath="
+    assert badge + "lab/tree/notebooks)" in readme
+    for name in APPS:
+        assert badge + f"voila%2Frender%2Fwidgets%2F{name}.ipynb)" in readme, name
+        assert (ROOT / "widgets" / f"{name}.ipynb").is_file(), name
+
+
 def test_importing_battlab_disables_pybamm_telemetry():
     env = {k: v for k, v in os.environ.items() if k != "PYBAMM_DISABLE_TELEMETRY"}
     out = subprocess.run([sys.executable, "-c", "import battlab, os; print(os.environ['PYBAMM_DISABLE_TELEMETRY'])"],
