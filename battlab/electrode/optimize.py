@@ -243,9 +243,13 @@ def surrogate_evaluator(model: EnsembleSurrogate, settings: ProcessSettings | No
     """Evaluation function for :func:`pso`: process quantities plus predicted means and ``_std``."""
 
     def evaluate(d: pd.DataFrame) -> pd.DataFrame:
-        mean, std = model.predict(d[model.inputs_].to_numpy(float), return_std=True)
+        needs_process = with_process or any(c not in d for c in model.inputs_)
+        out = process_table(d, settings) if needs_process else pd.DataFrame(index=d.index)
+        feats = pd.concat([d, out.drop(columns=[c for c in out if c in d])], axis=1)
+        mean, std = model.predict(feats[model.inputs_].to_numpy(float), return_std=True)
         mean, std = mean.reshape(len(d), -1), std.reshape(len(d), -1)
-        out = process_table(d, settings) if with_process else pd.DataFrame(index=d.index)
+        if not with_process:
+            out = pd.DataFrame(index=d.index)
         for j, name in enumerate(model.outputs_):
             out[name], out[f"{name}_std"] = mean[:, j], std[:, j]
         return out
@@ -416,6 +420,7 @@ def closed_loop(
     surrogate_params: dict[str, Any] | None = None,
     pso_params: dict[str, Any] | None = None,
     simulate_kwargs: dict[str, Any] | None = None,
+    surrogate_inputs: list[str] | None = None,
     verbose: bool = True,
 ) -> ClosedLoopResult:
     """Active learning: PSO on the surrogate proposes a batch, the virtual line evaluates it, repeat.
@@ -440,6 +445,10 @@ def closed_loop(
         Uncertainty penalty of the proposals; a batch mixes ``kappa`` and 0 (pure exploitation).
     n_jobs : int
         joblib workers for the simulations.
+    surrogate_inputs : list of str, optional
+        Features of the surrogate: the varied parameters by default, or computed process quantities
+        (e.g. ``["thickness_um", "porosity", "active_volume_fraction"]``, what the simulator sees),
+        which the evaluation recomputes from each design with the exact process model.
     verbose : bool
         Print one line per round.
 
@@ -490,7 +499,8 @@ def closed_loop(
     if verbose:
         print(f"round 0: {calls} simulations, best {objective} = {best_value:.4g}")
     stale = 0
-    model = fit_surrogate(data, outputs, list(var), **(surrogate_params or {}))
+    inputs = list(surrogate_inputs or var)
+    model = fit_surrogate(data, outputs, inputs, **(surrogate_params or {}))
     for rnd in range(1, max_rounds + 1):
         t0 = time.perf_counter()
         proposals, predicted = [], []
@@ -521,7 +531,7 @@ def closed_loop(
                         "proposal_predicted": float(predicted[0][0]), "proposal_std": float(predicted[0][1]),
                         "proposal_observed": float(new[objective].iloc[0]) if objective in new else np.nan,
                         "improved": improved, "seconds": np.nan})
-        model = fit_surrogate(data, outputs, list(var), **(surrogate_params or {}))
+        model = fit_surrogate(data, outputs, inputs, **(surrogate_params or {}))
         history[-1]["seconds"] = round(time.perf_counter() - t0, 2)
         if verbose:
             h = history[-1]
