@@ -99,16 +99,23 @@ def _looks_like_data(header: list[str]) -> bool:
 
 
 def dedupe_names(header: list[str], notes: list[str]) -> list[str]:
-    """Column names made unique (``x``, ``x.1``...; blanks become ``column_N``), each rename noted."""
-    seen: Counter[str] = Counter()
+    """Column names made unique (``x``, ``x.1``...; blanks become ``column_N``), each rename noted.
+
+    >>> dedupe_names(["a", "a", "a.1", ""], [])
+    ['a', 'a.2', 'a.1', 'column_4']
+    """
+    names = [h.strip() or f"column_{i + 1}" for i, h in enumerate(header)]
+    used: set[str] = set()
     out = []
-    for h in header:
-        name = h.strip() or f"column_{len(out) + 1}"
-        seen[name] += 1
-        if seen[name] > 1:
-            new = f"{name}.{seen[name] - 1}"
+    for i, name in enumerate(names):
+        if name in used or name in names[:i]:
+            k = 1
+            while f"{name}.{k}" in used or f"{name}.{k}" in names:  # never take a later column's name
+                k += 1
+            new = f"{name}.{k}"
             notes.append(f"duplicate column {name!r} renamed to {new!r}")
             name = new
+        used.add(name)
         out.append(name)
     return out
 

@@ -252,3 +252,11 @@ def test_huge_power_of_ten_cell_is_a_bad_value_not_a_crash(tmp_path: Path) -> No
     path = tmp_path / "t.csv"
     path.write_bytes(b"formula formula formula\n\n 0x10 309")
     curate_or_user_error(path)
+
+
+def test_renamed_duplicate_header_never_takes_a_later_columns_name(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"  # found by the fuzzer: "formula" x3 then "formula.1"
+    path.write_bytes(b"formula,formula,formula,formula.1\nLiCoO2,a,b,c\n")
+    result = curate(path)
+    assert result.curated.loc[0, ["formula.1", "formula.2", "formula.3"]].tolist() == ["c", "a", "b"]
+    check_result(result)
