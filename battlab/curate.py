@@ -158,9 +158,10 @@ def _decode_bytes(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _free_output_names(df: pd.DataFrame, formula_column: str | None, target: str | None,
-                       group_by: list[str] | tuple[str, ...], notes: list[str]) -> dict[str, str]:
+                       group_by: list[str] | tuple[str, ...], notes: list[str]) -> tuple[dict[str, str], list[str]]:
     """Renames of input columns whose names curation writes itself (``row``, ``qc_flags``, ``formula``,
-    ``<target>_std``, ``<column>_censored``...), so no input column is overwritten or clashes."""
+    ``<target>_std``, ``<column>_censored``...), so no input column is overwritten or clashes; and the
+    numeric columns (before renaming), found once here for both uses."""
     skip = {formula_column, *group_by}
     numeric = [c for c in df.columns if c == target or (c not in skip and _is_numeric_column(df[c]))]
     taken = {"row", "qc_flags", "formula_raw", *(f"{c}_censored" for c in numeric)}
@@ -178,7 +179,7 @@ def _free_output_names(df: pd.DataFrame, formula_column: str | None, target: str
             names.add(new)
             renames[col] = new
             notes.append(f"input column {col!r} renamed to {new!r}: curation writes a column of that name")
-    return renames
+    return renames, numeric
 
 
 def _is_numeric_column(series: pd.Series) -> bool:
@@ -347,7 +348,8 @@ def curate(
         formula_column = find_formula_column(list(df.columns))
     check_columns(df, [c for c in (formula_column, target, *group_by) if c], source=source,
                   delimiter=table.delimiter)
-    renames = _free_output_names(df, formula_column, target, group_by, table.notes)
+    renames, numeric = _free_output_names(df, formula_column, target, group_by, table.notes)
+    numeric = [renames.get(c, c) for c in numeric]  # a rename keeps the cells, so the column stays numeric
     if renames:
         df = df.rename(columns=renames)
         formula_column, target = renames.get(formula_column, formula_column), renames.get(target, target)
@@ -372,8 +374,6 @@ def curate(
             out = out.rename(columns={"formula": "formula_raw"})
         out.insert(0, "formula", formulas)
 
-    skip = {formula_column, *group_by}
-    numeric = [c for c in df.columns if c == target or (c not in skip and _is_numeric_column(df[c]))]
     column_units: dict[str, str] = {}
     target_input = None
     for col in numeric:
