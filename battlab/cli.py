@@ -131,7 +131,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     ex = explain_files(args.model, args.features, out_dir=args.out, feature_info=args.feature_info,
                        target=args.target or "", max_rows=args.max_rows, interaction_rows=args.interaction_rows,
-                       seed=args.seed)
+                       seed=args.seed, max_seconds=args.max_seconds)
     s = ex.summary()
     print(f"{s['n_rows']} of {s['n_rows_total']} rows x {s['n_features']} features in {s['seconds']} s with "
           f"{ex.explainer}; base value + SHAP = prediction within {s['additivity_error']:.2g}")
@@ -225,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--target", help="target name to record (default: from the model card)")
     exp.add_argument("--max-rows", type=int, help="explain a random subset of this many rows (recorded)")
     exp.add_argument("--interaction-rows", type=int, default=0, help="rows with interaction values (tree models)")
+    exp.add_argument("--max-seconds", type=float,
+                     help="budget of estimated TreeSHAP time: deep forests then explain fewer rows, and say so")
     exp.add_argument("--seed", type=int, default=0)
     exp.set_defaults(func=_cmd_explain)
 

@@ -28,8 +28,15 @@ deep, and 1,500 of them take about a minute for 2,000 rows even in LightGBM's na
 ``shap.TreeExplainer``). battlab's default booster is therefore depth-bounded (800 trees, depth 6, and
 tuning searches depth 3-8), and LightGBM's TreeSHAP runs on every core: 2,000 rows in seconds
 (``benchmarks/explain.py``). Rows are never subsampled silently: ``max_rows`` is an explicit argument
-and ``n_rows_total`` records how many there were. Interaction values (tree models only) cost about a
-hundred times more per row, so they are computed on ``interaction_rows`` rows, recorded in the result.
+and ``n_rows_total`` records how many there were. Interaction values (tree models only) cost about
+twice the number of features times more per row, so they are computed on ``interaction_rows`` rows,
+recorded in the result.
+
+Deep forests are the expensive case: a 300-tree extra-trees model grown to depth 29 costs about 0.5 s
+per row for SHAP values and two minutes per row for interaction values. :func:`treeshap_cost` estimates
+these from the trees' shape; with ``max_seconds``, :func:`explain` explains as many rows as the estimate
+allows, warns, and records why in ``Explanation.notes``. The estimate is deterministic (no clock), so the
+same model and parameters always explain the same rows.
 
 Example
 -------
@@ -65,7 +72,7 @@ import pandas as pd
 
 from battlab.errors import BattlabError
 
-__all__ = ["Explanation", "explain", "explain_files", "load_inputs", "plot_summary", "plot_importance",
+__all__ = ["Explanation", "explain", "treeshap_cost", "explain_files", "load_inputs", "plot_summary", "plot_importance",
            "plot_dependence", "plot_waterfall", "plot_comparison", "plot_interactions"]
 
 #: Additivity tolerance of exact explainers (base value + sum of values vs the model's prediction).
@@ -115,6 +122,7 @@ class Explanation:
     interactions: pd.DataFrame | None = None
     interaction_values: np.ndarray | None = field(default=None, repr=False)
     interaction_rows: list[Any] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ reading
     @property
@@ -215,7 +223,7 @@ class Explanation:
                 "n_rows_total": self.n_rows_total, "n_features": len(self.features),
                 "additivity_error": float(self.additivity_error), "seconds": round(self.seconds, 3),
                 "base_value": float(self.base_value), "top_feature": self.importance().index[0],
-                "top_family": fam.index[0], "interaction_rows": len(self.interaction_rows)}
+                "top_family": fam.index[0], "interaction_rows": len(self.interaction_rows), "notes": self.notes}
 
     # ------------------------------------------------------------------ files
     def save(self, out_dir: str | Path) -> dict[str, Path]:
@@ -234,7 +242,7 @@ class Explanation:
                 "target": self.target, "model_name": self.model_name, "n_rows_total": self.n_rows_total,
                 "seconds": self.seconds, "background": self.background,
                 "row_ids": [_plain(r) for r in self.values.index], "labels": self.labels,
-                "interaction_rows": [_plain(r) for r in self.interaction_rows],
+                "interaction_rows": [_plain(r) for r in self.interaction_rows], "notes": self.notes,
                 "families": dict(zip(self.info["feature"], self.info["family"], strict=True)),
                 "properties": dict(zip(self.info["feature"], self.info["property"], strict=True))}
         paths["explanation.json"].write_text(json.dumps(meta, indent=1))
@@ -257,7 +265,7 @@ class Explanation:
                    model_name=meta["model_name"], labels=meta["labels"], n_rows_total=meta["n_rows_total"],
                    seconds=meta["seconds"], background=meta["background"],
                    interactions=pd.read_parquet(inter) if inter.is_file() else None,
-                   interaction_rows=meta["interaction_rows"])
+                   interaction_rows=meta["interaction_rows"], notes=meta.get("notes", []))
 
 
 def _plain(x: Any) -> Any:
@@ -320,7 +328,55 @@ _EXPLAINER_NAMES = {
 }
 
 
-def _tree_values(kind: str, est: Any, Xt: np.ndarray) -> tuple[np.ndarray, float]:
+# shap's path-dependent TreeSHAP visits every leaf of every tree with O(depth) work on each node of its path:
+# about sum(depth(leaf)^2) operations per row. Interaction values repeat that for each feature, conditioned on
+# and off. Seconds per operation measured with shap 0.51 on the 2-core reference machine.
+_SECONDS_PER_UNIT = 4e-9
+_INTERACTION_PER_FEATURE = 1.8
+
+
+def treeshap_cost(est: Any) -> dict[str, float]:
+    """Estimated seconds per row of exact TreeSHAP values and of interaction values for tree model ``est``.
+
+    Read from the trees' shape (sum over leaves of depth squared, features split on), not from a clock.
+    LightGBM's native SHAP values run on every core; its interaction values go through shap.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from sklearn.ensemble import ExtraTreesRegressor
+    >>> X = np.random.default_rng(0).normal(size=(500, 4))
+    >>> cost = treeshap_cost(ExtraTreesRegressor(50, random_state=0).fit(X, X[:, 0]))
+    >>> cost["values"] < cost["interactions"]
+    True
+    """
+    import shap
+
+    trees = shap.TreeExplainer(est).model
+    left, right = np.asarray(trees.children_left), np.asarray(trees.children_right)
+    features = np.asarray(trees.features)
+    units = np.zeros(left.shape[0])  # per tree: sum over leaves of depth^2
+    tree, node, depth = np.arange(left.shape[0]), np.zeros(left.shape[0], dtype=int), 0
+    while len(tree):  # level by level through every tree at once
+        lc, rc = left[tree, node], right[tree, node]
+        leaf = lc < 0
+        np.add.at(units, tree[leaf], max(depth, 1) ** 2)
+        tree, node = np.concatenate([tree[~leaf]] * 2), np.concatenate([lc[~leaf], rc[~leaf]])
+        depth += 1
+    used = np.array([len(np.unique(f[lc >= 0])) for f, lc in zip(features, left, strict=True)])
+    per_row = float(units.sum()) * _SECONDS_PER_UNIT
+    native = type(est).__module__.startswith(("lightgbm", "xgboost"))
+    return {"values": per_row / (os.cpu_count() or 1) if native else per_row,
+            "interactions": float(units @ np.maximum(used, 1)) * _SECONDS_PER_UNIT * _INTERACTION_PER_FEATURE,
+            "trees": int(left.shape[0]), "max_depth": depth - 1}
+
+
+def _chunks(n: int, seconds: float) -> list[np.ndarray]:
+    """Row chunks of about 2 s of work (one chunk when the whole job is short)."""
+    return np.array_split(np.arange(n), max(1, min(n, int(seconds / 2))))
+
+
+def _tree_values(kind: str, est: Any, Xt: np.ndarray, seconds: float = 0.0) -> tuple[np.ndarray, float]:
     if kind == "lightgbm":
         # exact TreeSHAP in LightGBM's C++, on every core (models are fitted single-threaded); last column: base
         out = est.booster_.predict(Xt, pred_contrib=True, num_threads=os.cpu_count() or 1)
@@ -331,22 +387,29 @@ def _tree_values(kind: str, est: Any, Xt: np.ndarray) -> tuple[np.ndarray, float
         out = est.get_booster().predict(xgboost.DMatrix(Xt), pred_contribs=True)
         return out[:, :-1].astype(float), float(out[0, -1])
     import shap
+    from tqdm.auto import tqdm
 
     explainer = shap.TreeExplainer(est)
+    chunks = _chunks(len(Xt), seconds)
     # additivity is checked below against the pipeline, with battlab's tolerance and message
-    values = explainer.shap_values(Xt, check_additivity=False)
-    return np.asarray(values, dtype=float), float(np.ravel(explainer.expected_value)[0])
+    values = np.vstack([np.asarray(explainer.shap_values(Xt[c], check_additivity=False), dtype=float)
+                        for c in tqdm(chunks, desc="TreeSHAP", unit="chunk", disable=len(chunks) == 1)])
+    return values, float(np.ravel(explainer.expected_value)[0])
 
 
-def _interaction_values(kind: str, est: Any, Xt: np.ndarray) -> np.ndarray:
+def _interaction_values(kind: str, est: Any, Xt: np.ndarray, seconds: float = 0.0) -> np.ndarray:
     if kind == "xgboost":
         import xgboost
 
         return est.get_booster().predict(xgboost.DMatrix(Xt), pred_interactions=True)[:, :-1, :-1].astype(float)
     import shap
+    from tqdm.auto import tqdm
 
     # LightGBM has no native interaction values: shap's TreeExplainer reads its trees
-    return np.asarray(shap.TreeExplainer(est).shap_interaction_values(Xt), dtype=float)
+    explainer = shap.TreeExplainer(est)
+    chunks = _chunks(len(Xt), seconds)
+    return np.concatenate([np.asarray(explainer.shap_interaction_values(Xt[c]), dtype=float)
+                           for c in tqdm(chunks, desc="interaction values", unit="chunk", disable=len(chunks) == 1)])
 
 
 def _permutation_values(est: Any, Xt: np.ndarray, background: int, seed: int, n_permutations: int
@@ -395,6 +458,7 @@ def explain(
     n_permutations: int = 1,
     seed: int = 0,
     model_name: str = "",
+    max_seconds: float | None = None,
 ) -> Explanation:
     """SHAP values of ``model`` on the rows of ``X`` (its input columns, in the model's order).
 
@@ -418,6 +482,11 @@ def explain(
         ``2 * n_permutations * (n_features + 1) * background`` times per row.
     seed : int
         Seeds the row subset, k-means and the permutations.
+    max_seconds : float, optional
+        Budget for tree models, in seconds as estimated by :func:`treeshap_cost` (deterministic). When all
+        rows and ``interaction_rows`` would exceed it, interaction values get at most a quarter of it and
+        SHAP values a seeded random subset of the rows that fits the rest; a warning and
+        ``Explanation.notes`` say so. Default: no budget.
 
     Returns
     -------
@@ -437,21 +506,30 @@ def explain(
         raise BattlabError("no rows to explain")
     labels = None if labels is None else [str(x) for x in labels]
     n_total = len(X)
-    if max_rows is not None and max_rows < n_total:
-        keep = np.sort(np.random.default_rng(seed).choice(n_total, size=max_rows, replace=False))
+    pre, est = _split_pipeline(model)
+    kind = explainer_kind(est)
+    n_rows = len(X) if max_rows is None else min(max_rows, len(X))
+    n_inter = min(interaction_rows, n_rows) if kind in ("lightgbm", "xgboost", "tree") else 0
+    cost, notes = {"values": 0.0, "interactions": 0.0}, []
+    if kind in ("lightgbm", "tree"):
+        cost = treeshap_cost(est)
+        if max_seconds is not None:
+            n_rows, n_inter, notes = _fit_budget(cost, n_rows, n_inter, max_seconds)
+    if n_rows < n_total:
+        keep = np.sort(np.random.default_rng(seed).choice(n_total, size=n_rows, replace=False))
         X = X.iloc[keep]
         labels = None if labels is None else [labels[i] for i in keep]
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
     t0 = time.perf_counter()
-    pre, est = _split_pipeline(model)
     raw = X.to_numpy(dtype=float)
     Xt = np.asarray(pre.transform(raw) if pre is not None else raw, dtype=float)
     if Xt.shape[1] != X.shape[1]:  # keep_empty_features=True keeps columns 1:1; anything else can't be named
         raise BattlabError("the pipeline's preprocessing changes the number of columns; cannot map values "
                            "back to features")
-    kind = explainer_kind(est)
     bg_note = ""
     if kind in ("lightgbm", "xgboost", "tree"):
-        values, base = _tree_values(kind, est, Xt)
+        values, base = _tree_values(kind, est, Xt, cost["values"] * len(Xt))
         bg_note = "training data (tree covers)"
     elif kind == "linear":
         mean = Xt.mean(axis=0)
@@ -472,14 +550,34 @@ def explain(
                      explainer=_EXPLAINER_NAMES[kind], exact=exact, additivity_error=error,
                      info=_feature_info(cols, info), target=target, labels=labels, n_rows_total=n_total,
                      seconds=seconds, background=bg_note,
-                     model_name=model_name or type(est).__name__)
-    if interaction_rows and kind in ("lightgbm", "xgboost", "tree"):
-        pos = np.unique(np.linspace(0, len(X) - 1, min(interaction_rows, len(X))).round().astype(int))
-        iv = _interaction_values(kind, est, Xt[pos])
+                     model_name=model_name or type(est).__name__, notes=notes)
+    if n_inter:
+        pos = np.unique(np.linspace(0, len(X) - 1, n_inter).round().astype(int))
+        iv = _interaction_values(kind, est, Xt[pos], cost["interactions"] * len(pos))
         ex.interaction_values = iv
         ex.interaction_rows = list(X.index[pos])
         ex.interactions = pd.DataFrame(np.abs(iv).mean(axis=0), index=cols, columns=cols)
     return ex
+
+
+def _fit_budget(cost: dict[str, float], n_rows: int, n_inter: int, max_seconds: float
+                ) -> tuple[int, int, list[str]]:
+    """Rows for SHAP values and for interaction values that fit ``max_seconds`` of estimated work."""
+    notes = []
+    shape = f"{cost['trees']} trees up to depth {cost['max_depth']}"
+    if n_inter and n_inter * cost["interactions"] > max_seconds / 4:
+        fit = int(max_seconds / 4 // cost["interactions"])
+        notes.append(f"interaction values on {fit} of {n_inter} rows: they cost about {cost['interactions']:.3g} s "
+                     f"per row for this model ({shape}); budget max_seconds={max_seconds:g}")
+        n_inter = fit
+    left = max_seconds - n_inter * cost["interactions"]
+    if n_rows * cost["values"] > left:
+        fit = max(1, int(left // cost["values"]))
+        notes.append(f"SHAP values of a random {fit} of {n_rows} rows: exact TreeSHAP costs about "
+                     f"{cost['values']:.3g} s per row for this model ({shape}); budget max_seconds={max_seconds:g}. "
+                     "A depth-bounded model (battlab's default booster) explains every row in seconds.")
+        n_rows, n_inter = fit, min(n_inter, fit)
+    return n_rows, n_inter, notes
 
 
 def _feature_info(features: list[str], info: pd.DataFrame | None) -> pd.DataFrame:
@@ -539,12 +637,12 @@ def load_inputs(model_path: str | Path, features_path: str | Path, feature_info:
 
 def explain_files(model_path: str | Path, features_path: str | Path, *, out_dir: str | Path | None = None,
                   feature_info: str | Path | None = None, target: str = "", max_rows: int | None = None,
-                  interaction_rows: int = 0, seed: int = 0) -> Explanation:
+                  interaction_rows: int = 0, seed: int = 0, max_seconds: float | None = None) -> Explanation:
     """:func:`explain` a saved model (``battlab tune``'s ``model.joblib``) on a feature table file, and save
     the explanation in ``out_dir`` when given (what ``battlab explain`` does)."""
     model, X, info, labels, card = load_inputs(model_path, features_path, feature_info)
     ex = explain(model, X, info=info, labels=labels, max_rows=max_rows, interaction_rows=interaction_rows,
-                 seed=seed, target=target or card.get("data", {}).get("target", ""),
+                 seed=seed, max_seconds=max_seconds, target=target or card.get("data", {}).get("target", ""),
                  model_name=card.get("model", {}).get("name", ""))
     if out_dir is not None:
         ex.save(out_dir)

@@ -56,8 +56,8 @@ STEPS: tuple[Step, ...] = (
          quick={"n_trials": 4, "models": ["ridge", "knn"], "timeout": 60}),
     Step("04_explain", inputs={"model": "03_tune:model", "features": "03_tune:features",
                                "feature_info": "03_tune:feature_info", "target": "03_tune:target"},
-         parameters={"max_rows": 2000, "interaction_rows": 20},
-         quick={"max_rows": 200, "interaction_rows": 10}),
+         parameters={"max_rows": 2000, "interaction_rows": 20, "max_seconds": 120},
+         quick={"max_rows": 200, "interaction_rows": 10, "max_seconds": 30}),
     Step("05_electrode_optimization", quick={"budget": 1, "batch_size": 2}),
 )
 

@@ -134,9 +134,11 @@ def _fold_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def _cross_validate(name: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, folds: list, seed: int,
-                    trial: Any = None) -> tuple[list[dict[str, float]], np.ndarray]:
-    """Per-fold metrics and out-of-fold predictions; with a trial, report each fold and prune laggards."""
+                    trial: Any = None, deadline: float | None = None) -> tuple[list[dict[str, float]], np.ndarray]:
+    """Per-fold metrics and out-of-fold predictions; with a trial, report each fold and prune laggards, and
+    stop a trial still running at ``deadline`` (perf_counter) once the study has a completed one."""
     import optuna
+    from optuna.trial import TrialState
 
     oof = np.full(len(y), np.nan)
     scores = []
@@ -147,6 +149,10 @@ def _cross_validate(name: str, params: dict[str, Any], X: np.ndarray, y: np.ndar
         if trial is not None:
             trial.report(float(np.mean([s["mae"] for s in scores])), k)
             if trial.should_prune():
+                raise optuna.TrialPruned()
+            if (deadline is not None and time.perf_counter() > deadline and k < len(folds) - 1
+                    and trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))):
+                trial.set_user_attr("stopped", "timeout")  # optuna's timeout only stops new trials
                 raise optuna.TrialPruned()
     return scores, oof
 
@@ -260,11 +266,12 @@ def tune(
         params = dict(MODELS[name].defaults) if trial.user_attrs.get("defaults") else suggest(name, trial)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("params", _jsonable(params))
-        scores, _ = _cross_validate(name, params, X, y, folds, seed, trial)
+        scores, _ = _cross_validate(name, params, X, y, folds, seed, trial, deadline)
         trial.set_user_attr("fold_mae", [s["mae"] for s in scores])
         return float(np.mean([s["mae"] for s in scores]))
 
     t0 = time.perf_counter()
+    deadline = t0 + timeout if timeout else None
     if not study.trials:
         for name in models[:n_trials]:
             study.enqueue_trial({"model": name}, user_attrs={"defaults": True})

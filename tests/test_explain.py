@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from battlab.explain import EXACT_TOLERANCE, Explanation, explain, explainer_kind
+from battlab.explain import EXACT_TOLERANCE, Explanation, explain, explainer_kind, treeshap_cost
 from battlab.models import make_model
 
 warnings.filterwarnings("ignore", category=PendingDeprecationWarning)  # import shap: from matplotlib
@@ -139,6 +139,36 @@ def test_max_rows_is_explicit_and_recorded(data, fitted):
     ex = explain(fitted["ridge"], X, max_rows=50, seed=1)
     assert len(ex.values) == 50 and ex.n_rows_total == len(X)
     assert set(ex.values.index) <= set(X.index)
+
+
+def test_treeshap_cost_grows_with_depth_and_interactions_cost_more(data):
+    X, y, _ = data
+    shallow = make_model("et", {"n_estimators": 20, "max_depth": 3}, seed=0).fit(X.to_numpy(), y.to_numpy())
+    deep = make_model("et", {"n_estimators": 20, "max_depth": None}, seed=0).fit(X.to_numpy(), y.to_numpy())
+    a, b = treeshap_cost(shallow[-1]), treeshap_cost(deep[-1])
+    assert a["max_depth"] == 3 and b["max_depth"] > 3 and a["trees"] == b["trees"] == 20
+    assert 0 < a["values"] < b["values"] and a["values"] < a["interactions"]
+    assert treeshap_cost(deep[-1]) == b  # read from the trees, not from a clock
+
+
+def test_max_seconds_explains_fewer_rows_and_says_so(data):
+    X, y, _ = data
+    deep = make_model("et", {"n_estimators": 20, "max_depth": None}, seed=0).fit(X.to_numpy(), y.to_numpy())
+    cost = treeshap_cost(deep[-1])
+    budget = 10 * cost["interactions"]  # a quarter of it: 2.5 interaction rows
+    rows = int(8 * cost["interactions"] // cost["values"])  # the rest, after 2 interaction rows
+    assert rows < len(X)
+    with pytest.warns(UserWarning, match=f"SHAP values of a random {rows} of 240 rows"):
+        ex = explain(deep, X, info=INFO, interaction_rows=12, max_seconds=budget, seed=3)
+    assert len(ex.values) == rows and ex.n_rows_total == len(X) and len(ex.interaction_rows) == 2
+    assert any("interaction values on 2 of 12 rows" in n for n in ex.notes) and ex.summary()["notes"] == ex.notes
+    again = explain(deep, X, info=INFO, interaction_rows=12, max_seconds=budget, seed=3)
+    assert list(again.values.index) == list(ex.values.index)  # deterministic: the same rows every time
+    assert np.allclose(ex.predictions, deep.predict(X.loc[ex.values.index].to_numpy()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a budget that fits changes nothing and warns about nothing
+        full = explain(deep, X, info=INFO, interaction_rows=12, max_seconds=1e6)
+    assert len(full.values) == len(X) and len(full.interaction_rows) == 12 and full.notes == []
 
 
 def test_plots_draw(rf_explanation):

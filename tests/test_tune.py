@@ -11,7 +11,7 @@ import optuna
 import pandas as pd
 
 from battlab.cli import main
-from battlab.tune import tune
+from battlab.tune import _cross_validate, tune
 
 MODELS = ("ridge", "knn")
 
@@ -34,6 +34,26 @@ def test_short_study_with_sqlite_storage(synthetic, tmp_path):
     import joblib
     model = joblib.load(paths["model.joblib"])
     assert np.allclose(model.predict(table[features].to_numpy()), result.model.predict(table[features].to_numpy()))
+
+
+def test_a_trial_running_past_the_deadline_is_stopped_after_a_fold(synthetic):
+    table, features, _ = synthetic
+    X, y = table[features].to_numpy(), table["y"].to_numpy()
+    folds = [(np.arange(len(y)) % 3 != k, np.arange(len(y)) % 3 == k) for k in range(3)]
+    folds = [(np.flatnonzero(a), np.flatnonzero(b)) for a, b in folds]
+    study = optuna.create_study()
+    first = study.ask()
+    # no completed trial yet: the first one runs to the end whatever the deadline
+    scores, _ = _cross_validate("ridge", {}, X, y, folds, 0, first, deadline=0.0)
+    assert len(scores) == 3
+    study.tell(first, 1.0)
+    second = study.ask()
+    try:
+        _cross_validate("ridge", {}, X, y, folds, 0, second, deadline=0.0)
+        raise AssertionError("not stopped")
+    except optuna.TrialPruned:
+        pass
+    assert second.user_attrs["stopped"] == "timeout"
 
 
 def test_study_resumes_and_counts_trials_of_the_whole_study(synthetic, tmp_path):
