@@ -1,6 +1,6 @@
 """Quality of battlab's default featurize + tune on public benchmarks, beside their leaderboards.
 
-    python benchmarks/matbench.py --task expt_gap   # ~30 min on 2 cores (the budget is a parameter)
+    python benchmarks/matbench.py --task expt_gap   # ~29 min on 2 cores (the budget is a parameter)
     python benchmarks/matbench.py --task steels
     python benchmarks/matbench.py --task obelix     # official OBELiX train/test split
 
@@ -103,7 +103,7 @@ def run_obelix(minutes: float, seed: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=["expt_gap", "steels", "obelix"], default="expt_gap")
-    parser.add_argument("--minutes", type=float, default=None, help="tuning budget (default 28, obelix 5)")
+    parser.add_argument("--minutes", type=float, default=None, help="tuning budget (default 25, obelix 5)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     _ensure_data()
@@ -112,7 +112,7 @@ def main() -> int:
         if args.task == "obelix":
             run_obelix(args.minutes or 5, args.seed)
         else:
-            run_matbench(args.task, args.minutes or 28, args.seed)
+            run_matbench(args.task, args.minutes or 25, args.seed)
     except Exception as exc:  # any failure means no figure: say why and exit non-zero
         print(f"could not measure: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

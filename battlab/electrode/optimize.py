@@ -362,7 +362,8 @@ def pareto_surrogate(model: EnsembleSurrogate, objectives: tuple[str, str] = ("s
     if res.X is None:
         return pd.DataFrame(columns=names + list(objectives))
     d = designs_of(res.X)
-    front = pd.concat([d, evaluate(d).drop(columns=[c for c in d if c in evaluate(d)])], axis=1)
+    t = evaluate(d)
+    front = pd.concat([d, t.drop(columns=[c for c in d if c in t])], axis=1)
     return front.sort_values(objectives[0]).reset_index(drop=True)
 
 
