@@ -220,7 +220,9 @@ def tune(
         :func:`battlab.models.default_models`). A new study first tries each model with its default
         parameters, so that even a short budget compares sensible models.
     n_trials, timeout
-        Budget of the whole study (trials of every worker count), and of this call in seconds.
+        Budget of the whole study (trials of every worker count), and of this call in seconds: a trial
+        still running at the timeout stops after its current fold (pruned, ``stopped: timeout``) once the
+        study has a completed trial; the refit of the best model and its intervals come on top.
     storage, study_name
         Optuna storage URL (default: SQLite ``study.db`` in ``out_dir``) and study name; workers that
         give the same pair share one study (``load_if_exists``).
