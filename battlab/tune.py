@@ -124,6 +124,21 @@ def _retry_callback(storages: Any) -> Any:
     return getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or storages.RetryFailedTrialCallback
 
 
+def _families_first(families: list[str], seed: int) -> Any:
+    """TPE whose trial k < len(families) tries family k (with its defaults, see ``tune``): every family gets a
+    fair first look. Keyed on the trial number the database hands out, so workers joining one study share it
+    without optuna's trial queue, which SQLite can hand to two workers at once."""
+    from optuna.samplers import TPESampler
+
+    class FamiliesFirst(TPESampler):
+        def sample_independent(self, study: Any, trial: Any, param_name: str, distribution: Any) -> Any:
+            if param_name == "model" and trial.number < len(families):
+                return families[trial.number]
+            return super().sample_independent(study, trial, param_name, distribution)
+
+    return FamiliesFirst(seed=seed)
+
+
 def _redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]+@", r"//\1:***@", url)
 
@@ -235,7 +250,6 @@ def tune(
         Extra optuna callbacks ``(study, trial)`` after each trial, e.g. to show progress or stop the study.
     """
     import optuna
-    from optuna.samplers import TPESampler
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
@@ -260,12 +274,16 @@ def tune(
     study = optuna.create_study(
         study_name=study_name or f"battlab-{re.sub(r'[^A-Za-z0-9]+', '_', target)}",
         storage=open_storage(url, heartbeat),
-        direction="minimize", sampler=TPESampler(seed=seed), load_if_exists=True,
+        direction="minimize", sampler=_families_first(list(models), seed), load_if_exists=True,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
 
     def objective(trial: optuna.Trial) -> float:
         name = trial.suggest_categorical("model", list(models))
-        params = dict(MODELS[name].defaults) if trial.user_attrs.get("defaults") else suggest(name, trial)
+        if trial.number < len(models) or trial.user_attrs.get("defaults"):  # a retried trial keeps its attrs
+            trial.set_user_attr("defaults", True)
+            params = dict(MODELS[name].defaults)
+        else:
+            params = suggest(name, trial)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("params", _jsonable(params))
         scores, _ = _cross_validate(name, params, X, y, folds, seed, trial, deadline)
@@ -274,9 +292,6 @@ def tune(
 
     t0 = time.perf_counter()
     deadline = t0 + timeout if timeout else None
-    if not study.trials:
-        for name in models[:n_trials]:
-            study.enqueue_trial({"model": name}, user_attrs={"defaults": True})
     done = len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
     if done < n_trials:
         study.optimize(objective, n_trials=n_trials - done, timeout=timeout, show_progress_bar=progress,

@@ -111,6 +111,8 @@ def test_two_processes_share_one_study(synthetic, tmp_path):
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
     workers = {t.user_attrs.get("worker") for t in trials}
     assert len(workers) == 2  # both processes contributed
+    # each family's defaults run exactly once in the study, not once per worker
+    assert sorted(t.params["model"] for t in trials if t.user_attrs.get("defaults")) == ["knn", "ridge"]
     with sqlite3.connect(db) as con:
         assert con.execute("select count(*) from trials").fetchone()[0] == len(trials)
 

@@ -181,7 +181,7 @@ def test_four_workers_share_one_postgres_study(synthetic, postgres_url, tmp_path
     single = tune(table, features, "y", models=("ridge", "knn"), n_trials=N_TRIALS, storage="sqlite:///:memory:",
                   seed=0, progress=False, intervals=False)
     best_single = single.study.best_value
-    # Both studies start from the same enqueued defaults (ridge, knn), scored on the same folds with the
+    # Both studies start from the same family defaults (ridge, knn), scored on the same folds with the
     # same seed, so both bests are at most the default ridge trial's value: identical in the two studies.
     default_ridge = [t.value for t in trials if t.user_attrs.get("defaults") and t.params["model"] == "ridge"]
     assert best_pg <= default_ridge[0] + 1e-12 and best_single <= default_ridge[0] + 1e-12
