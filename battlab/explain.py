@@ -335,11 +335,12 @@ _SECONDS_PER_UNIT = 4e-9
 _INTERACTION_PER_FEATURE = 1.8
 
 
-def treeshap_cost(est: Any) -> dict[str, float]:
+def treeshap_cost(est: Any, explainer: Any = None) -> dict[str, float]:
     """Estimated seconds per row of exact TreeSHAP values and of interaction values for tree model ``est``.
 
     Read from the trees' shape (sum over leaves of depth squared, features split on), not from a clock.
     LightGBM's native SHAP values run on every core; its interaction values go through shap.
+    ``explainer``: the model's ``shap.TreeExplainer`` if already built (building one reads every tree).
 
     Example
     -------
@@ -352,7 +353,7 @@ def treeshap_cost(est: Any) -> dict[str, float]:
     """
     import shap
 
-    trees = shap.TreeExplainer(est).model
+    trees = (explainer or shap.TreeExplainer(est)).model
     left, right = np.asarray(trees.children_left), np.asarray(trees.children_right)
     features = np.asarray(trees.features)
     units = np.zeros(left.shape[0])  # per tree: sum over leaves of depth^2
@@ -376,7 +377,8 @@ def _chunks(n: int, seconds: float) -> list[np.ndarray]:
     return np.array_split(np.arange(n), max(1, min(n, int(seconds / 2))))
 
 
-def _tree_values(kind: str, est: Any, Xt: np.ndarray, seconds: float = 0.0) -> tuple[np.ndarray, float]:
+def _tree_values(kind: str, est: Any, Xt: np.ndarray, seconds: float = 0.0,
+                 explainer: Any = None) -> tuple[np.ndarray, float]:
     if kind == "lightgbm":
         # exact TreeSHAP in LightGBM's C++, on every core (models are fitted single-threaded); last column: base
         out = est.booster_.predict(Xt, pred_contrib=True, num_threads=os.cpu_count() or 1)
@@ -389,7 +391,7 @@ def _tree_values(kind: str, est: Any, Xt: np.ndarray, seconds: float = 0.0) -> t
     import shap
     from tqdm.auto import tqdm
 
-    explainer = shap.TreeExplainer(est)
+    explainer = explainer or shap.TreeExplainer(est)
     chunks = _chunks(len(Xt), seconds)
     # additivity is checked below against the pipeline, with battlab's tolerance and message
     values = np.vstack([np.asarray(explainer.shap_values(Xt[c], check_additivity=False), dtype=float)
@@ -397,7 +399,8 @@ def _tree_values(kind: str, est: Any, Xt: np.ndarray, seconds: float = 0.0) -> t
     return values, float(np.ravel(explainer.expected_value)[0])
 
 
-def _interaction_values(kind: str, est: Any, Xt: np.ndarray, seconds: float = 0.0) -> np.ndarray:
+def _interaction_values(kind: str, est: Any, Xt: np.ndarray, seconds: float = 0.0,
+                        explainer: Any = None) -> np.ndarray:
     if kind == "xgboost":
         import xgboost
 
@@ -406,7 +409,7 @@ def _interaction_values(kind: str, est: Any, Xt: np.ndarray, seconds: float = 0.
     from tqdm.auto import tqdm
 
     # LightGBM has no native interaction values: shap's TreeExplainer reads its trees
-    explainer = shap.TreeExplainer(est)
+    explainer = explainer or shap.TreeExplainer(est)
     chunks = _chunks(len(Xt), seconds)
     return np.concatenate([np.asarray(explainer.shap_interaction_values(Xt[c]), dtype=float)
                            for c in tqdm(chunks, desc="interaction values", unit="chunk", disable=len(chunks) == 1)])
@@ -512,8 +515,12 @@ def explain(
     n_inter = min(interaction_rows, n_rows) if kind in ("lightgbm", "xgboost", "tree") else 0
     cost, notes = {"values": 0.0, "interactions": 0.0}, []
     # LightGBM's native SHAP values are fast: read its trees (0.5 s for the default) only for a budget
+    tree_explainer = None  # shap's reading of the trees, built once and shared (0.5 s for the default booster)
     if kind == "tree" or (kind == "lightgbm" and max_seconds is not None):
-        cost = treeshap_cost(est)
+        import shap
+
+        tree_explainer = shap.TreeExplainer(est)
+        cost = treeshap_cost(est, tree_explainer)
         if max_seconds is not None:
             n_rows, n_inter, notes = _fit_budget(cost, n_rows, n_inter, max_seconds)
     if n_rows < n_total:
@@ -530,7 +537,7 @@ def explain(
                            "back to features")
     bg_note = ""
     if kind in ("lightgbm", "xgboost", "tree"):
-        values, base = _tree_values(kind, est, Xt, cost["values"] * len(Xt))
+        values, base = _tree_values(kind, est, Xt, cost["values"] * len(Xt), tree_explainer)
         bg_note = "training data (tree covers)"
     elif kind == "linear":
         mean = Xt.mean(axis=0)
@@ -554,7 +561,7 @@ def explain(
                      model_name=model_name or type(est).__name__, notes=notes)
     if n_inter:
         pos = np.unique(np.linspace(0, len(X) - 1, n_inter).round().astype(int))
-        iv = _interaction_values(kind, est, Xt[pos], cost["interactions"] * len(pos))
+        iv = _interaction_values(kind, est, Xt[pos], cost["interactions"] * len(pos), tree_explainer)
         ex.interaction_values = iv
         ex.interaction_rows = list(X.index[pos])
         ex.interactions = pd.DataFrame(np.abs(iv).mean(axis=0), index=cols, columns=cols)
