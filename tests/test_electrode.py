@@ -148,6 +148,21 @@ def test_noise_is_seeded(base_result: dict) -> None:
     assert a["specific_energy_Wh_kg"] == pytest.approx(base_result["specific_energy_Wh_kg"], rel=0.15)
 
 
+def test_same_design_same_numbers_whatever_came_before() -> None:
+    """pybamm's SOH solver warm-starts from its last solution; battlab starts every design afresh, so a design
+    gives bit-identical outputs whatever the process simulated before (a surrogate on few designs amplifies
+    even a 1e-6 difference into a different proposal)."""
+    space = {"active_weight_fraction": (0.88, 0.97), "solid_content": 0.65, "coating_gap_um": (80.0, 300.0),
+             "line_load_N_per_mm": (0.0, 2000.0)}
+    design = latin_hypercube(space, 4, seed=4).iloc[3].to_dict()
+    first = simulate(design)
+    for other in latin_hypercube(space, 6, seed=0).to_dict(orient="records"):
+        simulate(other)
+    again = simulate(design)
+    for key in ("capacity_Ah", "rate_capability", "specific_energy_Wh_kg", "capacity_high_mAh_cm2"):
+        assert again[key] == first[key], key
+
+
 def test_immediate_cutoff_is_recorded_not_raised() -> None:
     r = simulate(BASE, c_rates=(200.0, 400.0))  # the voltage is below cut-off at once
     assert r["status"] == "failed"

@@ -291,6 +291,19 @@ def _esoh_solver(parameter_set: str) -> tuple[Any, Any]:
     return pybamm.lithium_ion.ElectrodeSOHSolver(pybamm.ParameterValues(parameter_set), param=param), param
 
 
+def _forget_last_solution(solver: Any) -> None:
+    """pybamm's SOH solver starts from its previous solution, so a design's stoichiometries depended (in the
+    7th digit, its rate capability in the 6th) on the design the process solved before. Every design starts
+    from pybamm's own initial guess instead, and gives the same numbers in any order and any process."""
+    for name in ("_get_electrode_soh_sims_full", "_get_electrode_soh_sims_split"):
+        built = getattr(solver, name, None)
+        if built is None or not built.cache_info().currsize:
+            continue
+        sims = built(None)
+        for sim in sims if isinstance(sims, list) else [sims]:
+            sim._solution = None
+
+
 def _charge(pv: Any, parameter_set: str) -> Any:
     """Bring the assembled cell to full charge, as ``pv.set_initial_state(1.0)`` does, and return its SOH.
 
@@ -301,6 +314,7 @@ def _charge(pv: Any, parameter_set: str) -> Any:
     solver, param = _esoh_solver(parameter_set)
     inputs = {"Q_n": pv.evaluate(param.n.Q_init), "Q_p": pv.evaluate(param.p.Q_init),
               "Q_Li": pv.evaluate(param.Q_Li_particles_init)}
+    _forget_last_solution(solver)
     esoh = solver.solve(inputs)
     pv.update({
         "Initial concentration in negative electrode [mol.m-3]":
