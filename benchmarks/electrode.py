@@ -6,7 +6,7 @@ fixed), once per seed. For each run, the count is the number of simulator calls 
 simulated design comes within 1% of the best objective any run finds; the closed loop's count includes
 its initial design of experiments. A run that never gets there counts as infinitely many calls.
 
-Run: ``python benchmarks/electrode.py [--seeds 5]`` (about 14 minutes on 2 cores). Prints ``name: value``
+Run: ``python benchmarks/electrode.py [--seeds 10]`` (about 23 minutes on 2 cores). Prints ``name: value``
 lines, the headline ``simulator_call_ratio`` (median closed-loop count / median direct count) last;
 exits 1 if it could not measure.
 """
@@ -30,7 +30,7 @@ SPACE = {"active_weight_fraction": (0.88, 0.97), "solid_content": 0.65, "coating
 OBJECTIVE = "specific_energy_Wh_kg"
 CONSTRAINTS = {"rate_capability": (0.8, None)}
 N_JOBS = min(2, os.cpu_count() or 1)
-LOOP = {"n_initial": 4, "batch_size": 2, "max_rounds": 15, "patience": 3, "kappa": 1.0}
+LOOP = {"n_initial": 3, "batch_size": 1, "max_rounds": 20, "patience": 4, "kappa": 1.0}
 
 
 def best_so_far(calls: pd.DataFrame) -> np.ndarray:
@@ -48,7 +48,7 @@ def calls_to(trace: np.ndarray, target: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=5, help="runs of each method (seeds 0..N-1)")
+    parser.add_argument("--seeds", type=int, default=10, help="runs of each method (seeds 0..N-1)")
     args = parser.parse_args()
     runs: dict[str, list[np.ndarray]] = {"direct_pso": [], "closed_loop": []}
     seconds = {"direct_pso": 0.0, "closed_loop": 0.0}
