@@ -514,8 +514,9 @@ def explain(
     n_rows = len(X) if max_rows is None else min(max_rows, len(X))
     n_inter = min(interaction_rows, n_rows) if kind in ("lightgbm", "xgboost", "tree") else 0
     cost, notes = {"values": 0.0, "interactions": 0.0}, []
-    # LightGBM's native SHAP values are fast: read its trees (0.5 s for the default) only for a budget
-    tree_explainer = None  # shap's reading of the trees, built once and shared (0.5 s for the default booster)
+    # shap's reading of the trees (0.5 s for the default booster), built once and shared; LightGBM's native
+    # SHAP values need none, so it is read for LightGBM only to estimate a budget's cost
+    tree_explainer = None
     if kind == "tree" or (kind == "lightgbm" and max_seconds is not None):
         import shap
 

@@ -178,6 +178,16 @@ def _set_constants(parameter_set: str) -> dict[str, float]:
     return out
 
 
+def _cyclable_lithium(pv: Any, base: dict[str, float], L_p: Any, am_p: Any, np_ratio: float) -> tuple[Any, Any]:
+    """Cathode lithium cycled between its lithiated and charged states [mol.m-2], and the anode thickness
+    [m] that holds ``np_ratio`` times it (N/P on usable capacities). ``pv``: the set's parameter values."""
+    q_p = L_p * am_p * pv["Maximum concentration in positive electrode [mol.m-3]"] * (
+        base["y_lithiated"] - base["y_100"])
+    L_n = np_ratio * q_p / (pv["Negative electrode active material volume fraction"]
+                            * pv["Maximum concentration in negative electrode [mol.m-3]"])
+    return q_p, L_n
+
+
 def theoretical_cell(micro: pd.DataFrame, settings: ProcessSettings | None = None,
                      np_ratio: float = 1.1) -> pd.DataFrame:
     """What a design's stack holds before any discharge: exact from the process model, no solver.
@@ -219,24 +229,22 @@ def theoretical_cell(micro: pd.DataFrame, settings: ProcessSettings | None = Non
     base, const = _baseline(mat.parameter_set), _set_constants(mat.parameter_set)
     L_p = micro["thickness_um"].to_numpy(float) * 1e-6
     am_p = micro["active_volume_fraction"].to_numpy(float)
-    c_pmax = const["Maximum concentration in positive electrode [mol.m-3]"]
-    q_p = L_p * am_p * c_pmax * (base["y_lithiated"] - base["y_100"])  # mol of cyclable Li per m2
-    L_n = np_ratio * q_p / (const["Negative electrode active material volume fraction"]
-                            * const["Maximum concentration in negative electrode [mol.m-3]"])
+    q_p, L_n = _cyclable_lithium(const, base, L_p, am_p, np_ratio)
     pv = const | {"Positive electrode thickness [m]": L_p, "Negative electrode thickness [m]": L_n,
                   "Positive electrode porosity": micro["porosity"].to_numpy(float),
                   "Positive electrode active material volume fraction": am_p}
     mass, thick = stack_mass_volume(pv, {"inactive_volume_fraction": micro["inactive_volume_fraction"].to_numpy(float)},
                                     st.material)
     ah_m2 = q_p * _FARADAY / 3600.0
+    mah_cm2 = ah_m2 * 1e3 / 1e4
     eps = micro["porosity"].to_numpy(float)
     brug = micro["bruggeman"].to_numpy(float) if "bruggeman" in micro else 1.5
     # current per area at a given C-rate x path length / effective electrolyte transport (eps^b): where
     # the electrolyte runs dry first. Rate capability falls along it almost alone (measured on the
     # shipped designs: a monotone fit of rate capability on it alone is off by 0.025 on average, on
     # thickness alone by 0.14).
-    transport = np.log10(ah_m2 * 1e3 / 1e4 * L_p * 1e6 / eps ** brug)
-    return pd.DataFrame({"theoretical_capacity_mAh_cm2": ah_m2 * 1e3 / 1e4, "stack_mass_kg_m2": mass,
+    transport = np.log10(mah_cm2 * L_p * 1e6 / eps ** brug)
+    return pd.DataFrame({"theoretical_capacity_mAh_cm2": mah_cm2, "stack_mass_kg_m2": mass,
                          "stack_thickness_um": thick * 1e6, "theoretical_specific_capacity_Ah_kg": ah_m2 / mass,
                          "theoretical_capacity_density_Ah_L": ah_m2 / (thick * 1e3),
                          "transport_index": transport}, index=micro.index)
@@ -257,15 +265,11 @@ def _parameter_values(micro: dict[str, Any], parameter_set: str, np_ratio: float
     }
     if micro.get("particle_radius_um") is not None:
         update["Positive particle radius [m]"] = micro["particle_radius_um"] * 1e-6
-    # N/P on usable capacities: anode theoretical / cathode lithium between lithiated and charged states
-    c_pmax = pv["Maximum concentration in positive electrode [mol.m-3]"]
-    c_nmax = pv["Maximum concentration in negative electrode [mol.m-3]"]
-    q_p = L_p * am_p * c_pmax * (base["y_lithiated"] - base["y_100"])
-    update["Negative electrode thickness [m]"] = np_ratio * q_p / (
-        pv["Negative electrode active material volume fraction"] * c_nmax)
+    update["Negative electrode thickness [m]"] = _cyclable_lithium(pv, base, L_p, am_p, np_ratio)[1]
     # assemble as built: empty anode, cathode lithiated; set_initial_state then charges it
     update["Initial concentration in negative electrode [mol.m-3]"] = 0.0
-    update["Initial concentration in positive electrode [mol.m-3]"] = base["y_lithiated"] * c_pmax
+    update["Initial concentration in positive electrode [mol.m-3]"] = base["y_lithiated"] * pv[
+        "Maximum concentration in positive electrode [mol.m-3]"]
     update["Current function [A]"] = "[input]"
     pv.update(update)
     return pv
