@@ -1,29 +1,36 @@
-# The two commands of README.md. Each installs what it needs into .venv first.
-#   make run   - the whole papermill pipeline on the embedded default data -> runs/latest/
-#   make test  - the full test suite (unit tests, notebooks, CLI)
+# The two commands of README.md. Each installs what it needs into .venv first, from the lock.
+#   make run          - the whole papermill pipeline on the embedded default data -> runs/latest/
+#   make test         - the full test suite (unit tests, doctests, notebooks, CLI, browser)
+#   make lock         - regenerate requirements.lock from pyproject.toml (a deliberate upgrade)
+#   make test-latest  - the suite against the newest releases pyproject.toml allows (.venv-latest)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 VENV ?= .venv
 PY := $(VENV)/bin/python
+LOCK := requirements.lock
 PIP_QUIET := 2>&1 | { grep -v -e "is ignored: it is neither" -e "^\s*$$" || true; }
 
 export PYBAMM_DISABLE_TELEMETRY := true
 export MPLBACKEND := Agg
 
-.PHONY: run test quick apps clean system-deps
+.PHONY: run test quick apps lab lock test-latest clean system-deps
 
 $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip $(PIP_QUIET)
 
-# Stamps: redone when pyproject.toml (the single source of dependencies) changes.
-$(VENV)/.installed-run: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e . $(PIP_QUIET)
+# Stamp: the locked stack (every extra), redone when the lock or pyproject.toml changes; battlab itself
+# is installed on top without dependencies (the lock does not pin it).
+$(VENV)/.installed: $(LOCK) pyproject.toml | $(PY)
+	$(PY) -m pip install -q -r $(LOCK) $(PIP_QUIET)
+	$(PY) -m pip install -q --no-deps -e . $(PIP_QUIET)
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[test,apps]" $(PIP_QUIET)
-	touch $@ $(VENV)/.installed-run
+# The lock: exact versions of the whole stack, every extra, for Python 3.11 on Linux x86_64.
+lock:
+	python3 -m pip install -q uv $(PIP_QUIET)
+	python3 -m uv pip compile pyproject.toml --all-extras --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" -o $(LOCK)
 
 # System packages the tests use: Debian's Chromium for the browser tests (Playwright's own browser
 # download does not work offline) and PostgreSQL for the many-worker tuning tests.
@@ -33,18 +40,29 @@ system-deps:
 	if [ -n "$$missing" ]; then sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	echo "installing$$missing (apt)"; $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing >/dev/null; fi
 
-run: $(VENV)/.installed-run
+run: $(VENV)/.installed
 	$(VENV)/bin/battlab run
 
-quick: $(VENV)/.installed-run
+quick: $(VENV)/.installed
 	$(VENV)/bin/battlab run --quick
 
-test: $(VENV)/.installed-test system-deps
-	$(PY) -m pytest tests
+test: $(VENV)/.installed system-deps
+	$(PY) -m pytest --doctest-modules tests battlab
 	$(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks
 
-apps: $(VENV)/.installed-test
+# The newest releases pyproject.toml allows, in their own venv: upgrades seen coming, not by surprise.
+test-latest: system-deps
+	$(MAKE) VENV=.venv-latest .venv-latest/bin/python
+	.venv-latest/bin/python -m pip install -q --upgrade -e ".[apps,test,postgres]" $(PIP_QUIET)
+	.venv-latest/bin/python -m pip freeze --exclude-editable > .venv-latest/versions.txt
+	.venv-latest/bin/python -m pytest --doctest-modules tests battlab
+	.venv-latest/bin/python -m pytest --nbval-lax -p no:cacheprovider notebooks
+
+apps: $(VENV)/.installed
 	$(VENV)/bin/battlab app --port 8866
 
+lab: $(VENV)/.installed
+	$(VENV)/bin/jupyter lab notebooks/
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-latest runs .pytest_cache
