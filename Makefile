@@ -51,6 +51,7 @@ test: $(VENV)/.installed system-deps
 	$(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks
 
 # The newest releases pyproject.toml allows, in their own venv: upgrades seen coming, not by surprise.
+test-latest: export BATTLAB_UNLOCKED := 1
 test-latest: system-deps
 	$(MAKE) VENV=.venv-latest .venv-latest/bin/python
 	.venv-latest/bin/python -m pip install -q --upgrade -e ".[apps,test,postgres]" $(PIP_QUIET)

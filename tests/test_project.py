@@ -1,5 +1,6 @@
-"""Project hygiene: environments mirror pyproject.toml, notebooks are clean, nothing prompts."""
+"""Project hygiene: the lock satisfies pyproject.toml and every environment installs it, notebooks are clean, nothing prompts."""
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ import nbformat
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -17,31 +20,87 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 APPS = sorted((ROOT / "widgets").glob("*.ipynb"))
 
 
-def _pyproject(*extras):
-    reqs = list(PYPROJECT["project"]["dependencies"])
-    for extra in extras:
-        reqs += PYPROJECT["project"]["optional-dependencies"][extra]
-    return {(r := Requirement(s)).name.lower(): r.specifier for s in reqs}
+LOCK = ROOT / "requirements.lock"
+#: What the lock is made for (`make lock`): Python 3.11 on Linux x86_64.
+LOCK_ENV = {"python_version": "3.11", "python_full_version": "3.11.7", "sys_platform": "linux",
+            "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
+            "implementation_name": "cpython", "platform_python_implementation": "CPython"}
 
 
-def _conda(path):
-    env = yaml.safe_load(path.read_text())
-    specs = {}
-    for dep in env["dependencies"]:
-        if isinstance(dep, str) and not dep.startswith(("python=", "pip")) and dep != "pip":
-            r = Requirement(dep)
-            specs[r.name.lower()] = r.specifier
-    return env, specs
+def _locked() -> dict[str, str]:
+    """Package name -> exact version pinned by requirements.lock."""
+    pins = {}
+    for line in LOCK.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, _, version = line.partition("==")
+        assert version, f"requirements.lock: {line!r} is not an exact pin"
+        pins[canonicalize_name(name.split("[")[0].split(";")[0].strip())] = version.split(";")[0].strip()
+    return pins
 
 
-@pytest.mark.parametrize("path, extras", [
-    ("environment.yml", ("apps", "test")),
-    ("binder/environment.yml", ("apps",)),
-])
-def test_conda_environments_mirror_pyproject(path, extras):
-    env, specs = _conda(ROOT / path)
-    assert specs == _pyproject(*extras)
+def _every_requirement() -> list[Requirement]:
+    reqs = [Requirement(s) for s in PYPROJECT["project"]["dependencies"]]
+    for extra, specs in PYPROJECT["project"]["optional-dependencies"].items():
+        reqs += [Requirement(s) for s in specs]
+    return [r for r in reqs if r.marker is None or r.marker.evaluate({**LOCK_ENV, "extra": ""})]
+
+
+def test_lock_satisfies_pyproject_with_every_extra():
+    pins = _locked()
+    assert "battlab" not in pins, "the lock must not pin battlab itself (installed with --no-deps -e .)"
+    missing = [str(r) for r in _every_requirement() if canonicalize_name(r.name) not in pins]
+    assert not missing, f"requirements.lock lacks {missing}: run `make lock`"
+    stale = [f"{r} (locked {pins[canonicalize_name(r.name)]})" for r in _every_requirement()
+             if not r.specifier.contains(pins[canonicalize_name(r.name)], prereleases=True)]
+    assert not stale, f"requirements.lock no longer satisfies pyproject.toml: {stale}: run `make lock`"
+    assert "make lock" in LOCK.read_text().splitlines()[1], "the lock names the command that regenerates it"
+
+
+def test_lock_parser_catches_an_unsatisfied_pin(tmp_path, monkeypatch):
+    """The check above can fail: a pin outside pyproject's range is reported."""
+    text = LOCK.read_text()
+    pins = _locked()
+    old = f"numpy=={pins['numpy']}"
+    assert old in text
+    monkeypatch.setattr(sys.modules[__name__], "LOCK", tmp_path / "requirements.lock")
+    (tmp_path / "requirements.lock").write_text(text.replace(old, "numpy==1.0.0"))
+    with pytest.raises(AssertionError, match="no longer satisfies.*numpy"):
+        test_lock_satisfies_pyproject_with_every_extra()
+
+
+@pytest.mark.skipif(os.environ.get("BATTLAB_UNLOCKED") == "1", reason="make test-latest runs the newest releases")
+def test_the_suite_runs_on_the_locked_versions():
+    """make test installs the lock: every locked package this venv has is at its locked version."""
+    pins = _locked()
+    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
+    drift = {name: (version, installed[name]) for name, version in pins.items()
+             if name in installed and Version(installed[name]) != Version(version)}
+    assert not drift, f"installed versions differ from requirements.lock (locked, installed): {drift}"
+    core = [canonicalize_name(Requirement(s).name) for s in PYPROJECT["project"]["dependencies"]]
+    assert all(name in installed for name in core)
+
+
+@pytest.mark.parametrize("path, lock", [("environment.yml", "requirements.lock"),
+                                        ("binder/environment.yml", "../requirements.lock")])
+def test_conda_environments_install_the_lock(path, lock):
+    env = yaml.safe_load((ROOT / path).read_text())
     assert "conda-forge" in env["channels"]
+    assert "python=3.11" in env["dependencies"]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert f"-r {lock}" in pip
+    assert (ROOT / path).parent.joinpath(lock).resolve() == LOCK
+    # conda packages beside the lock would be resolved apart from it
+    assert all(d in ("pip",) or d.startswith("python=") for d in env["dependencies"] if isinstance(d, str))
+
+
+def test_makefile_installs_the_lock():
+    make = (ROOT / "Makefile").read_text()
+    assert "pip install -q -r $(LOCK)" in make and "LOCK := requirements.lock" in make
+    assert "pip install -q --no-deps -e ." in make
+    assert "uv pip compile pyproject.toml --all-extras --python-version 3.11" in make
+    assert "test-latest:" in make and "export BATTLAB_UNLOCKED := 1" in make
 
 
 def test_binder_installs_the_package_and_disables_telemetry():
