@@ -1,0 +1,38 @@
+"""Cell cycling data: cycler files, the Severson/Attia dataset, early-life features and cycle-life models.
+
+Submodules (imported on use, so that ``import battlab.cycling`` stays light):
+
+- :mod:`battlab.cycling.read`: cycler files (Arbin, Maccor, BioLogic, Novonix, plain CSV) -> :class:`CellData`
+- :mod:`battlab.cycling.curves`: discharge curves Q(V) per cycle (:class:`DischargeCurves`), the Severson dataset
+- :mod:`battlab.cycling.features`: early-life featurizers (dQ(V), capacity fade, whole-curve components)
+- :mod:`battlab.cycling.models`: cycle-life regression and classification, tuned on training cells only
+- :mod:`battlab.cycling.cli`: ``battlab cycling read|predict``
+
+Example
+-------
+>>> from battlab.cycling import read_cycler_file
+>>> callable(read_cycler_file)
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "CellData": "read", "read_cycler_file": "read", "detect_format": "read", "summarize_cycles": "read",
+    "DischargeCurves": "curves", "curves_from_cell": "curves", "load_severson": "curves",
+    "DeltaQFeatures": "features", "CapacityFadeFeatures": "features", "DeltaQComponents": "features",
+    "early_life_features": "features",
+    "CycleLifeModel": "models", "fit_cycle_life": "models",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f"battlab.cycling.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'battlab.cycling' has no attribute {name!r}")
