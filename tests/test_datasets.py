@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
+import socket
 import sys
-import time
+import threading
 import types
 from pathlib import Path
 
@@ -222,18 +223,73 @@ def test_offline_empty_cache_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert not (tmp_path / "obelix").exists()
 
 
-def test_unreachable_url_fails_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+CALENDERING = ("artistic_calendering", "Dataset_Experimental_fitting.csv")
+
+
+def _point_at(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str) -> tuple[str, str]:
+    """An empty cache, downloads allowed, and one registered file's URL replaced by ``url``."""
     monkeypatch.setenv("BATTLAB_DATA", str(tmp_path))
     monkeypatch.delenv("BATTLAB_OFFLINE", raising=False)
-    name, filename = "artistic_calendering", "Dataset_Experimental_fitting.csv"
+    name, filename = CALENDERING
     remote = ds._FILES[name][filename]
-    monkeypatch.setitem(ds._FILES[name], filename, ds._Remote(UNREACHABLE, remote.sha256))
-    start = time.monotonic()
+    monkeypatch.setitem(ds._FILES[name], filename, ds._Remote(url, remote.sha256))
+    return name, filename
+
+
+def test_unreachable_url_fails_at_once_with_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # port 9 on loopback: nothing listens, the connection is refused, nothing is retried
+    name, filename = _point_at(monkeypatch, tmp_path, UNREACHABLE)
     with pytest.raises(DatasetError) as err:
         load_dataset(name)
-    assert time.monotonic() - start < 15
     msg = str(err.value)
     assert UNREACHABLE in msg and "BATTLAB_DATA" in msg and "could not be downloaded" in msg
+    assert "ConnectionError" in msg
+    assert not (tmp_path / name / filename).exists()
+
+
+def test_download_passes_the_configured_timeouts_and_tries_once(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    """A host that never answers cannot hang a user: requests gets the connect and read timeouts."""
+    import requests
+
+    url = "http://battlab.invalid/x.csv"
+    name, filename = _point_at(monkeypatch, tmp_path, url)
+    calls = []
+
+    def no_answer(url: str, **kwargs: object) -> None:
+        calls.append((url, kwargs.get("timeout")))
+        raise requests.exceptions.ConnectTimeout(f"simulated: no answer from {url}")
+
+    monkeypatch.setattr(requests, "get", no_answer)
+    with pytest.raises(DatasetError) as err:
+        load_dataset(name)
+    assert calls == [(url, ds._TIMEOUT)]  # one attempt, with battlab's timeouts
+    connect, read = ds._TIMEOUT
+    assert 0 < connect <= 30 and 0 < read <= 120  # never None (requests would wait for ever)
+    msg = str(err.value)
+    assert url in msg and "ConnectTimeout" in msg and "could not be downloaded" in msg
+    assert not (tmp_path / name / filename).exists()
+
+
+def test_server_that_accepts_but_never_answers_ends_in_a_read_timeout(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    """A real socket that takes the connection and stays silent: the read timeout ends the wait."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)  # the kernel completes the handshake; nobody ever reads or writes
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/x.csv"
+        name, filename = _point_at(monkeypatch, tmp_path, url)
+        monkeypatch.setattr(ds, "_TIMEOUT", (2, 1))
+        # if the read timeout were not applied, closing the socket would end the wait with another error
+        guard = threading.Timer(120, silent.close)
+        guard.start()
+        try:
+            with pytest.raises(DatasetError) as err:
+                load_dataset(name)
+        finally:
+            guard.cancel()
+    msg = str(err.value)
+    assert url in msg and "ReadTimeout" in msg and "could not be downloaded" in msg
     assert not (tmp_path / name / filename).exists()
 
 
