@@ -94,20 +94,195 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
+class ParameterError(BattlabError):
+    """A ``-p`` parameter that no step declares, or that would reach no step (``battlab run`` exits 2)."""
+
+
+def declared_parameters(step: Step, notebooks_dir: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """The parameters a step's notebook declares in its ``parameters`` cell (papermill's inspection).
+
+    Returns ``{name: {"name", "inferred_type_name", "default", "help"}}``; empty when the notebook has no
+    cell tagged ``parameters``.
+
+    Example
+    -------
+    >>> sorted(declared_parameters(STEPS[0]))[:3]
+    ['dataset', 'formula_column', 'group_by']
+    """
+    import papermill as pm
+
+    path = Path(NOTEBOOKS_DIR if notebooks_dir is None else notebooks_dir) / step.notebook
+    if not path.is_file():
+        raise ParameterError(f"step {step.name}: its notebook {path} does not exist")
+    return dict(pm.inspect_notebook(str(path)))
+
+
+@dataclass(frozen=True)
+class ParameterPlan:
+    """Where each ``-p`` parameter goes: :func:`resolve_parameters`' answer.
+
+    ``per_step`` maps a step to the overrides it receives; ``reaches`` maps each parameter as the user
+    wrote it to the steps it reaches; ``notes`` says, for a bare name, which steps that declare it keep
+    the value an earlier step produced (and how to override that).
+    """
+
+    per_step: dict[str, dict[str, Any]]
+    reaches: dict[str, list[str]]
+    notes: list[str]
+
+
+def resolve_parameters(
+    parameters: dict[str, Any] | None,
+    steps: tuple[Step, ...] | list[Step] | None = None,
+    notebooks_dir: str | Path | None = None,
+    declared: dict[str, dict[str, Any]] | None = None,
+) -> ParameterPlan:
+    """Route ``-p`` parameters to steps, honestly.
+
+    A bare ``NAME`` reaches every step whose notebook declares ``NAME``, except a step that receives
+    ``NAME`` from an earlier step (its ``inputs``): the earlier step's output wins there, so that e.g.
+    the log10 target that 02_featurize derives reaches 03_tune even with ``-p target RAW_COLUMN`` (which
+    goes to 01_curate). ``STEP.NAME`` reaches that step only, and overrides an input too.
+
+    Parameters
+    ----------
+    parameters
+        ``{name: value}`` or ``{"step.name": value}``, as ``battlab run -p`` gives them.
+    steps, notebooks_dir
+        The pipeline (default: :data:`STEPS` in ``notebooks/``).
+    declared
+        ``{step: declared names}`` instead of inspecting the notebooks (tests).
+
+    Raises
+    ------
+    ParameterError
+        A name no step declares, a ``STEP.NAME`` whose step does not declare it or does not exist,
+        ``out_dir`` (the pipeline sets it), or a bare name that every declaring step gets from an
+        earlier step. The message lists close matches and what the step declares.
+
+    Example
+    -------
+    >>> plan = resolve_parameters({"target": "sigma", "03_tune.n_trials": 5})
+    >>> plan.per_step["01_curate"], plan.per_step["03_tune"]
+    ({'target': 'sigma'}, {'n_trials': 5})
+    >>> plan.reaches["target"]
+    ['01_curate']
+    >>> resolve_parameters({"n_trails": 5})
+    Traceback (most recent call last):
+    ...
+    battlab.pipeline.ParameterError: -p n_trails: no step declares it; did you mean n_trials (03_tune)?
+    """
+    import difflib
+
+    steps = tuple(STEPS if steps is None else steps)
+    per_step: dict[str, dict[str, Any]] = {s.name: {} for s in steps}
+    reaches: dict[str, list[str]] = {}
+    notes: list[str] = []
+    if not parameters:
+        return ParameterPlan(per_step, reaches, notes)
+    names = {s.name: set(declared[s.name] if declared is not None else declared_parameters(s, notebooks_dir))
+             for s in steps}
+    by_step = {s.name: s for s in steps}
+    errors = []
+    for key, value in parameters.items():
+        step_name, _, name = key.rpartition(".")
+        if name == "out_dir":
+            errors.append(f"-p {key}: out_dir is set by the pipeline for every step; use --out")
+            continue
+        if step_name:
+            if step_name not in by_step:
+                close = difflib.get_close_matches(step_name, list(by_step), n=3)
+                errors.append(f"-p {key}: no step {step_name}"
+                              + (f"; did you mean {', '.join(close)}?" if close else "")
+                              + f" (steps: {', '.join(by_step)})")
+            elif name not in names[step_name]:
+                close = difflib.get_close_matches(name, sorted(names[step_name]), n=3)
+                errors.append(f"-p {key}: {step_name} does not declare {name}"
+                              + (f"; did you mean {', '.join(close)}?" if close else "")
+                              + f" ({step_name} declares: {', '.join(sorted(names[step_name] - {'out_dir'}))})")
+            else:
+                per_step[step_name][name] = value
+                reaches[key] = [step_name]
+            continue
+        declaring = [s for s in steps if name in names[s.name]]
+        if not declaring:
+            everywhere = sorted(set().union(*names.values()) - {"out_dir"})
+            close = difflib.get_close_matches(name, everywhere, n=3)
+            if close:
+                hint = "; did you mean " + ", ".join(
+                    f"{c} ({', '.join(s.name for s in steps if c in names[s.name])})" for c in close) + "?"
+            else:
+                hint = "; the steps declare: " + "; ".join(
+                    f"{s}: {', '.join(sorted(n - {'out_dir'}))}" for s, n in names.items())
+            errors.append(f"-p {key}: no step declares it{hint}")
+            continue
+        free = [s for s in declaring if name not in s.inputs]
+        kept = [s for s in declaring if name in s.inputs]
+        if kept:
+            why = (", ".join(f"{s.name} gets it from {s.inputs[name]}" for s in kept)
+                   + f"; to override that, name the step: -p {kept[0].name}.{name} VALUE")
+            if not free:
+                errors.append(f"-p {key}: reaches no step ({why})")
+                continue
+            notes.append(f"-p {key} reaches {', '.join(s.name for s in free)}, not {', '.join(s.name for s in kept)} "
+                         f"({why})")
+        for s in free:
+            per_step[s.name][name] = value
+        reaches[key] = [s.name for s in free]
+    if errors:
+        raise ParameterError("\n".join(errors))
+    return ParameterPlan(per_step, reaches, notes)
+
+
 def _params_for(step: Step, quick: bool, overrides: dict[str, Any], outputs: dict[str, dict[str, str]],
                 step_dir: Path) -> dict[str, Any]:
+    """A step's parameters: its own, its quick ones, its inputs, then the overrides routed to it."""
     params = dict(step.parameters)
     if quick:
         params.update(step.quick)
     for param, ref in step.inputs.items():
         src, key = ref.split(":")
         params[param] = outputs[src][key]
-    for name, value in overrides.items():
-        target, _, pname = name.rpartition(".")
-        if not target or target == step.name:
-            params[pname] = value
+    params.update(overrides)  # only what resolve_parameters routed here: never a bare name over an input
     params["out_dir"] = str(step_dir)
     return params
+
+
+def kernel_config(kernel_name: str = "python3") -> Any:
+    """Kernel-manager settings for the pipeline's kernels: no plain-text TCP between us and the kernel.
+
+    ipykernel >= 7 warns "Kernel is running over TCP without encryption" when it starts on TCP without
+    CurveZMQ keys, which is what papermill's default kernel manager does (one warning per notebook).
+    When pyzmq has CurveZMQ and the kernelspec declares ``supported_encryption: curve``, the kernel
+    manager provisions keys (jupyter_client's ``transport_encryption``); otherwise, on POSIX, the
+    kernel talks over local IPC sockets instead of TCP. Either way the warning's cause is gone.
+
+    Returns a traitlets ``Config`` for ``papermill.execute_notebook(..., config=...)``.
+
+    Example
+    -------
+    >>> dict(kernel_config().KernelManager) in ({"transport_encryption": "auto"}, {"transport": "ipc"})
+    True
+    """
+    import os
+
+    import zmq
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    config = Config()
+    try:
+        supported = KernelSpecManager().get_kernel_spec(kernel_name).metadata.get("supported_encryption") or []
+    except NoSuchKernel:
+        supported = []
+    supported = [supported] if isinstance(supported, str) else list(supported)
+    if (zmq.has("curve") and "curve" in {str(x).lower() for x in supported}
+            and "transport_encryption" in KernelManager.class_trait_names()):
+        config.KernelManager.transport_encryption = "auto"
+    elif os.name == "posix":
+        config.KernelManager.transport = "ipc"
+    return config
 
 
 def _error_cell(exc: Exception) -> str:
@@ -133,8 +308,10 @@ def run_pipeline(
     Parameters
     ----------
     parameters
-        ``{name: value}`` passed to every step that has that parameter, or ``{"step.name": value}``
-        for one step only (e.g. ``{"01_curate.dataset": "obelix"}``).
+        ``{name: value}`` for every step whose notebook declares ``name``, except where an earlier
+        step's output feeds that parameter (the output wins); ``{"step.name": value}`` for one step
+        only, overriding an input too (e.g. ``{"01_curate.dataset": "obelix"}``,
+        ``{"03_tune.target": "y"}``). See :func:`resolve_parameters`.
     quick
         Use each step's small parameters (tests, demos).
     steps, notebooks_dir
@@ -145,6 +322,8 @@ def run_pipeline(
 
     Raises
     ------
+    ParameterError
+        A parameter that no step declares (before any step runs).
     StepFailed
         A notebook raised; the executed notebook is kept in ``out_dir`` and the message names the
         step, the error and the cell.
@@ -153,22 +332,26 @@ def run_pipeline(
 
     steps = STEPS if steps is None else steps
     notebooks_dir = Path(NOTEBOOKS_DIR if notebooks_dir is None else notebooks_dir)
+    overrides = dict(parameters or {})
+    plan = resolve_parameters(overrides, steps, notebooks_dir)  # a typo fails here, before a step runs
     out = Path(out_dir).resolve()  # notebooks run in notebooks_dir: pass them absolute paths
     out.mkdir(parents=True, exist_ok=True)
-    overrides = dict(parameters or {})
+    kernel = kernel_config("python3")
     summary: dict[str, Any] = {
         "battlab_version": __version__,
         "python": platform.python_version(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,
         "parameters": overrides,
+        "parameters_reach": plan.reaches,
+        "parameter_notes": plan.notes,
         "steps": {},
     }
     previous = _previous_steps(out) if resume else {}
     outputs: dict[str, dict[str, str]] = {}
     for step in steps:
         step_dir = out / step.name
-        params = _params_for(step, quick, overrides, outputs, step_dir)
+        params = _params_for(step, quick, plan.per_step[step.name], outputs, step_dir)
         done = previous.pop(step.name, None)
         if done and done.get("status") == "ok" and done.get("parameters") == params and \
                 (step_dir / "step.json").is_file():
@@ -183,7 +366,7 @@ def run_pipeline(
         try:
             pm.execute_notebook(str(notebooks_dir / step.notebook), str(executed), parameters=params,
                                 cwd=str(notebooks_dir), progress_bar=False, log_output=log_output,
-                                kernel_name="python3")
+                                kernel_name="python3", config=kernel)
         except pm.PapermillExecutionError as exc:
             summary["steps"][step.name] = {"status": "failed", "error": f"{exc.ename}: {exc.evalue}"}
             _write_summary(out, summary)

@@ -8,7 +8,17 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from battlab.pipeline import STEPS, Step, StepFailed, run_pipeline
+from battlab.cli import main
+from battlab.pipeline import (
+    STEPS,
+    ParameterError,
+    Step,
+    StepFailed,
+    _params_for,
+    declared_parameters,
+    resolve_parameters,
+    run_pipeline,
+)
 
 BATTLAB = [str(Path(sys.executable).parent / "battlab")]
 
@@ -17,12 +27,21 @@ def battlab(*args, cwd=None):
     return subprocess.run(BATTLAB + list(args), capture_output=True, text=True, cwd=cwd, timeout=1800)
 
 
+OBELIX_RAW = "Ionic conductivity (S cm-1)"  # the data card's target; 02_featurize models its log10
+UNENCRYPTED = "running over TCP without encryption"  # ipykernel's warning, once per kernel started on TCP
+
+
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_run_proc(tmp_path_factory):
     out = tmp_path_factory.mktemp("quick") / "latest"
     proc = battlab("run", "--quick", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    return out
+    return out, proc
+
+
+@pytest.fixture(scope="module")
+def quick_run(quick_run_proc):
+    return quick_run_proc[0]
 
 
 def _figures(out):
@@ -47,14 +66,121 @@ def test_run_quick_writes_summary_and_notebooks(quick_run):
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
 
 
-def test_parameter_for_one_step_runs_obelix(tmp_path, data_cache):
+def test_kernels_start_without_the_unencrypted_tcp_warning(quick_run_proc):
+    _, proc = quick_run_proc
+    assert UNENCRYPTED not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_parameter_for_one_step_runs_obelix_and_bare_target_keeps_the_log_target(tmp_path, data_cache):
+    """OBELiX end to end: -p target RAW reaches 01_curate; 03/04 still model 02's log10 target."""
     out = tmp_path / "run"
-    proc = battlab("run", "--quick", "--out", str(out), "-p", "01_curate.dataset", "obelix")
+    proc = battlab("run", "--quick", "--out", str(out), "-p", "01_curate.dataset", "obelix",
+                   "-p", "target", OBELIX_RAW)
     assert proc.returncode == 0, proc.stderr
-    step = json.loads((out / "summary.json").read_text())["steps"]["01_curate"]
-    assert step["parameters"]["dataset"] == "obelix"
+    summary = json.loads((out / "summary.json").read_text())
+    step = summary["steps"]["01_curate"]
+    assert step["parameters"]["dataset"] == "obelix" and step["parameters"]["target"] == OBELIX_RAW
     assert step["summary"]["n_input"] == 599
     assert step["summary"]["n_censored"] >= 30
+    log_target = f"log10 {OBELIX_RAW}"
+    assert summary["steps"]["02_featurize"]["outputs"]["target"] == log_target
+    assert summary["steps"]["03_tune"]["parameters"]["target"] == log_target
+    assert summary["steps"]["04_explain"]["parameters"]["target"] == log_target
+    assert summary["parameters_reach"]["target"] == ["01_curate"]
+    assert "-p target reaches 01_curate, not 03_tune, 04_explain" in proc.stderr  # said before it runs
+    card = json.loads(Path(summary["steps"]["03_tune"]["outputs"]["model_card"]).read_text())
+    assert log_target in json.dumps(card)  # the model was tuned on the log target
+
+
+# ---------------------------------------------------------------------------------- parameter routing
+# resolved against the real notebooks (papermill's inspection), without running them
+
+def _outputs_of_02(target):
+    return {"01_curate": {"curated": "c.parquet", "report": "r.json", "target": OBELIX_RAW},
+            "02_featurize": {"features": "f.parquet", "feature_info": "fi.csv", "target": target},
+            "03_tune": {"model": "m.joblib", "features": "f.parquet", "feature_info": "fi.csv", "target": target}}
+
+
+def _step(name):
+    return next(s for s in STEPS if s.name == name)
+
+
+def test_bare_target_on_obelix_reaches_curation_not_the_log_target_of_tuning(tmp_path):
+    plan = resolve_parameters({"01_curate.dataset": "obelix", "target": OBELIX_RAW})
+    assert plan.per_step["01_curate"] == {"dataset": "obelix", "target": OBELIX_RAW}
+    assert plan.reaches["target"] == ["01_curate"]
+    outputs = _outputs_of_02(f"log10 {OBELIX_RAW}")
+    for name in ("03_tune", "04_explain"):
+        params = _params_for(_step(name), True, plan.per_step[name], outputs, tmp_path / name)
+        assert params["target"] == f"log10 {OBELIX_RAW}", name
+    assert len(plan.notes) == 1
+    assert "03_tune gets it from 02_featurize:target" in plan.notes[0]
+    assert "-p 03_tune.target VALUE" in plan.notes[0]
+
+
+def test_step_dot_name_overrides_an_input_of_that_step_only(tmp_path):
+    plan = resolve_parameters({"03_tune.target": "log10 other", "seed": 3})
+    outputs = _outputs_of_02(f"log10 {OBELIX_RAW}")
+    tune = _params_for(_step("03_tune"), False, plan.per_step["03_tune"], outputs, tmp_path)
+    assert tune["target"] == "log10 other"
+    explain = _params_for(_step("04_explain"), False, plan.per_step["04_explain"], outputs, tmp_path)
+    assert explain["target"] == f"log10 {OBELIX_RAW}"  # 04 gets 03's output: what 03 was told (here: mocked)
+    # a bare name with no producing step reaches every step that declares it, and only those
+    declaring = [s.name for s in STEPS if "seed" in declared_parameters(s)]
+    assert plan.reaches["seed"] == declaring and "01_curate" not in declaring
+    assert all(("seed" in plan.per_step[s.name]) == (s.name in declaring) for s in STEPS)
+    assert plan.notes == []
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ({"n_trails": 5}, "-p n_trails: no step declares it; did you mean n_trials (03_tune)?"),
+    ({"zzqqxx": 1}, "03_tune: coverage, feature_info, features, models, n_trials"),  # no match: all listed
+    ({"03_tune.n_trails": 5}, "03_tune does not declare n_trails; did you mean n_trials?"),
+    ({"01_curate.n_trials": 5}, "01_curate declares: dataset, formula_column, group_by, input_path, target"),
+    ({"3_tune.n_trials": 5}, "no step 3_tune; did you mean 03_tune?"),
+    ({"features": "x.parquet"}, "-p features: reaches no step (03_tune gets it from 02_featurize:features"),
+    ({"out_dir": "/tmp/x"}, "out_dir is set by the pipeline"),
+])
+def test_unknown_parameters_fail_before_anything_runs(parameters, message, tmp_path):
+    with pytest.raises(ParameterError) as err:
+        run_pipeline(tmp_path / "run", parameters=parameters)
+    assert message in str(err.value)
+    assert not (tmp_path / "run").exists()  # nothing ran, nothing written
+
+
+def test_every_bad_parameter_is_reported_at_once():
+    with pytest.raises(ParameterError) as err:
+        resolve_parameters({"n_trails": 5, "01_curate.datset": "obelix", "seed": 1})
+    lines = str(err.value).splitlines()
+    assert len(lines) == 2 and lines[0].startswith("-p n_trails") and lines[1].startswith("-p 01_curate.datset")
+
+
+def test_cli_unknown_parameter_exits_2_with_close_matches(tmp_path, capsys):
+    assert main(["run", "--quick", "--out", str(tmp_path / "run"), "-p", "n_trails", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "battlab run: error: -p n_trails: no step declares it; did you mean n_trials (03_tune)?" in err
+    assert main(["run", "--out", str(tmp_path / "run"), "-p", "02_featurize.present", "magpie"]) == 2
+    assert "02_featurize does not declare present; did you mean preset?" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_help_says_where_a_parameter_goes(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "every step whose notebook declares NAME, except where an earlier step's output feeds it" in text
+    assert "STEP.NAME for one step, overriding its input too" in text
+
+
+def test_every_step_sets_only_parameters_its_notebook_declares():
+    """A Step's own, quick and input parameters reach its notebook: none is a name it does not have."""
+    for step in STEPS:
+        declared = declared_parameters(step)
+        assert "out_dir" in declared, step.name
+        unknown = (set(step.parameters) | set(step.quick) | set(step.inputs)) - set(declared)
+        assert not unknown, (step.name, unknown)
+        for ref in step.inputs.values():
+            assert ref.split(":")[0] in [s.name for s in STEPS[:STEPS.index(step)]], (step.name, ref)
 
 
 def test_failed_notebook_stops_with_its_error_and_exit_1(tmp_path):
@@ -87,10 +213,29 @@ def test_outputs_of_one_step_are_inputs_of_the_next(tmp_path):
     steps = [Step("a", parameters={"value": 2}, quick={"value": 3}), Step("b", inputs={"source": "a:file"})]
     summary = run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir)
     assert summary["steps"]["b"]["summary"]["read"] == 20
-    summary = run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir, quick=True,
-                           parameters={"b.unused": 0})
+    summary = run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir, quick=True)
     assert summary["steps"]["a"]["summary"]["value"] == 3
     assert summary["steps"]["b"]["summary"]["read"] == 30
+    # a bare name does not replace what a step receives from an earlier one; STEP.NAME does
+    with pytest.raises(ParameterError, match="reaches no step .b gets it from a:file"):
+        run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir, parameters={"source": "elsewhere"})
+    with pytest.raises(ParameterError, match="b does not declare unused"):
+        run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir, parameters={"b.unused": 0})
+    other = tmp_path / "other.txt"
+    other.write_text("5")
+    summary = run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir, parameters={"b.source": str(other)})
+    assert summary["steps"]["b"]["parameters"]["source"] == str(other)
+    assert summary["steps"]["b"]["summary"]["read"] == 5
+
+
+def test_pipeline_kernels_do_not_warn_about_unencrypted_tcp(tmp_path, capfd):
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    _notebook(nbdir / "a.ipynb", "out_dir = ''",
+              "from battlab.pipeline import save_step\nsave_step(out_dir, {'ok': 1}, {})")
+    summary = run_pipeline(tmp_path / "run", steps=[Step("a")], notebooks_dir=nbdir)
+    assert summary["steps"]["a"]["summary"]["ok"] == 1
+    assert UNENCRYPTED not in capfd.readouterr().err  # the kernel's stderr is this process's
 
 
 def test_step_failure_raises_with_cell(tmp_path):
