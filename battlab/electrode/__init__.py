@@ -2,8 +2,9 @@
 
 slurry + coating + calendering (:mod:`~battlab.electrode.process`, mass balance) -> PyBaMM DFN
 discharges at two C-rates (:mod:`~battlab.electrode.simulate`) -> Latin hypercube datasets run in
-parallel and cached (:mod:`~battlab.electrode.doe`) -> ensemble-MLP surrogate
-(:mod:`~battlab.electrode.surrogate`) -> PSO, NSGA-II and the closed loop (:mod:`~battlab.electrode.optimize`).
+parallel and cached (:mod:`~battlab.electrode.doe`) -> ensemble-MLP surrogate, black or grey box
+(:class:`~battlab.electrode.surrogate.ElectrodeSurrogate`) -> PSO, NSGA-II and the closed loop
+(:mod:`~battlab.electrode.optimize`).
 
 Example
 -------
@@ -21,14 +22,13 @@ from battlab.electrode.optimize import (
     fit_surrogate,
     heterogeneity_search,
     pareto_surrogate,
-    process_table,
     pso,
     pso_simulator,
     pso_surrogate,
 )
-from battlab.electrode.process import INACTIVE, MATERIALS, Material, ProcessSettings, process_electrode
+from battlab.electrode.process import INACTIVE, MATERIALS, Material, ProcessSettings, process_electrode, process_table
 from battlab.electrode.simulate import OUTPUTS, simulate, stack_mass_volume
-from battlab.electrode.surrogate import EnsembleSurrogate, validation_report
+from battlab.electrode.surrogate import ElectrodeSurrogate, EnsembleSurrogate, validation_report
 
 __all__ = [
     "DEFAULT_SPACE",
@@ -36,6 +36,7 @@ __all__ = [
     "MATERIALS",
     "OUTPUTS",
     "ClosedLoopResult",
+    "ElectrodeSurrogate",
     "EnsembleSurrogate",
     "Material",
     "OptimizeResult",

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from battlab.electrode.doe import DEFAULT_SPACE, fixed, latin_hypercube, ranges, run_designs
-from battlab.electrode.process import ProcessSettings, process_electrode
-from battlab.electrode.surrogate import EnsembleSurrogate
+from battlab.electrode.process import ProcessSettings, process_table
+from battlab.electrode.surrogate import TRANSPORT_BLIND, TRANSPORT_OUTPUTS, ElectrodeSurrogate, EnsembleSurrogate
 
 __all__ = [
     "ClosedLoopResult",
@@ -59,7 +59,8 @@ class OptimizeResult:
     Attributes
     ----------
     best_design : dict
-        Process parameters of the best design (fixed ones included).
+        Process parameters of the best feasible design evaluated (fixed ones included); when no design
+        evaluated is feasible, of the least penalised one (and ``feasible`` is False).
     best_values : dict
         Its evaluation row (objective, constraints, ``*_std`` on the surrogate).
     feasible : bool
@@ -78,20 +79,6 @@ class OptimizeResult:
     score: float
     history: pd.DataFrame
     evaluations: pd.DataFrame = field(repr=False)
-
-
-def process_table(designs: pd.DataFrame, settings: ProcessSettings | None = None) -> pd.DataFrame:
-    """Process quantities of many designs (exact, no simulation).
-
-    Example
-    -------
-    >>> d = pd.DataFrame({"active_weight_fraction": [0.94], "solid_content": [0.65],
-    ...                   "coating_gap_um": [180.0], "line_load_N_per_mm": [0.0]})
-    >>> round(float(process_table(d)["porosity"].iloc[0]), 2)
-    0.48
-    """
-    rows = [process_electrode(d, settings) for d in designs.to_dict(orient="records")]
-    return pd.DataFrame(rows, index=designs.index).drop(columns=["material", "particle_radius_um"])
 
 
 def _score(table: pd.DataFrame, objective: str, maximize: bool, constraints: Constraints,
@@ -205,7 +192,10 @@ def pso(
     minimize(_Problem(), PSO(pop_size=pop_size), ("n_gen", n_gen), seed=seed, callback=_notify, verbose=False)
     evals = pd.concat(log, ignore_index=True)
     evals.insert(0, "call", np.arange(1, len(evals) + 1))
-    i = int(evals["fitness"].to_numpy().argmin())
+    # the best feasible design evaluated, whatever the swarm converged to: with a penalty, a design a hair
+    # outside a constraint can out-score every feasible one (rate capability 0.7998 for a bound of 0.8)
+    fit, ok = evals["fitness"].to_numpy(), (evals["violation"] == 0).to_numpy()
+    i = int(np.flatnonzero(ok)[fit[ok].argmin()]) if ok.any() else int(fit.argmin())
     row = evals.iloc[i]
     feasible = bool(row["violation"] == 0)
     best_design = {k: float(row[k]) for k in names} | fix
@@ -216,107 +206,71 @@ def pso(
                           history=hist, evaluations=evals)
 
 
-#: Outputs that :func:`fit_surrogate` can learn relative to an exact process quantity (``physics=True``):
-#: the net learns ``output / quantity`` (utilisation x voltage for an energy), which physics does not give.
-PHYSICS_SCALES: dict[str, str] = {
-    "specific_energy_Wh_kg": "theoretical_specific_capacity_Ah_kg",
-    "specific_energy_high_Wh_kg": "theoretical_specific_capacity_Ah_kg",
-    "energy_density_Wh_L": "theoretical_capacity_density_Ah_L",
-    "capacity_mAh_cm2": "theoretical_capacity_mAh_cm2",
-    "capacity_high_mAh_cm2": "theoretical_capacity_mAh_cm2",
-    "specific_power_W_kg": "theoretical_specific_capacity_Ah_kg",  # C-rate x mean voltage x capacity / mass
-}
-#: Fractions in (0, 1) learned on the logit scale: steep near 0 and 1, where a cut-off collapses capacity.
-LOGIT_OUTPUTS = ("rate_capability",)
-#: Varied parameters that the transport index does not capture (a grey-box surrogate takes them as inputs).
-_TRANSPORT_BLIND = ("particle_radius_um",)
-#: Outputs that, scaled as above, follow the transport index (so a grey-box surrogate needs only it).
-_TRANSPORT_OUTPUTS = {*PHYSICS_SCALES, *LOGIT_OUTPUTS, "mean_voltage_V", "mean_voltage_high_V"}
-_EPS = 1e-3
-
-
-def _theory(table: pd.DataFrame, physics: dict[str, Any]) -> pd.DataFrame:
-    from battlab.electrode.simulate import theoretical_cell
-
-    micro = table if "inactive_volume_fraction" in table else process_table(table, physics.get("settings"))
-    return theoretical_cell(micro, physics.get("settings"), physics.get("np_ratio", 1.1))
-
-
 def fit_surrogate(table: pd.DataFrame, outputs: list[str], inputs: list[str] | None = None,
-                  physics: bool | dict[str, Any] = False, **params: Any) -> EnsembleSurrogate:
-    """Fit an :class:`EnsembleSurrogate` on the successful rows of a results table.
+                  physics: bool = False, *, design: list[str] | None = None, settings: ProcessSettings | None = None,
+                  np_ratio: float = 1.1, **params: Any) -> ElectrodeSurrogate:
+    """Fit an :class:`~battlab.electrode.surrogate.ElectrodeSurrogate` on the successful rows of a results table.
 
-    ``inputs`` defaults to the varied parameters of :data:`~battlab.electrode.doe.DEFAULT_SPACE`;
-    the fitted model remembers ``inputs_``, ``outputs_`` and ``physics_``.
-
-    With ``physics`` (``True``, or ``{"settings": ProcessSettings, "np_ratio": float}`` as simulated), a
-    grey-box surrogate: outputs in :data:`PHYSICS_SCALES` are learned divided by their exact theoretical
-    figure (:func:`~battlab.electrode.simulate.theoretical_cell`), and :data:`LOGIT_OUTPUTS` on the logit
-    scale; :func:`surrogate_evaluator` maps the members' predictions back before their mean and spread.
-    The stack mass is then never learned, only what the discharge adds, so few designs go further.
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Simulated designs (:func:`~battlab.electrode.doe.run_designs`); rows whose ``status`` is not
+        ``"ok"`` (failed simulations, kept in the table with their reason) are not learned from.
+    outputs : list of str
+        Columns to learn; predictions come back in their units.
+    inputs : list of str, optional
+        Features of the networks, computed from each design (default: the design columns).
+    physics : bool
+        Grey box (see :class:`~battlab.electrode.surrogate.ElectrodeSurrogate`).
+    design : list of str, optional
+        The design columns (default: the parameters of :data:`~battlab.electrode.doe.DEFAULT_SPACE`).
+    settings, np_ratio
+        As simulated (process quantities and theory).
+    **params
+        Passed to :class:`~battlab.electrode.surrogate.EnsembleSurrogate` (``hidden_layer_sizes``,
+        ``random_state``...).
 
     Example
     -------
     >>> from battlab.electrode.doe import load_designs
-    >>> m = fit_surrogate(load_designs()[0], ["rate_capability"])
-    >>> m.outputs_
-    ['rate_capability']
+    >>> m = fit_surrogate(load_designs()[0], ["rate_capability"], hidden_layer_sizes=(8,), max_iter=50)
+    >>> m.outputs_, m.inputs_ == list(DEFAULT_SPACE)
+    (['rate_capability'], True)
     """
-    inputs = list(inputs or ranges(DEFAULT_SPACE))
+    design = list(design or DEFAULT_SPACE)
     ok = table[table["status"] == "ok"] if "status" in table else table
-    physics_ = ({} if physics is True else dict(physics)) if physics is not False else None
-    if physics_ is not None:  # theoretical figures may be inputs too (e.g. transport_index)
-        theory = _theory(ok, physics_)
-        ok = pd.concat([ok, theory.drop(columns=[c for c in theory if c in ok])], axis=1)
-    ok = ok.dropna(subset=inputs + outputs)
-    Y = ok[outputs].astype(float)
-    if physics_ is not None:
-        theory = theory.loc[ok.index]
-        for name in outputs:
-            if name in PHYSICS_SCALES:
-                Y[name] = Y[name] / theory[PHYSICS_SCALES[name]]
-            elif name in LOGIT_OUTPUTS:
-                Y[name] = _logit(Y[name].to_numpy())
-    model = EnsembleSurrogate(**params).fit(ok[inputs].to_numpy(float), Y.to_numpy(float))
-    model.inputs_, model.outputs_, model.physics_ = inputs, list(outputs), physics_
-    return model
+    missing = [c for c in design + list(outputs) if c not in ok]
+    if missing:
+        raise ValueError(f"fit_surrogate: the table has no column {missing}")
+    ok = ok.dropna(subset=design + list(outputs))
+    model = ElectrodeSurrogate(outputs=list(outputs), inputs=None if inputs is None else list(inputs),
+                               physics=bool(physics), settings=settings, np_ratio=np_ratio,
+                               estimator=EnsembleSurrogate(**params))
+    return model.fit(ok[design].astype(float), ok[list(outputs)].astype(float))
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, _EPS, 1.0 - _EPS)
-    return np.log(p / (1.0 - p))
-
-
-def surrogate_evaluator(model: EnsembleSurrogate, settings: ProcessSettings | None = None,
+def surrogate_evaluator(model: ElectrodeSurrogate, settings: ProcessSettings | None = None,
                         with_process: bool = True) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    """Evaluation function for :func:`pso`: process quantities plus predicted means and ``_std``."""
-    physics = getattr(model, "physics_", None)
+    """Evaluation function for :func:`pso`: process quantities (exact) plus predicted means and ``_std``.
+
+    ``settings`` of the process quantities default to the model's own.
+    """
+    if not isinstance(model, ElectrodeSurrogate):
+        raise TypeError("the search needs an ElectrodeSurrogate (designs in, named outputs out), e.g. from "
+                        f"fit_surrogate; got {type(model).__name__}")
+    settings = settings if settings is not None else model.settings
 
     def evaluate(d: pd.DataFrame) -> pd.DataFrame:
-        needs_process = with_process or physics is not None or any(c not in d for c in model.inputs_)
-        out = process_table(d, settings) if needs_process else pd.DataFrame(index=d.index)
-        if physics is not None:
-            theory = _theory(out, physics | ({"settings": settings} if settings else {}))
-            out = pd.concat([out, theory.drop(columns=[c for c in theory if c in out])], axis=1)
-        feats = pd.concat([d, out.drop(columns=[c for c in out if c in d])], axis=1)
-        members = model.predict_members(feats[model.inputs_].to_numpy(float))  # (members, rows, outputs)
-        if physics is not None:
-            for j, name in enumerate(model.outputs_):
-                if name in PHYSICS_SCALES:
-                    members[:, :, j] *= theory[PHYSICS_SCALES[name]].to_numpy(float)
-                elif name in LOGIT_OUTPUTS:
-                    members[:, :, j] = 1.0 / (1.0 + np.exp(-members[:, :, j]))
-        mean, std = members.mean(axis=0), members.std(axis=0)
+        pred = model.predict_frame(d)
         if not with_process:
-            out = pd.DataFrame(index=d.index)
-        for j, name in enumerate(model.outputs_):
-            out[name], out[f"{name}_std"] = mean[:, j], std[:, j]
-        return out
+            return pred
+        out = process_table(d, settings)
+        return pd.concat([out.drop(columns=[c for c in pred if c in out]), pred], axis=1)
 
     return evaluate
 
 
-def pso_surrogate(model: EnsembleSurrogate, objective: str = "specific_energy_Wh_kg", *,
+def pso_surrogate(model: ElectrodeSurrogate, objective: str = "specific_energy_Wh_kg", *,
                   space: dict[str, Any] | None = None, constraints: Constraints | None = None,
                   maximize: bool = True, kappa: float = 1.0, pop_size: int = 30, n_gen: int = 50, seed: int = 0,
                   settings: ProcessSettings | None = None,
@@ -360,7 +314,7 @@ def pso_simulator(objective: str = "specific_energy_Wh_kg", *, space: dict[str, 
                maximize=maximize, constraints=constraints, kappa=0.0, pop_size=pop_size, n_gen=n_gen, seed=seed)
 
 
-def pareto_surrogate(model: EnsembleSurrogate, objectives: tuple[str, str] = ("specific_energy_Wh_kg",
+def pareto_surrogate(model: ElectrodeSurrogate, objectives: tuple[str, str] = ("specific_energy_Wh_kg",
                                                                               "rate_capability"),
                      *, space: dict[str, Any] | None = None, constraints: Constraints | None = None,
                      kappa: float = 1.0, pop_size: int = 40, n_gen: int = 40, seed: int = 0,
@@ -437,7 +391,7 @@ class ClosedLoopResult:
     data : pandas.DataFrame
         Every simulated design, with ``round`` and ``sim_call`` (1-based simulator call counter; 0 for
         rows given as ``initial``, which this loop did not simulate).
-    model : EnsembleSurrogate
+    model : ElectrodeSurrogate
         The last surrogate.
     best : dict
         The best feasible simulated design (its data row), or empty if none is feasible.
@@ -445,7 +399,7 @@ class ClosedLoopResult:
 
     history: pd.DataFrame
     data: pd.DataFrame
-    model: EnsembleSurrogate
+    model: ElectrodeSurrogate
     best: dict[str, Any]
 
 
@@ -582,7 +536,7 @@ def closed_loop(
         print(f"round 0: {calls} simulations, best {objective} = {best_value:.4g}")
     stale = 0
     settings = sim_kw.get("settings")
-    grey = {"settings": settings, "np_ratio": sim_kw.get("np_ratio", 1.1)} if physics else False
+    fit_kw = {"design": list(space), "settings": settings, "np_ratio": sim_kw.get("np_ratio", 1.1)}
 
     def inputs_for(data: pd.DataFrame) -> list[str]:
         if surrogate_inputs:
@@ -592,10 +546,10 @@ def closed_loop(
         # rate capability and utilisation follow the transport index, and the rest is exact physics; a
         # few designs cannot teach a net more inputs (measured: 6 designs give rate capability 2x better
         # on the index alone), many designs can refine it with the knobs (220: 3x better with them)
-        few = (data["status"] == "ok").sum() < 10 * len(var) and set(outputs) <= _TRANSPORT_OUTPUTS
-        return ["transport_index"] + [v for v in var if v in _TRANSPORT_BLIND or not few]
+        few = (data["status"] == "ok").sum() < 10 * len(var) and set(outputs) <= TRANSPORT_OUTPUTS
+        return ["transport_index"] + [v for v in var if v in TRANSPORT_BLIND or not few]
 
-    model = fit_surrogate(data, outputs, inputs_for(data), grey, **(surrogate_params or {}))
+    model = fit_surrogate(data, outputs, inputs_for(data), physics, **fit_kw, **(surrogate_params or {}))
     for rnd in range(1, max_rounds + 1):
         t0 = time.perf_counter()
         proposals, predicted = [], []
@@ -627,7 +581,7 @@ def closed_loop(
                         "proposal_predicted": float(predicted[0][0]), "proposal_std": float(predicted[0][1]),
                         "proposal_observed": float(new[objective].iloc[0]) if objective in new else np.nan,
                         "improved": improved, "seconds": np.nan})
-        model = fit_surrogate(data, outputs, inputs_for(data), grey, **(surrogate_params or {}))
+        model = fit_surrogate(data, outputs, inputs_for(data), physics, **fit_kw, **(surrogate_params or {}))
         history[-1]["seconds"] = round(time.perf_counter() - t0, 2)
         if verbose:
             h = history[-1]

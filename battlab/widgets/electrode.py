@@ -1,16 +1,25 @@
 """``ElectrodeDesigner``: process sliders -> predicted performance with uncertainty, and a PSO button.
 
-Slider moves only ask the surrogate (milliseconds); no simulation runs in the widget.
+Slider moves only ask the surrogate (milliseconds); no simulation runs in the widget. Any
+:class:`~battlab.electrode.surrogate.ElectrodeSurrogate` works, black or grey box: it predicts physical
+quantities, shown with its stated error.
 
 Example
 -------
->>> from battlab.widgets.electrode import ElectrodeDesigner
->>> app = ElectrodeDesigner()  # doctest: +SKIP
->>> app.sliders["coating_gap_um"].value = 200.0  # doctest: +SKIP
->>> app.prediction["specific_energy_Wh_kg"]  # doctest: +SKIP
-{'mean': 329.1, 'std': 0.9}
->>> app.optimize_button.click(); app.state, app.best_design["feasible"]  # doctest: +SKIP
-('SUCCESS', True)
+>>> from battlab.electrode import fit_surrogate, load_designs
+>>> model = fit_surrogate(load_designs()[0], ["specific_energy_Wh_kg", "rate_capability"],
+...                       hidden_layer_sizes=(8,), max_iter=100)
+>>> app = ElectrodeDesigner(model, n_gen=3, pop_size=6)
+>>> app.sliders["coating_gap_um"].value = 200.0
+>>> sorted(app.prediction["specific_energy_Wh_kg"])
+['error', 'mean', 'std']
+>>> 250 < app.prediction["specific_energy_Wh_kg"]["mean"] < 400  # Wh/kg, whatever the surrogate learned
+True
+>>> import contextlib, io
+>>> with contextlib.redirect_stdout(io.StringIO()):  # outside a notebook the plot prints as text
+...     app.optimize_button.click()
+>>> app.state in ("SUCCESS", "FAIL"), len(app.convergence)
+(True, 3)
 """
 
 from __future__ import annotations
@@ -18,13 +27,14 @@ from __future__ import annotations
 from typing import Any
 
 import ipywidgets as w
+import pandas as pd
 import traitlets as tl
 
 from battlab.electrode.doe import DEFAULT_SPACE, load_designs, ranges
 from battlab.electrode.optimize import Constraints, fit_surrogate, pso_surrogate
 from battlab.electrode.process import process_electrode
 from battlab.electrode.simulate import OUTPUTS
-from battlab.electrode.surrogate import EnsembleSurrogate
+from battlab.electrode.surrogate import ElectrodeSurrogate
 
 __all__ = ["ElectrodeDesigner"]
 
@@ -37,9 +47,10 @@ class ElectrodeDesigner(w.VBox):
 
     Parameters
     ----------
-    model : EnsembleSurrogate, optional
-        Fitted with :func:`~battlab.electrode.optimize.fit_surrogate` (has ``inputs_``/``outputs_``);
-        by default fitted on the shipped dataset (a few seconds).
+    model : ElectrodeSurrogate, optional
+        E.g. from :func:`~battlab.electrode.optimize.fit_surrogate` (black or grey box) or the ``model``
+        of a :func:`~battlab.electrode.optimize.closed_loop`; by default a black box fitted on the shipped
+        dataset (about a second).
     space : dict
         Design space of the sliders (and of the optimisation).
     objective : str
@@ -54,9 +65,12 @@ class ElectrodeDesigner(w.VBox):
     Attributes (traitlets)
     ----------------------
     prediction : Dict
-        ``{output: {"mean", "std"}}`` plus process quantities (``porosity``, ``loading_mg_cm2``...).
+        ``{output: {"mean", "std", "error"}}`` in the output's units (``error``: the stated one-sigma
+        error, shown as ±; ``std``: the members' spread, which the search penalises) plus process
+        quantities (``porosity``, ``loading_mg_cm2``...).
     best_design : Dict
-        Last optimum: ``design``, ``values``, ``feasible``.
+        Last optimum: ``design``, ``values``, ``feasible``. When no design meets the constraints the
+        state is ``FAIL``, the status says so and the sliders stay where they were.
     convergence : List
         ``[(generation, best score), ...]`` of the last optimisation, updated live.
     state : Unicode
@@ -68,11 +82,14 @@ class ElectrodeDesigner(w.VBox):
     convergence = tl.List()
     state = tl.Unicode("INIT")
 
-    def __init__(self, model: EnsembleSurrogate | None = None, *, space: dict[str, Any] | None = None,
+    def __init__(self, model: ElectrodeSurrogate | None = None, *, space: dict[str, Any] | None = None,
                  objective: str = "specific_energy_Wh_kg", constraints: Constraints | None = None,
                  kappa: float = 1.0, pop_size: int = 20, n_gen: int = 30, seed: int = 0, **kwargs: Any) -> None:
         if model is None:
             model = fit_surrogate(load_designs()[0], _DEFAULT_OUTPUTS)
+        if not isinstance(model, ElectrodeSurrogate):
+            raise TypeError("ElectrodeDesigner needs an ElectrodeSurrogate (designs in, named physical outputs "
+                            f"out), e.g. from battlab.electrode.fit_surrogate; got {type(model).__name__}")
         self.model = model
         self.space = dict(space or DEFAULT_SPACE)
         self.objective = objective
@@ -108,18 +125,21 @@ class ElectrodeDesigner(w.VBox):
 
     def _on_slider(self, change: dict[str, Any] | None = None) -> None:
         d = self.design()
-        mean, std = self.model.predict([[d[k] for k in self.model.inputs_]], return_std=True)
-        pred: dict[str, Any] = {o: {"mean": float(m), "std": float(s)}
-                                for o, m, s in zip(self.model.outputs_, mean.ravel(), std.ravel(), strict=True)}
-        proc = process_electrode(d)
+        row = self.model.predict_frame(pd.DataFrame([d])).iloc[0]
+        pred: dict[str, Any] = {o: {"mean": float(row[o]), "std": float(row[f"{o}_std"]),
+                                    "error": float(row[f"{o}_error"])} for o in self.model.outputs_}
+        proc = process_electrode(d, self.model.settings)
         for k in ("loading_mg_cm2", "thickness_um", "porosity", "active_volume_fraction", "tortuosity"):
             pred[k] = float(proc[k])
         self.prediction = pred
-        rows = "".join(f"<tr><td>{OUTPUTS.get(o, o)}</td><td>{v['mean']:.4g} ± {v['std']:.2g}</td></tr>"
+        rows = "".join(f"<tr><td>{OUTPUTS.get(o, o)}</td><td>{v['mean']:.4g} ± {v['error']:.2g}</td></tr>"
                        for o, v in pred.items() if isinstance(v, dict))
         rows += "".join(f"<tr><td>{k}</td><td>{pred[k]:.4g}</td></tr>"
                         for k in ("loading_mg_cm2", "thickness_um", "porosity", "tortuosity"))
-        self.readout.value = f"<table>{rows}</table>"
+        few = self.model.n_oob_ < 10 * len(self.model.inputs_)
+        note = (f"<i>± is the surrogate's stated error; it learned from few designs ({self.model.n_oob_} out of "
+                "bag), so it may be optimistic</i>" if few else "<i>± is the surrogate's stated error</i>")
+        self.readout.value = f"<table>{rows}</table>{note}"
 
     def _on_optimize(self, button: w.Button | None = None) -> None:
         self.state = "ACTIVE"
@@ -144,14 +164,20 @@ class ElectrodeDesigner(w.VBox):
                 *(f"{c}_std" for c in self.constraints if f"{c}_std" in res.best_values)]
         self.best_design = {"design": res.best_design, "values": {k: float(res.best_values[k]) for k in keep},
                             "feasible": res.feasible}
+        self._draw()
+        if not res.feasible:  # the sliders stay on the user's design: the best infeasible one is no answer
+            self.state = "FAIL"
+            self.status.value = ("<span style='color:red'>no feasible design found: the best design misses "
+                                 f"{_violated(res.best_values, self.constraints, self.kappa)} "
+                                 f"(pessimistic, kappa={self.kappa}); relax a constraint or lower kappa</span>")
+            return
         for name, s in self.sliders.items():  # show the optimum on the sliders (updates the prediction)
             s.value = res.best_design[name]
-        self.state = "SUCCESS" if res.feasible else "FAIL"
-        self.status.value = (f"best {self.objective}: {res.score:.4g} (pessimistic, kappa={self.kappa})"
-                             + ("" if res.feasible else " — no feasible design found"))
-        self._draw()
+        self.state = "SUCCESS"
+        self.status.value = f"best {self.objective}: {res.score:.4g} (pessimistic, kappa={self.kappa})"
 
     def _draw(self) -> None:
+        """The convergence plot of the last optimisation."""
         import matplotlib.pyplot as plt
         from IPython.display import display
 
@@ -164,3 +190,15 @@ class ElectrodeDesigner(w.VBox):
             fig.tight_layout()
             display(fig)  # not plt.show(): works whatever the matplotlib backend (Agg in tests)
             plt.close(fig)
+
+
+def _violated(values: dict[str, Any], constraints: Constraints, kappa: float) -> str:
+    """The constraints a design misses, as the user wrote them, e.g. ``rate_capability >= 0.95 (0.91)``."""
+    out = []
+    for name, (lo, hi) in constraints.items():
+        v, s = float(values[name]), float(values.get(f"{name}_std", 0.0))
+        if lo is not None and v - kappa * s < lo:
+            out.append(f"{name} >= {lo:g} ({v - kappa * s:.4g})")
+        if hi is not None and v + kappa * s > hi:
+            out.append(f"{name} <= {hi:g} ({v + kappa * s:.4g})")
+    return ", ".join(out) or "a constraint"
