@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,8 +80,9 @@ class Server:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start(bin: Path, timeout: float = 120.0) -> Server:
-    """initdb a new cluster, start it on a free loopback port and wait until ``pg_isready`` says so."""
+def start(bin: Path, timeout: int = 300) -> Server:
+    """initdb a new cluster, start it on a free loopback port; ``pg_ctl -w`` returns once it accepts
+    connections (``timeout``: pg_ctl's own limit, for a server that never comes up)."""
     import pwd
 
     pw = pwd.getpwnam(USER)
@@ -96,15 +96,15 @@ def start(bin: Path, timeout: float = 120.0) -> Server:
                       "--no-sync"], timeout=300)
         options = (f"-c listen_addresses=127.0.0.1 -p {server.port} -k {root / 'sock'} "
                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        # -W: do not wait here; readiness is polled below with pg_isready and a deadline
-        _as_postgres([str(bin / "pg_ctl"), "-D", str(server.data), "-l", str(root / "server.log"), "-o", options,
-                      "-W", "start"], timeout=120)
-        deadline = time.monotonic() + timeout
-        while not server.ready():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"PostgreSQL not ready after {timeout:.0f}s on port {server.port}:\n"
-                                   f"{server.log()}")
-            time.sleep(0.2)
+        try:
+            _as_postgres([str(bin / "pg_ctl"), "-D", str(server.data), "-l", str(root / "server.log"), "-o",
+                          options, "-w", "-t", str(timeout), "start"], timeout=timeout + 60)
+        except subprocess.CalledProcessError as err:
+            raise RuntimeError(f"PostgreSQL did not start on port {server.port}: {err.stdout}{err.stderr}\n"
+                               f"{server.log()}") from err
+        if not server.ready():
+            raise RuntimeError(f"pg_ctl started PostgreSQL but pg_isready says no on port {server.port}:\n"
+                               f"{server.log()}")
         return server
     except BaseException:
         server.stop()
