@@ -106,8 +106,9 @@ def declared_parameters(step: Step, notebooks_dir: str | Path | None = None) -> 
 
     Example
     -------
-    >>> sorted(declared_parameters(STEPS[0]))[:3]
-    ['dataset', 'formula_column', 'group_by']
+    >>> params = declared_parameters(STEPS[0])
+    >>> "dataset" in params and "out_dir" in params
+    True
     """
     import papermill as pm
 
