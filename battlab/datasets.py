@@ -841,3 +841,63 @@ _register(
     ),
     _load_mp_insertion_electrodes,
 )
+
+
+# --------------------------------------------------------------------------- severson2019 (cell cycling)
+
+_SEVERSON_SPLITS = {"train": "train", "test1": "primary test", "test2": "secondary test"}
+
+
+def _severson_files() -> dict[str, _Remote]:
+    from battlab.cycling._severson_files import COMMIT, FILES, REPO
+
+    return {path.replace("data/cycle_lives/", "").replace("data/", "").replace("/", "_"):
+            _Remote(_github(REPO, COMMIT, path), sha) for path, sha in FILES}
+
+
+def _load_severson2019() -> pd.DataFrame:
+    rows = []
+    for split, role in _SEVERSON_SPLITS.items():
+        lives = pd.read_csv(fetch("severson2019", f"{split}_cycle_lives.csv"), header=None)[0]
+        for k, life in enumerate(lives, start=1):
+            rows.append({"cell": f"{split}_cell{k}", "split": split, "role": role, "cell_in_split": k,
+                         "cycle_life": int(life), "is_outlier": split == "test1" and k == 22,
+                         "curve_file": f"{split}_cell{k}.csv"})
+    return pd.DataFrame(rows)
+
+
+_register(
+    DataCard(
+        name="severson2019",
+        description=(
+            "124 commercial LFP/graphite cells (A123 APR18650M1A, 1.1 Ah) cycled to failure under fast-charging "
+            "protocols (Severson et al. 2019): per cell the cycle life and the discharge capacity Qdlin(V) at "
+            "1000 voltages from 3.6 V to 2.0 V for cycles 2-100, with the paper's train (41), primary test "
+            "(43) and secondary test (40) cells. One row per cell; the curves are read with "
+            "battlab.cycling.load_severson()."
+        ),
+        source=_github("petermattia/revisit-severson-et-al", "3a77c7d513126e921896315038d0f8f2645e440d",
+                       "data/{train,test1,test2}/cellN.csv and data/cycle_lives/"),
+        licence="MIT (petermattia/revisit-severson-et-al); data of Severson et al. (data.matr.io, CC BY 4.0)",
+        citation=(
+            "Severson, K. A. et al., Data-driven prediction of battery cycle life before capacity degradation, "
+            "Nat. Energy 4, 383-391 (2019), doi:10.1038/s41560-019-0356-8; Attia, P. M., Severson, K. A. & "
+            "Witmer, J. D., Statistical learning for accurate and interpretable battery lifetime prediction, "
+            "J. Electrochem. Soc. 168, 090547 (2021), doi:10.1149/1945-7111/ac2704."
+        ),
+        target="cycle_life",
+        formula_column=None,
+        units={"cell": "text", "split": "text", "role": "text", "cell_in_split": "", "cycle_life": "cycles",
+               "is_outlier": "", "curve_file": "text"},
+        split_column="split",
+        notes=(
+            "split: train / test1 (the paper's primary test set) / test2 (secondary test set, a later batch). "
+            "is_outlier marks test1 cell 22 (cycle life 148), which the paper leaves out of its headline "
+            "primary-test RMSE. Each curve file is a headerless 1000 x 99 matrix: row i is the i-th of 1000 "
+            "voltages from 3.6 V down to 2.0 V, column j is cycle j + 2; Q at 2.0 V is the cycle's discharge "
+            "capacity (Ah). 127 files (92 MB), each checked against its sha256."
+        ),
+    ),
+    _load_severson2019,
+    _severson_files(),
+)

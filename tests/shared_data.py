@@ -24,6 +24,11 @@ CACHE_LAYOUT: dict[tuple[str, str], str] = {
     ("artistic_hybrid_mesostructures", "hybrid-dataset.csv"):
         "electrode_manufacturing/artistic_aiworkshop_hybrid-dataset.csv",
 }
+# severson2019: 124 per-cell curve files and 3 cycle-life files, cached flat as <split>_<file>
+CACHE_LAYOUT.update({("severson2019", f"{split}_cycle_lives.csv"): f"severson/{split}_cycle_lives.csv"
+                     for split in ("train", "test1", "test2")})
+CACHE_LAYOUT.update({("severson2019", f"{split}_cell{k}.csv"): f"severson/curves/{split}/cell{k}.csv"
+                     for split, n in (("train", 41), ("test1", 43), ("test2", 40)) for k in range(1, n + 1)})
 
 
 def shared_complete() -> bool:

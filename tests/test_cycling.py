@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -200,3 +202,214 @@ def test_header_only(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DataFileError, match="no such file"):
         read_cycler_file(tmp_path / "nope.csv")
+
+
+# --------------------------------------------------------------------------- severson2019
+
+
+@pytest.fixture(scope="module")
+def severson(data_cache):
+    from battlab.cycling.curves import load_severson
+
+    return load_severson()
+
+
+def test_severson_registry_and_split(data_cache, shared_datasets):
+    from battlab.datasets import dataset_card, fetch, load_dataset
+
+    cells, card = load_dataset("severson2019")
+    assert cells["split"].value_counts().to_dict() == {"test1": 43, "train": 41, "test2": 40}
+    outlier = cells.loc[cells["is_outlier"]]
+    assert outlier[["split", "cell_in_split", "cycle_life"]].values.tolist() == [["test1", 22, 148]]
+    lives = (shared_datasets / "severson" / "train_cycle_lives.csv").read_text().split()
+    assert cells.loc[cells["split"] == "train", "cycle_life"].tolist() == [int(x) for x in lives]
+    assert card.target == "cycle_life" and "MIT" in dataset_card("severson2019").licence
+    assert fetch("severson2019", "test2_cell40.csv").is_file()  # checksum verified on the way
+
+
+def test_severson_curves_match_the_files(severson, shared_datasets):
+    raw = np.loadtxt(shared_datasets / "severson" / "curves" / "test1" / "cell5.csv", delimiter=",")
+    i = int(np.flatnonzero(severson.cells["cell"] == "test1_cell5")[0])
+    assert severson.Q.shape == (124, 99, 1000)
+    np.testing.assert_allclose(severson.Q[i, 0], raw[:, 0], rtol=1e-6)     # cycle 2
+    np.testing.assert_allclose(severson.Q[i, 98], raw[:, 98], rtol=1e-6)   # cycle 100
+    np.testing.assert_allclose(severson.capacity[i], raw[-1], rtol=1e-6)   # Q at 2.0 V
+    assert severson.voltages[0] == 3.6 and severson.voltages[-1] == 2.0
+
+
+def test_shipped_subset_is_small_and_faithful(severson):
+    from battlab.cycling.curves import _SUBSET, load_severson_subset, severson_subset
+
+    sub = load_severson_subset()
+    assert _SUBSET.stat().st_size < 1_000_000
+    assert (_SUBSET.parent / "LICENSE_revisit-severson-et-al_MIT.txt").is_file()
+    fresh = severson_subset(severson)
+    np.testing.assert_allclose(sub.Q, fresh.Q, rtol=1e-6)
+    np.testing.assert_allclose(sub.capacity, severson.capacity, rtol=1e-6)  # every cycle's capacity, exact
+    assert sub.cells["cell"].tolist() == severson.cells["cell"].tolist()
+    assert sub.cells["cycle_life"].tolist() == severson.cells["cycle_life"].astype(float).tolist()
+
+
+# --------------------------------------------------------------------------- features
+
+
+def test_delta_q_features_match_the_published_derivation(severson, shared_datasets):
+    from battlab.cycling.features import DeltaQFeatures
+
+    ref = pd.read_csv(shared_datasets / "severson" / "severson2019_dQ100_10_features.csv")
+    table = DeltaQFeatures(100, 10).transform(severson)
+    cols = [c for c in table.columns if c in ref.columns]
+    assert len(cols) == 6
+    np.testing.assert_allclose(table[cols].to_numpy(), ref[cols].to_numpy(), atol=1e-5)
+
+
+def test_cycle_windows_are_parameters(severson):
+    from battlab.cycling.features import CapacityFadeFeatures, DeltaQFeatures, early_life_features
+
+    cell = severson[0]
+    dq = DeltaQFeatures(50, 10)
+    d = cell.curve(50) - cell.curve(10)
+    values = dict(zip(dq.feature_labels(), dq.featurize(cell), strict=True))
+    assert values["log10_var_dQ50_10"] == pytest.approx(np.log10(np.var(d)))
+    assert values["dQ50_10_at_2V"] == pytest.approx(d[-1])
+    fade = CapacityFadeFeatures(window=(41, 50))
+    cyc = np.arange(41, 51)
+    slope, intercept = np.polyfit(cyc, cell.capacity[cyc - 2], 1)
+    got = dict(zip(fade.feature_labels(), fade.featurize(cell), strict=True))
+    assert got["fade_slope_41_50"] == pytest.approx(slope) and got["fade_intercept_41_50"] == pytest.approx(intercept)
+    assert [f.feature_labels()[0] for f in early_life_features(20)] == ["log10_var_dQ20_10", "Qd_cycle2"]
+
+
+def test_capacity_glitches_are_ignored_and_listed(severson):
+    from battlab.cycling.features import CapacityFadeFeatures
+
+    i = int(np.flatnonzero(severson.cells["cell"] == "train_cell2")[0])
+    cell = severson[i]
+    assert cell.capacity[12 - 2] > 30  # a logging glitch in the data: 31 Ah for a 1.1 Ah cell
+    fade = CapacityFadeFeatures()
+    assert fade.ignored_cycles(cell) == [12]
+    rise = fade.featurize(cell)[1]
+    others = np.delete(cell.capacity, 12 - 2)
+    assert rise == pytest.approx(others.max() - cell.capacity[0])
+
+
+def test_missing_cycle_is_a_clear_error(severson):
+    from battlab.cycling.features import DeltaQFeatures
+    from battlab.errors import BattlabError
+
+    with pytest.raises(BattlabError, match=r"train_cell1: no discharge curve for cycle 150 \(curves of cycles 2-100\)"):
+        DeltaQFeatures(150, 10).featurize(severson[0])
+
+
+def test_whole_curve_components_learn_from_training_cells_only(severson):
+    from sklearn.base import clone
+    from sklearn.decomposition import PCA
+
+    from battlab.cycling.features import DeltaQComponents
+
+    train = severson.select(severson.cells["split"] == "train")
+    comp = DeltaQComponents(n_components=2).fit(train)
+    dq = np.asarray([c.curve(100) - c.curve(10) for c in train], dtype=float)
+    ref = PCA(n_components=2).fit(dq)
+    np.testing.assert_allclose(np.abs(comp.pca_.components_), np.abs(ref.components_), atol=1e-8)
+    out = comp.transform(severson)
+    assert list(out.columns) == ["dQ100_10_pc1", "dQ100_10_pc2"] and len(out) == 124
+    assert clone(comp).get_params() == {"n_components": 2, "cycle_a": 100, "cycle_b": 10, "seed": 0}
+    assert not hasattr(DeltaQComponents(), "pca_")  # __init__ stores parameters only
+
+
+def test_components_estimator_checks():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from battlab.cycling.features import DeltaQComponents
+
+    check_estimator(DeltaQComponents(n_components=1))
+
+
+# --------------------------------------------------------------------------- models
+
+
+@pytest.fixture(scope="module")
+def subset():
+    from battlab.cycling.curves import load_severson_subset
+
+    return load_severson_subset()
+
+
+@pytest.fixture(scope="module")
+def small_model(subset):
+    from battlab.cycling.models import fit_cycle_life
+
+    return fit_cycle_life(subset, models=("ridge",), n_trials=3, components=2, progress=False)
+
+
+def test_test_cells_never_reach_the_fit(subset, small_model):
+    from battlab.cycling.models import fit_cycle_life
+
+    scrambled = subset.select(np.ones(len(subset), dtype=bool))
+    test = scrambled.cells["split"] != "train"
+    scrambled.cells.loc[test, "cycle_life"] = 1.0  # nonsense lives on the test cells
+    scrambled.Q[test.to_numpy()] = 0.0              # and flat curves
+    other = fit_cycle_life(scrambled, models=("ridge",), n_trials=3, components=2, progress=False)
+    train = subset.select(subset.cells["split"] == "train")
+    pd.testing.assert_frame_equal(other.predict(train), small_model.predict(train))
+
+
+def test_evaluation_figures_are_computed_from_the_predictions(subset, small_model):
+    from battlab.cycling.models import evaluate
+
+    ev = evaluate(small_model, subset)
+    p = ev.predictions
+    t2 = p.loc[p["split"] == "test2"]
+    rmse = np.sqrt(np.mean((t2["predicted_cycle_life"] - t2["cycle_life"]) ** 2))
+    assert ev.metrics["test2"]["rmse"] == pytest.approx(rmse)
+    t1 = p.loc[(p["split"] == "test1") & ~p["is_outlier"]]
+    assert ev.metrics["test1_without_outlier"]["n_cells"] == len(t1) == 42
+    inside = (t2["cycle_life"] >= t2["interval_low"]) & (t2["cycle_life"] <= t2["interval_high"])
+    assert ev.metrics["test2"]["coverage"] == pytest.approx(inside.mean())
+    assert (p["interval_low"] < p["predicted_cycle_life"]).all()
+    assert (p["predicted_cycle_life"] < p["interval_high"]).all()
+    assert set(ev.table().index) == {"train", "test1", "test1_without_outlier", "test2", "all_test"}
+
+
+def test_model_save_load_round_trip(subset, small_model, tmp_path):
+    from battlab.cycling.models import CycleLifeModel
+
+    small_model.save(tmp_path / "m")
+    back = CycleLifeModel.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(back.predict(subset), small_model.predict(subset))
+    assert json.loads((tmp_path / "m" / "model_card.json").read_text())["cycle_life"]["n_cycles"] == 100
+
+
+def test_a_cell_with_too_few_cycles_says_how_many(cycler_files, small_model):
+    from battlab.cycling.curves import curves_from_cell
+    from battlab.errors import BattlabError
+
+    cell = read_cycler_file(cycler_files / "test_loopsnewoutput_MB_CE1_short10k.csv")
+    curves = curves_from_cell(cell, small_model.voltages)
+    assert curves.cycles.tolist() == [0, 1]
+    with pytest.raises(BattlabError, match=r"test_loopsnewoutput_MB_CE1_short10k: the model predicts from the first "
+                                           r"100 cycles and needs cycles 2, 10, 91-100; the cell has 2 cycles with "
+                                           r"a usable discharge \(0-1\)"):
+        small_model.predict(curves)
+
+
+def test_curves_from_a_cycler_file_follow_the_discharge(cycler_files):
+    from battlab.cycling.curves import curves_from_cell
+
+    cell = read_cycler_file(cycler_files / "test_loopsnewoutput_MB_CE1_short10k.csv")
+    v = np.linspace(4.1, 3.0, 12)
+    q = curves_from_cell(cell, v).Q[0, 1]  # cycle 1
+    assert np.all(np.diff(q) >= 0)  # more capacity at lower voltage
+    d = cell.data.loc[(cell.data["cycle"] == 1) & (cell.data["current_A"] < 0)]
+    assert q[-1] == pytest.approx(d["discharge_capacity_Ah"].max() - d["discharge_capacity_Ah"].min(), rel=1e-3)
+
+
+def test_life_classifier_on_training_cells(subset):
+    from battlab.cycling.models import fit_life_classifier
+
+    clf = fit_life_classifier(subset, n_cycles=5, threshold=550)
+    acc = clf.accuracy(subset)
+    assert set(acc) == {"train", "test1", "test2", "all_test"}
+    assert acc["train"] > 0.7 and 0.5 < clf.cv_accuracy <= 1.0
+    assert clf.features[0] == "log10_var_dQ5_4"

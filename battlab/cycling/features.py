@@ -1,0 +1,344 @@
+"""Early-life features of a cell's discharge curves, in the house featurizer style.
+
+Each featurizer is a scikit-learn transformer with matminer's interface: ``featurize(cell)`` gives the
+features of one cell (:class:`~battlab.cycling.curves.CellCurves`), ``transform(curves)`` a table for many
+(:class:`~battlab.cycling.curves.DischargeCurves`, one row per cell), ``feature_labels()``, ``citations()``,
+``implementors()`` and ``feature_info()`` (family and unit of every feature, for :mod:`battlab.explain`).
+
+- :class:`DeltaQFeatures`: statistics of dQ(V) = Q_a(V) - Q_b(V) between two cycles (default 100 and 10):
+  log10 of the variance and of the absolute minimum, mean, skewness and kurtosis, and the value at 2 V
+  (Severson et al. 2019: the variance alone predicts cycle life within 15 %).
+- :class:`CapacityFadeFeatures`: discharge capacity at cycle 2, maximum minus cycle 2, slope and intercept of
+  a linear fit over a window of cycles (default 91-100).
+- :class:`DeltaQComponents`: the whole dQ(V) curve projected on principal components learned in ``fit``
+  (on training cells only; Attia et al. 2021 model whole curves).
+
+Cycle windows are parameters: :func:`early_life_features` gives the set for a prediction from the first
+``n_cycles`` cycles (100, 50, 20, or 5 for the classification task).
+
+Example
+-------
+>>> from battlab.cycling.curves import load_severson_subset
+>>> curves = load_severson_subset()
+>>> table = DeltaQFeatures(100, 10).transform(curves)
+>>> table.shape, table.columns[0]
+((124, 6), 'log10_var_dQ100_10')
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from battlab.cycling.curves import CellCurves, DischargeCurves
+from battlab.errors import BattlabError
+
+__all__ = ["DeltaQFeatures", "CapacityFadeFeatures", "DeltaQComponents", "early_life_features",
+           "featurize_curves", "required_cycles", "SEVERSON_2019", "ATTIA_2021"]
+
+SEVERSON_2019 = ("Severson, K. A. et al., Data-driven prediction of battery cycle life before capacity degradation, "
+                 "Nat. Energy 4, 383-391 (2019), doi:10.1038/s41560-019-0356-8")
+ATTIA_2021 = ("Attia, P. M., Severson, K. A. & Witmer, J. D., Statistical learning for accurate and interpretable "
+              "battery lifetime prediction, J. Electrochem. Soc. 168, 090547 (2021), doi:10.1149/1945-7111/ac2704")
+
+
+def _cells(X: Any) -> list[CellCurves]:
+    if isinstance(X, CellCurves):
+        return [X]
+    if isinstance(X, DischargeCurves):
+        return list(X)
+    if isinstance(X, (list, tuple)) and all(isinstance(c, CellCurves) for c in X):
+        return list(X)
+    raise BattlabError(f"expected DischargeCurves or CellCurves, got {type(X).__name__}")
+
+
+def _index(X: Any, cells: list[CellCurves]) -> pd.Index:
+    return pd.Index([c.name for c in cells], name="cell")
+
+
+class _CurveFeaturizer(TransformerMixin, BaseEstimator):
+    """Base: cells' curves in, one row of features per cell out."""
+
+    family = ""
+
+    def fit(self, X: Any, y: Any = None) -> _CurveFeaturizer:
+        self.n_features_in_ = 1
+        return self
+
+    def featurize(self, cell: CellCurves) -> list[float]:
+        raise NotImplementedError
+
+    def transform(self, X: Any) -> pd.DataFrame:
+        cells = _cells(X)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rows = [self.featurize(c) for c in cells]
+        values = np.asarray(rows, dtype=float).reshape(len(cells), len(self.feature_labels()))
+        values[~np.isfinite(values)] = np.nan  # log10(0): no information, imputed by the models
+        return pd.DataFrame(values, columns=self.feature_labels(), index=_index(X, cells))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(self.feature_labels(), dtype=object)
+
+    def feature_labels(self) -> list[str]:
+        raise NotImplementedError
+
+    def feature_info(self) -> pd.DataFrame:
+        """One row per feature: family, property and unit (for :func:`battlab.explain.explain`)."""
+        labels = self.feature_labels()
+        return pd.DataFrame({"feature": labels, "family": self.family, "property": self._properties(),
+                             "unit": self._units()})
+
+    def _properties(self) -> list[str]:
+        return self.feature_labels()
+
+    def _units(self) -> list[str]:
+        return [""] * len(self.feature_labels())
+
+    def required_cycles(self) -> list[int]:
+        """Cycles whose data :meth:`featurize` needs."""
+        raise NotImplementedError
+
+    def citations(self) -> list[str]:
+        return [SEVERSON_2019]
+
+    def implementors(self) -> list[str]:
+        return ["battlab developers"]
+
+
+class DeltaQFeatures(_CurveFeaturizer):
+    """Statistics of dQ(V) = Q_{cycle_a}(V) - Q_{cycle_b}(V), the difference of two discharge curves.
+
+    Features: ``log10_var``, ``log10_abs_min``, ``log10_abs_mean``, ``log10_abs_skew``, ``log10_abs_kurt``
+    (variance with ddof 0, Pearson kurtosis, as MATLAB's ``var``/``kurtosis`` in the paper) and the value at
+    ``voltage`` (the grid voltage nearest to it), each suffixed ``_dQ{a}_{b}``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> v = np.linspace(3.6, 2.0, 4)
+    >>> cell = CellCurves(np.array([[0, .3, .6, 1.0], [0, .2, .5, .9]]), v, np.array([10, 100]),
+    ...                   np.array([1.0, .9]), np.array([10, 100]))
+    >>> f = DeltaQFeatures(cycle_a=100, cycle_b=10)
+    >>> dict(zip(f.feature_labels(), np.round(f.featurize(cell), 3).tolist()))["dQ100_10_at_2V"]
+    -0.1
+    """
+
+    family = "dQ(V) statistics"
+
+    def __init__(self, cycle_a: int = 100, cycle_b: int = 10, voltage: float = 2.0):
+        self.cycle_a = cycle_a
+        self.cycle_b = cycle_b
+        self.voltage = voltage
+
+    def _suffix(self) -> str:
+        return f"dQ{self.cycle_a}_{self.cycle_b}"
+
+    def delta_q(self, cell: CellCurves) -> np.ndarray:
+        """The dQ(V) curve of one cell (Ah on the cell's voltage grid)."""
+        return np.asarray(cell.curve(self.cycle_a), dtype=float) - np.asarray(cell.curve(self.cycle_b), dtype=float)
+
+    def featurize(self, cell: CellCurves) -> list[float]:
+        d = self.delta_q(cell)
+        at = d[int(np.argmin(np.abs(cell.voltages - self.voltage)))]
+        return [np.log10(np.var(d)), np.log10(abs(d.min())), np.log10(abs(d.mean())),
+                np.log10(abs(stats.skew(d))), np.log10(abs(stats.kurtosis(d, fisher=False))), float(at)]
+
+    def feature_labels(self) -> list[str]:
+        s = self._suffix()
+        return [f"log10_var_{s}", f"log10_abs_min_{s}", f"log10_abs_mean_{s}", f"log10_abs_skew_{s}",
+                f"log10_abs_kurt_{s}", f"{s}_at_{self.voltage:g}V"]
+
+    def _properties(self) -> list[str]:
+        return ["variance", "minimum", "mean", "skewness", "kurtosis", f"value at {self.voltage:g} V"]
+
+    def _units(self) -> list[str]:
+        return ["log10(Ah^2)", "log10(Ah)", "log10(Ah)", "log10", "log10", "Ah"]
+
+    def required_cycles(self) -> list[int]:
+        return sorted({int(self.cycle_a), int(self.cycle_b)})
+
+
+class CapacityFadeFeatures(_CurveFeaturizer):
+    """Capacity fade of the early cycles.
+
+    Features: discharge capacity at ``first_cycle`` (``Qd_cycle2``), the largest capacity of cycles
+    ``first_cycle..window[1]`` minus it (``Qd_max_minus_cycle2``), and the slope (Ah/cycle) and intercept (Ah, at
+    cycle 0) of a least-squares line through the capacities of the cycles in ``window`` (default 91-100).
+
+    A capacity above ``max_ratio`` times the cell's median capacity is a logging glitch, not a measurement (the
+    Severson data hold four, about 31 Ah for a 1.1 Ah cell): it is ignored, and :meth:`ignored_cycles` lists it.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> cyc = np.arange(2, 11)
+    >>> cell = CellCurves(np.zeros((0, 3)), np.array([3.6, 2.8, 2.0]), np.array([], dtype=int),
+    ...                   1.1 - 0.001 * cyc, cyc)
+    >>> f = CapacityFadeFeatures(window=(6, 10))
+    >>> [round(x, 4) for x in f.featurize(cell)]
+    [1.098, 0.0, -0.001, 1.1]
+    """
+
+    family = "capacity fade"
+
+    def __init__(self, first_cycle: int = 2, window: tuple[int, int] = (91, 100), max_ratio: float = 1.5):
+        self.first_cycle = first_cycle
+        self.window = window
+        self.max_ratio = max_ratio
+
+    def _glitch(self, cell: CellCurves) -> np.ndarray:
+        cap = np.asarray(cell.capacity, dtype=float)
+        med = np.nanmedian(cap) if np.isfinite(cap).any() else np.nan
+        return np.isfinite(cap) & (cap > self.max_ratio * med)
+
+    def ignored_cycles(self, cell: CellCurves) -> list[int]:
+        """Cycles whose capacity is ignored as a glitch (above ``max_ratio`` x the cell's median)."""
+        return [int(c) for c in cell.capacity_cycles[self._glitch(cell)]]
+
+    def featurize(self, cell: CellCurves) -> list[float]:
+        lo, hi = (int(w) for w in self.window)
+        first = int(self.first_cycle)
+        have = set(int(c) for c in cell.capacity_cycles[np.isfinite(cell.capacity)])
+        missing = [c for c in (first, *range(lo, hi + 1)) if c not in have]
+        if missing:
+            raise BattlabError(f"{cell.name or 'cell'}: capacity-fade features need cycles {first} and {lo}-{hi}; "
+                               f"no discharge capacity for cycle(s) {missing[:10]}")
+        glitch = self._glitch(cell)
+        if glitch.any():
+            cell = CellCurves(cell.Q, cell.voltages, cell.cycles, np.where(glitch, np.nan, cell.capacity),
+                              cell.capacity_cycles, cell.name)
+        cyc, cap = cell.capacities(first, hi)
+        q_first = float(cap[cyc == first][0])
+        wc, wq = cell.capacities(lo, hi)
+        slope, intercept = np.polyfit(wc.astype(float), wq, 1) if len(wc) > 1 else (np.nan, float(wq[0]))
+        return [q_first, float(np.max(cap) - q_first), float(slope), float(intercept)]
+
+    def feature_labels(self) -> list[str]:
+        lo, hi = self.window
+        return [f"Qd_cycle{self.first_cycle}", f"Qd_max_minus_cycle{self.first_cycle}", f"fade_slope_{lo}_{hi}",
+                f"fade_intercept_{lo}_{hi}"]
+
+    def _properties(self) -> list[str]:
+        return ["initial capacity", "capacity rise", "fade slope", "fade intercept"]
+
+    def _units(self) -> list[str]:
+        return ["Ah", "Ah", "Ah/cycle", "Ah"]
+
+    def required_cycles(self) -> list[int]:
+        lo, hi = (int(w) for w in self.window)
+        return sorted({int(self.first_cycle), *range(lo, hi + 1)})
+
+
+class DeltaQComponents(TransformerMixin, BaseEstimator):
+    """The whole dQ(V) curve projected on principal components learned in ``fit`` (training cells only).
+
+    ``fit``/``transform`` take :class:`DischargeCurves` (dQ between ``cycle_a`` and ``cycle_b`` is computed)
+    or an array of dQ(V) curves (cells x voltages). Learned state: ``pca_`` (scikit-learn PCA on the curves),
+    ``n_features_in_`` (the number of voltages).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> curves = rng.normal(size=(20, 50))
+    >>> DeltaQComponents(n_components=2).fit(curves).transform(curves).shape
+    (20, 2)
+    """
+
+    family = "dQ(V) components"
+
+    def __init__(self, n_components: int = 3, cycle_a: int = 100, cycle_b: int = 10, seed: int = 0):
+        self.n_components = n_components
+        self.cycle_a = cycle_a
+        self.cycle_b = cycle_b
+        self.seed = seed
+
+    def _curves(self, X: Any) -> tuple[np.ndarray, pd.Index | None]:
+        if isinstance(X, (DischargeCurves, CellCurves)) or (isinstance(X, list) and X
+                                                           and isinstance(X[0], CellCurves)):
+            cells = _cells(X)
+            dq = DeltaQFeatures(self.cycle_a, self.cycle_b)
+            return np.asarray([dq.delta_q(c) for c in cells], dtype=float), _index(X, cells)
+        from sklearn.utils.validation import check_array
+
+        return check_array(X, dtype=float), None
+
+    def fit(self, X: Any, y: Any = None) -> DeltaQComponents:
+        from sklearn.decomposition import PCA
+
+        curves, _ = self._curves(X)
+        self.n_features_in_ = curves.shape[1]
+        self.pca_ = PCA(n_components=self.n_components, random_state=self.seed).fit(curves)
+        return self
+
+    def transform(self, X: Any) -> Any:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "pca_")
+        curves, index = self._curves(X)
+        if curves.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {curves.shape[1]} features, but DeltaQComponents is expecting "
+                             f"{self.n_features_in_} features as input")
+        out = self.pca_.transform(curves)
+        return pd.DataFrame(out, columns=self.feature_labels(), index=index) if index is not None else out
+
+    def feature_labels(self) -> list[str]:
+        return [f"dQ{self.cycle_a}_{self.cycle_b}_pc{k + 1}" for k in range(int(self.n_components))]
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(self.feature_labels(), dtype=object)
+
+    def feature_info(self) -> pd.DataFrame:
+        labels = self.feature_labels()
+        return pd.DataFrame({"feature": labels, "family": self.family,
+                             "property": [f"component {k + 1}" for k in range(len(labels))], "unit": "Ah"})
+
+    def required_cycles(self) -> list[int]:
+        return sorted({int(self.cycle_a), int(self.cycle_b)})
+
+    def citations(self) -> list[str]:
+        return [ATTIA_2021]
+
+    def implementors(self) -> list[str]:
+        return ["battlab developers"]
+
+
+def early_life_features(n_cycles: int = 100) -> list[_CurveFeaturizer]:
+    """The featurizers for a prediction from the first ``n_cycles`` cycles.
+
+    dQ between cycle ``n_cycles`` and cycle 10 (between ``n_cycles`` and ``n_cycles - 1`` below 20 cycles, as
+    the paper's classifier uses cycles 5 and 4), and capacity fade with a window of the last 10 cycles (from
+    cycle 2 when fewer).
+
+    Example
+    -------
+    >>> [f.feature_labels()[0] for f in early_life_features(50)]
+    ['log10_var_dQ50_10', 'Qd_cycle2']
+    >>> early_life_features(5)[1].window
+    (2, 5)
+    """
+    n = int(n_cycles)
+    if n < 3:
+        raise BattlabError(f"early-life features need at least 3 cycles, got n_cycles={n}")
+    b = 10 if n >= 20 else n - 1
+    return [DeltaQFeatures(n, b), CapacityFadeFeatures(2, (max(2, n - 9), n))]
+
+
+def required_cycles(featurizers: list[Any]) -> list[int]:
+    """The cycles a set of featurizers needs, sorted."""
+    return sorted({c for f in featurizers for c in f.required_cycles()})
+
+
+def featurize_curves(curves: DischargeCurves, featurizers: list[Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Feature table (one row per cell, the cell table's columns first) and feature info of ``featurizers``.
+
+    Fitted estimators (e.g. :class:`DeltaQComponents` after ``fit``) are applied as they are.
+    """
+    parts = [f.transform(curves) for f in featurizers]
+    table = pd.concat([curves.cells.set_index(pd.Index(parts[0].index))] + parts, axis=1).reset_index(drop=True)
+    info = pd.concat([f.feature_info() for f in featurizers], ignore_index=True)
+    return table, info

@@ -1,0 +1,311 @@
+"""Cycle-life models from early-life features: tuned on training cells only, evaluated on the test sets.
+
+:func:`fit_cycle_life` featurizes the training cells (:func:`battlab.cycling.features.early_life_features`,
+plus whole-curve components learned on those cells), and runs :func:`battlab.tune.tune` on them only:
+optuna over the model zoo on log10(cycle life), cross-validated on the training cells, CV+ conformal
+intervals (MAPIE) from the same folds. The test cells are never seen by any choice (features, family,
+parameters); :func:`evaluate` scores them afterwards: RMSE in cycles, mean absolute percentage error and the
+coverage of the intervals, per split. :func:`fit_life_classifier` is the paper's classification task (cycle
+life above 550 cycles from the first 5 cycles), a logistic regression whose regularisation is chosen by
+cross-validation on the training cells.
+
+Example
+-------
+>>> from battlab.cycling.curves import load_severson_subset
+>>> curves = load_severson_subset()
+>>> model = fit_cycle_life(curves, n_cycles=100, models=("ridge",), n_trials=2, progress=False)
+>>> scores = evaluate(model, curves)
+>>> sorted(scores.metrics), scores.metrics["train"]["rmse"] < 300
+(['all_test', 'test1', 'test1_without_outlier', 'test2', 'train'], True)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from battlab.cycling.curves import DischargeCurves, _ranges
+from battlab.cycling.features import DeltaQComponents, early_life_features, featurize_curves, required_cycles
+from battlab.errors import BattlabError
+from battlab.split import RandomKFold
+
+__all__ = ["CycleLifeModel", "fit_cycle_life", "evaluate", "Evaluation", "LifeClassifier", "fit_life_classifier",
+           "check_cycles", "TARGET", "CYCLE_LIFE_MODELS"]
+
+TARGET = "log10_cycle_life"
+#: Families searched by default: linear models (the paper's elastic net), kernels, neighbours, a GP, forests.
+CYCLE_LIFE_MODELS = ("elasticnet", "ridge", "svr", "krr", "gp", "knn", "et")
+
+
+def check_cycles(curves: DischargeCurves, n_cycles: int, featurizers: list[Any]) -> None:
+    """Raise a one-line error for a cell that lacks a cycle the featurizers need, saying how many it has.
+
+    dQ(V) features need the discharge curves of their two cycles, capacity-fade features the discharge
+    capacity of their cycles.
+
+    Example
+    -------
+    >>> import pandas as pd
+    >>> dc = DischargeCurves(np.zeros((1, 3, 2)), [3.6, 2.0], [1, 2, 3], pd.DataFrame({"cell": ["c1"]}))
+    >>> check_cycles(dc, 100, early_life_features(100))
+    Traceback (most recent call last):
+    ...
+    battlab.errors.BattlabError: c1: the model predicts from the first 100 cycles and needs cycles 2, 10, 91-100; \
+the cell has 3 cycles with a usable discharge (1-3)
+    """
+    from battlab.cycling.features import CapacityFadeFeatures
+
+    for cell in curves:
+        curves_have = {int(c) for c in cell.cycles}
+        caps_have = {int(c) for c in cell.capacity_cycles[np.isfinite(cell.capacity)]}
+        missing = set()
+        for f in featurizers:
+            have = caps_have if isinstance(f, CapacityFadeFeatures) else curves_have
+            missing |= {c for c in f.required_cycles() if c not in have}
+        if missing:
+            have = curves_have | caps_have
+            raise BattlabError(
+                f"{cell.name}: the model predicts from the first {n_cycles} cycles and needs cycles "
+                f"{_ranges(required_cycles(featurizers))}; the cell has {len(have)} cycles with a usable discharge "
+                f"({_ranges(have)})")
+
+
+@dataclass
+class CycleLifeModel:
+    """A fitted cycle-life model: featurizers, the tuned pipeline (on log10 life) and its intervals."""
+
+    n_cycles: int
+    featurizers: list[Any]
+    features: list[str]
+    info: pd.DataFrame
+    model: Any
+    intervals: Any
+    coverage: float
+    voltages: np.ndarray
+    card: dict[str, Any] = field(default_factory=dict)
+    train_table: pd.DataFrame | None = None
+
+    def required_cycles(self) -> list[int]:
+        """Cycles a cell must have (a usable discharge) to be predicted."""
+        return required_cycles(self.featurizers)
+
+    def feature_table(self, curves: DischargeCurves) -> pd.DataFrame:
+        """Features of ``curves`` (cells table first), after checking each cell has the cycles needed."""
+        if len(curves.voltages) != len(self.voltages) or not np.allclose(curves.voltages, self.voltages):
+            raise BattlabError(f"the curves are on {len(curves.voltages)} voltages, the model on "
+                               f"{len(self.voltages)}: resample them (curves_from_cell(cell, model.voltages))")
+        check_cycles(curves, self.n_cycles, self.featurizers)
+        table, _ = featurize_curves(curves, self.featurizers)
+        return table
+
+    def predict(self, curves: DischargeCurves) -> pd.DataFrame:
+        """Predicted cycle life of each cell, with the conformal interval at :attr:`coverage`."""
+        table = self.feature_table(curves)
+        X = table[self.features].to_numpy(dtype=float)
+        out = pd.DataFrame({"cell": table["cell"].astype(str)})
+        if "cycle_life" in table:
+            out["cycle_life"] = table["cycle_life"].to_numpy(dtype=float)
+        out["predicted_cycle_life"] = 10 ** self.model.predict(X)
+        if self.intervals is not None:
+            _, bounds = self.intervals.predict_interval(X)
+            out["interval_low"], out["interval_high"] = 10 ** bounds[:, 0, 0], 10 ** bounds[:, 1, 0]
+        return out
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write ``cycle_life_model.joblib`` and ``model_card.json`` into ``out_dir``."""
+        import joblib
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"model": out / "cycle_life_model.joblib", "card": out / "model_card.json"}
+        joblib.dump(self, paths["model"])
+        paths["card"].write_text(json.dumps(self.card, indent=2, default=str))
+        return paths
+
+    @classmethod
+    def load(cls, folder: str | Path) -> CycleLifeModel:
+        """Read a model written by :meth:`save` (a folder, or the ``.joblib`` file itself)."""
+        import joblib
+
+        path = Path(folder)
+        path = path / "cycle_life_model.joblib" if path.is_dir() else path
+        if not path.is_file():
+            raise BattlabError(f"{path}: no cycle-life model there (write one with CycleLifeModel.save or "
+                               "`python benchmarks/cycle_life.py --save DIR`)")
+        model = joblib.load(path)
+        if not isinstance(model, cls):
+            raise BattlabError(f"{path}: holds a {type(model).__name__}, not a CycleLifeModel")
+        return model
+
+
+def _train(curves: DischargeCurves) -> DischargeCurves:
+    if "split" not in curves.cells:
+        raise BattlabError("the curves' cells have no 'split' column: say which cells are for training")
+    train = curves.select(curves.cells["split"].to_numpy() == "train")
+    if len(train) < 10:
+        raise BattlabError(f"{len(train)} training cells: a cycle-life model needs at least 10")
+    return train
+
+
+def fit_cycle_life(
+    curves: DischargeCurves,
+    *,
+    n_cycles: int = 100,
+    components: int = 3,
+    models: tuple[str, ...] = CYCLE_LIFE_MODELS,
+    n_trials: int = 60,
+    n_splits: int = 5,
+    timeout: float | None = None,
+    coverage: float = 0.9,
+    seed: int = 0,
+    storage: str | None = None,
+    progress: bool = True,
+) -> CycleLifeModel:
+    """Fit a cycle-life model on the cells of ``curves`` whose ``split`` is ``"train"`` (the others are not read).
+
+    Parameters
+    ----------
+    n_cycles
+        Predict from the first ``n_cycles`` cycles (features of :func:`early_life_features`).
+    components
+        Principal components of the whole dQ(V) curve (learned on the training cells) added as features; 0: none.
+    models, n_trials, n_splits, timeout, seed, storage
+        Passed to :func:`battlab.tune.tune`: the model families searched, the optuna budget, the folds of
+        the random K-fold over training cells, a time limit, the seed, the optuna storage (in memory).
+    coverage
+        Target coverage of the CV+ intervals.
+    """
+    from battlab.tune import tune
+
+    train = _train(curves)
+    featurizers: list[Any] = early_life_features(n_cycles)
+    check_cycles(train, n_cycles, featurizers)
+    if components:
+        dq = featurizers[0]
+        featurizers.append(DeltaQComponents(components, dq.cycle_a, dq.cycle_b, seed=seed).fit(train))
+    table, info = featurize_curves(train, featurizers)
+    table[TARGET] = np.log10(table["cycle_life"].to_numpy(dtype=float))
+    features = info["feature"].tolist()
+    result = tune(table, features, TARGET, split=RandomKFold(n_splits=n_splits, seed=seed), models=models,
+                  n_trials=n_trials, timeout=timeout, storage=storage or "sqlite:///:memory:", coverage=coverage,
+                  seed=seed, progress=progress, heartbeat=None, study_name=f"cycle-life-{n_cycles}-{seed}")
+    card = dict(result.card)
+    card["cycle_life"] = {"n_cycles": n_cycles, "components": components, "target": f"{TARGET} (log10 cycles)",
+                          "train_cells": int(len(train)), "required_cycles": required_cycles(featurizers),
+                          "note": "tuned and calibrated on the training cells only"}
+    return CycleLifeModel(n_cycles, featurizers, features, info, result.model, result.intervals, coverage,
+                          np.asarray(curves.voltages), card, table)
+
+
+@dataclass
+class Evaluation:
+    """Scores of a model on each split: ``metrics[split]`` and one row per cell in ``predictions``."""
+
+    metrics: dict[str, dict[str, float]]
+    predictions: pd.DataFrame
+
+    def table(self) -> pd.DataFrame:
+        """Metrics as a table, one row per split."""
+        return pd.DataFrame(self.metrics).T
+
+
+def _scores(p: pd.DataFrame) -> dict[str, float]:
+    err = p["predicted_cycle_life"] - p["cycle_life"]
+    out = {"n_cells": int(len(p)), "rmse": float(np.sqrt(np.mean(err ** 2))),
+           "mape_percent": float(100 * np.mean(np.abs(err) / p["cycle_life"]))}
+    if "interval_low" in p:
+        inside = (p["cycle_life"] >= p["interval_low"]) & (p["cycle_life"] <= p["interval_high"])
+        out["coverage"] = float(inside.mean())
+        out["mean_width"] = float((p["interval_high"] - p["interval_low"]).mean())
+    return out
+
+
+def evaluate(model: CycleLifeModel, curves: DischargeCurves) -> Evaluation:
+    """RMSE (cycles), percentage error and interval coverage of ``model`` on every split of ``curves``.
+
+    ``test1_without_outlier`` leaves out the cell flagged ``is_outlier`` (the paper's headline primary-test RMSE).
+    """
+    pred = model.predict(curves)
+    pred["split"] = curves.cells["split"].to_numpy()
+    pred["is_outlier"] = curves.cells["is_outlier"].to_numpy(dtype=bool) if "is_outlier" in curves.cells else False
+    metrics = {}
+    for split, part in pred.groupby("split", sort=True):
+        metrics[str(split)] = _scores(part)
+        if part["is_outlier"].any():
+            metrics[f"{split}_without_outlier"] = _scores(part.loc[~part["is_outlier"]])
+    tests = pred.loc[pred["split"] != "train"]
+    if len(tests):
+        metrics["all_test"] = _scores(tests)
+    return Evaluation(metrics, pred)
+
+
+# --------------------------------------------------------------------------- classification
+
+
+@dataclass
+class LifeClassifier:
+    """Cycle life above ``threshold`` or not, from the first ``n_cycles`` cycles (logistic regression)."""
+
+    n_cycles: int
+    threshold: float
+    featurizers: list[Any]
+    features: list[str]
+    model: Any
+    cv_accuracy: float
+
+    def predict(self, curves: DischargeCurves) -> pd.DataFrame:
+        check_cycles(curves, self.n_cycles, self.featurizers)
+        table, _ = featurize_curves(curves, self.featurizers)
+        X = table[self.features].to_numpy(dtype=float)
+        out = pd.DataFrame({"cell": table["cell"].astype(str)})
+        out["p_long_life"] = self.model.predict_proba(X)[:, 1]
+        out["long_life"] = out["p_long_life"] >= 0.5
+        if "cycle_life" in table:
+            out["cycle_life"] = table["cycle_life"].to_numpy(dtype=float)
+        return out
+
+    def accuracy(self, curves: DischargeCurves) -> dict[str, float]:
+        """Accuracy per split (and ``all_test``) of ``curves``."""
+        p = self.predict(curves)
+        p["split"] = curves.cells["split"].to_numpy()
+        right = p["long_life"] == (p["cycle_life"] > self.threshold)
+        out = {str(s): float(r.mean()) for s, r in right.groupby(p["split"])}
+        tests = p["split"] != "train"
+        if tests.any():
+            out["all_test"] = float(right[tests].mean())
+        return out
+
+
+def fit_life_classifier(curves: DischargeCurves, *, n_cycles: int = 5, threshold: float = 550.0, seed: int = 0,
+                        n_splits: int = 5) -> LifeClassifier:
+    """The paper's classification task on the training cells: life > ``threshold`` from ``n_cycles`` cycles.
+
+    Features: dQ(V) statistics between cycles ``n_cycles`` and ``n_cycles - 1`` and capacity fade over cycles
+    2..``n_cycles``; a logistic regression (imputer, scaler) whose inverse regularisation ``C`` is chosen by
+    stratified K-fold on the training cells.
+    """
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train = _train(curves)
+    featurizers = early_life_features(n_cycles)
+    check_cycles(train, n_cycles, featurizers)
+    table, info = featurize_curves(train, featurizers)
+    features = info["feature"].tolist()
+    X, y = table[features].to_numpy(dtype=float), (table["cycle_life"].to_numpy(dtype=float) > threshold)
+    if y.all() or not y.any():
+        raise BattlabError(f"every training cell is on one side of {threshold} cycles: nothing to classify")
+    cv = StratifiedKFold(n_splits=min(n_splits, int(min(y.sum(), (~y).sum()))), shuffle=True, random_state=seed)
+    pipe = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=5000))
+    search = GridSearchCV(pipe, {"logisticregression__C": np.logspace(-3, 3, 25)}, cv=cv, scoring="accuracy")
+    search.fit(X, y)
+    return LifeClassifier(n_cycles, threshold, featurizers, features, search.best_estimator_,
+                          float(search.best_score_))
