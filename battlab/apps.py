@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from battlab.errors import BattlabError
@@ -46,65 +47,83 @@ def latest_step(step: str, required: tuple[str, ...]) -> Path | None:
     return folder if all((folder / f).is_file() for f in required) else None
 
 
-def default_tune_dir(workdir: str | Path | None = None, *, n_trials: int = 3) -> tuple[Path, str]:
+#: A progress callback: ``progress(fraction_done, text)``.
+Progress = Callable[[float, str], None]
+
+
+def _quiet(fraction: float, text: str) -> None:
+    return None
+
+
+def default_tune_dir(workdir: str | Path | None = None, *, n_trials: int = 3,
+                     progress: Progress | None = None) -> tuple[Path, str]:
     """A tuned-model folder for the apps and where it came from.
 
     ``runs/latest/03_tune`` (from ``make run``) when present; otherwise a small LightGBM model on the
-    embedded formation-enthalpy data (Magpie features, a few trials: about half a minute), cached in
-    ``workdir`` (default ``runs/app-default``) for the next start.
+    embedded formation-enthalpy data, built once with the pipeline's own steps (curate, featurize with the
+    Magpie preset and pruning, tune a few trials: about a minute on 2 cores) and kept in ``workdir``
+    (default ``runs/app-default``) for the next start. ``progress(fraction, text)`` hears about every
+    stage of a build (an app shows it: :class:`battlab.widgets.data.BuildProgress`).
+
+    Why a build with progress and not a model shipped inside the package: a pickled scikit-learn/LightGBM
+    model only loads with the library versions that wrote it (``make test-latest`` runs the newest
+    releases), a shipped binary must be rebuilt and re-reviewed at every model change, and unpickling is
+    code execution; a build from the package's own data and steps is always consistent with this battlab.
     """
-    found = latest_step("03_tune", ("model.joblib", "intervals.joblib", "model_card.json"))
+    found = latest_step("03_tune", ("model.joblib", "model_card.json"))
     if found:
         return found, f"model from the last pipeline run ({found})"
     out = Path(workdir) if workdir else RUNS_DIR / "app-default"
-    if (out / "model_card.json").is_file():
-        return out, f"small default model built earlier ({out})"
-    from battlab.datasets import load_dataset
-    from battlab.featurize import featurize_table
-    from battlab.tune import tune
+    if (out / "model" / "model_card.json").is_file():
+        return out / "model", f"small default model built earlier ({out})"
+    from battlab import steps
 
-    df, card = load_dataset("exp_formation_enthalpy")
-    table, info = featurize_table(df, preset="magpie")
-    result = tune(table, info["feature"].tolist(), card.target, models=("lgbm",), n_trials=n_trials,
-                  storage="sqlite:///:memory:", progress=False)
-    result.card["features"]["preset"] = "magpie"
-    result.save(out)
-    return out, f"small default model built now: LightGBM on Magpie features of {card.name} ({out})"
+    say = progress or _quiet
+    say(0.0, "curating the embedded formation-enthalpy data")
+    curated = steps.curate(dataset="exp_formation_enthalpy")
+    say(0.1, f"featurizing {len(curated.table)} formulas (Magpie)")
+    fs = steps.featurize(curated, preset="magpie")
+    fs.save(out / "features")
+
+    def on_trial(study: object, trial: object) -> None:
+        done = len(study.trials)  # type: ignore[attr-defined]
+        say(0.2 + 0.5 * done / n_trials, f"tuning LightGBM: trial {done} of {n_trials} done")
+
+    say(0.2, f"tuning LightGBM: {n_trials} trials of 5-fold cross-validation")
+    tuned = steps.tune(fs, models=("lgbm",), n_trials=n_trials, storage="sqlite:///:memory:", progress=False,
+                       callbacks=[on_trial])
+    say(0.9, "saving the model")
+    tuned.save(out / "model")
+    say(1.0, "model ready")
+    return out / "model", (f"small default model built now: LightGBM on Magpie features of {curated.source} "
+                           f"({out / 'model'})")
 
 
-def default_explanation_dir(workdir: str | Path | None = None, *, max_rows: int = 500) -> tuple[Path, str]:
+def default_explanation_dir(workdir: str | Path | None = None, *, max_rows: int = 500,
+                            progress: Progress | None = None) -> tuple[Path, str]:
     """An explanation folder for the SHAP explorer and where it came from: ``runs/latest/04_explain`` when
-    present, else the default model (:func:`default_tune_dir`) explained on the embedded data, cached."""
+    present, else the default model (:func:`default_tune_dir`) explained on the table it was tuned on
+    (the pipeline's or the default build's feature set; the embedded data otherwise), cached."""
     found = latest_step("04_explain", ("shap_values.parquet", "explanation.json"))
     if found:
         return found, f"explanation from the last pipeline run ({found})"
     out = Path(workdir) if workdir else RUNS_DIR / "app-default" / "explain"
     if (out / "explanation.json").is_file():
         return out, f"explanation of the default model, made earlier ({out})"
-    import json
+    from battlab import steps
 
-    import joblib
-
-    from battlab.datasets import load_dataset
-    from battlab.explain import explain, explain_files
-    from battlab.featurize import featurize_table
-
-    model_dir, source = default_tune_dir()
-    step = model_dir / "step.json"
-    if step.is_file():  # a pipeline's model: explain it on the features it was tuned on
-        files = json.loads(step.read_text())["outputs"]
-        explain_files(model_dir / "model.joblib", files["features"], feature_info=files["feature_info"],
-                      max_rows=max_rows, out_dir=out)
-        return out, f"{source}; explained now on up to {max_rows} rows"
-    card = json.loads((model_dir / "model_card.json").read_text())
-    df, data_card = load_dataset("exp_formation_enthalpy")
-    table, info = featurize_table(df, preset=card["features"].get("preset", "battery"))
-    names = card["features"]["names"]
-    model = joblib.load(model_dir / "model.joblib")  # trusted: the app's own model folder
-    ex = explain(model, table[names], info=info, labels=table["formula"].tolist(), max_rows=max_rows,
-                 target=data_card.target, model_name=card["model"]["name"])
+    model_dir, source = default_tune_dir(progress=progress)
+    tuned = steps.TunedModel.load(model_dir)  # trusted: the app's own model folder
+    for folder in (model_dir.parent / "features", model_dir.parent / "02_featurize"):
+        if (folder / "featureset.json").is_file():
+            data: steps.FeatureSet | object = steps.FeatureSet.load(folder)
+            break
+    else:
+        data = steps.curate(dataset="exp_formation_enthalpy").table
+    (progress or _quiet)(0.95, f"explaining up to {max_rows} rows")
+    ex = steps.explain(tuned, data, max_rows=max_rows)  # type: ignore[arg-type]
     ex.save(out)
-    return out, f"{source}; explained now on {max_rows} rows of {data_card.name}"
+    return out, f"{source}; explained now on {len(ex.values)} rows"
 
 
 def serve(name: str | None = None, port: int = 8866, *, open_browser: bool = False) -> int:

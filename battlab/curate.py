@@ -65,8 +65,12 @@ _NUMERIC_SHARE = 0.8  # a text column is numeric when this share of its filled c
 
 
 @dataclass
-class CurationResult:
-    """What curation returns: the clean table and where every other row went.
+class CuratedSet:
+    """The artefact of the curate step: the clean table and where every other row went.
+
+    The next step reads the typed attributes (:attr:`target`, :attr:`formula_column`, :attr:`log_target`,
+    :attr:`group_by`); ``report`` is the record for people (counts, reasons, units). :meth:`save` writes a
+    folder that :meth:`load` reads back (format version checked).
 
     Attributes
     ----------
@@ -93,8 +97,50 @@ class CurationResult:
             figures.update(target_mean=round(float(y.mean()), 6), target_std=round(float(y.std()), 6))
         return figures
 
+    # ------------------------------------------------------------------ what the next step reads
+    @property
+    def table(self) -> pd.DataFrame:
+        """The curated table (same as ``curated``)."""
+        return self.curated
+
+    @property
+    def target(self) -> str | None:
+        """The property column, or None (a table curated without a target)."""
+        return self.report.get("target") or None
+
+    @property
+    def formula_column(self) -> str | None:
+        """``"formula"`` (the normalized formulas) when the table had formulas, else None."""
+        return "formula" if self.report.get("formula_column") else None
+
+    @property
+    def log_target(self) -> bool:
+        """Whether the target spans decades and is modelled as log10 (curation decides)."""
+        return bool(self.report.get("log_target"))
+
+    @property
+    def group_by(self) -> list[str]:
+        """Columns that, with the formula, identify a material (an official split column among them)."""
+        return list(self.report.get("group_by", []))
+
+    @property
+    def source(self) -> str:
+        return str(self.report.get("source", ""))
+
+    # ------------------------------------------------------------------ files
     def save(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write ``curated.parquet``, ``quarantine.csv``, ``merged.csv``, ``issues.csv``, ``report.json``."""
+        """Write ``curated.parquet``, ``quarantine.csv``, ``merged.csv``, ``issues.csv``, ``report.json``.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> cs = curate(pd.DataFrame({"formula": ["LiCoO2", "Xx"], "y": [1.0, 2.0]}), target="y")
+        >>> back = CuratedSet.load(cs.save(tempfile.mkdtemp())["curated.parquet"])
+        >>> back.target, back.formula_column, len(back.table), len(back.quarantine)
+        ('y', 'formula', 1, 1)
+        """
+        from battlab.steps import artefact_header
+
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {name: out / name for name in
@@ -103,8 +149,31 @@ class CurationResult:
         self.quarantine.to_csv(paths["quarantine.csv"], index=False)
         self.merged.to_csv(paths["merged.csv"], index=False)
         self.issues.to_csv(paths["issues.csv"], index=False)
-        paths["report.json"].write_text(json.dumps(self.report, indent=2, default=str))
+        paths["report.json"].write_text(json.dumps({**artefact_header("CuratedSet"), **self.report}, indent=2,
+                                                   default=str))
         return paths
+
+    @classmethod
+    def load(cls, path: str | Path) -> CuratedSet:
+        """The curated set saved in folder ``path`` (or the folder of its ``curated.parquet``)."""
+        from battlab.steps import check_artefact
+
+        folder = Path(path)
+        folder = folder.parent if folder.is_file() else folder
+        report_path = folder / "report.json"
+        if not report_path.is_file():
+            raise DataFileError(f"{folder}: no report.json (a folder written by `battlab curate` or "
+                                "CuratedSet.save is needed)")
+        report = json.loads(report_path.read_text())
+        check_artefact(report, "CuratedSet", report_path)
+        report = {k: v for k, v in report.items() if k not in ("artefact", "format_version")}
+
+        def csv(name: str) -> pd.DataFrame:
+            p = folder / name
+            return pd.read_csv(p, keep_default_na=False) if p.is_file() and p.stat().st_size else pd.DataFrame()
+
+        return cls(pd.read_parquet(folder / "curated.parquet"), csv("quarantine.csv"), csv("merged.csv"),
+                   csv("issues.csv"), report)
 
     def summary(self) -> str:
         """One line: where the rows went."""
@@ -290,7 +359,7 @@ def curate(
     replicate_tolerance: float = 0.1,
     outlier_z: float = 5.0,
     source: str | None = None,
-) -> CurationResult:
+) -> CuratedSet:
     """Curate a table: normalize formulas, parse numbers and units, merge replicates, quarantine the rest.
 
     Parameters
@@ -472,6 +541,7 @@ def curate(
         "n_censored": int((out[f"{target}_censored"] != "").sum()) if target else 0,
         "formula_column": formula_column,
         "target": target,
+        "group_by": list(group_by),
         "log_target": bool(log_target) if target else None,
         "units": column_units,
         "notes": table.notes,
@@ -479,10 +549,10 @@ def curate(
     }
     if report["n_input"] != report["n_kept"] + report["n_merged"] + report["n_quarantined"]:
         raise AssertionError(f"curation lost rows: {report}")  # a bug in battlab, never the user's fault
-    return CurationResult(out, quarantine, merged, issues, report, target_input)
+    return CuratedSet(out, quarantine, merged, issues, report, target_input)
 
 
-def curate_dataset(name: str, **settings: Any) -> tuple[CurationResult, Any]:
+def curate_dataset(name: str, **settings: Any) -> tuple[CuratedSet, Any]:
     """Load a registered dataset and curate it with the settings its data card implies.
 
     The card gives the formula column, the target, the units, the official split and the columns

@@ -72,8 +72,8 @@ import pandas as pd
 
 from battlab.errors import BattlabError
 
-__all__ = ["Explanation", "explain", "treeshap_cost", "explain_files", "load_inputs", "plot_summary", "plot_importance",
-           "plot_dependence", "plot_waterfall", "plot_comparison", "plot_interactions"]
+__all__ = ["Explanation", "explain", "treeshap_cost", "plot_summary", "plot_importance", "plot_dependence",
+           "plot_waterfall", "plot_comparison", "plot_interactions"]
 
 #: Additivity tolerance of exact explainers (base value + sum of values vs the model's prediction).
 EXACT_TOLERANCE = 1e-6
@@ -237,7 +237,10 @@ class Explanation:
         if self.interactions is not None:
             paths["interactions.parquet"] = out / "interactions.parquet"
             self.interactions.to_parquet(paths["interactions.parquet"])
-        meta = {"explainer": self.explainer, "exact": self.exact, "base_value": float(self.base_value),
+        from battlab.steps import artefact_header
+
+        meta = {**artefact_header("Explanation"),
+                "explainer": self.explainer, "exact": self.exact, "base_value": float(self.base_value),
                 "additivity_error": float(self.additivity_error), "tolerance": float(self.additivity_error),
                 "target": self.target, "model_name": self.model_name, "n_rows_total": self.n_rows_total,
                 "seconds": self.seconds, "background": self.background,
@@ -254,7 +257,10 @@ class Explanation:
         folder = Path(folder)
         if not (folder / "explanation.json").is_file():
             raise BattlabError(f"{folder}: no explanation.json (write one with Explanation.save)")
+        from battlab.steps import check_artefact
+
         meta = json.loads((folder / "explanation.json").read_text())
+        check_artefact(meta, "Explanation", folder / "explanation.json")
         values = pd.read_parquet(folder / "shap_values.parquet")
         inter = folder / "interactions.parquet"
         info = pd.DataFrame({"feature": list(meta["families"]), "family": list(meta["families"].values()),
@@ -598,64 +604,6 @@ def _feature_info(features: list[str], info: pd.DataFrame | None) -> pd.DataFram
     out["family"] = out["family"].fillna("other") if "family" in out else "other"
     out["property"] = out["property"].fillna(out["feature"]) if "property" in out else out["feature"]
     return out[["feature", "family", "property"]]
-
-
-# ---------------------------------------------------------------------- from files (notebook 04, CLI)
-
-
-def load_inputs(model_path: str | Path, features_path: str | Path, feature_info: str | Path | None = None
-                ) -> tuple[Any, pd.DataFrame, pd.DataFrame | None, list[str] | None, dict[str, Any]]:
-    """What a saved tune run needs to be explained: ``(model, X, info, labels, card)``.
-
-    Features, in the model's order, come from ``model_card.json`` beside the model, else from the kept
-    rows of the feature info; rows that could not be featurized are left out; ``labels`` are the formulas.
-    """
-    import joblib
-
-    from battlab.tables import load_table
-
-    model_path, features_path = Path(model_path), Path(features_path)
-    for p in (model_path, features_path):
-        if not p.is_file():
-            raise BattlabError(f"{p}: no such file")
-    model = joblib.load(model_path)
-    table = load_table(features_path)
-    card_path = model_path.with_name("model_card.json")
-    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-    if feature_info is None:
-        for candidate in (features_path.with_name(features_path.stem + "_info.csv"),
-                          features_path.with_name("feature_info.csv")):
-            if candidate.is_file():
-                feature_info = candidate
-                break
-    info = pd.read_csv(feature_info) if feature_info else None
-    if card.get("features", {}).get("names"):
-        features = list(card["features"]["names"])
-    elif info is not None:
-        features = (info.loc[info["kept"], "feature"] if "kept" in info else info["feature"]).tolist()
-    else:
-        raise BattlabError(f"no feature list: neither {card_path} nor a feature info file beside {features_path}")
-    missing = [f for f in features if f not in table.columns]
-    if missing:
-        raise BattlabError(f"{features_path}: model features missing from the table: {missing[:5]}")
-    if "featurize_error" in table:
-        table = table[table["featurize_error"].fillna("") == ""]
-    labels = table["formula"].astype(str).tolist() if "formula" in table else None
-    return model, table[features], info, labels, card
-
-
-def explain_files(model_path: str | Path, features_path: str | Path, *, out_dir: str | Path | None = None,
-                  feature_info: str | Path | None = None, target: str = "", max_rows: int | None = None,
-                  interaction_rows: int = 0, seed: int = 0, max_seconds: float | None = None) -> Explanation:
-    """:func:`explain` a saved model (``battlab tune``'s ``model.joblib``) on a feature table file, and save
-    the explanation in ``out_dir`` when given (what ``battlab explain`` does)."""
-    model, X, info, labels, card = load_inputs(model_path, features_path, feature_info)
-    ex = explain(model, X, info=info, labels=labels, max_rows=max_rows, interaction_rows=interaction_rows,
-                 seed=seed, max_seconds=max_seconds, target=target or card.get("data", {}).get("target", ""),
-                 model_name=card.get("model", {}).get("name", ""))
-    if out_dir is not None:
-        ex.save(out_dir)
-    return ex
 
 
 # ---------------------------------------------------------------------- plots (matplotlib; return the Figure)

@@ -735,12 +735,186 @@ def featurize_table(df: pd.DataFrame, *, preset: str = "battery", formula_column
     features = pd.concat(parts, axis=1)
     clash = [c for c in features.columns if c in df.columns and c not in (process_columns or [])]
     if clash:
-        features = features.rename(columns={c: f"{c} [feature]" for c in clash})
+        features = features.rename(columns={c: f"{c}{_FEATURE_SUFFIX}" for c in clash})
         for info in infos:
-            info["feature"] = info["feature"].map(lambda c: f"{c} [feature]" if c in clash else c)
+            info["feature"] = info["feature"].map(lambda c: f"{c}{_FEATURE_SUFFIX}" if c in clash else c)
     base = df.drop(columns=[c for c in (process_columns or []) if c in df.columns and c in features.columns])
     table = pd.concat([base, features, errors.rename("featurize_error")], axis=1)
     return table, pd.concat(infos, ignore_index=True)
+
+
+_FEATURE_SUFFIX = " [feature]"  # featurize_table's rename of a feature whose name is already a column
+
+
+class FeatureRecipe:
+    """How a raw table becomes a model's feature columns: what :func:`featurize_table` was asked to compute,
+    and which of its features (pruned, selected) the model takes, in order.
+
+    A tuned model keeps its recipe, so that a table of new rows (formulas typed in an app, a lab's new
+    measurements) is featurized exactly as the training table was (:meth:`transform`).
+
+    Parameters
+    ----------
+    features : sequence of str
+        The model's inputs, in its column order.
+    formula_column, preset, working_ion
+        Composition features (``formula_column=None``: none, e.g. a table of process parameters).
+    structure : bool
+        Structure descriptors from lattice columns (:class:`StructureDescriptors`).
+    process_columns, derived, units
+        Numeric columns passed through and derived quantities (:class:`ProcessDescriptors`).
+
+    Example
+    -------
+    >>> r = FeatureRecipe(["gap (um)", "MagpieData mean Number"], formula_column="formula", preset="magpie",
+    ...                   process_columns=["gap (um)"])
+    >>> r.inputs
+    ['formula', 'gap (um)']
+    >>> X, errors = r.transform(pd.DataFrame({"formula": ["LiCoO2", "Xx"], "gap (um)": [100, 150]}))
+    >>> X.round(2).to_dict("list"), errors
+    ({'gap (um)': [100.0, nan], 'MagpieData mean Number': [11.5, nan]}, ['', "unknown element 'Xx'"])
+    >>> FeatureRecipe.from_dict(r.to_dict()) == r
+    True
+    """
+
+    def __init__(self, features: Any, *, formula_column: str | None = None, preset: str | None = "battery",
+                 working_ion: str = "Li", structure: bool = False, process_columns: Any = (),
+                 derived: dict[str, str] | None = None, units: dict[str, str] | None = None) -> None:
+        self.features = [str(f) for f in features]
+        self.formula_column = formula_column or None
+        self.preset = preset if self.formula_column else None
+        self.working_ion = working_ion
+        self.structure = bool(structure and self.formula_column)
+        self.process_columns = [str(c) for c in process_columns]
+        self.derived = dict(derived or {})
+        self.units = dict(units or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able record (:meth:`from_dict` rebuilds the recipe)."""
+        return {"features": self.features, "formula_column": self.formula_column, "preset": self.preset,
+                "working_ion": self.working_ion, "structure": self.structure,
+                "process_columns": self.process_columns, "derived": self.derived, "units": self.units}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureRecipe:
+        return cls(d["features"], formula_column=d.get("formula_column"), preset=d.get("preset"),
+                   working_ion=d.get("working_ion", "Li"), structure=d.get("structure", False),
+                   process_columns=d.get("process_columns", ()), derived=d.get("derived"), units=d.get("units"))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FeatureRecipe) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        parts = [f"{len(self.features)} features"]
+        if self.formula_column:
+            parts.append(f"composition ({self.preset}) from {self.formula_column!r}")
+        if self.structure:
+            parts.append("structure")
+        if self.process_columns:
+            parts.append(f"{len(self.process_columns)} table columns")
+        return f"FeatureRecipe({', '.join(parts)})"
+
+    @property
+    def composition(self) -> bool:
+        """Whether the model reads a formula (a formula alone gives most of its inputs)."""
+        return self.formula_column is not None
+
+    @property
+    def inputs(self) -> list[str]:
+        """The raw columns :meth:`transform` reads."""
+        cols = [self.formula_column] if self.formula_column else []
+        if self.structure:
+            cols += list(STRUCTURE_COLUMNS.values())
+        return list(dict.fromkeys(cols + self.process_columns))
+
+    def select(self, features: Any) -> FeatureRecipe:
+        """The same recipe for a subset of its features (in the order given)."""
+        names = [str(f) for f in features]
+        unknown = [f for f in names if f not in self.features]
+        if unknown:
+            from battlab.errors import BattlabError
+
+            raise BattlabError(f"not features of this table: {unknown[:5]}; features are {self.features[:8]}...")
+        process = [c for c in self.process_columns if c in names]
+        derived = {k: v for k, v in self.derived.items() if k in names}
+        table_features = set(process) | set(derived)
+        computed = [f for f in names if f not in table_features]
+        structure_labels = set(StructureDescriptors().feature_labels())
+        structure = self.structure and any(_base(f) in structure_labels for f in computed)
+        return FeatureRecipe(names, formula_column=self.formula_column if computed else None, preset=self.preset,
+                             working_ion=self.working_ion, structure=structure, process_columns=process,
+                             derived=derived, units=self.units)
+
+    def info(self) -> pd.DataFrame:
+        """``feature``, ``family``, ``property``, ``unit`` of every feature, in the model's order."""
+        infos = []
+        if self.formula_column:
+            infos.append(CompositionFeaturizer(preset=self.preset, working_ion=self.working_ion).feature_info())
+            infos.append(StructureDescriptors().feature_info())
+        infos.append(ProcessDescriptors(columns=self.process_columns, units=self.units,
+                                        derived=self.derived).feature_info())
+        info = pd.concat(infos, ignore_index=True).drop_duplicates("feature").set_index("feature")
+        rows = [info.loc[_base(f)] if _base(f) in info.index else pd.Series({"family": "other", "property": f,
+                                                                            "unit": ""}) for f in self.features]
+        return pd.DataFrame(rows).reset_index(drop=True).assign(feature=self.features)[
+            ["feature", "family", "property", "unit"]]
+
+    def missing_inputs(self, df: pd.DataFrame) -> list[str]:
+        """Input columns that ``df`` lacks (:meth:`transform` gives their features as NaN)."""
+        return [c for c in self.inputs if c not in df.columns]
+
+    def transform(self, df: pd.DataFrame, *, cache_dir: str | Path | None = None
+                  ) -> tuple[pd.DataFrame, list[str]]:
+        """The feature matrix of ``df`` (columns :attr:`features`, float, ``df``'s index) and one error per
+        row ('' when featurized; a row with an error is all NaN). Missing structure or process columns give NaN features (the model's
+        imputer fills its training median; see :meth:`missing_inputs`); a missing formula column is an error."""
+        from battlab.errors import BattlabError
+
+        if self.formula_column and self.formula_column not in df.columns:
+            raise BattlabError(f"no formula column {self.formula_column!r}: the model computes composition "
+                               f"features from it; columns are {[str(c) for c in df.columns][:12]}")
+        work = pd.DataFrame({c: df[c] if c in df.columns else np.nan for c in self.inputs}, index=df.index)
+        if not self.inputs:
+            return pd.DataFrame(index=df.index, columns=self.features, dtype=float), [""] * len(df)
+        table, _ = featurize_table(work, preset=self.preset or "battery", formula_column=self.formula_column,
+                                   working_ion=self.working_ion, structure=self.structure,
+                                   process_columns=self.process_columns, derived=self.derived or None,
+                                   units=self.units, cache_dir=cache_dir)
+        X = pd.DataFrame({f: table[f] if f in table.columns else table[_base(f)] for f in self.features},
+                         index=df.index)
+        errors = table["featurize_error"].tolist()
+        for c in self.process_columns:  # a cell that is not a number is that row's error, not a silent NaN
+            if c not in df.columns:
+                continue
+            raw = df[c]
+            bad = (raw.notna() & pd.to_numeric(raw, errors="coerce").isna()
+                   & (raw.astype(str).str.strip() != "")).to_numpy()
+            for i in np.flatnonzero(bad):
+                errors[i] = errors[i] or f"column {c!r}: {raw.iloc[i]!r} is not a number"
+        X = X.apply(pd.to_numeric, errors="coerce").astype(float)
+        X.loc[np.array([bool(e) for e in errors], dtype=bool)] = np.nan
+        return X, errors
+
+    @classmethod
+    def infer(cls, features: Any, formula_column: str = "formula") -> FeatureRecipe:
+        """A recipe for a feature list saved without one (models tuned before recipes were kept): composition
+        features of the smallest preset that has them, structure descriptors, and the rest as table columns."""
+        names = [str(f) for f in features]
+        structure_labels = set(StructureDescriptors().feature_labels())
+        preset, covered = None, set()
+        for p in sorted(PRESETS, key=lambda p: len(CompositionFeaturizer(preset=p).feature_labels())):
+            labels = set(CompositionFeaturizer(preset=p).feature_labels())
+            hit = {f for f in names if _base(f) in labels}
+            if len(hit) > len(covered):
+                preset, covered = p, hit
+        structure = any(_base(f) in structure_labels for f in names)
+        rest = [f for f in names if f not in covered and _base(f) not in structure_labels]
+        return cls(names, formula_column=formula_column if (covered or structure) else None,
+                   preset=preset or "battery", structure=structure, process_columns=rest)
+
+
+def _base(name: str) -> str:
+    return name[: -len(_FEATURE_SUFFIX)] if name.endswith(_FEATURE_SUFFIX) else name
 
 
 def add_model_target(table: pd.DataFrame, target: str, log: bool) -> tuple[pd.DataFrame, str]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from battlab.curate import CurationResult
+from battlab.curate import CuratedSet
 from battlab.units import split_header
 
 
-def plot_curation(result: CurationResult, bins: int = 40):
+def plot_curation(result: CuratedSet, bins: int = 40):
     """Target distribution before and after curation, and where the rows went."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [2, 1]})
     target, log = result.report["target"], result.report["log_target"]

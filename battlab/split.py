@@ -47,6 +47,7 @@ __all__ = [
     "Splitter",
     "chemical_system",
     "make_splitter",
+    "splitter_from_spec",
 ]
 
 #: Name of the default split for materials tables (see :func:`make_splitter`).
@@ -368,15 +369,17 @@ class LeaveClusterOut(Splitter):
 
 
 class OfficialSplit(Splitter):
-    """The single train/test split a dataset ships with, read from a column (OBELiX: ``split``).
-
-    Rows with any other value in the column are in neither set.
+    """The train/test split a dataset ships with, read from a column (OBELiX: ``split``).
 
     Parameters
     ----------
     column : str, default "split"
-    train, test : str, default "train", "test"
-        Values of ``column`` marking the training and test rows.
+    train : str, default "train"
+        Value of ``column`` marking the training rows.
+    test : str or None, default "test"
+        Value marking the test rows (rows with any other value are in neither set). ``None``: every other
+        value is a test set of its own, one fold each in order of appearance (Severson et al.'s cycling
+        data: ``train``, ``test1``, ``test2``), always against the same training rows.
 
     Example
     -------
@@ -384,27 +387,43 @@ class OfficialSplit(Splitter):
     >>> df = pd.DataFrame({"split": ["train", "test", "train", "train"]})
     >>> [(train.tolist(), test.tolist()) for train, test in OfficialSplit().split(df)]
     [([0, 2, 3], [1])]
+    >>> df = pd.DataFrame({"split": ["train", "test1", "train", "test2", "test1"]})
+    >>> s = OfficialSplit(test=None)
+    >>> [test.tolist() for _, test in s.split(df)], s.name
+    ([[1, 4], [3]], "official split (column 'split': train/every other value)")
     """
 
-    def __init__(self, column: str = "split", train: str = "train", test: str = "test") -> None:
+    def __init__(self, column: str = "split", train: str = "train", test: str | None = "test") -> None:
         self.column = column
         self.train = train
         self.test = test
 
+    def _tests(self, values: np.ndarray) -> list[Any]:
+        if self.test is not None:
+            return [self.test]
+        return [v for v in pd.unique(values) if v != self.train and not pd.isna(v)]
+
     def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[Fold]:
         values = _check_column(_check_frame(X, self.name), self.column, self.name).to_numpy()
-        folds = np.flatnonzero(values == self.train), np.flatnonzero(values == self.test)
-        for part, idx in zip((self.train, self.test), folds, strict=True):
+        train = np.flatnonzero(values == self.train)
+        tests = [(t, np.flatnonzero(values == t)) for t in self._tests(values)]
+        if not tests:
+            raise BattlabError(f"{self.name}: no row has a value other than {self.train!r} in {self.column!r}: "
+                               "nothing to test on.")
+        for part, idx in [(self.train, train), *tests]:
             if len(idx) == 0:
                 raise BattlabError(f"{self.name}: no row has {self.column!r} == {part!r}; values are: "
                                    f"{', '.join(map(str, pd.unique(values)))}.")
-        return iter([folds])
+        return iter([(train, idx) for _, idx in tests])
 
     def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
-        return 1
+        if self.test is not None or X is None:
+            return 1
+        return len(self._tests(_check_column(_check_frame(X, self.name), self.column, self.name).to_numpy()))
 
     def describe(self) -> str:
-        return f"official split (column {self.column!r}: {self.train}/{self.test})"
+        test = self.test if self.test is not None else "every other value"
+        return f"official split (column {self.column!r}: {self.train}/{test})"
 
     def _params(self) -> dict[str, Any]:
         return {"column": self.column, "train": self.train, "test": self.test}
@@ -480,3 +499,63 @@ def make_splitter(name: str = DEFAULT_SPLIT, **kwargs: Any) -> Splitter:
         raise BattlabError(f"split {name!r} got unknown option(s) {sorted(kwargs)}; "
                            f"its options are: {', '.join(params) or '(none)'}.") from None
     return factory(**kwargs)
+
+
+def splitter_from_spec(spec: str, *, formula_column: str | None = "formula", seed: int = 0) -> Splitter:
+    """A splitter from the short spec people type (``battlab tune --split``, notebook 03's ``split``).
+
+    ============================================  =========================================================
+    spec                                          splitter
+    ============================================  =========================================================
+    ``chemical_system``                           group 5-fold by the chemical system of ``formula_column``
+    ``random``, ``random:K``                      shuffled K-fold (default 5)
+    ``group:COLUMN``, ``group:COLUMN:K``          group K-fold by the values of a column
+    ``official``                                  column ``split``: ``train`` vs ``test`` (OBELiX)
+    ``official:COLUMN[:TRAIN[:TEST]]``            the column's ``TRAIN`` rows (default ``train``) vs each
+                                                  other value (or ``TEST`` only), one fold each
+    ``family``, ``cluster``, ``matbench``         as :func:`make_splitter`
+    ============================================  =========================================================
+
+    Example
+    -------
+    >>> splitter_from_spec("official:split").name
+    "official split (column 'split': train/every other value)"
+    >>> splitter_from_spec("group:batch:3", seed=1).name
+    "group 3-fold by 'batch' (seed 1)"
+    >>> splitter_from_spec("random:10").name
+    'random 10-fold (seed 0)'
+    >>> splitter_from_spec("chemical_system", formula_column=None)
+    Traceback (most recent call last):
+    ...
+    battlab.errors.BattlabError: split 'chemical_system' needs a formula column; this table has none: use \
+random, group:COLUMN or official:COLUMN.
+    """
+    name, _, rest = str(spec).partition(":")
+    args = rest.split(":") if rest else []
+
+    def count(text: str) -> int:
+        try:
+            return _check_int(int(text), "the number of folds", 2)
+        except ValueError:
+            raise BattlabError(f"split {spec!r}: {text!r} is not a number of folds.") from None
+
+    if name == "chemical_system":
+        if not formula_column:
+            raise BattlabError(f"split {spec!r} needs a formula column; this table has none: use random, "
+                               "group:COLUMN or official:COLUMN.")
+        return GroupKFoldBy(n_splits=count(args[0]) if args else 5, formula_column=formula_column, seed=seed)
+    if name == "random":
+        return RandomKFold(n_splits=count(args[0]) if args else 5, seed=seed)
+    if name == "group":
+        if not args or not args[0]:
+            raise BattlabError(f"split {spec!r}: name the column, e.g. group:Family.")
+        return GroupKFoldBy(n_splits=count(args[1]) if len(args) > 1 else 5, by=args[0], seed=seed)
+    if name == "official" and args:
+        return OfficialSplit(column=args[0], train=args[1] if len(args) > 1 else "train",
+                             test=args[2] if len(args) > 2 else None)
+    if name == "cluster":
+        return LeaveClusterOut(seed=seed)
+    if name in ("random", "family", "official", "matbench"):
+        return make_splitter(name)
+    raise BattlabError(f"unknown split {spec!r}; use chemical_system, random[:K], group:COLUMN[:K], "
+                       "official[:COLUMN], family, cluster or matbench.")

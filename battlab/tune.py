@@ -45,7 +45,7 @@ from sklearn.model_selection import PredefinedSplit
 from battlab import __version__
 from battlab.errors import BattlabError
 from battlab.models import MODELS, default_models, make_model, suggest
-from battlab.split import DEFAULT_SPLIT, Splitter, make_splitter
+from battlab.split import DEFAULT_SPLIT, OfficialSplit, RandomKFold, Splitter, make_splitter
 
 
 @dataclass
@@ -79,8 +79,13 @@ class TuneResult:
         self.folds.to_csv(paths["folds.csv"], index=False)
         self.comparison.to_csv(paths["comparison.csv"], index=False)
         self.predictions.to_csv(paths["predictions.csv"], index=False)
-        paths["model_card.json"].write_text(json.dumps(self.card, indent=2, default=str))
+        write_card(paths["model_card.json"], self.card)
         return paths
+
+
+def write_card(path: Path, card: dict[str, Any]) -> None:
+    """Write a model card as JSON (numpy scalars and other objects as their values or text)."""
+    path.write_text(json.dumps(card, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
 def storage_url(storage: str | None, out_dir: str | Path | None) -> str:
@@ -268,6 +273,10 @@ def tune(
     y = table[target].to_numpy(dtype=float)
     splitter = split if isinstance(split, Splitter) else make_splitter(split, **(split_options or {}))
     folds = list(splitter.split(table))
+    # CV+ needs every row out of fold once: an official split (training rows never tested) is calibrated on a
+    # random K-fold instead, and its coverage measured on the official test rows
+    calibration = RandomKFold(5, seed=seed) if isinstance(splitter, OfficialSplit) else splitter
+    cal_folds = folds if calibration is splitter else list(calibration.split(table))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage_url(storage, out_dir)
@@ -325,8 +334,8 @@ def tune(
     conformal, cover = None, {"target": coverage, "empirical": float("nan"), "mean_width": float("nan"), "n_test": 0}
     bounds = np.full((len(y), 2, 1), np.nan)
     if intervals:
-        conformal = _conformal(best_name, best_params, X, y, folds, coverage, seed)
-        cover = _held_out_coverage(best_name, best_params, table, X, y, splitter, folds, coverage, seed)
+        conformal = _conformal(best_name, best_params, X, y, cal_folds, coverage, seed)
+        cover = _held_out_coverage(best_name, best_params, table, X, y, calibration, folds, coverage, seed)
         _, bounds = conformal.predict_interval(X)  # in-sample bounds, for plots only
     predictions = pd.DataFrame({"y": y, "oof_pred": oof, "fold": np.nan})
     for k, (_, test) in enumerate(folds):
@@ -338,6 +347,7 @@ def tune(
 
     card = _model_card(table, features, target, splitter, best_name, best_params, metrics, cover, study, url,
                        seed, seconds, n_dropped=int((~usable).sum()))
+    card["intervals"]["calibration"] = calibration.describe()
     return TuneResult(model, best_name, best_params, splitter.describe(), folds_df, metrics, comparison,
                       predictions, conformal, cover, card, study)
 

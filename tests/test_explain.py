@@ -217,20 +217,29 @@ def test_shap_explorer_from_a_saved_folder(rf_explanation, tmp_path):
     plt.close("all")
 
 
-def test_cli(data, fitted, tmp_path):
-    import joblib
+def test_cli(tmp_path):
+    from battlab import steps
+    from battlab.cli import main
 
-    from battlab.cli import build_parser, main
-
-    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
-    if "explain" not in subparsers.choices:
-        pytest.skip("`battlab explain` is not registered in battlab/cli.py yet")
-    X = data[0]
-    joblib.dump(fitted["lgbm"], tmp_path / "model.joblib")
-    X.assign(formula=[f"Li{i}O" for i in range(len(X))], featurize_error="").to_parquet(tmp_path / "f.parquet")
-    INFO.to_csv(tmp_path / "f_info.csv", index=False)
-    assert main(["explain", str(tmp_path / "model.joblib"), str(tmp_path / "f.parquet"), "--out",
-                 str(tmp_path / "ex"), "--max-rows", "40"]) == 0
+    rng = np.random.default_rng(0)
+    raw = pd.DataFrame(rng.normal(size=(120, 3)), columns=["a", "b", "c"])
+    raw["y"] = 2 * raw["a"] + raw["b"] * raw["c"]
+    raw.to_csv(tmp_path / "t.csv", index=False)
+    tuned = steps.tune(steps.featurize(steps.curate(raw, target="y")), models=("lgbm",), n_trials=1,
+                       storage="sqlite:///:memory:", progress=False)
+    tuned.save(tmp_path / "m")
+    assert main(["explain", str(tmp_path / "m"), str(tmp_path / "t.csv"), "--out", str(tmp_path / "ex"),
+                 "--max-rows", "40"]) == 0
     ex = Explanation.load(tmp_path / "ex")
     assert len(ex.values) == 40 and ex.explainer.startswith("LightGBM") and ex.additivity_error < EXACT_TOLERANCE
-    assert main(["explain", str(tmp_path / "nope.joblib"), str(tmp_path / "f.parquet"), "--out", "x"]) == 2
+    assert ex.target == "y" and ex.model_name == "lgbm" and ex.features == ["a", "b", "c"]
+    assert main(["explain", str(tmp_path / "nope"), str(tmp_path / "t.csv"), "--out", "x"]) == 2
+
+
+def test_loading_an_explanation_of_another_format_version_says_so(rf_explanation, tmp_path):
+    rf_explanation.save(tmp_path)
+    meta = json.loads((tmp_path / "explanation.json").read_text())
+    assert meta["artefact"] == "Explanation" and meta["format_version"] == 1
+    (tmp_path / "explanation.json").write_text(json.dumps({**meta, "format_version": 99}))
+    with pytest.raises(Exception, match="format version 99.*reads version 1"):
+        Explanation.load(tmp_path)

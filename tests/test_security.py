@@ -141,7 +141,7 @@ def test_predictor_upload_never_unpickles(upload: str, protocol: int, tiny_model
     monkeypatch.chdir(tmp_path)
     marker = tmp_path / "PWNED"
     payload = pickle.dumps(_Marker(marker), protocol=protocol)
-    p = Predictor(tiny_model_dir, preset="magpie")
+    p = Predictor(tiny_model_dir)
     assert p.model is not None, p.message
     out = p.load_list(upload, payload)
     assert not marker.exists(), "an uploaded pickle was executed"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import sys
 import types
 from datetime import datetime
 from pathlib import Path
@@ -14,12 +13,10 @@ import pandas as pd
 import pytest
 import traitlets as tl
 
-pytest.importorskip("ipywidgets")
-
-from battlab.widgets.data import CurationReport, DataUploader, example_path  # noqa: E402
-from battlab.widgets.features import FeatureExplorer  # noqa: E402
-from battlab.widgets.predictor import Predictor, local_contributions  # noqa: E402
-from battlab.widgets.tuning import TuningMonitor  # noqa: E402
+from battlab.widgets.data import CurationReport, DataUploader, example_path
+from battlab.widgets.features import FeatureExplorer
+from battlab.widgets.predictor import Predictor, local_contributions
+from battlab.widgets.tuning import TuningMonitor
 
 METALS = ["Co", "Ni", "Mn", "Fe", "Ti", "V", "Cr", "Cu", "Al", "Mg"]
 
@@ -158,8 +155,11 @@ def test_feature_explorer_with_a_table_and_bad_input() -> None:
     table, info = featurize_table(formula_table(20), preset="magpie")
     fx = FeatureExplorer(table, info, target="y")
     assert fx.state == "SUCCESS" and fx.model_target == "y" and fx.feature_dropdown.value
-    fx.curated = pd.DataFrame({"x": [1.0, 2.0]})  # no formula column: a message, not an exception
-    assert fx.state == "FAIL" and "formula" in fx.message and fx.table is None
+    fx.curated = pd.DataFrame({"note": ["a", "b"]})  # no formula, no number: a message, not an exception
+    assert fx.state == "FAIL" and "no feature columns" in fx.message and fx.table is None
+    fx.curated = pd.DataFrame({"gap": [1.0, 2.0, 3.0], "solids": [0.5, 0.7, 0.6], "y": [1.0, 2.0, 4.0]})
+    fx.target = "y"  # a table without formulas: its numeric columns are the features
+    assert fx.state == "SUCCESS" and fx.feature_set.features == ["gap", "solids"] and fx.model_target == "y"
 
 
 # --------------------------------------------------------------------------- TuningMonitor
@@ -227,7 +227,7 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_predictor_lgbm_intervals_reasons_and_export(model_dirs: dict[str, Path], tmp_path: Path) -> None:
-    p = Predictor(model_dirs["lgbm"], preset="magpie")
+    p = Predictor(model_dirs["lgbm"])
     assert p.state == "READY", p.message
     assert p.target == "y" and "predicts <b>y</b> with lgbm" in p.model_info.value
     p.text.value = "LiCoO2"
@@ -261,7 +261,7 @@ def test_predictor_lgbm_intervals_reasons_and_export(model_dirs: dict[str, Path]
 
 
 def test_predictor_upload_list_and_formula_only_note(model_dirs: dict[str, Path]) -> None:
-    p = Predictor(model_dirs["ridge"], preset="magpie")
+    p = Predictor(model_dirs["ridge"])
     assert p.unavailable == ["density (g/cm3)"] and "ignores them" in p.model_info.value
     p.upload.value = payload("list.csv", b"name,formula\na,LiCoO2\nb,NaCoO2\nc,Qq\n")
     assert p.results["formula"].tolist() == ["LiCoO2", "NaCoO2", "Qq"]
@@ -274,25 +274,52 @@ def test_predictor_upload_list_and_formula_only_note(model_dirs: dict[str, Path]
 
 def test_predictor_reasons_from_battlab_explain(model_dirs: dict[str, Path],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = types.ModuleType("battlab.explain")
-    fake.explain = lambda model, X: types.SimpleNamespace(values=np.tile(np.arange(X.shape[1], dtype=float),
-                                                                         (len(X), 1)))
-    monkeypatch.setitem(sys.modules, "battlab.explain", fake)
-    p = Predictor(model_dirs["lgbm"], preset="magpie")
+    import battlab.widgets.predictor as predictor
+
+    def fake(model, X):
+        return types.SimpleNamespace(values=pd.DataFrame(np.tile(np.arange(X.shape[1], dtype=float), (len(X), 1))))
+
+    monkeypatch.setattr(predictor, "explain", fake)
+    p = Predictor(model_dirs["lgbm"])
     reason = p.predict(["LiCoO2"])["reason"].iloc[0]
     assert reason.split("; ")[0].endswith("MagpieData mean NValence (+3)")  # the largest fake SHAP value
-    fake.explain = lambda model, X: 1 / 0  # a broken explain: the local attribution answers
+    monkeypatch.setattr(predictor, "explain", lambda model, X: 1 / 0)  # explain fails: the local attribution
     assert "MagpieData" in p.predict(["LiNiO2"])["reason"].iloc[0]
 
 
 def test_predictor_reasons_agree_with_battlab_explain(model_dirs: dict[str, Path]) -> None:
-    pytest.importorskip("battlab.explain")
-    auto = Predictor(model_dirs["lgbm"], preset="magpie", max_reason_rows=2)
-    local = Predictor(model_dirs["lgbm"], preset="magpie", reasons="local")
+    auto = Predictor(model_dirs["lgbm"], max_reason_rows=2)
+    local = Predictor(model_dirs["lgbm"], reasons="local")
     formulas = ["LiCoO2", "LiFePO4", "Li2MnO3"]
     a, b = auto.predict(formulas), local.predict(formulas)
     assert a["reason"].tolist()[:2] == b["reason"].tolist()[:2] and a["reason"].iloc[0]
     assert a["reason"].iloc[2] == "" and "reasons for the first 2 only" in auto.message
+
+
+def test_predictor_form_for_a_model_without_formulas(tmp_path: Path) -> None:
+    from battlab import steps
+
+    rng = np.random.default_rng(3)
+    raw = pd.DataFrame({"gap (um)": rng.uniform(50, 200, 80), "solids": rng.uniform(0.5, 0.7, 80)})
+    raw["spread"] = 0.001 * raw["gap (um)"] - 0.05 * raw["solids"] + rng.normal(scale=0.005, size=80)
+    tuned = steps.tune(steps.featurize(steps.curate(raw, target="spread")), models=("lgbm",), n_trials=1,
+                       storage="sqlite:///:memory:", progress=False)
+    tuned.save(tmp_path / "m")
+    p = Predictor(tmp_path / "m")
+    assert p.state == "READY", p.message
+    assert p.inputs == ["gap (um)", "solids"] and p.text_row.layout.display == "none"
+    assert [f.description for f in p.form.children] == ["gap (um)", "solids"]
+    p.fields["gap (um)"].value, p.fields["solids"].value = 120.0, 0.6
+    p.predict_button.click()
+    row = p.results.iloc[0]
+    expected = tuned.predict_interval(pd.DataFrame({"gap (um)": [120.0], "solids": [0.6]})).iloc[0]
+    assert row["prediction"] == pytest.approx(expected["prediction"]) and row["low"] <= row["prediction"] <= row["high"]
+    assert "gap (um)" in row["reason"] or "solids" in row["reason"]
+    p.upload.value = payload("runs.csv", b"gap (um),solids\n100,0.55\n180,x\n")
+    assert p.results["gap (um)"].tolist()[-2:] == ["100", "180"]  # as uploaded
+    assert p.results["error"].iloc[-1] == "column 'solids': 'x' is not a number"
+    assert np.isnan(p.results["prediction"].iloc[-1]) and np.isfinite(p.results["prediction"].iloc[-2])
+    assert p.predict(["LiCoO2"]).empty and "form" in p.message
 
 
 def test_predictor_without_a_model_never_raises(tmp_path: Path) -> None:
@@ -313,7 +340,7 @@ def test_local_contributions_sum_to_the_prediction(model_dirs: dict[str, Path]) 
 
     for name in ("lgbm", "ridge"):
         model = joblib.load(model_dirs[name] / "model.joblib")
-        p = Predictor(model_dirs[name], preset="magpie")
+        p = Predictor(model_dirs[name])
         X, _ = p.features_for(["LiCoO2", "LiFePO4", "Li2MnO3"])
         c = local_contributions(model, X)
         assert c is not None and c.shape == X.shape

@@ -12,10 +12,10 @@ Example
 >>> up = DataUploader()
 >>> up.load_example()                    # or upload a file in the app
 >>> up.target, up.formula_column, up.state
-('capacity (mAh/g)', 'formula', 'ready')
+('capacity (mAh/g)', 'formula', 'READY')
 >>> up.curate_button.click()
 >>> up.state, up.result.report["n_quarantined"], len(up.curated)
-('success', 4, 10)
+('SUCCESS', 4, 10)
 >>> report = CurationReport()            # the report alone, elsewhere in an app
 >>> _ = dlink((up, "result"), (report, "result"))
 >>> report.count.value
@@ -39,12 +39,12 @@ import ipywidgets as w
 import pandas as pd
 import traitlets as tl
 
-from battlab.curate import CurationResult, curate, find_formula_column
+from battlab.curate import CuratedSet, curate, find_formula_column
 from battlab.errors import BattlabError
 from battlab.tables import RawTable, read_table
 from battlab.units import parse_cell
 
-__all__ = ["CurationReport", "DataUploader", "example_path", "read_upload"]
+__all__ = ["BuildProgress", "CurationReport", "DataUploader", "example_path", "read_upload"]
 
 #: States of every battlab widget (aiidalab-widgets-base's wizard states).
 # The state names of STYLE.md (aiidalab-widgets-base), shared with ElectrodeDesigner.
@@ -153,6 +153,36 @@ def numeric_columns(df: pd.DataFrame, share: float = 0.5) -> list[str]:
     return out
 
 
+class BuildProgress(w.VBox):
+    """A progress bar and a line of text for a slow start (an app building its default model).
+
+    ``update(fraction, text)`` is the ``progress`` callback of :func:`battlab.apps.default_tune_dir`.
+
+    Example
+    -------
+    >>> bar = BuildProgress()
+    >>> bar.update(0.5, "tuning: trial 2 of 4 done")
+    >>> bar.bar.value, bar.text.value
+    (50, 'tuning: trial 2 of 4 done')
+    >>> bar.done("model: small default model"); bar.bar.layout.display
+    'none'
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.bar = w.IntProgress(value=0, min=0, max=100, layout=w.Layout(width="420px"))
+        self.text = w.Label("")
+        super().__init__([self.text, self.bar], **kwargs)
+        self.add_class("battlab-build-progress")
+
+    def update(self, fraction: float, text: str) -> None:
+        self.bar.value = int(round(100 * min(max(fraction, 0.0), 1.0)))
+        self.text.value = text
+
+    def done(self, text: str) -> None:
+        self.text.value = text
+        self.bar.layout.display = "none"
+
+
 # --------------------------------------------------------------------------- CurationReport
 
 class MessagesMixin:
@@ -168,12 +198,12 @@ class MessagesMixin:
 
 
 class CurationReport(w.VBox):
-    """Shows a :class:`~battlab.curate.CurationResult`: where the rows went, the target before and after
+    """Shows a :class:`~battlab.curate.CuratedSet`: where the rows went, the target before and after
     curation (:func:`battlab.plots.plot_curation`) and the quarantined rows with their reasons.
 
     Parameters
     ----------
-    result : CurationResult, optional
+    result : CuratedSet, optional
         Also a traitlet: ``dlink((uploader, "result"), (report, "result"))``.
     max_rows : int
         Quarantined rows shown (all are in ``result.quarantine``).
@@ -191,9 +221,9 @@ class CurationReport(w.VBox):
     ``battlab-quarantine-table``, ``battlab-curation-plot``.
     """
 
-    result = tl.Instance(CurationResult, allow_none=True)
+    result = tl.Instance(CuratedSet, allow_none=True)
 
-    def __init__(self, result: CurationResult | None = None, *, max_rows: int = 20, plot: bool = True,
+    def __init__(self, result: CuratedSet | None = None, *, max_rows: int = 20, plot: bool = True,
                  **kwargs: Any) -> None:
         self.max_rows = max_rows
         self.show_plot = plot
@@ -266,11 +296,11 @@ class DataUploader(MessagesMixin, w.VBox):
         The columns chosen (set before ``result`` and ``curated`` change).
     log_target : Bool
         Curation's decision to model ``log10(target)`` (quantities spanning decades).
-    result : CurationResult or None
+    result : CuratedSet or None
     curated : DataFrame or None
         ``result.curated``; ``dlink((uploader, "curated"), (explorer, "curated"))``.
     state : Unicode
-        ``init`` (no file), ``ready`` (file read), ``active`` (curating), ``success`` or ``fail``.
+        ``INIT`` (no file), ``READY`` (file read), ``ACTIVE`` (curating), ``SUCCESS`` or ``FAIL``.
     message : Unicode
         The last message shown (errors included).
 
@@ -287,7 +317,7 @@ class DataUploader(MessagesMixin, w.VBox):
     >>> up.upload.value = ({"name": "bad.csv", "content": memoryview(b"\\x00\\x01\\x02"),
     ...                     "type": "", "size": 3, "last_modified": datetime.now()},)
     >>> up.state, up.message
-    ('fail', 'bad.csv: looks like a binary file, not a text table')
+    ('FAIL', 'bad.csv: looks like a binary file, not a text table')
     """
 
     raw = tl.Instance(pd.DataFrame, allow_none=True)
@@ -295,7 +325,7 @@ class DataUploader(MessagesMixin, w.VBox):
     formula_column = tl.Unicode(None, allow_none=True)
     target = tl.Unicode(None, allow_none=True)
     log_target = tl.Bool(False)
-    result = tl.Instance(CurationResult, allow_none=True)
+    result = tl.Instance(CuratedSet, allow_none=True)
     curated = tl.Instance(pd.DataFrame, allow_none=True)
     state = tl.Unicode(INIT)
     message = tl.Unicode("")
@@ -396,7 +426,7 @@ class DataUploader(MessagesMixin, w.VBox):
         self._say(f"{self.filename}: " + ", ".join(notes) + ". Pick the columns and press Curate.", "info")
 
     # ------------------------------------------------------------------ curation
-    def run_curation(self) -> CurationResult | None:
+    def run_curation(self) -> CuratedSet | None:
         """Curate the loaded table with the chosen columns (the Curate button); errors are shown."""
         if self._table is None:
             self._fail("no table loaded: upload a file first")

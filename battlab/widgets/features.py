@@ -1,9 +1,9 @@
 """``FeatureExplorer``: browse a feature table by descriptor family — distributions, relation to the
 target, and which features are redundant (correlation blocks).
 
-Give it a feature table and its info (``battlab.featurize.featurize_table`` output, e.g. step 02's
-``features.parquet`` and ``feature_info.csv``), or a curated table through the ``curated`` traitlet and
-it featurizes it itself.
+Give it a feature set (:class:`battlab.steps.FeatureSet`, e.g. ``FeatureSet.load`` of step 02's folder), a
+feature table and its info, or a curated table through the ``curated`` traitlet: it then runs the featurize
+step (:func:`battlab.steps.featurize`, the same as notebook 02 and ``battlab featurize``).
 
 Example
 -------
@@ -16,7 +16,7 @@ Example
 >>> up.load_example(); up.run_curation() is not None
 True
 >>> fx.state, len(fx.table), len(fx.info), fx.model_target
-('success', 10, 132, 'capacity (mAh/g)')
+('SUCCESS', 10, 132, 'capacity (mAh/g)')
 >>> fx.family_dropdown.value = "element property"
 >>> fx.feature_dropdown.value = "MagpieData mean Electronegativity"
 >>> len(fx.distribution.value) > 0  # PNG: histogram and feature vs target
@@ -67,6 +67,8 @@ class FeatureExplorer(MessagesMixin, w.VBox):
         ``DataUploader.curated``).
     target : Unicode or None, log_target : Bool
         Input: the target column and whether to model it in log10 (``DataUploader.log_target``).
+    feature_set : FeatureSet or None
+        The featurize step's artefact (``dlink`` to ``TuningMonitor.feature_set``).
     table, info : DataFrame or None
         The feature table (with the model target column) and the feature info, for ``TuningMonitor``.
     model_target : Unicode or None
@@ -74,13 +76,14 @@ class FeatureExplorer(MessagesMixin, w.VBox):
     feature : Unicode or None
         The feature shown.
     state, message : Unicode
-        ``init``, ``active`` (featurizing), ``success`` or ``fail``; the last message.
+        ``INIT``, ``ACTIVE`` (featurizing), ``SUCCESS`` or ``FAIL``; the last message.
 
     CSS classes: ``battlab-feature-summary``, ``battlab-feature-distribution``,
     ``battlab-feature-correlation``, ``battlab-feature-ranking``, ``battlab-message``.
     """
 
     curated = tl.Instance(pd.DataFrame, allow_none=True)
+    feature_set = tl.Instance("battlab.steps.FeatureSet", allow_none=True)
     table = tl.Instance(pd.DataFrame, allow_none=True)
     info = tl.Instance(pd.DataFrame, allow_none=True)
     target = tl.Unicode(None, allow_none=True)
@@ -135,21 +138,21 @@ class FeatureExplorer(MessagesMixin, w.VBox):
             self.featurize(change["new"])
 
     def featurize(self, curated: pd.DataFrame) -> None:
-        """Featurize a curated table (``formula`` column) with :func:`battlab.featurize.featurize_table`
-        and mark redundant features (:func:`battlab.featurize.prune_info`); errors are shown."""
+        """Run the featurize step (:func:`battlab.steps.featurize`) on a curated table: composition features
+        with a formula column, its numeric columns without; redundant features pruned. Errors are shown."""
         self.state = ACTIVE
         self._say(f"featurizing {len(curated)} rows (preset {self.preset!r})…", "info")
         try:
-            from battlab.featurize import featurize_table, prune_info
+            from battlab.steps import featurize
 
-            if "formula" not in curated:
-                raise BattlabError("the table has no 'formula' column to featurize")
-            table, info = featurize_table(curated, preset=self.preset)
-            info = prune_info(table, info, threshold=self.prune_threshold)
+            target = self.target if self.target in curated else None
+            fs = featurize(curated, target=target, log_target=self.log_target, preset=self.preset,
+                           prune_threshold=self.prune_threshold)
+            table, info = fs.table, fs.info
         except Exception as exc:  # shown in the app, the kernel keeps running
             self._busy = True
             try:  # no stale table downstream
-                self.info, self.table = None, None
+                self.feature_set, self.info, self.table = None, None, None
             finally:
                 self._busy = False
             self._refresh()
@@ -157,8 +160,8 @@ class FeatureExplorer(MessagesMixin, w.VBox):
                        else f"featurization failed ({type(exc).__name__}: {exc})")
             return
         self._busy = True
-        try:  # both before any redraw
-            self.info, self.table = info, table
+        try:  # all before any redraw
+            self.feature_set, self.info, self.table = fs, info, table
         finally:
             self._busy = False
         self.state = SUCCESS
@@ -182,26 +185,28 @@ class FeatureExplorer(MessagesMixin, w.VBox):
         self._refresh()
 
     def _sync_target(self) -> None:
-        """Set ``model_target``; add the ``log10`` column to the table when needed."""
+        """Set ``model_target`` (the feature set's :meth:`~battlab.steps.FeatureSet.with_target`: the same
+        log10 target as the featurize step), adding its column to the table when needed."""
+        from battlab.steps import FeatureSet
+
         t, table = self.target, self.table
         if not t or table is None or t not in table:
-            self.model_target = t if (table is not None and t in table) else None
+            self.model_target = None
             return
-        if not self.log_target:
+        fs = self.feature_set
+        if fs is None or fs.table is not table:
+            kept = self.features(kept_only=True) or self.features()
+            fs = FeatureSet.from_columns(table, kept, info=self.info) if kept else None
+        if fs is None:
             self.model_target = t
             return
-        from battlab.featurize import add_model_target
-
-        name = f"log10 {t}"
-        if name not in table:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                new, name = add_model_target(table, t, log=True)
-            self._busy = True
-            try:
-                self.table = new
-            finally:
-                self._busy = False
-        self.model_target = name
+        new = fs.with_target(t, log=self.log_target)
+        self._busy = True
+        try:
+            self.feature_set, self.table = new, new.table
+        finally:
+            self._busy = False
+        self.model_target = new.model_target
 
     def features(self, family: str | None = None, kept_only: bool = False) -> list[str]:
         """Feature names (of one family; ``kept`` ones only) present in the table."""

@@ -1,13 +1,15 @@
-"""``Predictor``: type formulas (or upload a list), get the predicted property with its conformal interval
-from a saved model and a short reason (the features that pushed the prediction most), export as CSV.
+"""``Predictor``: type formulas (or upload a list), or fill in a form of process parameters, and get the
+predicted property with its conformal interval from a saved model, a short reason (the features that
+pushed the prediction most), and a CSV export.
 
-The model is a folder written by :meth:`battlab.tune.TuneResult.save` (``model.joblib``,
-``intervals.joblib``, ``model_card.json``). **Loading a joblib file runs code**: a Predictor only loads
-the folder its caller passes (``model_dir``, a trusted path: your own tuning run), never an uploaded file.
+The model is a folder written by the tune step (:meth:`battlab.steps.TunedModel.save`: ``battlab tune``,
+notebook 03). **Loading a joblib file runs code**: a Predictor only loads the folder its caller passes
+(``model_dir``, a trusted path: your own tuning run), never an uploaded file.
 
-Features are computed from the formula alone (:func:`battlab.featurize.composition_features`); a model
-that also used structure or process features gets them as missing values (its imputer fills the
-training median), and the widget says that the prediction ignores them.
+The Predictor never featurizes on its own: :meth:`battlab.steps.TunedModel.predict_interval` featurizes the
+rows with the model's recipe, as its training table was. A composition model takes formulas (features the
+formula cannot give, such as structure or process columns, are left to the model's imputer, which fills
+the training median, and the widget says so); any other model gets a form with one field per input column.
 
 Example
 -------
@@ -21,7 +23,6 @@ Example
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import pandas as pd
 import traitlets as tl
 
 from battlab.errors import BattlabError
+from battlab.explain import explain, explainer_kind
 from battlab.widgets.data import (
     ACTIVE,
     INIT,
@@ -47,8 +49,7 @@ from battlab.widgets.data import (
 
 __all__ = ["Predictor", "local_contributions"]
 
-RESULT_COLUMNS = ["formula", "prediction", "low", "high", "reason", "error"]
-_FEATURE_SUFFIX = " [feature]"  # featurize_table's rename when a feature name clashes with a column
+OUTPUT_COLUMNS = ["prediction", "low", "high", "reason", "error"]
 
 
 def local_contributions(model: Any, X: pd.DataFrame) -> pd.DataFrame | None:
@@ -84,35 +85,20 @@ def local_contributions(model: Any, X: pd.DataFrame) -> pd.DataFrame | None:
 
 def _is_tree_model(model: Any) -> bool:
     est = model[-1] if hasattr(model, "steps") else model
-    try:
-        from battlab.explain import explainer_kind
-    except ImportError:
-        return type(est).__module__.startswith("lightgbm")
-    try:
-        return explainer_kind(est) in ("lightgbm", "xgboost", "tree")
-    except Exception:  # an estimator explain does not know
-        return False
+    return explainer_kind(est) in ("lightgbm", "xgboost", "tree")
 
 
 def _explain_contributions(model: Any, X: pd.DataFrame) -> pd.DataFrame | None:
     """SHAP values from :func:`battlab.explain.explain` for tree models (exact, referred to the training
-    data); ``None`` when that module is missing, fails, or the model is not a tree model: explain's linear
-    and permutation explainers refer to the rows explained, meaningless for one formula typed in a box."""
+    data); ``None`` when it fails or the model is not a tree model: explain's linear and permutation
+    explainers refer to the rows explained, meaningless for one formula typed in a box."""
     if not _is_tree_model(model):
         return None
     try:
-        from battlab.explain import explain  # optional: written separately
-    except ImportError:
-        return None
-    try:
-        out = explain(model, X)
-        values = out if isinstance(out, pd.DataFrame) else getattr(out, "values", None)
-        values = np.asarray(values.to_numpy() if isinstance(values, pd.DataFrame) else values, dtype=float)
-        if values.shape != X.shape:
-            return None
-        return pd.DataFrame(values, columns=X.columns, index=X.index)
+        values = explain(model, X).values
     except Exception:  # a reason is a nicety: fall back to the local attribution
         return None
+    return pd.DataFrame(values.to_numpy(dtype=float), columns=X.columns, index=X.index)
 
 
 class Predictor(MessagesMixin, w.VBox):
@@ -124,9 +110,6 @@ class Predictor(MessagesMixin, w.VBox):
         Trusted folder from :meth:`~battlab.tune.TuneResult.save` (also a traitlet: ``dlink`` from
         ``TuningMonitor.model_dir``). Loading unpickles ``model.joblib``/``intervals.joblib``: never point
         it at files from untrusted sources.
-    preset : str
-        Composition preset for the features (default ``battery``: 162 features, a superset of ``magpie``;
-        the model card's feature names pick the columns).
     export_path : str or Path, optional
         File the Export button writes (the download link is always made).
     reasons : {"auto", "local", None}
@@ -145,12 +128,13 @@ class Predictor(MessagesMixin, w.VBox):
     ----------------------
     model_dir : Unicode
     results : DataFrame
-        ``formula, prediction, low, high, reason, error`` — every prediction so far (Clear empties it);
-        a formula that cannot be read gives a row with ``error`` set and no prediction.
+        The input columns (``formula``, or a form model's inputs), then ``prediction, low, high, reason,
+        error`` — every prediction so far (Clear empties it); a row that cannot be featurized (a formula
+        that cannot be read, a number that is not one) has ``error`` set and no prediction.
     target : Unicode
         What the model predicts (the model card's target).
     state : Unicode
-        ``init`` (no model), ``ready``, ``active``, ``success``, ``fail``.
+        ``INIT`` (no model), ``READY``, ``ACTIVE``, ``SUCCESS``, ``FAIL``.
     message : Unicode
 
     CSS classes: ``battlab-predictor-input``, ``battlab-predict-button``, ``battlab-predictions``,
@@ -163,19 +147,20 @@ class Predictor(MessagesMixin, w.VBox):
     state = tl.Unicode(INIT)
     message = tl.Unicode("")
 
-    def __init__(self, model_dir: str | Path | None = None, *, preset: str = "battery",
-                 export_path: str | Path | None = None, reasons: str | None = "auto", n_reasons: int = 3,
-                 max_formulas: int = 5000, max_reason_rows: int = 200, working_ion: str = "Li",
-                 **kwargs: Any) -> None:
-        self.preset, self.working_ion = preset, working_ion
+    def __init__(self, model_dir: str | Path | None = None, *, export_path: str | Path | None = None,
+                 reasons: str | None = "auto", n_reasons: int = 3, max_formulas: int = 5000,
+                 max_reason_rows: int = 200, **kwargs: Any) -> None:
         self.max_reason_rows = max_reason_rows
         self.export_path = export_path
         self.reasons, self.n_reasons, self.max_formulas = reasons, n_reasons, max_formulas
+        self.tuned: Any = None  # battlab.steps.TunedModel
         self.model: Any = None
-        self.intervals: Any = None
-        self.card: dict[str, Any] = {}
         self.feature_names: list[str] = []
+        self.inputs: list[str] = ["formula"]  # the columns a row gives: a formula, or a form's fields
         self.unavailable: list[str] = []  # model features a formula cannot give (structure, process)
+        self.form = w.VBox(layout=w.Layout(display="none"))
+        self.form.add_class("battlab-predictor-form")
+        self.fields: dict[str, w.FloatText] = {}
         self.text = w.Text(placeholder="formulas, e.g. LiCoO2, LiFePO4", description="Formula",
                            layout=w.Layout(width="460px"), continuous_update=False)
         self.text.add_class("battlab-predictor-input")
@@ -194,12 +179,13 @@ class Predictor(MessagesMixin, w.VBox):
         self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(display="none"))
         self.table = w.HTML().add_class("battlab-predictions")
         self.download = w.HTML().add_class("battlab-download")
-        super().__init__([w.HTML("<b>Predictor</b>"), self.model_info,
-                          w.HBox([self.text, self.predict_button]),
+        self.text_row = w.HBox([self.text])
+        super().__init__([w.HTML("<b>Predictor</b>"), self.model_info, self.form,
+                          w.HBox([self.text_row, self.predict_button]),
                           w.HBox([self.upload, self.clear_button, self.export_button]),
                           self.progress, self.status, self.table, self.download], **kwargs)
         self.add_class("battlab-predictor")
-        self.results = pd.DataFrame(columns=RESULT_COLUMNS)
+        self.results = self._empty()
         if model_dir is not None:
             self.model_dir = str(model_dir)
 
@@ -211,125 +197,145 @@ class Predictor(MessagesMixin, w.VBox):
 
     def load_model(self, model_dir: str | Path) -> bool:
         """Load a saved model (trusted folder: unpickling runs code); errors are shown, not raised."""
+        from battlab.steps import TunedModel
+
         folder = Path(model_dir)
-        self.model = self.intervals = None
+        self.tuned = self.model = None
         self.predict_button.disabled = True
         try:
-            card_path, model_path = folder / "model_card.json", folder / "model.joblib"
-            for p in (card_path, model_path):
-                if not p.is_file():
-                    raise BattlabError(f"{folder}: no {p.name} (a folder written by TuneResult.save is needed)")
-            card = json.loads(card_path.read_text())
-            names = list(card["features"]["names"])
-            import joblib
-
-            model = joblib.load(model_path)
-            intervals = joblib.load(folder / "intervals.joblib") if (folder / "intervals.joblib").is_file() else None
-            from battlab.featurize import CompositionFeaturizer
-
-            computable = set(CompositionFeaturizer(preset=self.preset, working_ion=self.working_ion).feature_labels())
+            tuned = TunedModel.load(folder)
         except BattlabError as exc:
             self._fail(str(exc))
             return False
         except Exception as exc:  # shown in the app, the kernel keeps running
             self._fail(f"{folder}: cannot load the model ({type(exc).__name__}: {exc})")
             return False
-        unavailable = [n for n in names if _base_name(n) not in computable]
-        if len(unavailable) == len(names):
-            self._fail(f"{folder}: the model uses no composition feature (e.g. {names[0]!r}): it cannot "
-                       "predict from a formula")
-            return False
-        self.model, self.intervals, self.card, self.feature_names = model, intervals, card, names
-        self.unavailable = unavailable
-        self.target = str(card.get("data", {}).get("target", "property"))
-        m = card.get("metrics", {})
-        metric = (f"CV MAE {m['mae_mean']:.3g} ± {m.get('mae_std', float('nan')):.2g}" if "mae_mean" in m else "")
-        split = card.get("split", {}).get("description", "")
-        iv = card.get("intervals", {})
-        model_name = html.escape(str(card.get("model", {}).get("name", "?")))
-        notes = [f"predicts <b>{html.escape(self.target)}</b> with {model_name} from {len(names)} features",
-                 html.escape(f"{metric} ({split})") if metric else "",
-                 (f"intervals: {iv.get('target', 0.9):.0%} conformal" if intervals is not None
+        recipe = tuned.recipe
+        self.tuned, self.model, self.feature_names = tuned, tuned.model, tuned.features
+        if recipe.composition:  # a formula gives the composition features, not structure or table columns
+            self.inputs = [recipe.formula_column]
+            self.unavailable = [f for f, family in zip(tuned.info["feature"], tuned.info["family"], strict=True)
+                                if f in recipe.process_columns or f in recipe.derived
+                                or (recipe.structure and family == "structure")]
+        else:
+            self.inputs, self.unavailable = recipe.inputs, []
+        self._build_form()
+        self.target = tuned.model_target
+        m = tuned.metrics
+        metric = f"CV MAE {m['mae_mean']:.3g} ± {m.get('mae_std', float('nan')):.2g}" if "mae_mean" in m else ""
+        notes = [f"predicts <b>{html.escape(self.target)}</b> with {html.escape(tuned.best_name)} from "
+                 f"{len(self.feature_names)} features",
+                 html.escape(f"{metric} ({tuned.split})") if metric else "",
+                 (f"intervals: {tuned.coverage.get('target', 0.9):.0%} conformal" if tuned.intervals is not None
                   else "no intervals saved")]
         if self.unavailable:
             notes.append(f"<span style='color:#8a5300'>{len(self.unavailable)} features (structure/process, e.g. "
                          f"{html.escape(self.unavailable[0])!s}) cannot come from a formula: they are set to the "
                          "training median, so the prediction ignores them</span>")
         self.model_info.value = "<p>" + "; ".join(n for n in notes if n) + "</p>"
+        self.results = self._empty()
         self.predict_button.disabled = False
         self.state = READY
         self._say(f"model loaded from {folder.name or folder}", "info")
         return True
 
+    def _empty(self) -> pd.DataFrame:
+        return pd.DataFrame(columns=[*self.inputs, *OUTPUT_COLUMNS])
+
+    def _build_form(self) -> None:
+        """Formulas: the text box. Any other model: one number field per input column, set to its training
+        median (the imputer's), so that a first Predict gives a typical prediction."""
+        composition = self.tuned is not None and self.tuned.recipe.composition
+        self.text_row.layout.display = None if composition else "none"
+        self.form.layout.display = "none" if composition else None
+        self.upload.description = "Upload list" if composition else "Upload table"
+        if composition:
+            self.form.children, self.fields = (), {}
+            return
+        medians = self._centers()
+        self.fields = {c: w.FloatText(value=round(medians.get(c, 0.0), 6), description=c,
+                                      style={"description_width": "220px"}, layout=w.Layout(width="380px"))
+                       for c in self.inputs}
+        for field_widget in self.fields.values():
+            field_widget.add_class("battlab-predictor-field")
+        self.form.children = list(self.fields.values())
+
     # ------------------------------------------------------------------ predictions
     def features_for(self, formulas: list[str]) -> tuple[pd.DataFrame, list[str]]:
-        """The model's feature matrix for ``formulas`` (model card's column order) and per-formula errors."""
-        from battlab.featurize import composition_features, parse_compositions
-
-        errors = parse_compositions(formulas)[2]
-        comp = composition_features(formulas, preset=self.preset, working_ion=self.working_ion)
-        X = pd.DataFrame({n: comp[_base_name(n)] if _base_name(n) in comp else np.nan
-                          for n in self.feature_names}, index=comp.index).astype(float)
-        return X, errors
+        """The model's feature matrix for ``formulas`` (its recipe, its column order) and per-formula errors."""
+        return self.tuned.features_for(pd.DataFrame({self.inputs[0]: list(formulas)}))
 
     def predict(self, formulas: list[str] | str, *, append: bool = True) -> pd.DataFrame:
-        """Predict for formulas; returns their rows (also appended to ``results``). Never raises for a
-        bad formula (its row has ``error``); a missing model gives an empty frame and a message."""
+        """Predict for formulas (a composition model); returns their rows (also appended to ``results``).
+        Never raises for a bad formula (its row has ``error``); a missing model gives an empty frame and a
+        message."""
         if isinstance(formulas, str):
             formulas = split_formulas(formulas)
         formulas = [str(f).strip() for f in formulas if str(f).strip()]
-        if self.model is None:
-            self._fail("no model loaded")
-            return pd.DataFrame(columns=RESULT_COLUMNS)
-        if not formulas:
+        if self.tuned is not None and not self.tuned.recipe.composition:
+            self._fail("this model takes the fields of the form, not formulas")
+            return self._empty()
+        if not formulas and self.tuned is not None:
             self._fail("type at least one formula")
-            return pd.DataFrame(columns=RESULT_COLUMNS)
-        if len(formulas) > self.max_formulas:
-            self._fail(f"{len(formulas)} formulas: at most {self.max_formulas} at once")
-            return pd.DataFrame(columns=RESULT_COLUMNS)
+            return self._empty()
+        return self.predict_table(pd.DataFrame({self.inputs[0]: formulas}), append=append)
+
+    def predict_form(self) -> pd.DataFrame:
+        """Predict for the values in the form's fields (a model that is not a composition model)."""
+        return self.predict_table(pd.DataFrame({c: [f.value] for c, f in self.fields.items()}))
+
+    def predict_table(self, rows: pd.DataFrame, *, append: bool = True) -> pd.DataFrame:
+        """Predict every row of a table with the model's input columns (``formula``, or a form's fields)."""
+        if self.tuned is None:
+            self._fail("no model loaded")
+            return self._empty()
+        missing = [c for c in self.inputs if c not in rows.columns]
+        if missing:
+            self._fail(f"the table lacks the model's input column(s) {missing[:3]}; it needs {self.inputs}")
+            return self._empty()
+        if len(rows) > self.max_formulas:
+            self._fail(f"{len(rows)} rows: at most {self.max_formulas} at once")
+            return self._empty()
         self.state = ACTIVE
-        self._show_progress(0, len(formulas))
+        self._show_progress(0, len(rows))
         try:
-            rows = self._predict_rows(formulas)
+            out = self._predict_rows(rows[self.inputs].reset_index(drop=True))
+        except BattlabError as exc:
+            self._fail(str(exc))
+            return self._empty()
         except Exception as exc:  # a bug or an odd model: shown, never raised into the kernel
             self._fail(f"prediction failed ({type(exc).__name__}: {exc})")
-            return pd.DataFrame(columns=RESULT_COLUMNS)
+            return self._empty()
         finally:
             self._show_progress(None)
-        if append and len(self.results):
-            self.results = pd.concat([self.results, rows], ignore_index=True)
-        else:
-            self.results = rows
-        n_bad = int((rows["error"] != "").sum())
+        self.results = pd.concat([self.results, out], ignore_index=True) if append and len(self.results) else out
+        n_bad = int((out["error"] != "").sum())
         self.state = SUCCESS
         capped = (f"; reasons for the first {self.max_reason_rows} only"
-                  if self.reasons and len(rows) > self.max_reason_rows else "")
-        self._say(f"{len(rows) - n_bad} predicted" + (f", {n_bad} not understood (see 'error')" if n_bad else "")
+                  if self.reasons and len(out) > self.max_reason_rows else "")
+        self._say(f"{len(out) - n_bad} predicted" + (f", {n_bad} not understood (see 'error')" if n_bad else "")
                   + capped, "success" if not n_bad else "info")
-        return rows
+        return out
 
-    def _predict_rows(self, formulas: list[str]) -> pd.DataFrame:
-        X, errors = self.features_for(formulas)
-        ok = np.array([not e for e in errors], dtype=bool)
-        pred = np.full(len(formulas), np.nan)
-        low, high = np.full(len(formulas), np.nan), np.full(len(formulas), np.nan)
-        reasons = [""] * len(formulas)
+    def _predict_rows(self, rows: pd.DataFrame) -> pd.DataFrame:
         chunk = 500
-        Xok = X.loc[ok]
-        for start in range(0, len(Xok), chunk):
-            part = Xok.iloc[start:start + chunk]
-            where = np.flatnonzero(ok)[start:start + chunk]
-            values = part.to_numpy(dtype=float)
-            pred[where] = self.model.predict(values)
-            if self.intervals is not None:
-                _, bounds = self.intervals.predict_interval(values)
-                low[where], high[where] = bounds[:, 0, 0], bounds[:, 1, 0]
-            n_reason = max(0, min(len(part), self.max_reason_rows - start))
-            for i, text in zip(where[:n_reason], self._reasons(part.iloc[:n_reason]), strict=True):
-                reasons[i] = text
-            self._show_progress(start + len(part), len(formulas))
-        return pd.DataFrame({"formula": formulas, "prediction": pred, "low": low, "high": high,
-                             "reason": reasons, "error": errors})
+        parts, reasons = [], [""] * len(rows)
+        for start in range(0, len(rows), chunk):
+            part = rows.iloc[start:start + chunk]
+            parts.append(self.tuned.predict_interval(part))
+            X, errors = self.tuned.features_for(part)
+            ok = np.array([not e for e in errors], dtype=bool)
+            n_reason = max(0, min(int(ok.sum()), self.max_reason_rows - start))
+            where = np.flatnonzero(ok)[:n_reason]
+            for i, text in zip(where, self._reasons(X.iloc[where]), strict=True):
+                reasons[start + i] = text
+            self._show_progress(start + len(part), len(rows))
+        pred = pd.concat(parts) if parts else pd.DataFrame(columns=["prediction", "low", "high", "error"])
+        out = rows.copy()
+        for col in ("prediction", "low", "high"):
+            out[col] = pred[col].to_numpy(dtype=float)
+        out["reason"], out["error"] = reasons, pred["error"].astype(str).to_numpy()
+        return out[[*self.inputs, *OUTPUT_COLUMNS]]
 
     def _reasons(self, X: pd.DataFrame) -> list[str]:
         if not self.reasons or not len(X):
@@ -370,7 +376,9 @@ class Predictor(MessagesMixin, w.VBox):
         return dict(zip(self.feature_names, map(float, stats), strict=True))
 
     def predict_text(self) -> pd.DataFrame:
-        """Predict the formulas typed in the text box (the Predict button)."""
+        """The Predict button: the formulas typed in the text box, or the form's values."""
+        if self.tuned is not None and not self.tuned.recipe.composition:
+            return self.predict_form()
         return self.predict(self.text.value)
 
     def _on_upload(self, change: dict[str, Any]) -> None:
@@ -383,30 +391,33 @@ class Predictor(MessagesMixin, w.VBox):
             self.upload.value = ()
 
     def load_list(self, name: str, content: bytes | memoryview) -> pd.DataFrame:
-        """Predict every formula of an uploaded table (its formula column, else its first column)."""
+        """Predict every row of an uploaded table: its formula column (else its first column) for a
+        composition model, its input columns (numbers) for any other."""
         from battlab.curate import find_formula_column
 
-        if self.model is None:
+        if self.tuned is None:
             self._fail("no model loaded")
-            return pd.DataFrame(columns=RESULT_COLUMNS)
+            return self._empty()
         try:
             table = read_upload(name, content)
         except BattlabError as exc:
             self._fail(str(exc))
-            return pd.DataFrame(columns=RESULT_COLUMNS)
+            return self._empty()
         except Exception as exc:
             self._fail(f"{name}: cannot read the file ({type(exc).__name__}: {exc})")
-            return pd.DataFrame(columns=RESULT_COLUMNS)
+            return self._empty()
         df = table.data
+        if not self.tuned.recipe.composition:
+            return self.predict_table(df)
         column = find_formula_column([str(c) for c in df.columns]) or (df.columns[0] if len(df.columns) else None)
         if column is None:
             self._fail(f"{name}: no column")
-            return pd.DataFrame(columns=RESULT_COLUMNS)
+            return self._empty()
         return self.predict([str(v) for v in df[column].tolist()])
 
     def clear(self) -> None:
         """Forget the predictions so far."""
-        self.results = pd.DataFrame(columns=RESULT_COLUMNS)
+        self.results = self._empty()
         self.download.value = ""
         if self.model is not None:
             self.state = READY
@@ -445,11 +456,6 @@ class Predictor(MessagesMixin, w.VBox):
         self.progress.layout.display = None
 
 
-
 def split_formulas(text: str) -> list[str]:
     """Formulas typed in one box: separated by commas, semicolons, spaces or new lines."""
     return [t for t in re.split(r"[,;\s]+", text or "") if t]
-
-
-def _base_name(name: str) -> str:
-    return name[: -len(_FEATURE_SUFFIX)] if name.endswith(_FEATURE_SUFFIX) else name

@@ -1,4 +1,5 @@
-"""``TuningMonitor``: run :func:`battlab.tune.tune` in a background thread, watch the trials live, stop it.
+"""``TuningMonitor``: run the tune step (:func:`battlab.steps.tune`) in a background thread, watch the
+trials live, stop it.
 
 The study runs in a worker thread (the page never freezes); after every trial an optuna callback
 updates the traitlets (``n_trials_done``, ``best_value``), the progress bar and the best-so-far plot
@@ -11,7 +12,7 @@ Example
 >>> mon = TuningMonitor(table, features=["x"], target="y", models=("ridge",), n_trials=3)  # doctest: +SKIP
 >>> mon.start(); mon.join(timeout=60)  # doctest: +SKIP
 >>> mon.state, mon.n_trials_done, mon.result.best_name  # doctest: +SKIP
-('success', 3, 'ridge')
+('SUCCESS', 3, 'ridge')
 
 In an app, follow a :class:`~battlab.widgets.features.FeatureExplorer`:
 
@@ -67,22 +68,25 @@ class TuningMonitor(MessagesMixin, w.VBox):
         ``intervals.joblib``, ``model_card.json``...) are written; default: a new temporary folder.
     storage, study_name : str, optional
         Optuna storage URL and study name (default: SQLite in ``out_dir``, a new study per Start).
-    split, split_options, coverage, intervals, seed
-        Passed to :func:`battlab.tune.tune`.
+    split, coverage, intervals, seed
+        Passed to :func:`battlab.steps.tune` (``split``: a spec such as ``random`` or ``group:COLUMN``;
+        default: the feature set's).
 
     Attributes (traitlets)
     ----------------------
     table, info : DataFrame or None ; target : Unicode or None
         Inputs.
+    feature_set : FeatureSet or None
+        Input instead of ``table``/``info``: a feature set (``dlink`` from ``FeatureExplorer.feature_set``).
     state : Unicode
-        ``init`` (no data), ``ready``, ``active`` (running), ``success`` or ``fail``.
+        ``INIT`` (no data), ``READY``, ``ACTIVE`` (running), ``SUCCESS`` or ``FAIL``.
     n_trials_done : Int
         Finished trials (complete or pruned) of the study.
     best_value : Float or None
         Best cross-validated MAE so far.
     stopped : Bool
         The last run was stopped by the user (``result`` then holds the best model found so far).
-    result : TuneResult or None
+    result : TunedModel or None
     model_dir : Unicode
         Folder the result was saved to (``dlink`` to ``Predictor.model_dir``).
     message : Unicode
@@ -98,7 +102,8 @@ class TuningMonitor(MessagesMixin, w.VBox):
     n_trials_done = tl.Int(0)
     best_value = tl.Float(None, allow_none=True)
     stopped = tl.Bool(False)
-    result = tl.Instance("battlab.tune.TuneResult", allow_none=True)
+    result = tl.Instance("battlab.steps.TunedModel", allow_none=True)
+    feature_set = tl.Instance("battlab.steps.FeatureSet", allow_none=True)
     model_dir = tl.Unicode("")
     message = tl.Unicode("")
 
@@ -106,11 +111,11 @@ class TuningMonitor(MessagesMixin, w.VBox):
                  features: list[str] | None = None, target: str | None = None,
                  models: tuple[str, ...] | list[str] = APP_MODELS, n_trials: int = 20,
                  timeout: float | None = None, out_dir: str | Path | None = None, storage: str | None = None,
-                 study_name: str | None = None, split: Any = None, split_options: dict[str, Any] | None = None,
-                 coverage: float = 0.9, intervals: bool = True, seed: int = 0, **kwargs: Any) -> None:
+                 study_name: str | None = None, split: Any = None, coverage: float = 0.9, intervals: bool = True,
+                 seed: int = 0, **kwargs: Any) -> None:
         self._features = list(features) if features is not None else None
         self.timeout, self.out_dir, self.storage, self.study_name = timeout, out_dir, storage, study_name
-        self.split, self.split_options = split, split_options
+        self.split = split
         self.coverage, self.intervals, self.seed = coverage, intervals, seed
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -156,6 +161,14 @@ class TuningMonitor(MessagesMixin, w.VBox):
             return []
         sel = info[info["kept"].astype(bool)] if "kept" in info else info
         return [f for f in sel["feature"] if f in table.columns]
+
+    @tl.observe("feature_set")
+    def _on_feature_set(self, change: dict[str, Any]) -> None:
+        fs = change["new"]
+        if fs is not None:
+            self.info, self.table = fs.info, fs.table
+            if fs.model_target:
+                self.target = fs.model_target
 
     @tl.observe("table", "info")
     def _on_table(self, change: dict[str, Any]) -> None:
@@ -233,10 +246,8 @@ class TuningMonitor(MessagesMixin, w.VBox):
                   f"features…", "info")
         kwargs = dict(models=models, n_trials=n_trials, timeout=self.timeout, storage=storage,
                       study_name=study_name, out_dir=out, coverage=self.coverage, intervals=self.intervals,
-                      seed=self.seed, progress=False, split_options=self.split_options)
-        if self.split is not None:
-            kwargs["split"] = self.split
-        self._thread = threading.Thread(target=self._run, args=(table, features, target, kwargs, out),
+                      seed=self.seed, progress=False, split=self.split)
+        self._thread = threading.Thread(target=self._run, args=(self._feature_set(), features, target, kwargs, out),
                                         name="battlab-tuning", daemon=True)
         self._thread.start()
         return True
@@ -284,12 +295,24 @@ class TuningMonitor(MessagesMixin, w.VBox):
             self._last_draw = now
             self._draw()
 
-    def _run(self, table: pd.DataFrame, features: list[str], target: str, kwargs: dict[str, Any],
-             out: Path) -> None:
-        try:
-            from battlab.tune import tune
+    def _feature_set(self) -> Any:
+        """The tune step's input: the linked feature set, else one made of the table's feature columns."""
+        from battlab.steps import FeatureSet
 
-            result = tune(table, features, target, callbacks=[self._on_trial], **kwargs)
+        fs = self.feature_set
+        if fs is not None and fs.table is self.table:
+            return fs
+        info = self.info
+        feats = self.features()
+        if info is not None and "feature" in info:
+            info = info[info["feature"].isin(feats)]
+        return FeatureSet.from_columns(self.table, feats, info=info)
+
+    def _run(self, fs: Any, features: list[str], target: str, kwargs: dict[str, Any], out: Path) -> None:
+        try:
+            from battlab.steps import tune
+
+            result = tune(fs, target=target, columns=features, callbacks=[self._on_trial], **kwargs)
             result.save(out)
         except BattlabError as exc:
             self._finish_fail(str(exc))
