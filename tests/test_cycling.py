@@ -413,3 +413,60 @@ def test_life_classifier_on_training_cells(subset):
     assert set(acc) == {"train", "test1", "test2", "all_test"}
     assert acc["train"] > 0.7 and 0.5 < clf.cv_accuracy <= 1.0
     assert clf.features[0] == "log10_var_dQ5_4"
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cli(*argv: str) -> int:
+    from battlab.cli import main
+
+    return main(list(argv))
+
+
+def test_cli_read_writes_the_cell(cycler_files, tmp_path, capsys):
+    code = _cli("cycling", "read", str(cycler_files / "PredictionDiagnostics_000151_test.052"), "--out",
+                str(tmp_path / "cell"))
+    assert code == 0
+    assert "maccor): 333 points, 1 cycles, 1 usable" in capsys.readouterr().out
+    back = CellData.load(tmp_path / "cell")
+    assert back.format == "maccor" and len(back.data) == 333
+
+
+def test_cli_bad_input_exits_2(tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+    assert _cli("cycling", "read", str(path), "--out", str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("battlab cycling: error: ") and "notes.txt: unknown cycler file format" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_predict_and_too_few_cycles(cycler_files, tmp_path, capsys, small_model, subset):
+    small_model.save(tmp_path / "model")
+    # a plain CSV of a cell with 100 cycles, rebuilt from one subset cell's capacities: predicted, with interval
+    cell = subset[0]
+    rows = []
+    t = 0.0
+    for c, q in zip(cell.capacity_cycles, cell.capacity, strict=True):
+        for v, frac in ((3.5, 0.0), (3.3, 0.2), (3.2, 0.6), (3.0, 0.9), (2.0, 1.0)):
+            rows.append({"cycle": int(c), "time_s": t, "current_A": -1.1, "voltage_V": v,
+                         "discharge_capacity_Ah": q * frac})
+            t += 600
+    pd.DataFrame(rows).to_csv(tmp_path / "cell.csv", index=False)
+    assert _cli("cycling", "predict", str(tmp_path / "cell.csv"), "--model", str(tmp_path / "model"),
+                "--json", str(tmp_path / "p.json")) == 0
+    record = json.loads((tmp_path / "p.json").read_text())
+    assert record["interval_low"] < record["predicted_cycle_life"] < record["interval_high"]
+    assert "predicted cycle life" in capsys.readouterr().out
+    # the Maccor file holds one cycle: exit 2 and say how many the model needs and how many there are
+    code = _cli("cycling", "predict", str(cycler_files / "PredictionDiagnostics_000151_test.052"), "--model",
+                str(tmp_path / "model"))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "needs cycles 2, 10, 91-100; the cell has 1 cycles with a usable discharge (37)" in err
+
+
+def test_cli_missing_model_exits_2(cycler_files, tmp_path, capsys):
+    code = _cli("cycling", "predict", str(cycler_files / "FastCharge_000025_CH8.csv"), "--model", str(tmp_path))
+    assert code == 2 and "no cycle-life model there" in capsys.readouterr().err

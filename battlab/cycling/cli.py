@@ -1,0 +1,111 @@
+"""``battlab cycling read|fit|predict``: cycler files and cycle-life models from the command line.
+
+Examples
+--------
+.. code-block:: console
+
+    $ battlab cycling read cell_CH8.csv --out cell8/           # tidy table, per-cycle summary, unusable cycles
+    $ battlab cycling fit --out model/ --n-cycles 100          # tuned on the severson2019 training cells
+    $ battlab cycling predict cell_CH8.csv --model model/      # cycle life with its interval
+
+Bad input (unreadable file, unknown format, missing column, too few cycles for the model) exits with code 2
+and a one-line message. Hook: ``battlab.cli.build_parser`` calls :func:`add_parser` with its subparsers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser"]
+
+
+def _cmd_read(args: argparse.Namespace) -> int:
+    from battlab.cycling.read import read_cycler_file
+
+    cell = read_cycler_file(args.file, format=args.format)
+    paths = cell.save(args.out)
+    print(cell.summary())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from battlab.cycling.curves import load_severson, load_severson_subset
+    from battlab.cycling.models import evaluate, fit_cycle_life
+
+    curves = load_severson_subset() if args.subset else load_severson(progress=not args.quiet)
+    train = curves.select(curves.cells["split"].to_numpy() == "train")
+    model = fit_cycle_life(train, n_cycles=args.n_cycles, components=args.components, n_trials=args.n_trials,
+                           seed=args.seed, progress=not args.quiet)
+    model.save(args.out)
+    scores = evaluate(model, curves).metrics
+    print(f"{model.card['model']['name']} from the first {args.n_cycles} cycles, tuned on {len(train)} training cells; "
+          f"RMSE (cycles): primary test {scores['test1_without_outlier']['rmse']:.0f} (outlier excluded), "
+          f"secondary test {scores['test2']['rmse']:.0f}; {model.coverage:.0%} intervals cover "
+          f"{scores['all_test']['coverage']:.0%} of test cells")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from battlab.cycling.curves import curves_from_cell
+    from battlab.cycling.models import CycleLifeModel
+    from battlab.cycling.read import read_cycler_file
+
+    model = CycleLifeModel.load(args.model)
+    cell = read_cycler_file(args.file, format=args.format)
+    pred = model.predict(curves_from_cell(cell, model.voltages)).iloc[0]
+    record = {"cell": cell.name, "file": str(args.file), "n_cycles_model": model.n_cycles,
+              "predicted_cycle_life": round(float(pred["predicted_cycle_life"]), 1)}
+    if "interval_low" in pred:
+        record.update(interval_low=round(float(pred["interval_low"]), 1),
+                      interval_high=round(float(pred["interval_high"]), 1), coverage=model.coverage)
+    print(f"{cell.name}: predicted cycle life {record['predicted_cycle_life']:.0f} cycles"
+          + (f" ({model.coverage:.0%} interval {record['interval_low']:.0f}-{record['interval_high']:.0f})"
+             if "interval_low" in record else ""))
+    if args.json:
+        Path(args.json).write_text(json.dumps(record, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``cycling`` and its sub-commands on the ``battlab`` command's subparsers.
+
+    Example
+    -------
+    >>> root = argparse.ArgumentParser(prog="battlab")
+    >>> add_parser(root.add_subparsers(dest="command"))
+    >>> root.parse_args(["cycling", "read", "cell.csv", "--out", "cell/"]).out
+    'cell/'
+    """
+    from battlab.cycling.read import FORMATS
+
+    cy = subparsers.add_parser("cycling", help="cycler files and cycle-life models: read, fit, predict")
+    sub = cy.add_subparsers(dest="cycling_command", required=True)
+
+    rd = sub.add_parser("read", help="a cycler file -> tidy table, per-cycle summary, unusable cycles")
+    rd.add_argument("file", help="Arbin CSV, Maccor text, BioLogic EC-Lab text, Novonix or plain CSV export")
+    rd.add_argument("--out", required=True, help="output folder (data.parquet, cycles.csv, unusable.csv, cell.json)")
+    rd.add_argument("--format", choices=FORMATS, help="skip detection")
+    rd.set_defaults(func=_cmd_read)
+
+    fit = sub.add_parser("fit", help="tune a cycle-life model on the severson2019 training cells")
+    fit.add_argument("--out", required=True, help="output folder (cycle_life_model.joblib, model_card.json)")
+    fit.add_argument("--n-cycles", type=int, default=100, help="predict from the first N cycles (default 100)")
+    fit.add_argument("--components", type=int, default=0, help="whole-curve principal components (default 0)")
+    fit.add_argument("--n-trials", type=int, default=60, help="optuna trials (default 60)")
+    fit.add_argument("--subset", action="store_true", help="the subset shipped with battlab (no download)")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--quiet", action="store_true", help="no progress bars")
+    fit.set_defaults(func=_cmd_fit)
+
+    pr = sub.add_parser("predict", help="predicted cycle life of the cell in a cycler file")
+    pr.add_argument("file", help="cycler file of one cell (its first cycles)")
+    pr.add_argument("--model", required=True, help="folder written by `battlab cycling fit`")
+    pr.add_argument("--format", choices=FORMATS, help="skip detection")
+    pr.add_argument("--json", help="also write the prediction to this JSON file")
+    pr.set_defaults(func=_cmd_predict)
