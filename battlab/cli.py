@@ -7,9 +7,11 @@ Examples
     $ battlab run --quick                      # the whole pipeline on the embedded default data
     $ battlab run -p 01_curate.dataset obelix  # a parameter for one step
     $ battlab curate lab.csv --out curated/ --formula-column Formula --target "Capacity (mAh/g)"
-    $ battlab featurize curated.parquet --out features.parquet --preset magpie
-    $ battlab tune features.parquet --target y --out tuned/ --n-trials 50 --storage postgresql://...
-    $ battlab explain tuned/model.joblib features.parquet --out explained/ --max-rows 2000
+    $ battlab featurize curated/ --out features/ --preset magpie
+    $ battlab tune features/ --target y --out tuned/ --n-trials 50 --storage postgresql://...
+    $ battlab tune coating.csv --target spread --features gap,solids --split random --out tuned/
+    $ battlab tune cells.csv --target cycle_life --exclude cell_id --split official:split --out tuned/
+    $ battlab explain tuned/ features/ --out explained/ --max-rows 2000
     $ battlab app predictor --port 8866        # a Voila app for experimentalists
     $ battlab datasets                         # what can be loaded, with licences
 
@@ -60,13 +62,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_curate(args: argparse.Namespace) -> int:
-    from battlab.curate import curate
-    from battlab.tables import read_table
+    from battlab import steps
 
     units = dict(u.split("=", 1) for u in args.unit)
-    table = read_table(args.input)
-    result = curate(table, formula_column=args.formula_column, target=args.target, units=units,
-                    group_by=args.group_by)
+    result = steps.curate(args.input, formula_column=args.formula_column, target=args.target, units=units,
+                          group_by=args.group_by)
     paths = result.save(args.out)
     print(result.summary())
     for reason, n in result.report["quarantine_reasons"].items():
@@ -75,70 +75,84 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_featurize(args: argparse.Namespace) -> int:
-    from battlab.featurize import featurize_table
-    from battlab.tables import check_columns, load_table
+def _columns(text: str | None) -> list[str]:
+    """``--features a,b`` / ``--exclude a,b``: comma-separated column names."""
+    return [c.strip() for c in text.split(",") if c.strip()] if text else []
 
-    df = load_table(args.input)
-    check_columns(df, [args.formula_column], source=str(args.input))
-    table, info = featurize_table(df, preset=args.preset, formula_column=args.formula_column,
-                                  working_ion=args.working_ion, cache_dir=args.cache)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False) if out.suffix.lower() == ".csv" else table.to_parquet(out, index=False)
-    info_path = out.with_name(out.stem + "_info.csv")
-    info.to_csv(info_path, index=False)
-    failed = int((table["featurize_error"] != "").sum())
-    print(f"{len(table)} rows x {len(info)} features ({', '.join(info['family'].unique())}); "
-          f"{failed} rows could not be featurized (see column featurize_error)")
-    print(f"wrote {out}, {info_path}")
+
+def _out_folder(out: str) -> Path:
+    path = Path(out)
+    if path.suffix.lower() in (".parquet", ".csv"):
+        raise BattlabError(f"--out {out}: give a folder (features.parquet, feature_info.csv and featureset.json "
+                           "are written into it)")
+    return path
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"  {note}")
+
+
+def _cmd_featurize(args: argparse.Namespace) -> int:
+    from battlab import steps
+
+    out = _out_folder(args.out)
+    fs = steps.open_features(args.input, target=args.target, formula_column=args.formula_column,
+                             group_column=args.group_column, preset=args.preset, working_ion=args.working_ion,
+                             cache_dir=args.cache, columns=_columns(args.features) or None,
+                             exclude=_columns(args.exclude))
+    fs.save(out)
+    s = fs.summary()
+    families = ", ".join(fs.info["family"].unique())
+    print(f"{s['n_rows']} rows x {s['n_features']} features ({families}), {s['n_kept_features']} kept after "
+          f"pruning; {s['n_failed_rows']} rows could not be featurized (see column featurize_error)")
+    _print_notes(fs.notes)
+    print(f"target: {fs.model_target or '(none: give --target to battlab tune)'}; default split: {fs.split}")
+    print(f"wrote {out}")
     return 0
 
 
-def _feature_names(table, features_path: Path) -> list[str]:
-    """Features from the info file that ``battlab featurize`` or notebook 02 wrote beside the table."""
-    import pandas as pd
-
-    for info_path in (features_path.with_name(features_path.stem + "_info.csv"),
-                      features_path.with_name("feature_info.csv")):
-        if info_path.is_file():
-            info = pd.read_csv(info_path)
-            return info.loc[info["kept"], "feature"].tolist() if "kept" in info else info["feature"].tolist()
-    raise BattlabError(f"{features_path}: no feature info beside it ({features_path.stem}_info.csv or "
-                       "feature_info.csv); make the table with `battlab featurize`")
-
-
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from battlab.tables import load_table
-    from battlab.tune import tune
+    from battlab import steps
 
-    table = load_table(args.features)
-    features = _feature_names(table, Path(args.features))
+    columns, exclude = _columns(args.features), _columns(args.exclude)
+    if columns and exclude:
+        raise BattlabError("give --features or --exclude, not both")
+    given_set = steps.is_feature_set(Path(args.features_table))
+    fs = steps.open_features(args.features_table, target=args.target, formula_column=args.formula_column,
+                             group_column=args.group_column, preset=args.preset,
+                             **({} if given_set else {"columns": columns or None, "exclude": exclude}))
+    _print_notes(fs.notes)
     models = tuple(m.strip() for m in args.models.split(",")) if args.models else None
-    result = tune(table, features, args.target, split=args.split, n_trials=args.n_trials, timeout=args.timeout,
-                  storage=args.storage, study_name=args.study_name, out_dir=args.out, seed=args.seed,
-                  progress=not args.quiet, heartbeat=args.heartbeat, **({"models": models} if models else {}))
+    result = steps.tune(fs, target=args.target, split=args.split, n_trials=args.n_trials, timeout=args.timeout,
+                        storage=args.storage, study_name=args.study_name, out_dir=args.out, seed=args.seed,
+                        progress=not args.quiet, heartbeat=args.heartbeat, models=models,
+                        **({"columns": columns or None, "exclude": exclude} if given_set else {}))
     result.save(args.out)
     m = result.metrics
+    print(f"{len(result.features)} features -> {result.model_target}")
     print(f"best {result.best_name}: MAE {m['mae_mean']:.4g} ± {m['mae_std']:.2g}, RMSE {m['rmse_mean']:.4g}, "
           f"R2 {m['r2_mean']:.3f} ({result.split}); dummy MAE {m['dummy_mae_mean']:.4g}")
-    print(f"intervals: {result.coverage['target']:.0%} target, {result.coverage['empirical']:.1%} on held-out groups")
-    print(f"study {result.card['study']['name']} in {result.card['study']['storage']}: "
-          f"{result.card['study']['n_trials']} trials; wrote {args.out}")
+    print(f"intervals: {result.coverage['target']:.0%} target, {result.coverage['empirical']:.1%} on held-out rows")
+    study = result.card["study"]
+    print(f"study {study['name']} in {study['storage']}: {study['n_trials']} trials; wrote {args.out}")
     return 0
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from battlab.explain import explain_files
+    from battlab import steps
 
-    ex = explain_files(args.model, args.features, out_dir=args.out, feature_info=args.feature_info,
-                       target=args.target or "", max_rows=args.max_rows, interaction_rows=args.interaction_rows,
-                       seed=args.seed, max_seconds=args.max_seconds)
+    tuned = steps.TunedModel.load(args.model)
+    ex = steps.explain(tuned, steps.read_data(args.data), max_rows=args.max_rows,
+                       interaction_rows=args.interaction_rows, seed=args.seed, max_seconds=args.max_seconds)
+    ex.save(args.out)
     s = ex.summary()
     print(f"{s['n_rows']} of {s['n_rows_total']} rows x {s['n_features']} features in {s['seconds']} s with "
           f"{ex.explainer}; base value + SHAP = prediction within {s['additivity_error']:.2g}")
+    _print_notes(ex.notes)
     top = ex.importance("family").head(5)
     print("by family (mean |SHAP|): " + ", ".join(f"{k} {v:.3g}" for k, v in top.items()))
+    print("top features: " + ", ".join(f"{k} {v:.3g}" for k, v in ex.importance().head(5).items()))
     print(f"wrote {args.out}")
     return 0
 
@@ -196,21 +210,36 @@ def build_parser() -> argparse.ArgumentParser:
                      help="column that, with the formula, identifies a material (replicates)")
     cur.set_defaults(func=_cmd_curate)
 
-    fea = sub.add_parser("featurize", help="add composition (and structure) features to a table")
-    fea.add_argument("input", help="curated table (parquet, CSV, Excel)")
-    fea.add_argument("--out", required=True, help="output file (.parquet or .csv); FEATURE info goes beside it")
+    fea = sub.add_parser("featurize", help="features of a table: composition (and structure) or its numeric columns")
+    fea.add_argument("input", help="curated folder or curated.parquet from `battlab curate`, or any table file")
+    fea.add_argument("--out", required=True,
+                     help="output folder: features.parquet, feature_info.csv, featureset.json")
+    fea.add_argument("--target", help="target column (default: the curated set's)")
     fea.add_argument("--preset", default="battery", help="magpie, stoichiometry, valence or battery (default)")
-    fea.add_argument("--formula-column", default="formula", help="column of formulas (default: formula)")
+    fea.add_argument("--formula-column", help="column of formulas of a raw table (found by name if omitted)")
+    fea.add_argument("--features", metavar="COLS",
+                     help="comma-separated numeric columns to use as features (added to composition features)")
+    fea.add_argument("--exclude", metavar="COLS", help="comma-separated columns never to use as features")
+    fea.add_argument("--group-column", help="column of groups for group:COLUMN splits")
     fea.add_argument("--working-ion", default="Li", help="ion for the theoretical capacity (default: Li)")
     fea.add_argument("--cache", help="folder to cache composition features in")
     fea.set_defaults(func=_cmd_featurize)
 
     tun = sub.add_parser("tune", help="tune models with optuna on a leakage-aware split")
-    tun.add_argument("features", help="feature table from `battlab featurize` (its _info.csv beside it)")
+    tun.add_argument("features_table", metavar="TABLE",
+                     help="feature set from `battlab featurize`, a curated folder, or any CSV/Excel/parquet table")
     tun.add_argument("--target", required=True, help="target column")
     tun.add_argument("--out", required=True, help="output folder (model, metrics, model card, study.db)")
-    tun.add_argument("--split", default="chemical_system",
-                     help="chemical_system (default), family, cluster, random, official, matbench")
+    tun.add_argument("--features", metavar="COLS",
+                     help="comma-separated feature columns (default: every numeric column of a plain table, "
+                          "the feature set's features)")
+    tun.add_argument("--exclude", metavar="COLS", help="comma-separated columns never to use as features")
+    tun.add_argument("--split",
+                     help="chemical_system (default with formulas), random[:K] (default without), group:COLUMN[:K], "
+                          "official:COLUMN[:TRAIN[:TEST]], family, cluster, matbench")
+    tun.add_argument("--formula-column", help="column of formulas of a raw table (found by name if omitted)")
+    tun.add_argument("--group-column", help="column of groups (default split group:COLUMN without formulas)")
+    tun.add_argument("--preset", default="battery", help="composition preset for a raw formula table")
     tun.add_argument("--n-trials", type=int, default=30, help="trials of the whole study (all workers)")
     tun.add_argument("--timeout", type=float, help="seconds for this worker")
     tun.add_argument("--storage", help="optuna storage URL (default: sqlite:///OUT/study.db)")
@@ -223,11 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     tun.set_defaults(func=_cmd_tune)
 
     exp = sub.add_parser("explain", help="SHAP values of a tuned model, per feature and descriptor family")
-    exp.add_argument("model", help="model.joblib from `battlab tune` (its model_card.json names the features)")
-    exp.add_argument("features", help="feature table (parquet, CSV) with the model's feature columns")
+    exp.add_argument("model", help="folder (or its model.joblib) from `battlab tune`")
+    exp.add_argument("data", metavar="TABLE",
+                     help="feature set from `battlab featurize`, or any table the model's recipe can featurize")
     exp.add_argument("--out", required=True, help="output folder: shap_values.parquet, explanation.json, ...")
-    exp.add_argument("--feature-info", help="feature info CSV (default: one beside FEATURES)")
-    exp.add_argument("--target", help="target name to record (default: from the model card)")
     exp.add_argument("--max-rows", type=int, help="explain a random subset of this many rows (recorded)")
     exp.add_argument("--interaction-rows", type=int, default=0, help="rows with interaction values (tree models)")
     exp.add_argument("--max-seconds", type=float,
