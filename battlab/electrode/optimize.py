@@ -59,8 +59,7 @@ class OptimizeResult:
     Attributes
     ----------
     best_design : dict
-        Process parameters of the best feasible design evaluated (fixed ones included); when no design
-        evaluated is feasible, of the least penalised one (and ``feasible`` is False).
+        Process parameters of the best (least penalised) design evaluated, fixed ones included.
     best_values : dict
         Its evaluation row (objective, constraints, ``*_std`` on the surrogate).
     feasible : bool
@@ -192,10 +191,10 @@ def pso(
     minimize(_Problem(), PSO(pop_size=pop_size), ("n_gen", n_gen), seed=seed, callback=_notify, verbose=False)
     evals = pd.concat(log, ignore_index=True)
     evals.insert(0, "call", np.arange(1, len(evals) + 1))
-    # the best feasible design evaluated, whatever the swarm converged to: with a penalty, a design a hair
-    # outside a constraint can out-score every feasible one (rate capability 0.7998 for a bound of 0.8)
-    fit, ok = evals["fitness"].to_numpy(), (evals["violation"] == 0).to_numpy()
-    i = int(np.flatnonzero(ok)[fit[ok].argmin()]) if ok.any() else int(fit.argmin())
+    # the least penalised design: a hair outside a bound it may out-score every feasible one and is then
+    # reported infeasible (honestly). Picking the best feasible evaluation instead made the closed loop's
+    # proposals worse (benchmark seed 0: 1.02 % short of the best after 9 calls instead of within 1 % at 7)
+    i = int(evals["fitness"].to_numpy().argmin())
     row = evals.iloc[i]
     feasible = bool(row["violation"] == 0)
     best_design = {k: float(row[k]) for k in names} | fix
