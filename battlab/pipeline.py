@@ -8,7 +8,7 @@ Example
 -------
 >>> from battlab.pipeline import STEPS
 >>> [s.name for s in STEPS]
-['01_curate', '02_featurize', '03_tune', '04_explain', '05_electrode_optimization']
+['01_curate', '02_featurize', '03_tune', '04_explain', '05_electrode_optimization', '06_cycle_life']
 >>> summary = run_pipeline("runs/latest", quick=True)  # doctest: +SKIP
 """
 
@@ -59,6 +59,9 @@ STEPS: tuple[Step, ...] = (
          parameters={"max_rows": 2000, "interaction_rows": 20, "max_seconds": 120},
          quick={"max_rows": 200, "interaction_rows": 10, "max_seconds": 30}),
     Step("05_electrode_optimization", quick={"budget": 1, "batch_size": 2}),
+    Step("06_cycle_life", parameters={"models": ["elasticnet", "ridge", "svr", "krr", "gp", "knn", "et"],
+                                      "n_trials": 40},
+         quick={"models": ["ridge", "elasticnet"], "n_trials": 4}),
 )
 
 

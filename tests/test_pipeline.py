@@ -133,7 +133,7 @@ def test_step_dot_name_overrides_an_input_of_that_step_only(tmp_path):
 
 
 @pytest.mark.parametrize("parameters, message", [
-    ({"n_trails": 5}, "-p n_trails: no step declares it; did you mean n_trials (03_tune)?"),
+    ({"n_trails": 5}, "-p n_trails: no step declares it; did you mean n_trials (03_tune, 06_cycle_life)?"),
     ({"zzqqxx": 1}, "03_tune: coverage, feature_info, features, models, n_trials"),  # no match: all listed
     ({"03_tune.n_trails": 5}, "03_tune does not declare n_trails; did you mean n_trials?"),
     ({"01_curate.n_trials": 5}, "01_curate declares: dataset, formula_column, group_by, input_path, target"),
