@@ -171,10 +171,10 @@ def resolve_parameters(
     ({'target': 'sigma'}, {'n_trials': 5})
     >>> plan.reaches["target"]
     ['01_curate']
-    >>> resolve_parameters({"n_trails": 5})
+    >>> resolve_parameters({"max_row": 100})
     Traceback (most recent call last):
     ...
-    battlab.pipeline.ParameterError: -p n_trails: no step declares it; did you mean n_trials (03_tune)?
+    battlab.pipeline.ParameterError: -p max_row: no step declares it; did you mean max_rows (04_explain)?
     """
     import difflib
 

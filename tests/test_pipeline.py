@@ -133,10 +133,8 @@ def test_step_dot_name_overrides_an_input_of_that_step_only(tmp_path):
 
 
 @pytest.mark.parametrize("parameters, message", [
-    ({"n_trails": 5}, "-p n_trails: no step declares it; did you mean n_trials (03_tune, 06_cycle_life)?"),
-    ({"zzqqxx": 1}, "03_tune: coverage, feature_info, features, models, n_trials"),  # no match: all listed
+    ({"n_trails": 5}, "-p n_trails: no step declares it; did you mean n_trials (03_tune"),
     ({"03_tune.n_trails": 5}, "03_tune does not declare n_trails; did you mean n_trials?"),
-    ({"01_curate.n_trials": 5}, "01_curate declares: dataset, formula_column, group_by, input_path, target"),
     ({"3_tune.n_trials": 5}, "no step 3_tune; did you mean 03_tune?"),
     ({"features": "x.parquet"}, "-p features: reaches no step (03_tune gets it from 02_featurize:features"),
     ({"out_dir": "/tmp/x"}, "out_dir is set by the pipeline"),
@@ -146,6 +144,20 @@ def test_unknown_parameters_fail_before_anything_runs(parameters, message, tmp_p
         run_pipeline(tmp_path / "run", parameters=parameters)
     assert message in str(err.value)
     assert not (tmp_path / "run").exists()  # nothing ran, nothing written
+
+
+def _declares(step):
+    return ", ".join(sorted(set(declared_parameters(step)) - {"out_dir"}))
+
+
+def test_unknown_parameter_lists_what_the_steps_declare():
+    with pytest.raises(ParameterError) as err:  # no close match: every step's parameters are listed
+        resolve_parameters({"zzqqxx": 1})
+    for step in STEPS:
+        assert f"{step.name}: {_declares(step)}" in str(err.value)
+    with pytest.raises(ParameterError) as err:  # a name another step has: what this one declares
+        resolve_parameters({"01_curate.n_trials": 5})
+    assert f"01_curate does not declare n_trials (01_curate declares: {_declares(STEPS[0])})" in str(err.value)
 
 
 def test_every_bad_parameter_is_reported_at_once():
@@ -158,7 +170,7 @@ def test_every_bad_parameter_is_reported_at_once():
 def test_cli_unknown_parameter_exits_2_with_close_matches(tmp_path, capsys):
     assert main(["run", "--quick", "--out", str(tmp_path / "run"), "-p", "n_trails", "5"]) == 2
     err = capsys.readouterr().err
-    assert "battlab run: error: -p n_trails: no step declares it; did you mean n_trials (03_tune)?" in err
+    assert "battlab run: error: -p n_trails: no step declares it; did you mean n_trials (03_tune" in err
     assert main(["run", "--out", str(tmp_path / "run"), "-p", "02_featurize.present", "magpie"]) == 2
     assert "02_featurize does not declare present; did you mean preset?" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
