@@ -126,14 +126,26 @@ def default_explanation_dir(workdir: str | Path | None = None, *, max_rows: int 
     return out, f"{source}; explained now on {len(ex.values)} rows"
 
 
+def voila_command(target: str | Path, port: int = 8866, *, open_browser: bool = False) -> list[str]:
+    """The Voilà command line that serves ``target`` (an app notebook or the app folder), as ``battlab app`` runs it.
+
+    Progressive rendering: each visitor's page shows Voilà's progress at once, then every cell's output as the
+    cell finishes, so an app's first cell (an :class:`~battlab.widgets.status.AppStatus`) says what it is doing
+    while the heavy imports and the model load run. (Voilà's pre-heated kernels, the alternative, render
+    faster for the one visitor a kernel is waiting for and show a blank page to everyone else.)
+
+    >>> voila_command("widgets/predictor.ipynb", 9000)[4:7]
+    ['--port=9000', '--Voila.ip=127.0.0.1', '--progressive_rendering=True']
+    """
+    cmd = [sys.executable, "-m", "voila", str(target), f"--port={port}", "--Voila.ip=127.0.0.1",
+           "--progressive_rendering=True"]
+    if not open_browser:
+        cmd.append("--no-browser")
+    return cmd
+
+
 def serve(name: str | None = None, port: int = 8866, *, open_browser: bool = False) -> int:
     """Serve one app (or, with no name, the app folder) with Voilà; returns Voilà's exit code."""
     target = app_path(name) if name else APPS_DIR
-    # Pre-heated kernels: each app's notebook runs ahead in a waiting kernel, so a visitor's page renders at
-    # once instead of after imports and model loading.
-    cmd = [sys.executable, "-m", "voila", str(target), f"--port={port}", "--Voila.ip=127.0.0.1",
-           "--preheat_kernel=True", "--pool_size=1"]
-    if not open_browser:
-        cmd.append("--no-browser")
     env = {**os.environ, "PYBAMM_DISABLE_TELEMETRY": "true"}
-    return subprocess.call(cmd, cwd=APPS_DIR, env=env)
+    return subprocess.call(voila_command(target, port, open_browser=open_browser), cwd=APPS_DIR, env=env)

@@ -1,34 +1,46 @@
-"""The Voilà apps in a real browser: time to first render, slider-to-prediction latency, kernel memory.
+"""The Voilà apps in a real browser: cold and warm first render, feedback time, slider latency, kernel memory.
 
-    python benchmarks/apps.py [--repeats 10]
+    python benchmarks/apps.py [--repeats 10] [--apps NAME ...]
 
-Serves ``widgets/`` with Voilà on a free loopback port and drives Debian's Chromium with Playwright.
-For each app: seconds from navigation to the app's ready marker (kernel start, imports, model load and
-first drawing included), and the peak resident memory of its kernel (VmHWM; Binder allows 2 GB). For
-ElectrodeDesigner: milliseconds from a slider key press to the updated prediction in the page (median of
-``--repeats``), the headline, printed last as ``slider_to_prediction_ms``. The reference is the browser
-round trip of a bare ipywidgets slider echoing its value (``echo_slider_ms``), measured in the same run.
+Drives Debian's Chromium with Playwright against Voilà on a free loopback port. Two ways a user meets an app:
 
-Apps load ``runs/latest`` when ``make run`` has written it; otherwise the benchmark first builds the
-small default model they fall back to (not timed). Exits 1 if it could not measure.
+- **cold**: a fresh ``voila`` server per app (no pre-heated kernel), an empty runs folder (no ``runs/latest``,
+  no cached default model: what a new user on a fresh clone sees), in ``battlab app``'s configuration
+  (:func:`battlab.apps.voila_command`: progressive rendering).
+  ``<app>_cold_server_s``: ``voila`` start until it answers; ``<app>_cold_feedback_s``: from navigation until the
+  page says it is loading (Voilà's progress line or the app's status line); ``<app>_cold_status_s``: until the
+  app's own status line (``AppStatus``) shows what it is doing; ``<app>_cold_first_render_s``: from ``voila``
+  start until the app is ready (``.battlab-app-ready``).
+- **warm**: the same configuration, a second visitor of a running server (modules in the OS cache, the default
+  model built by the cold pass); ``<app>_warm_first_render_s`` from navigation to ready.
+
+``<app>_kernel_peak_mb`` is the peak resident memory (VmHWM) of the kernel that served the page (found by the
+kernel id the page was given, not a refill kernel), in the cold pass; Binder allows 2 GB. The headline, printed
+last, ``slider_to_prediction_ms``: the electrode designer's median milliseconds from a slider key press to the
+updated prediction in the page (``--repeats`` presses, warm), with a bare ipywidgets echo slider measured in the
+same run for reference (``echo_slider_ms``). Also the maxima over the apps: ``cold_feedback_s_max``,
+``cold_status_s_max``, ``cold_first_render_s_max``. Exits 1 if it could not measure.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import socket
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
+sys.path.insert(0, str(ROOT / "tests"))
+from browser import CHROMIUM, free_port, launch, wait_for_server  # noqa: E402
+
+#: The page says it is loading: Voilà's own progress line ("Running ...", "Reading 2 of 3") or the app's status.
+LOADING = """() => !!document.querySelector('.battlab-app-status')
+    || /Running|Reading|Executing/.test(document.body ? document.body.innerText : '')"""
 ECHO = '''import ipywidgets as w
 s = w.IntSlider(value=3)
 out = w.HTML("3")
@@ -39,48 +51,32 @@ box.add_class("battlab-app-ready")
 box'''
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _kernel_peak_mb(voila_pid: int) -> dict[int, float]:
-    """Peak RSS (VmHWM) of each kernel process under the Voilà server."""
-    peaks = {}
-    for status in Path("/proc").glob("[0-9]*/status"):
+def _kernel_pid(kernel_id: str) -> int | None:
+    """The process whose command line names the kernel's connection file ``kernel-<id>.json``."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            text = status.read_text()
+            if f"kernel-{kernel_id}.json".encode() in cmdline.read_bytes():
+                return int(cmdline.parent.name)
         except OSError:
             continue
-        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-        if fields.get("PPid", "").strip() == str(voila_pid) and "VmHWM" in fields:
-            peaks[int(status.parent.name)] = int(fields["VmHWM"].split()[0]) / 1024
-    return peaks
+    return None
 
 
-def _cpu_seconds(voila_pid: int) -> tuple[int, float]:
-    kernels = _kernel_peak_mb(voila_pid)
-    total = 0.0
-    for pid in kernels:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            pass
-    return len(kernels), total
+def _peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
 
 
-def _wait_until_warm(voila_pid: int, n: int, deadline_s: float = 300) -> None:
-    """Pre-heated kernels are ready when all exist and stop using CPU (their notebooks have run)."""
-    deadline, last = time.monotonic() + deadline_s, (-1, -1.0)
-    while time.monotonic() < deadline:
-        count, cpu = _cpu_seconds(voila_pid)
-        if count >= n and last[0] == count and cpu - last[1] < 0.05:
-            return
-        last = (count, cpu)
-        time.sleep(2)
-    raise RuntimeError("pre-heated kernels did not settle")
+def _served_kernel_peak_mb(page) -> float:
+    found = re.search(r'"kernelId"\s*:\s*"([0-9a-f-]{36})"', page.content())
+    if not found:
+        raise RuntimeError("the page names no kernel id")
+    pid = _kernel_pid(found.group(1))
+    if pid is None:
+        raise RuntimeError(f"no process for kernel {found.group(1)}")
+    return _peak_mb(pid)
 
 
 def _median_latency(page, handle: str, readout: str, repeats: int) -> float:
@@ -96,84 +92,106 @@ def _median_latency(page, handle: str, readout: str, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _voila(folder: Path, runs: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """Voilà as ``battlab app`` starts it (:func:`battlab.apps.voila_command`), on a free port."""
+    from battlab.apps import voila_command
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env.update(BATTLAB_RUNS=str(runs), PYBAMM_DISABLE_TELEMETRY="true")
+    proc = subprocess.Popen(voila_command(folder, port), cwd=folder, env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def main() -> int:
+    from battlab.apps import APPS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--cold", dest="preheat", action="store_false",
-                        help="no pre-heated kernels (battlab app pre-heats one per app)")
+    parser.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         print(f"could not measure: {CHROMIUM} missing (make test installs it)", file=sys.stderr)
         return 1
-    os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
+    import nbformat
     from playwright.sync_api import sync_playwright
 
-    from battlab.apps import APPS, default_explanation_dir, default_tune_dir
-
-    default_tune_dir()  # build what the apps fall back to, outside the timed part
-    default_explanation_dir()
     work = Path(tempfile.mkdtemp(prefix="battlab-apps-bench-"))
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(ECHO)]
+    apps_dir, runs = work / "widgets", work / "runs"
+    apps_dir.mkdir()
+    runs.mkdir()
+    for name in args.apps:
+        (apps_dir / f"{name}.ipynb").symlink_to(ROOT / "widgets" / f"{name}.ipynb")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(ECHO)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for name in APPS:
-        (work / f"{name}.ipynb").symlink_to(ROOT / "widgets" / f"{name}.ipynb")
-    nbformat.write(nb, work / "echo.ipynb")
-    port = _port()
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
-    extra = ["--preheat_kernel=True", "--pool_size=1"] if args.preheat else []
-    voila = subprocess.Popen([sys.executable, "-m", "voila", str(work), "--no-browser", f"--port={port}",
-                              "--Voila.ip=127.0.0.1", *extra], cwd=ROOT / "widgets", env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    nbformat.write(nb, apps_dir / "echo.ipynb")
+    figures: dict[str, float] = {}
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + "/", timeout=2)
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("voila did not start") from None
-                time.sleep(0.2)
-        if args.preheat:
-            _wait_until_warm(voila.pid, len(APPS) + 1)
-        figures: dict[str, float] = {"preheated_kernels": float(args.preheat)}
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--no-first-run", "--disable-sync"])
-            for name in [*APPS, "echo"]:
-                page = browser.new_page()
-                known = set(_kernel_peak_mb(voila.pid))
+            browser = launch(p)
+            for name in args.apps:  # cold: a new server, no pre-heated kernel, nothing built yet
                 t0 = time.perf_counter()
-                page.goto(f"{base}/voila/render/{name}.ipynb", timeout=180_000)
-                page.wait_for_selector(".battlab-app-ready", timeout=180_000)
-                if name != "echo":
-                    figures[f"{name}_first_render_s"] = time.perf_counter() - t0
-                if name == "electrode_designer":
-                    figures["slider_ms"] = _median_latency(page, ".noUi-handle", ".battlab-prediction", args.repeats)
-                if name == "echo":
-                    figures["echo_slider_ms"] = _median_latency(page, ".noUi-handle", ".echo", args.repeats)
-                peaks = {pid: mb for pid, mb in _kernel_peak_mb(voila.pid).items() if pid not in known}
-                if name != "echo" and peaks:
-                    figures[f"{name}_kernel_peak_mb"] = max(peaks.values())
-                page.close()
+                proc, base = _voila(apps_dir, runs, work / f"voila-{name}.log")
+                try:
+                    wait_for_server(base + "/", proc, work / f"voila-{name}.log")
+                    figures[f"{name}_cold_server_s"] = time.perf_counter() - t0
+                    page = browser.new_page()
+                    t_nav = time.perf_counter()
+                    page.goto(f"{base}/voila/render/{name}.ipynb", wait_until="commit", timeout=60_000)
+                    page.wait_for_function(LOADING, timeout=300_000, polling=50)
+                    figures[f"{name}_cold_feedback_s"] = time.perf_counter() - t_nav
+                    page.wait_for_selector(".battlab-app-status", state="visible", timeout=300_000)
+                    figures[f"{name}_cold_status_s"] = time.perf_counter() - t_nav
+                    page.wait_for_selector(".battlab-app-ready", timeout=300_000)
+                    figures[f"{name}_cold_first_render_s"] = time.perf_counter() - t0
+                    figures[f"{name}_kernel_peak_mb"] = _served_kernel_peak_mb(page)
+                    page.close()
+                finally:
+                    _stop(proc)
+            # warm: the same server, a second visitor (modules in the OS cache, the default model built)
+            proc, base = _voila(apps_dir, runs, work / "voila-warm.log")
+            try:
+                wait_for_server(base + "/", proc, work / "voila-warm.log")
+                for name in [*args.apps, "echo"]:
+                    for visit in ("first", "second"):
+                        page = browser.new_page()
+                        t0 = time.perf_counter()
+                        page.goto(f"{base}/voila/render/{name}.ipynb", wait_until="commit", timeout=60_000)
+                        page.wait_for_selector(".battlab-app-ready", timeout=300_000)
+                        if visit == "first":
+                            page.close()
+                            continue
+                        if name == "echo":
+                            figures["echo_slider_ms"] = _median_latency(page, ".noUi-handle", ".echo", args.repeats)
+                        else:
+                            figures[f"{name}_warm_first_render_s"] = time.perf_counter() - t0
+                        if name == "electrode_designer":
+                            figures["slider_ms"] = _median_latency(page, ".noUi-handle", ".battlab-prediction",
+                                                                   args.repeats)
+                        page.close()
+            finally:
+                _stop(proc)
             browser.close()
     except Exception as exc:  # no figure without a measurement
         print(f"could not measure: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    finally:
-        voila.terminate()
-        voila.wait(timeout=30)
+    for kind in ("feedback", "status"):
+        figures[f"cold_{kind}_s_max"] = max(v for k, v in figures.items() if k.endswith(f"_cold_{kind}_s"))
+    figures["cold_first_render_s_max"] = max(v for k, v in figures.items() if k.endswith("_cold_first_render_s"))
     for name, value in figures.items():
         if name != "slider_ms":
             print(f"{name}: {value:.2f}")
-    print(f"slider_to_prediction_ms: {figures['slider_ms']:.1f}")
+    if "slider_ms" in figures:
+        print(f"slider_to_prediction_ms: {figures['slider_ms']:.1f}")
     return 0
 
 

@@ -7,28 +7,15 @@ rendered, does one real interaction, and keeps a screenshot in ``test-artifacts/
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+from browser import ERRORS, free_port, launch, require_chromium, shot, wait_for_server
 
 ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ERRORS = '[data-mime-type="application/vnd.jupyter.stderr"], [data-mime-type="application/vnd.jupyter.error"]'
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,34 +37,24 @@ def runs_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def voila(tmp_path_factory, runs_dir):
     """A Voilà server for the ``widgets/`` folder, on a free loopback port; stopped afterwards."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} missing: `make test` installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} missing (make test installs it)")
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("voila") / "voila.log", "w")
+    from battlab.apps import voila_command
+
+    require_chromium()
+    port = free_port()
+    log = tmp_path_factory.mktemp("voila") / "voila.log"
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # apps use the notebook's inline backend
     env = {**env, "BATTLAB_RUNS": str(runs_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "voila", str(ROOT / "widgets"), "--no-browser", f"--port={port}",
-                             "--Voila.ip=127.0.0.1", "--show_tracebacks=True"], cwd=ROOT / "widgets", env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    # served as `battlab app` serves them (progressive rendering), with tracebacks for debugging
+    proc = subprocess.Popen([*voila_command(ROOT / "widgets", port), "--show_tracebacks=True"], cwd=ROOT / "widgets",
+                            env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:  # wait for the server to answer (a state, not a fixed sleep)
-        try:
-            urllib.request.urlopen(base + "/", timeout=2)
-            break
-        except urllib.error.HTTPError:
-            break  # it answered
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"voila did not start: {Path(log.name).read_text()[-2000:]}")
-            time.sleep(0.2)
+    try:
+        wait_for_server(base + "/", proc, log)
+    except RuntimeError as exc:
+        pytest.fail(f"voila did not start: {exc}")
     yield base
     proc.terminate()
     proc.wait(timeout=20)
-    log.close()
 
 
 @pytest.fixture(scope="module")
@@ -85,19 +62,19 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-sync", "--disable-quic"])
+        b = launch(p)
         yield b
         b.close()
 
 
 def open_app(browser, voila, name: str):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    t0 = time.perf_counter()
-    page.goto(f"{voila}/voila/render/{name}.ipynb", timeout=120_000)
-    page.wait_for_selector(".battlab-app-ready", timeout=180_000)
-    page.render_seconds = time.perf_counter() - t0
+    # Voilà streams the page while the notebook runs: wait for the response, then for states (no `load` wait,
+    # which comes only after the last cell; a retried goto would start one kernel per retry)
+    page.goto(f"{voila}/voila/render/{name}.ipynb", wait_until="commit", timeout=60_000)
+    page.wait_for_selector(".battlab-app-status", state="visible", timeout=120_000)  # feedback before heavy work
+    page.wait_for_selector(".battlab-app-ready", timeout=300_000)
+    page.wait_for_selector(".battlab-status-ready", timeout=60_000)
     assert page.locator(ERRORS).count() == 0, page.locator(ERRORS).first.inner_text()
     return page
 
@@ -107,11 +84,6 @@ def upload(page, path) -> None:
     with page.expect_file_chooser() as chooser:
         page.click(".battlab-data-uploader .widget-upload")
     chooser.value.set_files(str(path))
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def test_electrode_designer_slider_and_optimize(browser, voila):

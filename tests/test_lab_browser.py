@@ -46,7 +46,8 @@ def lab(tmp_path_factory):
             [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
              "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
              f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-             "jupyterlab.NeverCheckForUpdate", "--ServerApp.open_browser=False", "--allow-root", "--LabApp.extension_manager=readonly"],
+             "jupyterlab.NeverCheckForUpdate", "--ServerApp.open_browser=False", "--allow-root",
+             "--LabApp.extension_manager=readonly"],
             cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         wait_for_server(base + "/api", proc, log)
@@ -76,7 +77,8 @@ def run_all(browser, base: str, path: str):
     # every code cell shows its execution count ("[3]:"), none is queued or running ("[*]:", "[ ]:")
     page.wait_for_function(
         """PANEL => {
-            const prompts = [...document.querySelectorAll(`${PANEL} .jp-CodeCell .jp-InputPrompt`)].map(p => p.innerText);
+            const prompts = [...document.querySelectorAll(`${PANEL} .jp-CodeCell .jp-InputPrompt`)]
+                .map(p => p.innerText);
             return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p));
         }""", arg=PANEL, timeout=300_000, polling=500)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)

@@ -9,22 +9,32 @@ Wire them with ``traitlets.dlink``, e.g. an upload feeding a feature explorer:
 >>> _ = dlink((up, "curated"), (fx, "curated"))
 """
 
-from battlab.widgets.data import CurationReport, DataUploader, example_path
-from battlab.widgets.features import FeatureExplorer
-from battlab.widgets.predictor import Predictor
-from battlab.widgets.tuning import TuningMonitor
+from __future__ import annotations
 
-__all__ = ["CurationReport", "DataUploader", "FeatureExplorer", "Predictor", "TuningMonitor", "example_path"]
+import importlib
+
+#: Widget name -> its module. Imported on first use, so that ``battlab.widgets.status`` (the first thing a cold
+#: app shows) costs only ipywidgets, and the electrode designer (PyBaMM, pymoo) or the SHAP explorer (shap)
+#: load only when asked for.
+_WIDGETS = {
+    "AppStatus": "status",
+    "CurationReport": "data",
+    "DataUploader": "data",
+    "example_path": "data",
+    "FeatureExplorer": "features",
+    "Predictor": "predictor",
+    "TuningMonitor": "tuning",
+    "ElectrodeDesigner": "electrode",
+    "ShapExplorer": "shap_explorer",
+}
+__all__ = sorted(_WIDGETS)
 
 
 def __getattr__(name: str):
-    # Imported on use: the electrode designer needs PyBaMM and pymoo, the SHAP explorer needs shap.
-    if name == "ElectrodeDesigner":
-        from battlab.widgets.electrode import ElectrodeDesigner
-
-        return ElectrodeDesigner
-    if name == "ShapExplorer":
-        from battlab.widgets.shap_explorer import ShapExplorer
-
-        return ShapExplorer
+    if name in _WIDGETS:
+        return getattr(importlib.import_module(f"battlab.widgets.{_WIDGETS[name]}"), name)
     raise AttributeError(f"module 'battlab.widgets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WIDGETS))
