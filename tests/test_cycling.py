@@ -291,6 +291,11 @@ def test_capacity_glitches_are_ignored_and_listed(severson):
     rise = fade.featurize(cell)[1]
     others = np.delete(cell.capacity, 12 - 2)
     assert rise == pytest.approx(others.max() - cell.capacity[0])
+    # a single cycle 6 % low is a glitch too; the outlier cell's sustained fade over cycles 93-100 is not
+    low = severson[int(np.flatnonzero(severson.cells["cell"] == "test1_cell1")[0])]
+    assert low.capacity[12 - 2] < 0.95 * np.median(low.capacity) and fade.ignored_cycles(low) == [12]
+    fading = severson[int(np.flatnonzero(severson.cells["is_outlier"])[0])]
+    assert fading.capacity[-1] < 0.95 * np.median(fading.capacity) and fade.ignored_cycles(fading) == []
 
 
 def test_missing_cycle_is_a_clear_error(severson):
