@@ -37,8 +37,8 @@ import pandas as pd
 
 from battlab.errors import BattlabError
 
-__all__ = ["ScreeningResult", "acceleration_factor", "enhancement_factor", "expected_random_experiments",
-           "experiments_to_find", "replay", "screen", "top_mask"]
+__all__ = ["ScreeningPool", "ScreeningResult", "acceleration_factor", "dataset_pool", "discovery_curve",
+           "enhancement_factor", "expected_random_experiments", "experiments_to_find", "replay", "screen", "top_mask"]
 
 
 def top_mask(y: Any, fraction: float = 0.05) -> np.ndarray:
@@ -63,6 +63,27 @@ def experiments_to_find(order: Sequence[int], top: np.ndarray, k: int) -> int | 
     found = np.cumsum(np.asarray(top)[np.asarray(order, dtype=int)])
     hit = np.flatnonzero(found >= k)
     return int(hit[0]) + 1 if len(hit) else None
+
+
+def discovery_curve(orders: Sequence[Sequence[int]], top: np.ndarray, n_experiments: int) -> pd.DataFrame:
+    """Mean, lowest and highest ``Top%`` over the campaigns after 1..n_experiments, beside random's ``i / N``.
+
+    A campaign that stopped early (every top candidate found) stays at 1.
+
+    Example
+    -------
+    >>> top = np.array([True, False, False, True])
+    >>> discovery_curve([[0, 3], [1, 0, 3]], top, 3)["mean"].tolist()
+    [0.25, 0.75, 1.0]
+    """
+    top = np.asarray(top)
+    shares = np.ones((len(orders), n_experiments))
+    for r, order in enumerate(orders):
+        found = np.cumsum(top[np.asarray(order, dtype=int)[:n_experiments]]) / top.sum()
+        shares[r, :len(found)] = found
+    return pd.DataFrame({"experiments": np.arange(1, n_experiments + 1), "mean": shares.mean(axis=0),
+                         "low": shares.min(axis=0), "high": shares.max(axis=0),
+                         "random": np.arange(1, n_experiments + 1) / len(top)})
 
 
 def enhancement_factor(orders: Sequence[Sequence[int]], top: np.ndarray, n_experiments: int, n: int) -> float:
@@ -151,15 +172,17 @@ class ScreeningResult:
 def screen(method: str, make_campaign: Callable[[int], Any], y: Any, seeds: Sequence[int], *,
            top_fraction: float = 0.05, shares: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
            ef_at: Sequence[int] = (50, 100), n_initial: int = 20, batch_size: int = 5, budget: int = 150,
-           progress: bool = True) -> ScreeningResult:
+           maximize: bool = True, progress: bool = True) -> ScreeningResult:
     """Replay ``make_campaign`` on every seed and compute AF (per share of the top) and EF (per budget).
 
-    Each campaign runs until it has found every top candidate or spent ``budget`` experiments.
+    Each campaign runs until it has found every top candidate or spent ``budget`` experiments. With
+    ``maximize=False`` the top are the lowest values (the campaigns must minimize too). EF is given only
+    for numbers of experiments within the budget.
     """
     import sys
 
     y = np.asarray(y, dtype=float)
-    top = top_mask(y, top_fraction)
+    top = top_mask(y if maximize else -y, top_fraction)
     t0 = time.perf_counter()
     orders = []
     for i, seed in enumerate(seeds):
@@ -172,7 +195,62 @@ def screen(method: str, make_campaign: Callable[[int], Any], y: Any, seeds: Sequ
         af[share], experiments[share] = acceleration_factor(orders, top, share)
         k = max(1, int(np.ceil(share * top.sum())))
         reached[share] = float(np.mean([experiments_to_find(o, top, k) is not None for o in orders]))
-    ef = {n_exp: enhancement_factor(orders, top, n_exp, len(y)) for n_exp in ef_at}
+    ef = {n_exp: enhancement_factor(orders, top, n_exp, len(y)) for n_exp in ef_at if n_exp <= budget}
     return ScreeningResult(method, list(seeds), orders, len(y), int(top.sum()), af, experiments, reached, ef,
                            time.perf_counter() - t0, top)
 
+
+
+@dataclass
+class ScreeningPool:
+    """A fully measured dataset as a candidate pool: ids ``"0" .. "N-1"`` (positions into ``y``)."""
+
+    pool: Any
+    y: np.ndarray
+    target: str
+    dataset: str
+    left_out: pd.DataFrame  # rows not in the pool, with the reason
+
+    def summary(self) -> str:
+        return (f"{self.dataset}: {len(self.y)} candidates, {len(self.pool.feature_names)} features, target "
+                f"{self.target!r}; {len(self.left_out)} rows left out")
+
+
+def dataset_pool(dataset: str = "obelix") -> ScreeningPool:
+    """Curate and featurize a battlab dataset into a pool for retrospective screening.
+
+    Candidates are grouped by the chemical system of their formula (for grouped uncertainty). OBELiX keeps
+    one row per entry (curated by official split and ID, so replicates are not merged) with censored
+    conductivities at 1e-15 S/cm, as OBELiX's own processed.csv; conductivities are modelled as log10.
+    Rows without a target or features are left out, listed in ``left_out`` with the reason.
+
+    Example
+    -------
+    >>> sp = dataset_pool("exp_formation_enthalpy")
+    >>> sp.summary()
+    "exp_formation_enthalpy: 2135 candidates, 162 features, target 'formation_enthalpy_per_atom'; 0 rows left out"
+    """
+    from battlab.curate import curate_dataset
+    from battlab.featurize import add_model_target, featurize_table
+    from battlab.plan.space import CandidatePool
+
+    if dataset == "obelix":
+        result, card = curate_dataset("obelix", group_by=["split", "ID"])
+        curated = result.curated
+        censored = curated[f"{card.target}_censored"] == "<"
+        curated.loc[censored, card.target] = 1e-15  # as OBELiX's processed.csv
+    else:
+        result, card = curate_dataset(dataset)
+        curated = result.curated
+    table, info = featurize_table(curated, formula_column="formula")
+    table, target = add_model_target(table, card.target, log=result.log_target)
+    bad_target = table[target].isna().to_numpy()
+    bad_features = (table["featurize_error"].fillna("") != "").to_numpy()
+    reasons = np.where(bad_features, "not featurized: " + table["featurize_error"].fillna("").astype(str),
+                       "no target value")
+    drop = bad_target | bad_features
+    left_out = table.loc[drop, ["formula"]].assign(reason=reasons[drop])
+    table = table.loc[~drop].reset_index(drop=True)
+    table.insert(0, "candidate", [str(i) for i in range(len(table))])
+    pool = CandidatePool(table, features=info["feature"].tolist(), id_column="candidate", formula_column="formula")
+    return ScreeningPool(pool, table[target].to_numpy(dtype=float), target, dataset, left_out)

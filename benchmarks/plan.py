@@ -1,0 +1,173 @@
+"""Retrospective screening on OBELiX: how much faster does battlab.plan find the best Li-ion conductors?
+
+    python benchmarks/plan.py                  # reported seeds 100-119, every method (about 20 min on 2 cores)
+    python benchmarks/plan.py --seeds 0-9      # the seeds the settings were chosen on
+
+The pool is OBELiX's 599 entries (curated without merging, censored conductivities set to 1e-15 S/cm as in
+OBELiX's processed.csv), featurized by ``battlab.featurize.featurize_table`` (composition and structure
+descriptors, 172 features); the target is log10 of the ionic conductivity. Each campaign starts from 20
+random entries (drawn by the campaign's seed), then suggests batches of 5, "measuring" each by looking up
+its true value, until it has found every entry of the top 5 % (30 entries, log10 sigma >= -2.38) or spent
+150 experiments. Figures of merit after Rohr et al. (Chem. Sci. 2020, 11, 2696), against random search:
+``AF(x)`` = expected random experiments to find a share x of the top / median experiments of the method;
+``EF(n)`` = share of the top found after n experiments / n / N. The headline is AF at half of the top
+(15 entries: random search needs 290 experiments on average).
+
+Methods (all through ``battlab.plan.Campaign``; surrogate, acquisition, batch):
+
+- ``random`` — random search, simulated on the same seeds (beside the analytic expectation);
+- ``et_mean`` — extra trees, pure exploitation (ignores uncertainty);
+- ``et_ucb`` — extra trees, UCB on the raw spread of the trees;
+- ``et_random_ucb`` / ``et_group_ucb`` — spread rescaled to the errors of a random / a chemical-system
+  grouped K-fold of the data measured so far (``GroupCalibrated``), UCB;
+- ``et_group_ei`` — grouped uncertainty, expected improvement;
+- ``et_ts`` — Thompson sampling over trees;
+- ``gp_ei`` — scikit-learn Gaussian process, EI, kriging-believer batches;
+- ``lgbm_ucb`` — bagged LightGBM (the zoo's tuned defaults), UCB;
+- ``explore`` — pure exploration (grouped uncertainty).
+
+Settings (kappa, batch strategy, tree parameters) were chosen on seeds 0-9; the figures are reported on
+seeds 100-119. Data come from the battlab cache (``BATTLAB_DATA``); when that is unset and
+``../shared/datasets`` exists beside the repository, a temporary cache is filled from it. Prints
+``name: value`` lines, ``obelix_acceleration_factor_top5`` (AF at half of the top 5 % of the headline
+method ``et_group_ucb``) last; exits 1 if it could not measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HEADLINE = "et_group_ucb"
+# name -> Campaign keyword arguments (the model name and its parameters, acquisition, batch, kappa)
+METHODS: dict[str, dict[str, Any]] = {
+    "et_mean": {"model": "et", "acquisition": "mean", "batch": "greedy"},
+    "et_ucb": {"model": "et", "acquisition": "ucb", "batch": "greedy", "kappa": 1.0},
+    "et_random_ucb": {"model": "et-random", "acquisition": "ucb", "batch": "greedy", "kappa": 1.0},
+    "et_group_ucb": {"model": "et-group", "acquisition": "ucb", "batch": "greedy", "kappa": 1.0},
+    "et_group_ei": {"model": "et-group", "acquisition": "ei", "batch": "greedy"},
+    "et_ts": {"model": "et", "acquisition": "ts"},
+    "gp_ei": {"model": "gp", "acquisition": "ei", "batch": "believer"},
+    "lgbm_ucb": {"model": "lgbm", "acquisition": "ucb", "batch": "greedy", "kappa": 1.0,
+                 "model_params": {"n_members": 5}},
+    "explore": {"model": "et-group", "acquisition": "explore", "batch": "greedy"},
+}
+
+
+def _ensure_data() -> None:
+    if os.environ.get("BATTLAB_DATA"):
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from shared_data import fill_cache, shared_complete
+
+    if shared_complete():
+        os.environ["BATTLAB_DATA"] = str(fill_cache(Path(tempfile.mkdtemp(prefix="battlab-bench-"))))
+
+
+def obelix_pool() -> tuple[Any, np.ndarray]:
+    """OBELiX as a candidate pool (ids "0".."598") and the true log10 conductivities."""
+    from battlab.plan.screening import dataset_pool
+
+    sp = dataset_pool("obelix")
+    if len(sp.left_out):
+        raise ValueError(f"{len(sp.left_out)} OBELiX rows left out of the pool: {sp.left_out['reason'].unique()}")
+    return sp.pool, sp.y
+
+
+def _seeds(text: str) -> list[int]:
+    if "-" in text:
+        lo, hi = text.split("-")
+        return list(range(int(lo), int(hi) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", default="100-119", help="e.g. 100-119 (reported) or 0-9 (tuning)")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of the methods")
+    parser.add_argument("--budget", type=int, default=150)
+    parser.add_argument("--out", default=None, help="folder for per-method JSON/CSV results")
+    args = parser.parse_args()
+    _ensure_data()
+    os.environ.setdefault("BATTLAB_OFFLINE", "1")
+    try:
+        from battlab.plan import Campaign
+        from battlab.plan.screening import expected_random_experiments, screen, top_mask
+
+        seeds = _seeds(args.seeds)
+        methods = [m for m in args.methods.split(",") if m]
+        unknown = [m for m in methods if m not in METHODS and m != "random"]
+        if unknown:
+            raise ValueError(f"unknown methods {unknown}; methods are random, {', '.join(METHODS)}")
+        pool, y = obelix_pool()
+        top = top_mask(y, 0.05)
+        n, k = len(y), int(top.sum())
+        half = int(np.ceil(0.5 * k))
+        print(f"pool: {n}")
+        print(f"top5_count: {k}")
+        print(f"top5_threshold_log10: {np.sort(y)[::-1][k - 1]:.3f}")
+        print(f"seeds: {args.seeds}")
+        print(f"random_expected_experiments_half_top5: {expected_random_experiments(half, k, n):.1f}")
+        results = {}
+        for name in methods:
+            if name == "random":
+                make = _random_campaign(pool)
+            else:
+                make = _factory(Campaign, pool, METHODS[name])
+            res = screen(name, make, y, seeds, budget=args.budget)
+            if args.out:
+                res.save(args.out)
+            results[name] = res
+            for share in res.af:
+                print(f"{name}_experiments_to_{int(share * 100)}pct_top5: {res.experiments[share]:.1f}")
+                print(f"{name}_af_{int(share * 100)}pct_top5: {res.af[share]:.2f}")
+                print(f"{name}_reached_{int(share * 100)}pct_top5: {res.reached[share]:.2f}")
+            for n_exp, ef in res.ef.items():
+                print(f"{name}_ef_at_{n_exp}: {ef:.2f}")
+            print(f"{name}_seconds: {res.seconds:.0f}", flush=True)
+        if HEADLINE not in results:
+            raise ValueError(f"the headline method {HEADLINE} was not run")
+        print(f"obelix_acceleration_factor_top5: {results[HEADLINE].af[0.5]:.2f}")
+    except Exception as exc:  # any failure means no figure: say why and exit non-zero
+        print(f"could not measure: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _factory(campaign_cls: Any, pool: Any, settings: dict[str, Any]) -> Any:
+    def make(seed: int) -> Any:
+        return campaign_cls(pool, seed=seed, **settings)
+
+    return make
+
+
+class _RandomSearch:
+    """Random search with the campaign's interface (a random permutation of the pool)."""
+
+    def __init__(self, pool: Any, seed: int) -> None:
+        self.order = np.random.default_rng(seed).permutation(pool.ids.to_numpy())
+        self.position = 0
+
+    def suggest(self, batch_size: int) -> Any:
+        import pandas as pd
+
+        ids = self.order[self.position:self.position + batch_size]
+        self.position += len(ids)
+        return pd.DataFrame({"design_id": ids})
+
+    def observe(self, designs: Any, results: Any) -> None:
+        return None
+
+
+def _random_campaign(pool: Any) -> Any:
+    return lambda seed: _RandomSearch(pool, seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
