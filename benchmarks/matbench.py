@@ -12,7 +12,8 @@ merging rows (so the official 478/121 split is kept), with censored conductiviti
 as in OBELiX's own processed.csv, featurized with structure descriptors, tuned on train with the
 chemical-system split, scored as MAE of log10(conductivity) on test.
 
-Data come from the battlab cache (``BATTLAB_DATA``); when that is unset and ``../shared/datasets``
+Prints the battlab version and commit measured first. Data come from the battlab cache (``BATTLAB_DATA``);
+when that is unset and ``../shared/datasets``
 exists beside the repository, a temporary cache is filled from it. Prints ``name: value`` lines, the
 headline (``matbench_<task>_mae`` or ``obelix_test_mae_log10``) last; exits 1 if it could not measure.
 """
@@ -45,6 +46,24 @@ def _ensure_data() -> None:
 
     if shared_complete():
         os.environ["BATTLAB_DATA"] = str(fill_cache(Path(tempfile.mkdtemp(prefix="battlab-bench-"))))
+
+
+def battlab_build() -> dict[str, str]:
+    """The battlab version and git commit measured (``-dirty``: uncommitted changes in battlab/)."""
+    import subprocess
+
+    from battlab import __version__
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        if subprocess.run(["git", "status", "--porcelain", "--", "battlab"], cwd=root, capture_output=True,
+                          text=True).stdout.strip():
+            commit += "-dirty"
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown (not a git checkout)"
+    return {"battlab_version": __version__, "battlab_commit": commit}
 
 
 def run_matbench(task: str, minutes: float, seed: int) -> None:
@@ -108,6 +127,8 @@ def main() -> int:
     args = parser.parse_args()
     _ensure_data()
     os.environ.setdefault("BATTLAB_OFFLINE", "1")
+    for name, value in battlab_build().items():
+        print(f"{name}: {value}", flush=True)
     try:
         if args.task == "obelix":
             run_obelix(args.minutes or 5, args.seed)
