@@ -475,3 +475,29 @@ def test_cli_predict_and_too_few_cycles(cycler_files, tmp_path, capsys, small_mo
 def test_cli_missing_model_exits_2(cycler_files, tmp_path, capsys):
     code = _cli("cycling", "predict", str(cycler_files / "FastCharge_000025_CH8.csv"), "--model", str(tmp_path))
     assert code == 2 and "no cycle-life model there" in capsys.readouterr().err
+
+
+def test_eclab_ascii_export_latin1_decimal_comma(tmp_path):
+    """EC-Lab's own text export: 'Nb header lines', tab separated, Latin-1, decimal commas."""
+    header = ["EC-Lab ASCII FILE", "Nb header lines : 4", "", ]
+    cols = "mode\ttime/s\tEwe/V\t<I>/mA\tcycle number\tQ charge/mA.h\tQ discharge/mA.h\tTemperature/°C"
+    rows = ["1\t0,0\t3,400\t500,0\t1\t0,0\t0,0\t25,1", "1\t3600,0\t3,600\t500,0\t1\t500,0\t0,0\t25,3",
+            "1\t3700,0\t3,300\t-500,0\t1\t500,0\t10,0\t25,4", "1\t5400,0\t3,100\t-500,0\t1\t500,0\t250,0\t25,9",
+            "1\t7200,0\t2,900\t-500,0\t1\t500,0\t490,0\t26,2"]
+    path = tmp_path / "eclab.mpt"
+    path.write_bytes("\n".join(header + [cols] + rows).encode("latin-1") + b"\n")
+    cell = read_cycler_file(path)
+    assert cell.format == "biologic" and cell.metadata["header_lines"] == 4
+    assert cell.data["voltage_V"].tolist()[:2] == [3.4, 3.6] and cell.data["current_A"].iloc[2] == -0.5
+    assert cell.data["temperature_C"].iloc[-1] == 26.2
+    s = cell.cycles.iloc[0]
+    assert s["discharge_capacity_Ah"] == pytest.approx(0.49) and s["charge_capacity_Ah"] == pytest.approx(0.5)
+    assert s["coulombic_efficiency"] == pytest.approx(0.98) and bool(s["usable"])
+
+
+def test_read_text_of_an_upload():
+    from battlab.cycling.read import read_text
+
+    cell = read_text("cycle,time_s,current_A,voltage_V\n1,0,-1,3.3\n1,1800,-1,3.1\n1,3600,-1,2.9\n", "up.csv")
+    assert cell.source == "up.csv" and cell.usable_cycles == [1]
+    assert cell.cycles["discharge_capacity_Ah"].iloc[0] == pytest.approx(1.0)
