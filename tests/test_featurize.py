@@ -216,12 +216,17 @@ def test_obelix_table_gets_structure_features(data_cache):
 
 
 def test_cli_featurize(tmp_path, capsys):
+    from battlab.steps import FeatureSet
+
     src = tmp_path / "in.csv"
     src.write_text("formula,y\nLiCoO2,1\nNaN,2\nXx,3\n")
-    assert main(["featurize", str(src), "--out", str(tmp_path / "f.parquet"), "--preset", "magpie"]) == 0
-    table = pd.read_parquet(tmp_path / "f.parquet")
-    assert table["formula"].tolist() == ["LiCoO2", "NaN", "Xx"]  # NaN is sodium nitride
-    assert table["featurize_error"].tolist()[:2] == ["", ""]
-    assert len(pd.read_csv(tmp_path / "f_info.csv")) == 132
-    assert "1 rows could not be featurized" in capsys.readouterr().out
-    assert main(["featurize", str(src), "--out", str(tmp_path / "g.parquet"), "--formula-column", "comp"]) == 2
+    assert main(["featurize", str(src), "--out", str(tmp_path / "f"), "--preset", "magpie", "--target", "y"]) == 0
+    out = capsys.readouterr().out
+    assert "3 rows -> 2 kept, 0 merged, 1 quarantined" in out  # a raw table is curated first: Xx set aside
+    fs = FeatureSet.load(tmp_path / "f")
+    assert fs.table["formula"].tolist() == ["LiCoO2", "NaN"]  # NaN is sodium nitride
+    assert fs.table["featurize_error"].tolist() == ["", ""] and fs.model_target == "y"
+    assert len(pd.read_csv(tmp_path / "f" / "feature_info.csv")) == 132 and fs.recipe.preset == "magpie"
+    assert main(["featurize", str(src), "--out", str(tmp_path / "f.parquet")]) == 2
+    assert "give a folder" in capsys.readouterr().err
+    assert main(["featurize", str(src), "--out", str(tmp_path / "g"), "--formula-column", "comp"]) == 2
