@@ -55,7 +55,7 @@ def _quiet(fraction: float, text: str) -> None:
     return None
 
 
-def default_tune_dir(workdir: str | Path | None = None, *, n_trials: int = 3,
+def default_tune_dir(workdir: str | Path | None = None, *, n_trials: int = 1,
                      progress: Progress | None = None) -> tuple[Path, str]:
     """A tuned-model folder for the apps and where it came from.
 
@@ -63,7 +63,7 @@ def default_tune_dir(workdir: str | Path | None = None, *, n_trials: int = 3,
     embedded formation-enthalpy data, built once with the pipeline's own steps (curate, featurize with the
     Magpie preset and pruning, tune a few trials: about a minute on 2 cores) and kept in ``workdir``
     (default ``runs/app-default``) for the next start. ``progress(fraction, text)`` hears about every
-    stage of a build (an app shows it: :class:`battlab.widgets.data.BuildProgress`).
+    stage of a build (an app shows it: :meth:`battlab.widgets.status.AppStatus.update`).
 
     Why a build with progress and not a model shipped inside the package: a pickled scikit-learn/LightGBM
     model only loads with the library versions that wrote it (``make test-latest`` runs the newest

@@ -286,6 +286,10 @@ def tune(
         direction="minimize", sampler=_families_first(list(models), seed), load_if_exists=True,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
 
+    # the best trial this process ran, with its folds' scores and out-of-fold predictions: the report needs them,
+    # and a trial of another worker (or an earlier run of the study) is cross-validated again instead
+    best_here: dict[str, Any] = {}
+
     def objective(trial: optuna.Trial) -> float:
         name = trial.suggest_categorical("model", list(models))
         if trial.number < len(models) or trial.user_attrs.get("defaults"):  # a retried trial keeps its attrs
@@ -295,9 +299,12 @@ def tune(
             params = suggest(name, trial)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("params", _jsonable(params))
-        scores, _ = _cross_validate(name, params, X, y, folds, seed, trial, deadline)
+        scores, oof = _cross_validate(name, params, X, y, folds, seed, trial, deadline)
         trial.set_user_attr("fold_mae", [s["mae"] for s in scores])
-        return float(np.mean([s["mae"] for s in scores]))
+        value = float(np.mean([s["mae"] for s in scores]))
+        if not best_here or value < best_here["value"]:
+            best_here.update(number=trial.number, value=value, scores=scores, oof=oof)
+        return value
 
     t0 = time.perf_counter()
     deadline = t0 + timeout if timeout else None
@@ -313,7 +320,10 @@ def tune(
 
     best = study.best_trial
     best_name, best_params = best.params["model"], best.user_attrs["params"]
-    scores, oof = _cross_validate(best_name, best_params, X, y, folds, seed)
+    if best_here.get("number") == best.number:
+        scores, oof = best_here["scores"], best_here["oof"]
+    else:
+        scores, oof = _cross_validate(best_name, best_params, X, y, folds, seed)
     folds_df = pd.DataFrame(scores).assign(split=splitter.describe(), model=best_name)
     metrics = {f"{m}_{stat}": float(getattr(folds_df[m], stat)()) for m in ("mae", "rmse", "r2")
                for stat in ("mean", "std")}

@@ -10,9 +10,10 @@ Drives Debian's Chromium with Playwright against Voilà on a free loopback port.
   ``<app>_cold_server_s``: ``voila`` start until it answers; ``<app>_cold_feedback_s``: from navigation until the
   page says it is loading (Voilà's progress line or the app's status line); ``<app>_cold_status_s``: until the
   app's own status line (``AppStatus``) shows what it is doing; ``<app>_cold_first_render_s``: from ``voila``
-  start until the app is ready (``.battlab-app-ready``).
+  start until the app is drawn and takes input (``.battlab-app-ready``); ``<app>_cold_all_loaded_s``: until its
+  status says ready (the predictor draws itself first and loads, or builds, its model behind a progress bar).
 - **warm**: the same configuration, a second visitor of a running server (modules in the OS cache, the default
-  model built by the cold pass); ``<app>_warm_first_render_s`` from navigation to ready.
+  model built by the cold pass); ``<app>_warm_first_render_s`` from navigation to all loaded.
 
 ``<app>_kernel_peak_mb`` is the peak resident memory (VmHWM) of the kernel that served the page (found by the
 kernel id the page was given, not a refill kernel), in the cold pass; Binder allows 2 GB. The headline, printed
@@ -126,9 +127,8 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     work = Path(tempfile.mkdtemp(prefix="battlab-apps-bench-"))
-    apps_dir, runs = work / "widgets", work / "runs"
+    apps_dir = work / "widgets"
     apps_dir.mkdir()
-    runs.mkdir()
     for name in args.apps:
         (apps_dir / f"{name}.ipynb").symlink_to(ROOT / "widgets" / f"{name}.ipynb")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(ECHO)])
@@ -140,6 +140,8 @@ def main() -> int:
             browser = launch(p)
             for name in args.apps:  # cold: a new server, no pre-heated kernel, nothing built yet
                 t0 = time.perf_counter()
+                runs = work / f"runs-{name}"  # nothing built by an earlier app
+                runs.mkdir()
                 proc, base = _voila(apps_dir, runs, work / f"voila-{name}.log")
                 try:
                     wait_for_server(base + "/", proc, work / f"voila-{name}.log")
@@ -153,11 +155,14 @@ def main() -> int:
                     figures[f"{name}_cold_status_s"] = time.perf_counter() - t_nav
                     page.wait_for_selector(".battlab-app-ready", timeout=300_000)
                     figures[f"{name}_cold_first_render_s"] = time.perf_counter() - t0
+                    page.wait_for_selector(".battlab-status-ready", timeout=300_000)
+                    figures[f"{name}_cold_all_loaded_s"] = time.perf_counter() - t0
                     figures[f"{name}_kernel_peak_mb"] = _served_kernel_peak_mb(page)
                     page.close()
                 finally:
                     _stop(proc)
             # warm: the same server, a second visitor (modules in the OS cache, the default model built)
+            runs = work / "runs-shap_explorer" if "shap_explorer" in args.apps else runs
             proc, base = _voila(apps_dir, runs, work / "voila-warm.log")
             try:
                 wait_for_server(base + "/", proc, work / "voila-warm.log")
@@ -167,6 +172,7 @@ def main() -> int:
                         t0 = time.perf_counter()
                         page.goto(f"{base}/voila/render/{name}.ipynb", wait_until="commit", timeout=60_000)
                         page.wait_for_selector(".battlab-app-ready", timeout=300_000)
+                        page.wait_for_selector(".battlab-status-ready, .echo", timeout=300_000)
                         if visit == "first":
                             page.close()
                             continue

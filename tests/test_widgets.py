@@ -348,3 +348,31 @@ def test_local_contributions_sum_to_the_prediction(model_dirs: dict[str, Path]) 
             pred = model.predict(X.to_numpy())
             assert np.allclose(c.sum(axis=1).to_numpy() + model[-1].intercept_, pred)
     assert set(composition_features(["LiCoO2"], preset="magpie").columns) >= set(X.columns[:4])
+
+
+def test_app_status_runs_a_slow_build_behind_the_app_and_shows_its_failure():
+    from battlab.widgets.status import AppStatus
+
+    status = AppStatus("predictor")
+    seen = []
+
+    def build(progress):
+        progress(0.5, "half way")
+        seen.append((status.bar.value, status.message))
+        return "folder"
+
+    status.in_background("building", build, on_done=seen.append, done=lambda result: f"model in {result}").join()
+    assert seen.pop() == "folder"
+    assert seen == [(50, "half way")]
+    assert status.state == "READY" and status.message == "model in folder"
+    assert status.bar.layout.display == "none"
+
+    broken = AppStatus("predictor")
+
+    def fails(progress):
+        raise ValueError("no data")
+
+    broken.in_background("building", fails, on_done=lambda result: None).join()
+    assert broken.state == "FAIL"
+    assert "building: ValueError: no data" in broken.message
+    assert "battlab-status-fail" in broken._dom_classes and "no data" in broken._line.value

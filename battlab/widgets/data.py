@@ -44,7 +44,7 @@ from battlab.errors import BattlabError
 from battlab.tables import RawTable, read_table
 from battlab.units import parse_cell
 
-__all__ = ["BuildProgress", "CurationReport", "DataUploader", "example_path", "read_upload"]
+__all__ = ["CurationReport", "DataUploader", "example_path", "read_upload"]
 
 #: States of every battlab widget (aiidalab-widgets-base's wizard states).
 # The state names of STYLE.md (aiidalab-widgets-base), shared with ElectrodeDesigner.
@@ -151,36 +151,6 @@ def numeric_columns(df: pd.DataFrame, share: float = 0.5) -> list[str]:
         if filled and sum(not c.error for c in filled) >= share * len(filled):
             out.append(str(col))
     return out
-
-
-class BuildProgress(w.VBox):
-    """A progress bar and a line of text for a slow start (an app building its default model).
-
-    ``update(fraction, text)`` is the ``progress`` callback of :func:`battlab.apps.default_tune_dir`.
-
-    Example
-    -------
-    >>> bar = BuildProgress()
-    >>> bar.update(0.5, "tuning: trial 2 of 4 done")
-    >>> bar.bar.value, bar.text.value
-    (50, 'tuning: trial 2 of 4 done')
-    >>> bar.done("model: small default model"); bar.bar.layout.display
-    'none'
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.bar = w.IntProgress(value=0, min=0, max=100, layout=w.Layout(width="420px"))
-        self.text = w.Label("")
-        super().__init__([self.text, self.bar], **kwargs)
-        self.add_class("battlab-build-progress")
-
-    def update(self, fraction: float, text: str) -> None:
-        self.bar.value = int(round(100 * min(max(fraction, 0.0), 1.0)))
-        self.text.value = text
-
-    def done(self, text: str) -> None:
-        self.text.value = text
-        self.bar.layout.display = "none"
 
 
 # --------------------------------------------------------------------------- CurationReport

@@ -12,16 +12,31 @@ line says so (or shows the error, and the kernel keeps running).
 ...     pass
 >>> status.log[-1].startswith("loading the model: done in")
 True
+>>> status.update(0.5, "tuning LightGBM: trial 2 of 4 done")  # the progress callback of a slow build
+>>> status.bar.value, status.message
+(50, 'tuning LightGBM: trial 2 of 4 done')
 >>> status.done()
 >>> status.state, "battlab-status-ready" in status._dom_classes
+('READY', True)
+
+A slow build (a model made on first use) can run behind an app that is already drawn and usable:
+
+>>> status = AppStatus("predictor")
+>>> built = []
+>>> worker = status.in_background("building the model", lambda progress: "model/", on_done=built.append)
+>>> worker.join()
+>>> built
+['model/']
+>>> status.state, status.log[-1].startswith("building the model: done in")
 ('READY', True)
 """
 
 from __future__ import annotations
 
 import html
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import ipywidgets as w
@@ -33,8 +48,10 @@ STATES = ("LOADING", "READY", "FAIL")
 class AppStatus(w.VBox):
     """A one-line status widget with an explicit state (``LOADING`` -> ``READY`` or ``FAIL``).
 
-    ``message`` is what the app is doing now; ``log`` what it has done, with seconds per step. The CSS classes
-    ``battlab-status-loading`` / ``-ready`` / ``-fail`` let browser tests and benchmarks wait for a state.
+    ``message`` is what the app is doing now; ``log`` what it has done, with seconds per step; ``update`` is a
+    ``progress(fraction, text)`` callback (e.g. for :func:`battlab.apps.default_tune_dir`) that shows a progress
+    bar. The CSS classes ``battlab-status-loading`` / ``-ready`` / ``-fail`` let browser tests and benchmarks wait
+    for a state.
     """
 
     state = tl.Unicode("LOADING")
@@ -47,7 +64,9 @@ class AppStatus(w.VBox):
         self._t0 = time.perf_counter()
         self._line = w.HTML()
         self._line.add_class("battlab-status-line")
-        self.children = [self._line]
+        self.bar = w.IntProgress(value=0, min=0, max=100, layout=w.Layout(width="420px", display="none"))
+        self.bar.add_class("battlab-status-progress")
+        self.children = [self._line, self.bar]
         self.add_class("battlab-app-status")
         self.observe(self._render, names=["state", "message", "log"])
         self.message = message
@@ -65,9 +84,41 @@ class AppStatus(w.VBox):
             raise
         self.log = [*self.log, f"{message}: done in {time.perf_counter() - t0:.1f} s"]
 
+    def in_background(self, message: str, build: Callable[[Callable[[float, str], None]], object], *,
+                      on_done: Callable[[object], object],
+                      done: str | Callable[[object], str] = "") -> threading.Thread:
+        """Run ``build(progress)`` in a thread while the app is already on screen; hand its result to
+        ``on_done`` (e.g. set a widget's ``model_dir``), then say ``done`` (a text, or made from the result).
+
+        ``progress`` is :meth:`update`. An error is shown in the status line (state ``FAIL``), not lost.
+        """
+
+        def work() -> None:
+            try:
+                with self.step(message):
+                    result = build(self.update)
+                on_done(result)
+                said = done(result) if callable(done) else done
+            except Exception as exc:  # shown in the status line; the kernel and the app stay up
+                if self.state != "FAIL":
+                    self.fail(f"{message}: {type(exc).__name__}: {exc}")
+                return
+            self.done(said)
+
+        thread = threading.Thread(target=work, name=f"battlab-{self.app}-build", daemon=True)
+        thread.start()
+        return thread
+
+    def update(self, fraction: float, text: str) -> None:
+        """Progress of a long step: ``fraction`` done (0-1), ``text`` what is happening."""
+        self.bar.layout.display = None
+        self.bar.value = int(round(100 * min(max(fraction, 0.0), 1.0)))
+        self.message = text
+
     def done(self, message: str = "") -> None:
         """The app is ready (``message``, e.g. where its model came from, stays visible)."""
         self.message = message or f"ready in {time.perf_counter() - self._t0:.1f} s"
+        self.bar.layout.display = "none"
         self.state = "READY"
 
     def fail(self, message: str) -> None:
