@@ -5,7 +5,9 @@ Examples
 .. code-block:: console
 
     $ battlab electrode simulate --set active_weight_fraction=0.94 --set coating_gap_um=180 --curves out.csv
-    $ battlab electrode doe --n 50 --seed 1 --n-jobs 2 --out designs.parquet --cache .electrode_cache
+    $ battlab electrode doe --n 50 --seed 1 --n-jobs 2 --out designs.parquet --checkpoint designs.ckpt
+    $ battlab electrode doe --n 10000 --scheduler local --n-jobs 2 --out doe.parquet --checkpoint doe.ckpt
+    $ battlab electrode doe --n 10000 --scheduler tcp://head:8786 --out doe.parquet --checkpoint /shared/doe.ckpt
     $ battlab electrode optimize --objective specific_energy_Wh_kg --min rate_capability=0.8 --json best.json
 
 Hook: ``battlab.cli.build_parser`` calls :func:`add_parser` with its subparsers.
@@ -93,8 +95,10 @@ def _cmd_doe(args: argparse.Namespace) -> int:
         raise BattlabError("--n must be at least 1")
     designs = latin_hypercube(_space(args), args.n, seed=args.seed)
     kw: dict[str, Any] = {"noise": args.noise, "seed": args.seed} if args.noise > 0 else {}
+    if args.scheduler and not args.cache:
+        print("note: without --checkpoint DIR an interrupted run starts again from the first design")
     table = run_designs(designs, n_jobs=args.n_jobs, cache_dir=args.cache, settings=_settings(args),
-                        c_rates=_rates(args.c_rates), **kw)
+                        c_rates=_rates(args.c_rates), scheduler=args.scheduler, **kw)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False) if out.suffix.lower() == ".csv" else table.to_parquet(out, index=False)
@@ -180,9 +184,13 @@ def add_parser(subparsers: Any) -> None:
     doe = sub.add_parser("doe", help="Latin hypercube designs simulated in parallel, cached")
     common(doe)
     doe.add_argument("--n", type=int, default=50, help="number of designs")
-    doe.add_argument("--n-jobs", type=int, default=1, help="parallel workers (~380 MB each)")
+    doe.add_argument("--n-jobs", type=int, default=1, help="parallel workers (~380 MB each); with --scheduler local, "
+                     "the LocalCluster's worker processes")
+    doe.add_argument("--scheduler", help="run on Dask: 'local' (a LocalCluster on this machine) or a scheduler "
+                     "address, e.g. tcp://head:8786 (default: this process, or joblib with --n-jobs)")
     doe.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", help="hold a parameter fixed")
-    doe.add_argument("--cache", help="cache folder (one file per design)")
+    doe.add_argument("--checkpoint", "--cache", dest="cache", metavar="DIR",
+                     help="checkpoint folder (one file per finished design): the same command again resumes")
     doe.add_argument("--out", required=True, help="output table (.parquet or .csv)")
     doe.set_defaults(func=_cmd_doe)
 
