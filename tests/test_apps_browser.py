@@ -133,7 +133,7 @@ def test_curation_bad_file_shows_message_and_kernel_survives(browser, voila, tmp
 
 def test_predictor_types_a_formula(browser, voila):
     page = open_app(browser, voila, "predictor")
-    assert "last pipeline run" in page.inner_text(".battlab-app-ready")
+    assert "last pipeline run" in page.inner_text(".battlab-app-status")  # where its model came from
     page.fill(".battlab-predictor-input input", "LiCoO2, LiFePO4")
     page.click(".battlab-predict-button")
     page.wait_for_function("document.querySelector('.battlab-predictions').innerText.includes('LiFePO4')",
