@@ -226,3 +226,51 @@ def test_local_cluster_interrupted_then_resumed(tmp_path) -> None:
     assert _done(ck)["key"].value_counts().to_dict() == {k: 1 for k in keys}
     assert len(table) == 6 and (table["status"] == "ok").all()
     pd.testing.assert_frame_equal(table[DESIGN], designs[DESIGN])
+
+
+@pytest.mark.timeout(900)
+def test_design_that_kills_its_workers_is_kept_as_failed_and_retried(tmp_path, capsys) -> None:
+    """With no failure allowed, the killed worker's design comes back failed (KilledWorker), is not
+    checkpointed, and the same CLI command on a LocalCluster simulates it (and only it) again."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from battlab.cli import main
+    from battlab.electrode.distributed import KILLED_REASON
+    from battlab.electrode.process import ProcessSettings
+
+    designs = latin_hypercube(DEFAULT_SPACE, 4, seed=35)  # what `battlab electrode doe --n 4 --seed 35` makes
+    cli_kwargs = {"settings": ProcessSettings(material="NMC811"), "c_rates": (0.5, 2.0)}
+    ck = tmp_path / "ck"
+    killed: dict = {}
+
+    def kill_the_first_busy_worker(key: str, row: dict) -> None:
+        ev = Checkpoint(ck).events()
+        running = ev[(ev["event"] == "start") & ~ev["key"].isin(ev.loc[ev["event"] == "done", "key"])]
+        if not killed and not running.empty:
+            victim = running.sort_values("time").iloc[-1]
+            os.kill(int(victim["pid"]), signal.SIGKILL)
+            killed.update(pid=int(victim["pid"]), key=victim["key"])
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        table = run_designs(designs, scheduler=client, cache_dir=ck, progress=False,
+                            callback=kill_the_first_busy_worker, **cli_kwargs)
+    assert killed, "no worker was busy after the first design: the fault was never injected"
+    keys = [design_key(d, **cli_kwargs) for d in check_designs(designs)]
+    crashed = table[table["reason"].str.startswith(KILLED_REASON)]
+    assert killed["key"] in {keys[i] for i in crashed.index}
+    assert (crashed["status"] == "failed").all() and (table.drop(crashed.index)["status"] == "ok").all()
+    pd.testing.assert_frame_equal(table[DESIGN], designs[DESIGN])  # nothing dropped
+    assert Checkpoint(ck).done_keys() == set(keys) - {keys[i] for i in crashed.index}
+
+    out = tmp_path / "doe.parquet"
+    assert main(["electrode", "doe", "--n", "4", "--seed", "35", "--scheduler", "local", "--n-jobs", "1",
+                 "--checkpoint", str(ck), "--out", str(out)]) == 0
+    assert "4 designs, 0 failed" in capsys.readouterr().out
+    done = _done(ck)
+    assert done["key"].value_counts().to_dict() == {k: 1 for k in keys}  # only the crashed ones simulated again
+    final = pd.read_parquet(out)
+    assert (final["status"] == "ok").all()
+    pd.testing.assert_frame_equal(final.drop(crashed.index)[COMPARED], table.drop(crashed.index)[COMPARED])
