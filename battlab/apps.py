@@ -6,7 +6,7 @@ there, and otherwise builds a small one quickly; it says which (:func:`default_t
 Example
 -------
 >>> sorted(APPS)
-['curation', 'electrode_designer', 'predictor', 'shap_explorer']
+['curation', 'cycle_life', 'electrode_designer', 'predictor', 'shap_explorer']
 >>> app_path("curation").name
 'curation.ipynb'
 """
@@ -31,6 +31,7 @@ APPS = {
     "predictor": "type a formula, get the predicted property with its interval and a short reason",
     "shap_explorer": "why the model predicts what it predicts: dependence plots and waterfalls",
     "electrode_designer": "electrode process parameters -> predicted performance, and PSO optimization",
+    "cycle_life": "upload a cycler file (or pick a Severson cell): predicted cycle life, its interval and why",
 }
 
 
@@ -124,6 +125,57 @@ def default_explanation_dir(workdir: str | Path | None = None, *, max_rows: int 
     ex = steps.explain(tuned, data, max_rows=max_rows)  # type: ignore[arg-type]
     ex.save(out)
     return out, f"{source}; explained now on {len(ex.values)} rows"
+
+
+def default_cycle_life_model(workdir: str | Path | None = None, *, n_trials: int = 8,
+                             progress: Progress | None = None) -> tuple[Path, str]:
+    """A cycle-life model folder for the ``cycle_life`` app (:class:`battlab.cycling.models.CycleLifeModel`)
+    and where it came from.
+
+    ``runs/latest/06_cycle_life`` (notebook 06 of ``make run``) when present; otherwise a small model built once
+    from the severson2019 subset shipped with battlab (no network): ridge and elastic net on the early-life
+    features of the 41 training cells, ``n_trials`` optuna trials (a few seconds on 2 cores), kept in ``workdir``
+    (default ``runs/app-default/cycle_life``) for the next start. Built in a private folder and renamed into
+    place, so two kernels starting at once never read a half-written model. Why built and not shipped: see
+    :func:`default_tune_dir`.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder, source = default_cycle_life_model(Path(tempfile.mkdtemp()) / "cl", n_trials=2)  # doctest: +SKIP
+    >>> source.startswith(("model from the last pipeline run", "small default model built now"))  # doctest: +SKIP
+    True
+    """
+    found = latest_step("06_cycle_life", ("cycle_life_model.joblib", "model_card.json"))
+    if found:
+        return found, f"cycle-life model from the last pipeline run ({found})"
+    out = Path(workdir) if workdir else RUNS_DIR / "app-default" / "cycle_life"
+    if (out / "model_card.json").is_file():  # written after the model itself
+        return out, f"small default cycle-life model built earlier ({out})"
+    import shutil
+    import tempfile
+
+    from battlab.cycling.curves import load_severson_subset
+    from battlab.cycling.models import fit_cycle_life
+
+    say = progress or _quiet
+    say(0.0, "reading the severson2019 subset shipped with battlab")
+    curves = load_severson_subset()
+    train = curves.select(curves.cells["split"].to_numpy() == "train")
+    say(0.2, f"tuning ridge and elastic net on the {len(train)} training cells ({n_trials} trials of 5-fold CV)")
+    model = fit_cycle_life(train, n_cycles=100, components=0, models=("ridge", "elasticnet"), n_trials=n_trials,
+                           progress=False)
+    say(0.9, "saving the cycle-life model")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    model.save(tmp)
+    try:
+        tmp.rename(out)
+    except OSError:  # another kernel finished first: keep its model
+        shutil.rmtree(tmp, ignore_errors=True)
+    say(1.0, "cycle-life model ready")
+    return out, (f"small default cycle-life model built now: {model.card['model']['name']} on the early-life "
+                 f"features of the {len(train)} training cells of the shipped severson2019 subset ({out})")
 
 
 def voila_command(target: str | Path, port: int = 8866, *, open_browser: bool = False) -> list[str]:

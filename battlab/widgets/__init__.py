@@ -26,6 +26,7 @@ _WIDGETS = {
     "TuningMonitor": "tuning",
     "ElectrodeDesigner": "electrode",
     "ShapExplorer": "shap_explorer",
+    "CycleLifePredictor": "cycle_life",
 }
 __all__ = sorted(_WIDGETS)
 
