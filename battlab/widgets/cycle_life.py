@@ -296,8 +296,8 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
         for candidate in candidates:
             try:
                 curves = candidate() if callable(candidate) else candidate
-            except BattlabError as exc:
-                why = str(exc)
+            except Exception as exc:  # no network, no cache: the picker stays empty, uploads still work
+                why = str(exc) if isinstance(exc, BattlabError) else f"{type(exc).__name__}: {exc}"
                 continue
             if _grids_match(curves.voltages, model.voltages):
                 self.dataset = curves
