@@ -53,9 +53,13 @@ def payload(name: str, content: bytes) -> tuple[dict, ...]:
              "content": memoryview(content)},)
 
 
-def cell_csv(subset: DischargeCurves, cell: str, last_cycle: int = 100) -> bytes:
-    """A plain CSV export of one Severson cell's cycles 2..``last_cycle``: a charge, then a discharge whose capacity
-    counter reaches the cell's measured discharge capacity of that cycle."""
+DISCHARGE = ((3.5, 0.0), (3.3, 0.15), (3.2, 0.5), (3.1, 0.8), (3.0, 0.9), (2.5, 0.97), (2.0, 1.0))
+
+
+def cell_csv(subset: DischargeCurves, cell: str, last_cycle: int = 100,
+             discharge: tuple[tuple[float, float], ...] = DISCHARGE) -> bytes:
+    """A plain CSV export of one Severson cell's cycles 2..``last_cycle``: a charge, then a discharge (voltage,
+    fraction of the capacity) whose counter reaches the cell's measured discharge capacity of that cycle."""
     i = int(np.flatnonzero(subset.cells["cell"] == cell)[0])
     rows, t = [], 0.0
     for c, q in zip(subset.capacity_cycles, subset.capacity[i], strict=True):
@@ -64,7 +68,7 @@ def cell_csv(subset: DischargeCurves, cell: str, last_cycle: int = 100) -> bytes
         for v in (3.4, 3.6):
             rows.append({"cycle": int(c), "time_s": t, "current_A": 4.4, "voltage_V": v, "discharge_capacity_Ah": 0.0})
             t += 600
-        for v, frac in ((3.5, 0.0), (3.3, 0.15), (3.2, 0.5), (3.1, 0.8), (3.0, 0.9), (2.5, 0.97), (2.0, 1.0)):
+        for v, frac in discharge:
             rows.append({"cycle": int(c), "time_s": t, "current_A": -4.4, "voltage_V": v,
                          "discharge_capacity_Ah": float(q) * frac})
             t += 600
@@ -124,6 +128,15 @@ def test_real_cycler_files_say_how_many_cycles_they_have(app, shared_datasets, n
         assert "battlab-cycle-unusable" in app.cell_info.value
         assert str(app.cell.unusable["reason"].iloc[0]).split(" (")[0] in app.cell_info.value
     assert app.pick("test1_cell1") is not None and app.state == "SUCCESS"  # the kernel survives
+
+
+def test_a_cell_outside_the_training_voltage_window_is_predicted_with_a_warning(app, subset):
+    nmc = ((4.2, 0.0), (4.0, 0.2), (3.8, 0.5), (3.6, 0.8), (3.3, 0.95), (3.0, 1.0))  # another chemistry's window
+    app.upload.value = payload("nmc.csv", cell_csv(subset, "test1_cell5", discharge=nmc))
+    assert app.state == "SUCCESS"
+    assert "the training cells discharge from 3.6 V to 2.0 V, this cell between 4.20 V and 3.00 V" in app.message
+    app.upload.value = payload("lfp.csv", cell_csv(subset, "test1_cell5"))
+    assert app.state == "SUCCESS" and app.message == "lfp: predicted"
 
 
 def test_real_file_uploaded_as_bytes_reads_as_from_disk(shared_datasets):
@@ -224,6 +237,19 @@ def test_state_is_shown_as_a_css_class(app):
     assert app.state == "READY" and "battlab-cycle-life-ready" in app._dom_classes
     app.load_bytes("notes.txt", b"hello\n")
     assert "battlab-cycle-life-fail" in app._dom_classes and "battlab-cycle-life-ready" not in app._dom_classes
+
+
+def test_a_model_on_the_full_curves_offers_the_full_dataset(data_cache, tmp_path):
+    """notebook 06 run on ``severson2019`` (1000 voltages): the shipped subset does not fit, the full curves do."""
+    from battlab.cycling.curves import SEVERSON_VOLTAGES, load_severson
+
+    full = load_severson()
+    fit_cycle_life(full, models=("ridge",), n_trials=2, progress=False).save(tmp_path / "full")
+    app = CycleLifePredictor(tmp_path / "full")
+    assert app.state == "READY" and len(app.dataset.voltages) == 1000
+    assert np.allclose(app.dataset.voltages, SEVERSON_VOLTAGES) and not app.dataset.notes.get("subset")
+    assert len(app.picker.options) == 124 and "Cells to pick: 124" in app.model_info.value
+    assert app.pick("test1_cell4")["cell"] == "test1_cell4" and app.state == "SUCCESS"
 
 
 def test_widget_is_in_the_lazy_registry():
