@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from battlab.errors import BattlabError
 
@@ -57,7 +58,7 @@ def _quiet(fraction: float, text: str) -> None:
 
 
 def default_tune_dir(workdir: str | Path | None = None, *, n_trials: int = 1,
-                     progress: Progress | None = None) -> tuple[Path, str]:
+                     progress: Progress | None = None, use_latest: bool = True) -> tuple[Path, str]:
     """A tuned-model folder for the apps and where it came from.
 
     ``runs/latest/03_tune`` (from ``make run``) when present; otherwise a small LightGBM model on the
@@ -71,7 +72,7 @@ def default_tune_dir(workdir: str | Path | None = None, *, n_trials: int = 1,
     releases), a shipped binary must be rebuilt and re-reviewed at every model change, and unpickling is
     code execution; a build from the package's own data and steps is always consistent with this battlab.
     """
-    found = latest_step("03_tune", ("model.joblib", "model_card.json"))
+    found = latest_step("03_tune", ("model.joblib", "model_card.json")) if use_latest else None
     if found:
         return found, f"model from the last pipeline run ({found})"
     out = Path(workdir) if workdir else RUNS_DIR / "app-default"
@@ -100,20 +101,37 @@ def default_tune_dir(workdir: str | Path | None = None, *, n_trials: int = 1,
                            f"({out / 'model'})")
 
 
+#: The SHAP explorer's default: the small default model (:func:`default_tune_dir`) explained on 300 rows, shipped
+#: as data (parquet and JSON: no pickle, nothing version-bound), so a cold app has nothing to build. Made by
+#: :func:`write_default_explanation`; a test checks that it is what that build gives today.
+SHIPPED_EXPLANATION = Path(__file__).resolve().parent / "widgets" / "examples" / "default_explanation"
+
+
 def default_explanation_dir(workdir: str | Path | None = None, *, max_rows: int = 500,
                             progress: Progress | None = None) -> tuple[Path, str]:
     """An explanation folder for the SHAP explorer and where it came from: ``runs/latest/04_explain`` when
-    present, else the default model (:func:`default_tune_dir`) explained on the table it was tuned on
-    (the pipeline's or the default build's feature set; the embedded data otherwise), cached."""
+    present; else an explanation made earlier in ``workdir`` (default ``runs/app-default/explain``); else, when
+    the apps use the small default model (no ``runs/latest/03_tune``), the one shipped with battlab
+    (:data:`SHIPPED_EXPLANATION`); else the apps' model (:func:`default_tune_dir`) explained now on the table it
+    was tuned on, cached in ``workdir``."""
     found = latest_step("04_explain", ("shap_values.parquet", "explanation.json"))
     if found:
         return found, f"explanation from the last pipeline run ({found})"
     out = Path(workdir) if workdir else RUNS_DIR / "app-default" / "explain"
     if (out / "explanation.json").is_file():
         return out, f"explanation of the default model, made earlier ({out})"
+    pipeline_model = latest_step("03_tune", ("model.joblib", "model_card.json"))
+    if pipeline_model is None and (SHIPPED_EXPLANATION / "explanation.json").is_file():
+        return SHIPPED_EXPLANATION, ("explanation of the small default model (LightGBM on Magpie features of the "
+                                     "embedded formation enthalpies), shipped with battlab; `make run` makes yours")
+    model_dir, source = default_tune_dir(progress=progress)
+    ex = _explain_default_model(model_dir, out, max_rows, progress)
+    return out, f"{source}; explained now on {len(ex.values)} rows"
+
+
+def _explain_default_model(model_dir: Path, out: Path, max_rows: int, progress: Progress | None) -> Any:
     from battlab import steps
 
-    model_dir, source = default_tune_dir(progress=progress)
     tuned = steps.TunedModel.load(model_dir)  # trusted: the app's own model folder
     for folder in (model_dir.parent / "features", model_dir.parent / "02_featurize"):
         if (folder / "featureset.json").is_file():
@@ -124,7 +142,23 @@ def default_explanation_dir(workdir: str | Path | None = None, *, max_rows: int 
     (progress or _quiet)(0.95, f"explaining up to {max_rows} rows")
     ex = steps.explain(tuned, data, max_rows=max_rows)  # type: ignore[arg-type]
     ex.save(out)
-    return out, f"{source}; explained now on {len(ex.values)} rows"
+    return ex
+
+
+def write_default_explanation(out: str | Path = SHIPPED_EXPLANATION, *, max_rows: int = 300) -> Path:
+    """Build the small default model in a temporary folder (never ``runs/latest``) and write its explanation
+    to ``out``: how :data:`SHIPPED_EXPLANATION` is made
+    (``python -c "from battlab.apps import write_default_explanation; write_default_explanation()"``)."""
+    import shutil
+    import tempfile
+
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir, _ = default_tune_dir(Path(tmp) / "app-default", use_latest=False)
+        _explain_default_model(model_dir, Path(tmp) / "explain", max_rows, None)
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(Path(tmp) / "explain", out)
+    return out
 
 
 def default_cycle_life_model(workdir: str | Path | None = None, *, n_trials: int = 8,
