@@ -28,6 +28,12 @@ not when the scheduler reschedules the tasks of a worker that died (the task fin
 design whose task kills workers again and again (``distributed.KilledWorker``) comes back as a failed row
 with that reason and no file, so a later run tries it again.
 
+Interrupting a run on a cluster that :func:`~battlab.electrode.doe.run_designs` started (``"local"``)
+stops its workers; on a cluster that keeps running (an address, a client, a jobqueue cluster) the
+tasks are cancelled, but the designs already being simulated finish and are checkpointed by their
+workers: wait for them before starting the same run again, or they may be simulated twice (at most one
+per worker; the result is the same file).
+
 Dask is used only when asked for: :func:`~battlab.electrode.doe.run_designs` without a scheduler runs in
 this process (``n_jobs=1``) or through joblib. A LocalCluster costs a few seconds to start and every
 worker imports PyBaMM again (``benchmarks/doe_scale.py`` prints ``dask_local_cluster_start_s``), which a

@@ -209,6 +209,8 @@ class Checkpoint:
     and a design written twice by two workers is the same file. ``simulations.jsonl`` gets one line when a
     simulation starts and one when it ends (key, host, pid, Dask worker, time, seconds, status): an audit
     of who simulated what, and what a killed worker left unfinished (a ``start`` without its ``done``).
+    ``checkpoint.json`` records the battlab and PyBaMM versions the folder's results were made with
+    (:meth:`open` refuses a folder of other versions rather than mixing their results with new ones).
 
     Example
     -------
@@ -411,7 +413,7 @@ def run_designs(
                 delayed(_run_one)(d, k, folder, kw) for k, d, kw in todo)
             stream = zip((k for k, _, _ in todo), out, strict=True)
         else:
-            stream = _dask_stream(scheduler, n_jobs, todo, folder, ck)
+            stream = _dask_stream(scheduler, n_jobs, todo, folder, ck, tell=bar.write if progress else None)
         for key, row in stream:
             results[key] = row
             bar.update(1)
@@ -431,12 +433,17 @@ def run_designs(
 
 
 def _dask_stream(scheduler: Any, n_jobs: int, todo: list[tuple[str, dict[str, Any], dict[str, Any]]],
-                 folder: str | None, ck: Checkpoint | None) -> Iterator[tuple[str, dict[str, Any]]]:
+                 folder: str | None, ck: Checkpoint | None,
+                 tell: Callable[[str], None] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
     """Results from the cluster as they finish; the client checkpoints what a worker could not."""
     from battlab.electrode import distributed
 
     with distributed.connect(scheduler, n_workers=n_jobs) as client, \
             contextlib.closing(distributed.submit_designs(client, todo, _run_one, folder)) as finished:
+        if tell is not None:
+            info = client.scheduler_info()
+            board = f"; dashboard: {client.dashboard_link}" if "dashboard" in info.get("services", {}) else ""
+            tell(f"{len(todo)} designs on Dask ({len(info.get('workers', {}))} workers now){board}")
         for key, row in finished:
             crashed = str(row.get("reason", "")).startswith(distributed.KILLED_REASON)
             if ck is not None and not crashed and not ck.has(key):
