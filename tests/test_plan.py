@@ -219,6 +219,28 @@ def test_same_seed_same_campaign_other_seed_other_start():
     pd.testing.assert_frame_equal(w1.suggest(4), w2.suggest(4))
 
 
+def test_rank_transform_makes_decisions_depend_only_on_the_order_of_results():
+    pool, values = toy_pool()
+
+    def history(scale) -> tuple[list[str], pd.DataFrame]:
+        campaign = Campaign(pool, model="et-group", acquisition="ucb", kappa=1.0, transform="rank", seed=0)
+        ids = []
+        for _ in range(3):
+            batch = campaign.suggest(4)
+            campaign.observe(batch, scale(truth(pool, values, batch["design_id"])))
+            ids += batch["design_id"].tolist()
+        return ids, campaign.suggest(3)
+
+    plain_ids, plain = history(lambda v: v)
+    exp_ids, stretched = history(lambda v: np.exp(20 * v))  # same order, a long tail
+    assert plain_ids == exp_ids
+    assert plain["design_id"].tolist() == stretched["design_id"].tolist()
+    observed = np.exp(20 * values)
+    assert stretched["mean"].between(observed.min(), observed.max()).all()  # reported in result units
+    with pytest.raises(BattlabError, match="unknown transform 'log'"):
+        Campaign(pool, transform="log")
+
+
 # ------------------------------------------------------------------------------------------------ window
 def test_window_suggestions_respect_bounds_types_and_constraints():
     campaign = Campaign(window(), model="gp", acquisition="ei", seed=0)

@@ -64,10 +64,12 @@ from battlab.plan.acquisition import (
 from battlab.plan.space import CandidatePool, ProcessWindow
 from battlab.plan.surrogates import make_surrogate
 
-__all__ = ["BATCHES", "STATE_VERSION", "Campaign"]
+__all__ = ["BATCHES", "STATE_VERSION", "TRANSFORMS", "Campaign"]
 
 #: Version of the saved state; :meth:`Campaign.load` refuses other versions.
 STATE_VERSION = 1
+#: Result transforms: ``"rank"`` models the normal scores of the results measured so far (robust to a long tail).
+TRANSFORMS = ("none", "rank")
 #: Batch strategies accepted by :class:`Campaign` (``"auto"``: thompson for ``ts``, else believer).
 BATCHES = ("auto", "believer", "penalize", "thompson", "greedy")
 _FILES = ("campaign.json", "observations.parquet", "pending.parquet", "failed.parquet")
@@ -97,11 +99,17 @@ class Campaign:
     maximize : bool
         ``False`` to look for the lowest result.
     kappa, xi : float
-        UCB's weight of the uncertainty, EI's minimum improvement (in result units).
+        UCB's weight of the uncertainty, EI's minimum improvement (in the model's units: the results, or their
+        normal scores with ``transform="rank"``).
     penalty_radius : float
         Radius of ``"penalize"``, as a fraction of the median distance between candidates.
     n_candidates : int
         Sobol candidates drawn in a process window at each suggestion (the best are refined locally).
+    transform : {"none", "rank"}
+        ``"rank"``: the model learns the normal scores of the results measured so far (scikit-learn's
+        QuantileTransformer), so a long tail of very poor results (e.g. conductivities censored at
+        1e-15 S/cm) does not dominate the uncertainty; decisions then depend only on the order of the
+        results. Predictions are reported back in result units (clipped to the measured range).
     seed : int
         Seeds the random start, Thompson draws, Sobol candidates and the models: same seed, same campaign.
 
@@ -120,7 +128,7 @@ class Campaign:
     def __init__(self, space: CandidatePool | ProcessWindow, model: str | Any = "et-group",
                  model_params: dict[str, Any] | None = None, acquisition: str = "ei", batch: str = "auto",
                  maximize: bool = True, kappa: float = 2.0, xi: float = 0.0, penalty_radius: float = 0.25,
-                 n_candidates: int = 1024, seed: int = 0) -> None:
+                 n_candidates: int = 1024, transform: str = "none", seed: int = 0) -> None:
         if not isinstance(space, (CandidatePool, ProcessWindow)):
             raise BattlabError(f"space must be a CandidatePool or a ProcessWindow, got {type(space).__name__}.")
         if acquisition not in ACQUISITIONS:
@@ -130,6 +138,8 @@ class Campaign:
         if batch == "thompson" and acquisition != "ts" or acquisition == "ts" and batch not in ("auto", "thompson"):
             raise BattlabError("Thompson batches go with acquisition='ts' (and acquisition='ts' with "
                                "batch='thompson' or 'auto').")
+        if transform not in TRANSFORMS:
+            raise BattlabError(f"unknown transform {transform!r}; choose one of: {', '.join(TRANSFORMS)}.")
         if isinstance(model, str):
             make_surrogate(model, seed=0, **dict(model_params or {}))  # fails now on a bad name or parameter
         elif not hasattr(model, "fit") or not hasattr(model, "predict"):
@@ -144,6 +154,7 @@ class Campaign:
         self.xi = float(xi)
         self.penalty_radius = float(penalty_radius)
         self.n_candidates = int(n_candidates)
+        self.transform = transform
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.round = 0
@@ -153,6 +164,7 @@ class Campaign:
         self.pending = pd.DataFrame(columns=["design_id", "round", "mean", "std", "acquisition", *design_cols])
         self.failed = pd.DataFrame(columns=[*_META, *design_cols, "result", "reason"])
         self.model_: Any = None
+        self.transformer_: Any = None
 
     # ----------------------------------------------------------------------------------------------- designs
     def _design_columns(self) -> list[str]:
@@ -278,6 +290,12 @@ class Campaign:
         groups_obs = None
         if not cold:
             X, y, groups_obs = self._training()
+            self.transformer_ = None
+            if self.transform == "rank":
+                from sklearn.preprocessing import QuantileTransformer
+
+                self.transformer_ = QuantileTransformer(n_quantiles=min(1000, len(y)), output_distribution="normal")
+                y = self.transformer_.fit_transform(y[:, None])[:, 0]
             model = self._fit(self._surrogate(), X, y, groups_obs)
             best = float(y.max())
         table, Xc = self._candidates(model, best)
@@ -292,6 +310,9 @@ class Campaign:
         else:
             picks, score = self._select(model, X, y, groups_obs, Xc, groups_c, best, batch_size)
             mean, std = self._predict(model, Xc[picks], None if groups_c is None else groups_c[picks])
+            if self.transformer_ is not None:  # back to result units: the mean, and half the width of +-1 std
+                back = [self.transformer_.inverse_transform(v[:, None])[:, 0] for v in (mean - std, mean, mean + std)]
+                mean, std = back[1], (back[2] - back[0]) / 2
         self.model_ = model
         sign = 1.0 if self.maximize else -1.0
         out = table.iloc[picks].reset_index(drop=True)
@@ -521,7 +542,7 @@ class Campaign:
             "format": "battlab.plan.Campaign", "version": STATE_VERSION, "battlab_version": __version__,
             "space": self.space.to_dict(), "model": model, "model_params": self.model_params,
             "settings": {k: getattr(self, k) for k in ("acquisition", "batch", "maximize", "kappa", "xi",
-                                                        "penalty_radius", "n_candidates", "seed")},
+                                                        "penalty_radius", "n_candidates", "transform", "seed")},
             "round": self.round, "n_designs": self.n_designs, "rng": self.rng.bit_generator.state,
         }
         (out / "campaign.json").write_text(json.dumps(state, indent=1, default=str))
