@@ -274,3 +274,22 @@ def test_design_that_kills_its_workers_is_kept_as_failed_and_retried(tmp_path, c
     final = pd.read_parquet(out)
     assert (final["status"] == "ok").all()
     pd.testing.assert_frame_equal(final.drop(crashed.index)[COMPARED], table.drop(crashed.index)[COMPARED])
+
+
+@pytest.mark.timeout(900)
+def test_closed_loop_rounds_run_on_the_cluster_of_use_scheduler() -> None:
+    """Every simulation of a closed loop inside ``use_scheduler`` is a task on the cluster (one per design)."""
+    from distributed import get_task_stream
+
+    from battlab.electrode import closed_loop
+
+    space = DEFAULT_SPACE | {"solid_content": 0.65, "active_weight_fraction": 0.95}
+    with use_scheduler("local", n_workers=2) as client, get_task_stream(client) as stream:
+        res = closed_loop(space=space, constraints={"rate_capability": (0.8, None)}, n_initial=4, batch_size=2,
+                          max_rounds=1, patience=5, seed=0, verbose=False, pso_params={"pop_size": 10, "n_gen": 5},
+                          surrogate_params={"hidden_layer_sizes": (8,), "max_iter": 100})
+        workers = set(client.scheduler_info()["workers"])
+    tasks = [t for t in stream.data if str(t["key"]).startswith("simulate-")]
+    assert list(res.history["n_sim_calls"]) == [4, 6] and len(res.data) == 6
+    assert len(tasks) == 6 and {t["worker"] for t in tasks} <= workers
+    assert (res.data["status"] == "ok").all()
