@@ -10,9 +10,13 @@ Both clusters are started and warmed up first (start-up: ``LocalCluster`` + ``Cl
 worker simulates one design outside the set, i.e. imports PyBaMM and builds its model), timed apart; then
 their batches alternate (``--repeats`` each) so that both see the same background load. The headline is
 the median batch time of 1 worker over that of 2 workers. ``end_to_end`` includes start-up, warm-up and
-the first batch: what a small DOE pays. The machine's 1-minute load average and the cores the workers really got
-during each batch (their CPU seconds over the batch's wall time) are printed: on shared cores the
-speed-up is bounded by the cores the other processes leave free.
+the first batch: what a small DOE pays. The machine's 1-minute load average and the cores the workers
+really got during each batch (their CPU seconds over the batch's wall time) are printed, and before the
+runs the cores that 1 and 2 busy-looping processes of this session get (``cpu_ceiling_speedup_2_processes``:
+no DOE can beat it). On shared cores the speed-up is bounded by what the other processes leave free; where
+Linux's autogroup scheduling is on (``sched_autogroup_enabled: 1``) each session gets an equal share of
+the CPUs however many processes it runs, so on a machine busy with other sessions a second worker adds
+little.
 
 Output: one ``name: value`` line per figure, headline last (``dask_speedup_2_workers``). Exit 1 if a
 design failed, if the three runs disagree on a result, or if a batch could not be timed.
@@ -28,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
@@ -42,6 +47,29 @@ def _cpu_seconds() -> float:
     """CPU time (user + system) of the calling process: run on every worker with ``client.run``."""
     t = os.times()
     return t.user + t.system
+
+
+def _spin(seconds: float, out: Any) -> None:
+    """Busy-loop for ``seconds`` and report the CPU seconds this process got."""
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    while time.perf_counter() - t0 < seconds:
+        pass
+    out.put(_cpu_seconds() - c0)
+
+
+def _cores_available(n_procs: int, seconds: float = 3.0) -> float:
+    """Cores that ``n_procs`` busy processes of this session get together right now (the ceiling of a speed-up)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_spin, args=(seconds, q)) for _ in range(n_procs)]
+    for proc in procs:
+        proc.start()
+    got = sum(q.get() for _ in procs)
+    for proc in procs:
+        proc.join()
+    return got / seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"repeats: {args.repeats}")
     print(f"cpu_count: {os.cpu_count()}")
     print(f"load_avg_1min_start: {_load():.2f}")
+    autogroup = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    if autogroup.exists():  # 1: the kernel shares the CPUs equally between sessions, not between processes
+        print(f"sched_autogroup_enabled: {autogroup.read_text().strip()}")
+    ceiling = {n: _cores_available(n) for n in (1, 2)}
+    for n in (1, 2):
+        print(f"busy_loop_cores_{n}_process{'es' if n > 1 else ''}: {ceiling[n]:.2f}")
+    print(f"cpu_ceiling_speedup_2_processes: {ceiling[2] / ceiling[1]:.2f}")
 
     simulate(warm)  # this process warmed up like the workers
     t0 = time.perf_counter()
