@@ -150,6 +150,7 @@ def test_worker_without_the_checkpoint_folder_still_simulates(tmp_path) -> None:
 # ----------------------------------------------------------------------------- Dask
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_killed_worker_every_design_simulated_exactly_once(tmp_path) -> None:
     """A 2-worker LocalCluster; one worker is SIGKILLed mid-simulation once two designs are done."""
@@ -198,6 +199,7 @@ def test_killed_worker_every_design_simulated_exactly_once(tmp_path) -> None:
     np.testing.assert_allclose(again[COMPARED], table[COMPARED].iloc[[0, 5]], rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_local_cluster_interrupted_then_resumed(tmp_path) -> None:
     """``scheduler="local"``: an interruption closes the cluster it started; the rerun does only the rest."""
@@ -228,6 +230,7 @@ def test_local_cluster_interrupted_then_resumed(tmp_path) -> None:
     pd.testing.assert_frame_equal(table[DESIGN], designs[DESIGN])
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_design_that_kills_its_workers_is_kept_as_failed_and_retried(tmp_path, capsys) -> None:
     """With no failure allowed, the killed worker's design comes back failed (KilledWorker), is not
@@ -276,6 +279,7 @@ def test_design_that_kills_its_workers_is_kept_as_failed_and_retried(tmp_path, c
     pd.testing.assert_frame_equal(final.drop(crashed.index)[COMPARED], table.drop(crashed.index)[COMPARED])
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_closed_loop_rounds_run_on_the_cluster_of_use_scheduler() -> None:
     """Every simulation of a closed loop inside ``use_scheduler`` is a task on the cluster (one per design)."""
