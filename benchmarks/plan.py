@@ -41,11 +41,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matbench import _ensure_data  # BATTLAB_DATA, filled from ../shared/datasets when unset
 
 HEADLINE = "et_group_ucb"
 # name -> Campaign keyword arguments (the model name and its parameters, acquisition, batch, kappa)
@@ -61,16 +60,6 @@ METHODS: dict[str, dict[str, Any]] = {
                  "kappa": 0.1},
     "explore": {"model": "et-group", "acquisition": "explore", "batch": "greedy"},
 }
-
-
-def _ensure_data() -> None:
-    if os.environ.get("BATTLAB_DATA"):
-        return
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from shared_data import fill_cache, shared_complete
-
-    if shared_complete():
-        os.environ["BATTLAB_DATA"] = str(fill_cache(Path(tempfile.mkdtemp(prefix="battlab-bench-"))))
 
 
 def obelix_pool() -> tuple[Any, np.ndarray]:

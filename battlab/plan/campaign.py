@@ -334,9 +334,7 @@ class Campaign:
         if batch == "thompson":
             draws = self._sample(model, Xc, k, groups_c)
             for d in draws:
-                d = d.astype(float).copy()
-                d[picks] = -np.inf
-                picks.append(int(np.argmax(d)))
+                picks.append(_best_unpicked(d, picks))
                 values.append(float(d[picks[-1]]))
             return np.array(picks), np.array(values)
         mean, std = self._predict(model, Xc, groups_c)
@@ -349,9 +347,7 @@ class Campaign:
             length = self.penalty_radius * self._median_distance(Z)
             weight = score - score.min() + 1e-12
             for _ in range(k):
-                w = weight.copy()
-                w[picks] = -np.inf
-                j = int(np.argmax(w))
+                j = _best_unpicked(weight, picks)
                 picks.append(j)
                 values.append(float(score[j]))
                 d2 = np.sum((Z - Z[j]) ** 2, axis=1)
@@ -362,9 +358,7 @@ class Campaign:
         gf = None if groups_obs is None else groups_obs.copy()
         current = model
         for _ in range(k):
-            s = score.copy()
-            s[picks] = -np.inf
-            j = int(np.argmax(s))
+            j = _best_unpicked(score, picks)
             picks.append(j)
             values.append(float(score[j]))
             if len(picks) == k:
@@ -603,6 +597,13 @@ class Campaign:
         return (f"Campaign({self.space.kind}, model={model!r}, acquisition={self.acquisition!r}, "
                 f"batch={self.batch!r}, {len(self.observations)} observed, {len(self.pending)} pending, "
                 f"{len(self.failed)} failed)")
+
+
+def _best_unpicked(values: np.ndarray, picks: list[int]) -> int:
+    """Position of the largest value not yet in the batch."""
+    values = np.asarray(values, dtype=float).copy()
+    values[picks] = -np.inf
+    return int(np.argmax(values))
 
 
 def _to_parquet(table: pd.DataFrame, path: Path) -> None:
