@@ -420,6 +420,138 @@ def test_life_classifier_on_training_cells(subset):
     assert clf.features[0] == "log10_var_dQ5_4"
 
 
+# --------------------------------------------------------------------------- feature sets, choosing by CV
+
+
+def test_feature_subsets_are_columns_of_the_full_set(severson):
+    from battlab.cycling.features import CapacityFadeFeatures, DeltaQFeatures
+
+    full = DeltaQFeatures(100, 10).transform(severson)
+    part = DeltaQFeatures(100, 10, stats=("min", "var")).transform(severson)
+    assert list(part.columns) == ["log10_var_dQ100_10", "log10_abs_min_dQ100_10"]  # in the order of the full set
+    pd.testing.assert_frame_equal(part, full[list(part.columns)])
+    fade = CapacityFadeFeatures(2, (2, 100))
+    full_fade, cell = fade.transform(severson), severson[5]
+    part_fade = CapacityFadeFeatures(2, (2, 100), values=("slope", "intercept")).transform(severson)
+    pd.testing.assert_frame_equal(part_fade, full_fade[["fade_slope_2_100", "fade_intercept_2_100"]])
+    slope, intercept = np.polyfit(np.arange(2, 101), cell.capacity, 1)  # cell 6 has no capacity glitch
+    assert fade.ignored_cycles(cell) == []
+    assert part_fade.iloc[5].tolist() == pytest.approx([slope, intercept])
+    info = DeltaQFeatures(stats=("kurt",)).feature_info()
+    assert info[["feature", "property", "unit"]].values.tolist() == [["log10_abs_kurt_dQ100_10", "kurtosis", "log10"]]
+
+
+@pytest.mark.parametrize("kind, chosen, message", [
+    ("stats", ("var", "median"), r"stats must be a non-empty subset of \['var', 'min', 'mean', 'skew', 'kurt', "
+                                 r"'at_voltage'\], got \['var', 'median'\]"),
+    ("values", (), r"values must be a non-empty subset of \['first', 'rise', 'slope', 'intercept'\], got \[\]"),
+])
+def test_unknown_feature_subset_is_a_clear_error(kind, chosen, message):
+    from battlab.cycling.features import CapacityFadeFeatures, DeltaQFeatures
+    from battlab.errors import BattlabError
+
+    featurizer = DeltaQFeatures(stats=chosen) if kind == "stats" else CapacityFadeFeatures(values=chosen)
+    with pytest.raises(BattlabError, match=message):
+        featurizer.feature_labels()
+
+
+def test_feature_sets_are_the_published_models():
+    from battlab.cycling.features import FEATURE_SETS, early_life_features
+    from battlab.errors import BattlabError
+
+    def labels(preset, n=100):
+        return [label for f in early_life_features(n, preset) for label in f.feature_labels()]
+
+    assert labels("variance") == ["log10_var_dQ100_10"]
+    assert labels("discharge") == ["log10_var_dQ100_10", "log10_abs_min_dQ100_10", "log10_abs_skew_dQ100_10",
+                                   "log10_abs_kurt_dQ100_10", "Qd_cycle2", "Qd_max_minus_cycle2"]
+    assert labels("full_discharge", 50) == ["log10_var_dQ50_10", "log10_abs_min_dQ50_10", "Qd_cycle2",
+                                            "fade_slope_2_50", "fade_intercept_2_50"]
+    default = [label for f in early_life_features(100) for label in f.feature_labels()]
+    assert len(labels("all")) == 10 and labels("all") == default
+    assert set(FEATURE_SETS) == {"all", "variance", "discharge", "full_discharge"}
+    with pytest.raises(BattlabError, match=r"unknown feature set 'paper'; feature sets are \['all', 'discharge'"):
+        early_life_features(100, "paper")
+
+
+def test_fit_with_a_feature_set_needs_its_cycles(subset, cycler_files):
+    from battlab.cycling.curves import curves_from_cell
+    from battlab.cycling.models import fit_cycle_life
+    from battlab.errors import BattlabError
+
+    model = fit_cycle_life(subset, feature_set="full_discharge", components=0, models=("ridge",), n_trials=2,
+                           progress=False)
+    assert model.features == ["log10_var_dQ100_10", "log10_abs_min_dQ100_10", "Qd_cycle2", "fade_slope_2_100",
+                              "fade_intercept_2_100"]
+    assert model.card["cycle_life"]["feature_set"] == "full_discharge"
+    assert model.required_cycles() == list(range(2, 101))
+    cell = read_cycler_file(cycler_files / "test_loopsnewoutput_MB_CE1_short10k.csv")
+    with pytest.raises(BattlabError, match=r"needs cycles 2-100; the cell has 2 cycles with a usable discharge"):
+        model.predict(curves_from_cell(cell, model.voltages))
+
+
+@pytest.fixture(scope="module")
+def small_cv(subset):
+    from battlab.cycling.models import cross_validate_cycle_life
+
+    return cross_validate_cycle_life(subset, n_splits=4, n_repeats=2, feature_set="variance", components=0,
+                                     models=("ridge",), n_trials=2)
+
+
+def test_cross_validation_predicts_each_training_cell_once_per_repeat(subset, small_cv):
+    p = small_cv.predictions
+    train = set(subset.cells.loc[subset.cells["split"] == "train", "cell"])
+    assert len(p) == 2 * len(train) and p["repeat"].tolist().count(0) == len(train)
+    for _, part in p.groupby("repeat"):
+        assert set(part["cell"]) == train and part["cell"].is_unique
+    assert not p["cell"].str.startswith("test").any()
+    per_repeat = [np.sqrt(np.mean((g["predicted_cycle_life"] - g["cycle_life"]) ** 2)) for _, g in p.groupby("repeat")]
+    assert small_cv.metrics["rmse_mean"] == pytest.approx(np.mean(per_repeat))
+    assert small_cv.metrics["rmse_std"] == pytest.approx(np.std(per_repeat, ddof=1))
+    inside = (p["cycle_life"] >= p["interval_low"]) & (p["cycle_life"] <= p["interval_high"])
+    assert small_cv.metrics["coverage"] == pytest.approx(inside.mean())
+    assert small_cv.settings["feature_set"] == "variance" and small_cv.settings["seed"] == 0
+
+
+def test_cross_validation_holds_the_fold_out_and_never_reads_test_cells(subset, small_cv, monkeypatch):
+    import battlab.cycling.models as models
+
+    scrambled = subset.select(np.ones(len(subset), dtype=bool))
+    test = (scrambled.cells["split"] != "train").to_numpy()
+    scrambled.cells.loc[test, "cycle_life"] = 1.0
+    scrambled.Q[test] = 0.0
+    seen = []
+    real_fit = models.fit_cycle_life
+
+    def spy(curves, **kwargs):
+        seen.append(set(curves.cells["cell"]))
+        return real_fit(curves, **kwargs)
+
+    monkeypatch.setattr(models, "fit_cycle_life", spy)
+    again = models.cross_validate_cycle_life(scrambled, n_splits=4, n_repeats=2, feature_set="variance",
+                                             components=0, models=("ridge",), n_trials=2)
+    pd.testing.assert_frame_equal(again.predictions, small_cv.predictions)
+    p = small_cv.predictions
+    assert len(seen) == 8
+    for k, fitted in enumerate(seen):
+        held = set(p.loc[(p["repeat"] == k // 4) & (p["fold"] == k % 4), "cell"])
+        assert held and not held & fitted and len(held | fitted) == 41
+
+
+def test_cross_validation_save_load_and_comparison(subset, small_cv, tmp_path):
+    from battlab.cycling.models import CycleLifeComparison, CycleLifeCV
+    from battlab.errors import BattlabError
+
+    back = CycleLifeCV.load(small_cv.save(tmp_path / "cv"))
+    assert back.metrics == small_cv.metrics and back.settings["models"] == ["ridge"]
+    pd.testing.assert_frame_equal(back.predictions, small_cv.predictions)
+    worse = CycleLifeCV({**small_cv.metrics, "rmse_mean": small_cv.metrics["rmse_mean"] + 1}, small_cv.predictions)
+    found = CycleLifeComparison({"worse": worse, "cv": small_cv})
+    assert found.best == "cv" and found.table()["candidate"].tolist() == ["cv", "worse"]
+    with pytest.raises(BattlabError, match="no cv.json"):
+        CycleLifeCV.load(tmp_path)
+
+
 # --------------------------------------------------------------------------- CLI
 
 

@@ -13,8 +13,11 @@ features of one cell (:class:`~battlab.cycling.curves.CellCurves`), ``transform(
 - :class:`DeltaQComponents`: the whole dQ(V) curve projected on principal components learned in ``fit``
   (on training cells only; Attia et al. 2021 model whole curves).
 
-Cycle windows are parameters: :func:`early_life_features` gives the set for a prediction from the first
-``n_cycles`` cycles (100, 50, 20, or 5 for the classification task).
+Each featurizer can compute a subset of its features (``stats`` of :class:`DeltaQFeatures`, ``values`` of
+:class:`CapacityFadeFeatures`). Cycle windows are parameters: :func:`early_life_features` gives a named feature
+set (:data:`FEATURE_SETS`: the published variance and discharge models, the discharge-curve part of the full model,
+or every feature) for a prediction from the first ``n_cycles`` cycles (100, 50, 20, or 5 for the classification
+task).
 
 Example
 -------
@@ -38,12 +41,27 @@ from battlab.cycling.curves import CellCurves, DischargeCurves
 from battlab.errors import BattlabError
 
 __all__ = ["DeltaQFeatures", "CapacityFadeFeatures", "DeltaQComponents", "early_life_features",
-           "featurize_curves", "required_cycles", "SEVERSON_2019", "ATTIA_2021"]
+           "featurize_curves", "required_cycles", "SEVERSON_2019", "ATTIA_2021", "DELTA_Q_STATS", "FADE_VALUES",
+           "FEATURE_SETS"]
 
 SEVERSON_2019 = ("Severson, K. A. et al., Data-driven prediction of battery cycle life before capacity degradation, "
                  "Nat. Energy 4, 383-391 (2019), doi:10.1038/s41560-019-0356-8")
 ATTIA_2021 = ("Attia, P. M., Severson, K. A. & Witmer, J. D., Statistical learning for accurate and interpretable "
               "battery lifetime prediction, J. Electrochem. Soc. 168, 090547 (2021), doi:10.1149/1945-7111/ac2704")
+
+#: Statistics of dQ(V) that :class:`DeltaQFeatures` can compute, in the order of its features.
+DELTA_Q_STATS = ("var", "min", "mean", "skew", "kurt", "at_voltage")
+#: Capacity-fade values that :class:`CapacityFadeFeatures` can compute, in the order of its features.
+FADE_VALUES = ("first", "rise", "slope", "intercept")
+
+
+def _pick(kind: str, chosen: Any, known: tuple[str, ...]) -> list[int]:
+    """Positions in ``known`` of the names ``chosen`` (a clear error for an unknown or empty choice)."""
+    chosen = [chosen] if isinstance(chosen, str) else list(chosen)
+    unknown = [c for c in chosen if c not in known]
+    if unknown or not chosen:
+        raise BattlabError(f"{kind} must be a non-empty subset of {list(known)}, got {chosen}")
+    return [known.index(c) for c in known if c in chosen]
 
 
 def _cells(X: Any) -> list[CellCurves]:
@@ -114,7 +132,8 @@ class DeltaQFeatures(_CurveFeaturizer):
 
     Features: ``log10_var``, ``log10_abs_min``, ``log10_abs_mean``, ``log10_abs_skew``, ``log10_abs_kurt``
     (variance with ddof 0, Pearson kurtosis, as MATLAB's ``var``/``kurtosis`` in the paper) and the value at
-    ``voltage`` (the grid voltage nearest to it), each suffixed ``_dQ{a}_{b}``.
+    ``voltage`` (the grid voltage nearest to it), each suffixed ``_dQ{a}_{b}``; ``stats`` (names of
+    :data:`DELTA_Q_STATS`) keeps a subset of them, e.g. ``("var", "min")`` for the paper's full model.
 
     Example
     -------
@@ -125,14 +144,21 @@ class DeltaQFeatures(_CurveFeaturizer):
     >>> f = DeltaQFeatures(cycle_a=100, cycle_b=10)
     >>> dict(zip(f.feature_labels(), np.round(f.featurize(cell), 3).tolist()))["dQ100_10_at_2V"]
     -0.1
+    >>> DeltaQFeatures(stats=("min", "var")).feature_labels()
+    ['log10_var_dQ100_10', 'log10_abs_min_dQ100_10']
     """
 
     family = "dQ(V) statistics"
 
-    def __init__(self, cycle_a: int = 100, cycle_b: int = 10, voltage: float = 2.0):
+    def __init__(self, cycle_a: int = 100, cycle_b: int = 10, voltage: float = 2.0,
+                 stats: tuple[str, ...] = DELTA_Q_STATS):
         self.cycle_a = cycle_a
         self.cycle_b = cycle_b
         self.voltage = voltage
+        self.stats = stats
+
+    def _keep(self) -> list[int]:
+        return _pick("stats", self.stats, DELTA_Q_STATS)
 
     def _suffix(self) -> str:
         return f"dQ{self.cycle_a}_{self.cycle_b}"
@@ -144,19 +170,23 @@ class DeltaQFeatures(_CurveFeaturizer):
     def featurize(self, cell: CellCurves) -> list[float]:
         d = self.delta_q(cell)
         at = d[int(np.argmin(np.abs(cell.voltages - self.voltage)))]
-        return [np.log10(np.var(d)), np.log10(abs(d.min())), np.log10(abs(d.mean())),
-                np.log10(abs(stats.skew(d))), np.log10(abs(stats.kurtosis(d, fisher=False))), float(at)]
+        values = [np.log10(np.var(d)), np.log10(abs(d.min())), np.log10(abs(d.mean())),
+                  np.log10(abs(stats.skew(d))), np.log10(abs(stats.kurtosis(d, fisher=False))), float(at)]
+        return [values[i] for i in self._keep()]
 
     def feature_labels(self) -> list[str]:
         s = self._suffix()
-        return [f"log10_var_{s}", f"log10_abs_min_{s}", f"log10_abs_mean_{s}", f"log10_abs_skew_{s}",
-                f"log10_abs_kurt_{s}", f"{s}_at_{self.voltage:g}V"]
+        labels = [f"log10_var_{s}", f"log10_abs_min_{s}", f"log10_abs_mean_{s}", f"log10_abs_skew_{s}",
+                  f"log10_abs_kurt_{s}", f"{s}_at_{self.voltage:g}V"]
+        return [labels[i] for i in self._keep()]
 
     def _properties(self) -> list[str]:
-        return ["variance", "minimum", "mean", "skewness", "kurtosis", f"value at {self.voltage:g} V"]
+        names = ["variance", "minimum", "mean", "skewness", "kurtosis", f"value at {self.voltage:g} V"]
+        return [names[i] for i in self._keep()]
 
     def _units(self) -> list[str]:
-        return ["log10(Ah^2)", "log10(Ah)", "log10(Ah)", "log10", "log10", "Ah"]
+        units = ["log10(Ah^2)", "log10(Ah)", "log10(Ah)", "log10", "log10", "Ah"]
+        return [units[i] for i in self._keep()]
 
     def required_cycles(self) -> list[int]:
         return sorted({int(self.cycle_a), int(self.cycle_b)})
@@ -167,7 +197,8 @@ class CapacityFadeFeatures(_CurveFeaturizer):
 
     Features: discharge capacity at ``first_cycle`` (``Qd_cycle2``), the largest capacity of cycles
     ``first_cycle..window[1]`` minus it (``Qd_max_minus_cycle2``), and the slope (Ah/cycle) and intercept (Ah, at
-    cycle 0) of a least-squares line through the capacities of the cycles in ``window`` (default 91-100).
+    cycle 0) of a least-squares line through the capacities of the cycles in ``window`` (default 91-100; the
+    paper's full model fits cycles 2-100). ``values`` (names of :data:`FADE_VALUES`) keeps a subset of them.
 
     A capacity that differs by more than ``tolerance`` (relative) from the median of the cycles within
     ``half_window`` cycles of it is a logging glitch of one cycle, not fade (a Hampel filter; the Severson data
@@ -183,16 +214,22 @@ class CapacityFadeFeatures(_CurveFeaturizer):
     >>> f = CapacityFadeFeatures(window=(6, 10))
     >>> [round(x, 4) for x in f.featurize(cell)]
     [1.098, 0.0, -0.001, 1.1]
+    >>> CapacityFadeFeatures(window=(2, 100), values=("first", "slope", "intercept")).feature_labels()
+    ['Qd_cycle2', 'fade_slope_2_100', 'fade_intercept_2_100']
     """
 
     family = "capacity fade"
 
     def __init__(self, first_cycle: int = 2, window: tuple[int, int] = (91, 100), tolerance: float = 0.02,
-                 half_window: int = 3):
+                 half_window: int = 3, values: tuple[str, ...] = FADE_VALUES):
         self.first_cycle = first_cycle
         self.window = window
         self.tolerance = tolerance
         self.half_window = half_window
+        self.values = values
+
+    def _keep(self) -> list[int]:
+        return _pick("values", self.values, FADE_VALUES)
 
     def _glitch(self, cell: CellCurves) -> np.ndarray:
         cap = pd.Series(np.asarray(cell.capacity, dtype=float), index=np.asarray(cell.capacity_cycles, dtype=int))
@@ -221,18 +258,22 @@ class CapacityFadeFeatures(_CurveFeaturizer):
         q_first = float(cap[cyc == first][0])
         wc, wq = cell.capacities(lo, hi)
         slope, intercept = np.polyfit(wc.astype(float), wq, 1) if len(wc) > 1 else (np.nan, float(wq[0]))
-        return [q_first, float(np.max(cap) - q_first), float(slope), float(intercept)]
+        values = [q_first, float(np.max(cap) - q_first), float(slope), float(intercept)]
+        return [values[i] for i in self._keep()]
 
     def feature_labels(self) -> list[str]:
         lo, hi = self.window
-        return [f"Qd_cycle{self.first_cycle}", f"Qd_max_minus_cycle{self.first_cycle}", f"fade_slope_{lo}_{hi}",
-                f"fade_intercept_{lo}_{hi}"]
+        labels = [f"Qd_cycle{self.first_cycle}", f"Qd_max_minus_cycle{self.first_cycle}", f"fade_slope_{lo}_{hi}",
+                  f"fade_intercept_{lo}_{hi}"]
+        return [labels[i] for i in self._keep()]
 
     def _properties(self) -> list[str]:
-        return ["initial capacity", "capacity rise", "fade slope", "fade intercept"]
+        names = ["initial capacity", "capacity rise", "fade slope", "fade intercept"]
+        return [names[i] for i in self._keep()]
 
     def _units(self) -> list[str]:
-        return ["Ah", "Ah", "Ah/cycle", "Ah"]
+        units = ["Ah", "Ah", "Ah/cycle", "Ah"]
+        return [units[i] for i in self._keep()]
 
     def required_cycles(self) -> list[int]:
         lo, hi = (int(w) for w in self.window)
@@ -313,12 +354,26 @@ class DeltaQComponents(TransformerMixin, BaseEstimator):
         return ["battlab developers"]
 
 
-def early_life_features(n_cycles: int = 100) -> list[_CurveFeaturizer]:
-    """The featurizers for a prediction from the first ``n_cycles`` cycles.
+#: Named feature sets of :func:`early_life_features` (``n``: the cycle window, e.g. 100; ``b``: cycle 10, or
+#: ``n - 1`` below 20 cycles).
+FEATURE_SETS: dict[str, str] = {
+    "all": "every dQ(V) statistic of dQn-b, capacity at cycle 2, max minus cycle 2, fade line over the last 10 "
+           "cycles (battlab's first set)",
+    "variance": "log variance of dQn-b (Severson 2019, variance model)",
+    "discharge": "log variance, |min|, |skewness|, |kurtosis| of dQn-b, capacity at cycle 2, max minus cycle 2 "
+                 "(Severson 2019, discharge model)",
+    "full_discharge": "log variance and |min| of dQn-b, capacity at cycle 2, slope and intercept of the fade line "
+                      "over cycles 2-n (Severson 2019, full model without its charge-time, temperature and "
+                      "resistance features)",
+}
+
+
+def early_life_features(n_cycles: int = 100, preset: str = "all") -> list[_CurveFeaturizer]:
+    """The featurizers of the feature set ``preset`` (:data:`FEATURE_SETS`) from the first ``n_cycles`` cycles.
 
     dQ between cycle ``n_cycles`` and cycle 10 (between ``n_cycles`` and ``n_cycles - 1`` below 20 cycles, as
-    the paper's classifier uses cycles 5 and 4), and capacity fade with a window of the last 10 cycles (from
-    cycle 2 when fewer).
+    the paper's classifier uses cycles 5 and 4), always the first featurizer; capacity fade with a window of the
+    last 10 cycles (``"all"``; from cycle 2 when fewer) or of cycles 2-``n_cycles`` (the paper's sets).
 
     Example
     -------
@@ -326,11 +381,23 @@ def early_life_features(n_cycles: int = 100) -> list[_CurveFeaturizer]:
     ['log10_var_dQ50_10', 'Qd_cycle2']
     >>> early_life_features(5)[1].window
     (2, 5)
+    >>> [label for f in early_life_features(100, "full_discharge") for label in f.feature_labels()]
+    ['log10_var_dQ100_10', 'log10_abs_min_dQ100_10', 'Qd_cycle2', 'fade_slope_2_100', 'fade_intercept_2_100']
     """
     n = int(n_cycles)
     if n < 3:
         raise BattlabError(f"early-life features need at least 3 cycles, got n_cycles={n}")
+    if preset not in FEATURE_SETS:
+        raise BattlabError(f"unknown feature set {preset!r}; feature sets are {sorted(FEATURE_SETS)}")
     b = 10 if n >= 20 else n - 1
+    if preset == "variance":
+        return [DeltaQFeatures(n, b, stats=("var",))]
+    if preset == "discharge":
+        return [DeltaQFeatures(n, b, stats=("var", "min", "skew", "kurt")),
+                CapacityFadeFeatures(2, (2, n), values=("first", "rise"))]
+    if preset == "full_discharge":
+        return [DeltaQFeatures(n, b, stats=("var", "min")),
+                CapacityFadeFeatures(2, (2, n), values=("first", "slope", "intercept"))]
     return [DeltaQFeatures(n, b), CapacityFadeFeatures(2, (max(2, n - 9), n))]
 
 

@@ -22,6 +22,7 @@ Example
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ from battlab.errors import BattlabError
 from battlab.split import RandomKFold
 
 __all__ = ["CycleLifeModel", "fit_cycle_life", "evaluate", "Evaluation", "LifeClassifier", "fit_life_classifier",
-           "check_cycles", "TARGET", "CYCLE_LIFE_MODELS"]
+           "check_cycles", "TARGET", "CYCLE_LIFE_MODELS", "CycleLifeCV", "cross_validate_cycle_life",
+           "CycleLifeComparison", "compare_cycle_life_models"]
 
 TARGET = "log10_cycle_life"
 #: Families searched by default: linear models (the paper's elastic net), kernels, neighbours, a GP, forests.
@@ -157,6 +159,7 @@ def fit_cycle_life(
     *,
     n_cycles: int = 100,
     components: int = 3,
+    feature_set: str = "all",
     models: tuple[str, ...] = CYCLE_LIFE_MODELS,
     n_trials: int = 60,
     n_splits: int = 5,
@@ -170,8 +173,10 @@ def fit_cycle_life(
 
     Parameters
     ----------
-    n_cycles
-        Predict from the first ``n_cycles`` cycles (features of :func:`early_life_features`).
+    n_cycles, feature_set
+        Predict from the first ``n_cycles`` cycles with the features of :func:`early_life_features` of that
+        name (:data:`battlab.cycling.features.FEATURE_SETS`; ``"full_discharge"`` is the set the cycle-life
+        benchmark chose by cross-validation on the training cells).
     components
         Principal components of the whole dQ(V) curve (learned on the training cells) added as features; 0: none.
     models, n_trials, n_splits, timeout, seed, storage
@@ -183,7 +188,7 @@ def fit_cycle_life(
     from battlab.tune import tune
 
     train = _train(curves)
-    featurizers: list[Any] = early_life_features(n_cycles)
+    featurizers: list[Any] = early_life_features(n_cycles, feature_set)
     check_cycles(train, n_cycles, featurizers)
     if components:
         dq = featurizers[0]
@@ -195,7 +200,8 @@ def fit_cycle_life(
                   n_trials=n_trials, timeout=timeout, storage=storage or "sqlite:///:memory:", coverage=coverage,
                   seed=seed, progress=progress, heartbeat=None, study_name=f"cycle-life-{n_cycles}-{seed}")
     card = dict(result.card)
-    card["cycle_life"] = {"n_cycles": n_cycles, "components": components, "target": f"{TARGET} (log10 cycles)",
+    card["cycle_life"] = {"n_cycles": n_cycles, "feature_set": feature_set, "components": components,
+                          "target": f"{TARGET} (log10 cycles)",
                           "train_cells": int(len(train)), "required_cycles": required_cycles(featurizers),
                           "note": "tuned and calibrated on the training cells only"}
     return CycleLifeModel(n_cycles, featurizers, features, info, result.model, result.intervals, coverage,
@@ -242,6 +248,140 @@ def evaluate(model: CycleLifeModel, curves: DischargeCurves) -> Evaluation:
     if len(tests):
         metrics["all_test"] = _scores(tests)
     return Evaluation(metrics, pred)
+
+
+# --------------------------------------------------------------------------- choosing on the training cells
+
+
+@dataclass
+class CycleLifeCV:
+    """Repeated K-fold cross-validation of a whole :func:`fit_cycle_life` procedure on training cells.
+
+    ``predictions``: one row per (repeat, held-out cell): ``repeat``, ``fold``, ``cell``, ``cycle_life``,
+    ``predicted_cycle_life``, ``interval_low``, ``interval_high``. ``metrics``: ``rmse_mean`` and ``rmse_std``
+    (RMSE in cycles of each repeat's out-of-fold predictions, mean and standard deviation over repeats),
+    ``mape_percent``, ``coverage`` and ``mean_width`` of the intervals (over every repeat), ``n_cells``,
+    ``n_splits``, ``n_repeats``. ``settings``: the keyword arguments given to :func:`fit_cycle_life`.
+    """
+
+    metrics: dict[str, float]
+    predictions: pd.DataFrame
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``cv_predictions.csv`` and ``cv.json`` into ``out_dir``; :meth:`load` reads them back."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.predictions.to_csv(out / "cv_predictions.csv", index=False)
+        (out / "cv.json").write_text(json.dumps({"metrics": self.metrics, "settings": self.settings}, indent=2,
+                                                default=str))
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path) -> CycleLifeCV:
+        folder = Path(folder)
+        if not (folder / "cv.json").is_file():
+            raise BattlabError(f"{folder}: no cv.json (not a folder written by CycleLifeCV.save)")
+        meta = json.loads((folder / "cv.json").read_text())
+        return cls(meta["metrics"], pd.read_csv(folder / "cv_predictions.csv"), meta.get("settings", {}))
+
+
+def cross_validate_cycle_life(curves: DischargeCurves, *, n_splits: int = 5, n_repeats: int = 4, seed: int = 0,
+                              progress: bool = False, **fit_kwargs: Any) -> CycleLifeCV:
+    """Cross-validate :func:`fit_cycle_life` (with ``fit_kwargs``) on the training cells of ``curves`` only.
+
+    Each of ``n_repeats`` random ``n_splits``-fold partitions of the training cells (scikit-learn's
+    ``RepeatedKFold``, one row per cell, so the folds are grouped by cell) holds out one fold at a time; the
+    whole procedure (featurizers fitted, model tuned, intervals calibrated) runs on the other folds, then
+    predicts the held-out cells. The test cells are never read. This is the figure to choose feature sets and
+    model families by (nested: the tuning inside each fit never sees its held-out cells).
+
+    Example
+    -------
+    >>> from battlab.cycling.curves import load_severson_subset
+    >>> cv = cross_validate_cycle_life(load_severson_subset(), n_splits=3, n_repeats=1, feature_set="variance",
+    ...                                components=0, models=("ridge",), n_trials=2)
+    >>> len(cv.predictions), sorted(cv.predictions["repeat"].unique().tolist()), cv.metrics["rmse_mean"] > 0
+    (41, [0], True)
+    """
+    from sklearn.model_selection import RepeatedKFold
+
+    train = _train(curves)
+    fit_kwargs = {"progress": False, **fit_kwargs, "seed": seed}
+    splitter = RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
+    folds = list(splitter.split(np.arange(len(train))))
+    if progress:
+        from tqdm.auto import tqdm
+
+        folds = tqdm(folds, desc="cross-validating on training cells", unit="fold")
+    rows = []
+    for k, (fit_rows, _) in enumerate(folds):
+        fit_mask = np.zeros(len(train), dtype=bool)
+        fit_mask[fit_rows] = True
+        model = fit_cycle_life(train.select(fit_mask), **fit_kwargs)
+        pred = model.predict(train.select(~fit_mask))
+        pred.insert(0, "fold", k % n_splits)
+        pred.insert(0, "repeat", k // n_splits)
+        rows.append(pred)
+    p = pd.concat(rows, ignore_index=True)
+    err = p["predicted_cycle_life"] - p["cycle_life"]
+    per_repeat = np.sqrt((err ** 2).groupby(p["repeat"]).mean())
+    metrics = {"rmse_mean": float(per_repeat.mean()),
+               "rmse_std": float(per_repeat.std(ddof=1)) if len(per_repeat) > 1 else float("nan"),
+               "mape_percent": float(100 * np.mean(np.abs(err) / p["cycle_life"])),
+               "n_cells": int(len(train)), "n_splits": int(n_splits), "n_repeats": int(n_repeats)}
+    if "interval_low" in p:
+        metrics["coverage"] = float(((p["cycle_life"] >= p["interval_low"])
+                                     & (p["cycle_life"] <= p["interval_high"])).mean())
+        metrics["mean_width"] = float((p["interval_high"] - p["interval_low"]).mean())
+    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fit_kwargs.items() if k != "progress"}
+    return CycleLifeCV(metrics, p, settings)
+
+
+@dataclass
+class CycleLifeComparison:
+    """Candidate settings of :func:`fit_cycle_life` compared by :func:`cross_validate_cycle_life`."""
+
+    results: dict[str, CycleLifeCV]
+
+    def table(self) -> pd.DataFrame:
+        """One row per candidate, lowest cross-validated RMSE first."""
+        rows = [{"candidate": name, **cv.metrics} for name, cv in self.results.items()]
+        return pd.DataFrame(rows).sort_values("rmse_mean", kind="stable").reset_index(drop=True)
+
+    @property
+    def best(self) -> str:
+        """The candidate with the lowest mean cross-validated RMSE (in cycles)."""
+        return str(self.table()["candidate"].iloc[0])
+
+
+def compare_cycle_life_models(curves: DischargeCurves, candidates: dict[str, dict[str, Any]], *,
+                              n_splits: int = 5, n_repeats: int = 4, seed: int = 0,
+                              progress: bool = False) -> CycleLifeComparison:
+    """Cross-validate each candidate (keyword arguments of :func:`fit_cycle_life`) on the training cells.
+
+    Every candidate gets the same folds (same ``seed``), so their figures differ by the candidate only.
+
+    Example
+    -------
+    >>> from battlab.cycling.curves import load_severson_subset
+    >>> found = compare_cycle_life_models(load_severson_subset(), {
+    ...     "variance": {"feature_set": "variance", "components": 0, "models": ("ridge",), "n_trials": 2},
+    ...     "discharge": {"feature_set": "discharge", "components": 0, "models": ("ridge",), "n_trials": 2}},
+    ...     n_splits=3, n_repeats=1)
+    >>> found.best in ("variance", "discharge"), list(found.table().columns[:3])
+    (True, ['candidate', 'rmse_mean', 'rmse_std'])
+    """
+    if not candidates:
+        raise BattlabError("no candidate settings to compare")
+    results = {}
+    for name, kwargs in candidates.items():
+        if progress:
+            print(f"cross-validating {name} ({n_repeats} x {n_splits}-fold on the training cells)", file=sys.stderr,
+                  flush=True)
+        results[name] = cross_validate_cycle_life(curves, n_splits=n_splits, n_repeats=n_repeats, seed=seed,
+                                                  **kwargs)
+    return CycleLifeComparison(results)
 
 
 # --------------------------------------------------------------------------- classification
