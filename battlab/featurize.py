@@ -866,8 +866,9 @@ class FeatureRecipe:
     def transform(self, df: pd.DataFrame, *, cache_dir: str | Path | None = None
                   ) -> tuple[pd.DataFrame, list[str]]:
         """The feature matrix of ``df`` (columns :attr:`features`, float, ``df``'s index) and one error per
-        row ('' when featurized; a row with an error is all NaN). Missing structure or process columns give NaN features (the model's
-        imputer fills its training median; see :meth:`missing_inputs`); a missing formula column is an error."""
+        row ('' when featurized; a row with an error is all NaN). Missing structure or process columns give NaN
+        features (the model's imputer fills its training median; see :meth:`missing_inputs`); a missing formula
+        column is an error."""
         from battlab.errors import BattlabError
 
         if self.formula_column and self.formula_column not in df.columns:

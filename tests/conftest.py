@@ -94,3 +94,15 @@ def synthetic(tmp_path_factory):
     table.to_parquet(folder / "features.parquet")
     info.to_csv(folder / "features_info.csv", index=False)
     return table, info.loc[info["kept"], "feature"].tolist(), folder / "features.parquet"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (the browser tests of apps and JupyterLab)."""
+    from browser import launch
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

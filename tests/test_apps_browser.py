@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from browser import ERRORS, free_port, launch, require_chromium, shot, wait_for_server
+from browser import ERRORS, free_port, require_chromium, shot, wait_for_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,24 +57,18 @@ def voila(tmp_path_factory, runs_dir):
     proc.wait(timeout=20)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
-
-
 def open_app(browser, voila, name: str):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     # Voilà streams the page while the notebook runs: wait for the response, then for states (no `load` wait,
     # which comes only after the last cell; a retried goto would start one kernel per retry)
     page.goto(f"{voila}/voila/render/{name}.ipynb", wait_until="commit", timeout=60_000)
-    page.wait_for_selector(".battlab-app-status", state="visible", timeout=120_000)  # feedback before heavy work
-    page.wait_for_selector(".battlab-app-ready", timeout=300_000)
-    page.wait_for_selector(".battlab-status-ready", timeout=60_000)
+    try:
+        page.wait_for_selector(".battlab-app-status", state="visible", timeout=120_000)  # feedback before heavy work
+        page.wait_for_selector(".battlab-app-ready", timeout=300_000)
+        page.wait_for_selector(".battlab-status-ready", timeout=60_000)
+    except Exception:
+        shot(page, f"{name}-not-ready")  # what the user saw, for the report
+        raise
     assert page.locator(ERRORS).count() == 0, page.locator(ERRORS).first.inner_text()
     return page
 

@@ -72,7 +72,6 @@ def test_console_script_and_module_entry_points(tmp_path):
 
 # --------------------------------------------------------------------------- the step layer through every door
 
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 

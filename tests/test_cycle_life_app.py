@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from browser import ERRORS, shot
-from test_apps_browser import browser, open_app, upload, voila  # noqa: F401  (fixtures: the Voilà server, Chromium)
+from test_apps_browser import open_app, upload, voila  # noqa: F401, F811  (voila: the Voilà server fixture)
 
 from battlab.cycling.curves import DischargeCurves, curves_from_cell, load_severson_subset
 from battlab.cycling.models import CycleLifeModel, fit_cycle_life

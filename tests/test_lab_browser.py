@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import pytest
-from browser import ROOT, free_port, launch, require_chromium, shot, wait_for_server
+from browser import ROOT, free_port, require_chromium, shot, wait_for_server
 
 pytestmark = pytest.mark.browser
 TRACEBACK = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]'
@@ -54,16 +54,6 @@ def lab(tmp_path_factory):
         yield base, root
         proc.terminate()
         proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 def run_all(browser, base: str, path: str):

@@ -1,4 +1,5 @@
-"""Project hygiene: the lock satisfies pyproject.toml and every environment installs it, notebooks are clean, nothing prompts."""
+"""Project hygiene: the lock satisfies pyproject.toml and every environment installs it, notebooks are clean,
+nothing prompts."""
 
 import importlib.metadata
 import os
@@ -42,7 +43,7 @@ def _locked() -> dict[str, str]:
 
 def _every_requirement() -> list[Requirement]:
     reqs = [Requirement(s) for s in PYPROJECT["project"]["dependencies"]]
-    for extra, specs in PYPROJECT["project"]["optional-dependencies"].items():
+    for specs in PYPROJECT["project"]["optional-dependencies"].values():
         reqs += [Requirement(s) for s in specs]
     return [r for r in reqs if r.marker is None or r.marker.evaluate({**LOCK_ENV, "extra": ""})]
 
