@@ -1,7 +1,7 @@
 # The two commands of README.md. Each installs what it needs into .venv first, from the lock.
 #   make run          - the whole papermill pipeline on the embedded default data -> runs/latest/
 #   make test         - the full test suite (unit tests, doctests, notebooks, CLI, browser)
-#   make lock         - regenerate requirements.lock from pyproject.toml (a deliberate upgrade)
+#   make lock         - regenerate requirements.lock from pyproject.toml: the newest releases it allows (a deliberate upgrade)
 #   make test-latest  - the suite against the newest releases pyproject.toml allows (.venv-latest)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
@@ -30,7 +30,7 @@ $(VENV)/.installed: $(LOCK) pyproject.toml | $(PY)
 lock:
 	python3 -m pip install -q uv $(PIP_QUIET)
 	python3 -m uv pip compile pyproject.toml --all-extras --python-version 3.11 \
-	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" -o $(LOCK)
+	    --python-platform x86_64-manylinux_2_28 --upgrade --custom-compile-command "make lock" -o $(LOCK)
 
 # System packages the tests use: Debian's Chromium for the browser tests (Playwright's own browser
 # download does not work offline) and PostgreSQL for the many-worker tuning tests.
