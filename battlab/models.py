@@ -49,6 +49,24 @@ class ModelSpec:
     description: str = ""
 
 
+class CappedKNeighborsRegressor(KNeighborsRegressor):
+    """k nearest neighbours with k capped at the number of training rows, so that a search space built for
+    tables of thousands (k up to 30) also fits the folds of a 14-row process table (``n_neighbors_``: the k used).
+
+    >>> import numpy as np
+    >>> knn = CappedKNeighborsRegressor(n_neighbors=30).fit(np.arange(4.0).reshape(-1, 1), [1.0, 2.0, 3.0, 4.0])
+    >>> knn.n_neighbors_, float(knn.predict([[0.0]])[0])
+    (4, 2.5)
+    """
+
+    def fit(self, X, y):  # noqa: D102
+        super().fit(X, y)
+        self.n_neighbors_ = min(self.n_neighbors, self.n_samples_fit_)
+        return self
+
+    def kneighbors(self, X=None, n_neighbors=None, return_distance=True):  # noqa: D102
+        return super().kneighbors(X, n_neighbors or self.n_neighbors_, return_distance)
+
 def _lgbm(p: dict[str, Any], seed: int) -> Any:
     from lightgbm import LGBMRegressor
 
@@ -137,7 +155,7 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in [
         space=lambda t: {"alpha": t.suggest_float("krr_alpha", 1e-4, 10.0, log=True),
                          "gamma": t.suggest_float("krr_gamma", 1e-4, 1.0, log=True)}),
     ModelSpec(
-        "knn", "neighbours", lambda p, s: KNeighborsRegressor(**p), scale=True,
+        "knn", "neighbours", lambda p, s: CappedKNeighborsRegressor(**p), scale=True,
         space=lambda t: {"n_neighbors": t.suggest_int("knn_n_neighbors", 1, 30),
                          "weights": t.suggest_categorical("knn_weights", ["uniform", "distance"])}),
     ModelSpec(

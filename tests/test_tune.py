@@ -167,3 +167,17 @@ def test_cli_tune_and_its_errors(synthetic, tmp_path, capsys):
     assert "missing column 'zz'" in capsys.readouterr().err
     assert main(["tune", str(plain), "--target", "y", "--out", str(tmp_path / "v"), "--features", "a",
                  "--exclude", "b"]) == 2
+
+
+def test_knn_tunes_on_a_table_smaller_than_its_search_space():
+    """k up to 30 in the search space, folds of 11 training rows: k is capped, the trial completes."""
+    import optuna
+
+    from battlab.models import make_model, suggest
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(14, 3)), rng.normal(size=14)
+    trial = optuna.trial.FixedTrial({"knn_n_neighbors": 30, "knn_weights": "uniform"})
+    model = make_model("knn", suggest("knn", trial)).fit(X[:11], y[:11])
+    assert model[-1].n_neighbors == 30 and model[-1].n_neighbors_ == 11
+    np.testing.assert_allclose(model.predict(X[11:]), np.full(3, y[:11].mean()))  # every neighbour: the mean
