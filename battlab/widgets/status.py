@@ -109,6 +109,12 @@ class AppStatus(w.VBox):
         thread.start()
         return thread
 
+    def show(self, app: w.Widget) -> None:
+        """Put ``app`` under the status line, in the output the first cell already drew (a new child of a view
+        on screen), rather than as a new output of a later cell: Voilà's progressive rendering has been seen
+        to leave a large new widget output (the SHAP explorer's plots) as a loading placeholder."""
+        self.children = [*self.children, app]
+
     def update(self, fraction: float, text: str) -> None:
         """Progress of a long step: ``fraction`` done (0-1), ``text`` what is happening."""
         self.bar.layout.display = None
