@@ -56,6 +56,14 @@ TRANSPORT_OUTPUTS = frozenset({*PHYSICS_SCALES, *LOGIT_OUTPUTS, "mean_voltage_V"
 _EPS = 1e-3  # logit clip: rate capabilities are kept inside [0.001, 0.999]
 
 
+
+def _ensemble_mean(members: np.ndarray, single_output: bool, return_std: bool):
+    """Mean (and std) over an ensemble's members' predictions (members x samples x outputs)."""
+    mean, std = members.mean(axis=0), members.std(axis=0)
+    if single_output:
+        mean, std = mean[:, 0], std[:, 0]
+    return (mean, std) if return_std else mean
+
 class EnsembleSurrogate(RegressorMixin, BaseEstimator):
     """Bootstrap ensemble of multi-output MLP regressors with standardised inputs and outputs.
 
@@ -170,11 +178,7 @@ class EnsembleSurrogate(RegressorMixin, BaseEstimator):
         mean : ndarray of shape (n_samples,) or (n_samples, n_outputs)
         std : ndarray, same shape (only with ``return_std``)
         """
-        p = self.predict_members(X)
-        mean, std = p.mean(axis=0), p.std(axis=0)
-        if self.single_output_:
-            mean, std = mean[:, 0], std[:, 0]
-        return (mean, std) if return_std else mean
+        return _ensemble_mean(self.predict_members(X), self.single_output_, return_std)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -402,11 +406,7 @@ class ElectrodeSurrogate(RegressorMixin, BaseEstimator):
         mean : ndarray of shape (n_designs,) or (n_designs, n_outputs)
         std : ndarray, same shape (only with ``return_std``)
         """
-        p = self.predict_members(X)
-        mean, std = p.mean(axis=0), p.std(axis=0)
-        if self.single_output_:
-            mean, std = mean[:, 0], std[:, 0]
-        return (mean, std) if return_std else mean
+        return _ensemble_mean(self.predict_members(X), self.single_output_, return_std)
 
     def predict_frame(self, designs: pd.DataFrame) -> pd.DataFrame:
         """Predictions for a table of designs, same index: per output ``<output>`` (the mean),
