@@ -27,6 +27,7 @@ _WIDGETS = {
     "ElectrodeDesigner": "electrode",
     "ShapExplorer": "shap_explorer",
     "CycleLifePredictor": "cycle_life",
+    "NextExperiments": "next_experiments",
 }
 __all__ = sorted(_WIDGETS)
 
