@@ -642,3 +642,118 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
                          expected_failed_checks=_expected_failures)
 def test_sklearn_estimator_checks(estimator, check) -> None:
     check(estimator)
+
+
+# ----------------------------------------------------------------------------- N/P ratio as a design column
+
+
+def test_np_ratio_design_column_overrides_the_keyword(tmp_path) -> None:
+    """A design's np_ratio sizes its anode (over the keyword), reaches the theory, and keys the checkpoint."""
+    from battlab.electrode.doe import design_key
+
+    own = simulate(BASE | {"np_ratio": 1.2}, np_ratio=1.05, model="SPMe")
+    by_keyword = simulate(BASE, np_ratio=1.2, model="SPMe")
+    assert own["status"] == by_keyword["status"] == "ok" and own["np_ratio"] == 1.2
+    assert own["np_ratio_practical"] == pytest.approx(1.2, rel=0.02)
+    for k in ("specific_energy_Wh_kg", "rate_capability", "stack_mass_kg_m2"):
+        assert own[k] == pytest.approx(by_keyword[k], rel=1e-9), k
+    # a heavier anode: more stack mass than at the default 1.1, exactly as theoretical_cell computes it
+    default = simulate(BASE, model="SPMe")
+    assert own["stack_mass_kg_m2"] > default["stack_mass_kg_m2"]
+    micro = pd.DataFrame([own, default])
+    np.testing.assert_allclose(sim_module.theoretical_cell(micro)["stack_mass_kg_m2"],
+                               micro["stack_mass_kg_m2"], rtol=1e-9)
+    assert design_key(BASE | {"np_ratio": 1.2}) != design_key(BASE | {"np_ratio": 1.1})
+    # through run_designs and its checkpoint: two designs that differ only by N/P are two results
+    d = pd.DataFrame([BASE | {"np_ratio": 1.05}, BASE | {"np_ratio": 1.25}])
+    table = run_designs(d, cache_dir=tmp_path, progress=False, model="SPMe")
+    assert len(list(tmp_path.glob("*.parquet"))) == 2
+    assert list(table["np_ratio"]) == [1.05, 1.25]
+    assert table["specific_energy_Wh_kg"].iloc[0] > table["specific_energy_Wh_kg"].iloc[1]
+
+
+def test_np_ratio_bad_values() -> None:
+    bad = simulate(BASE | {"np_ratio": 0.0}, model="SPMe")
+    assert bad["status"] == "failed" and "np_ratio must be positive" in bad["reason"]
+    with pytest.raises(BattlabError, match=r"row 1 .*column 'np_ratio'"):
+        run_designs(pd.DataFrame([BASE | {"np_ratio": 1.1}, BASE | {"np_ratio": float("nan")}]), progress=False)
+
+
+def test_grey_box_surrogate_reads_the_np_ratio_column(designs: pd.DataFrame) -> None:
+    """The theory of a design with its own N/P ratio uses it (the stack mass grows with the anode)."""
+    knobs = list(DEFAULT_SPACE)
+    table = designs[designs["status"] == "ok"].iloc[:40].assign(np_ratio=1.1)
+    model = fit_surrogate(table, ["specific_energy_Wh_kg"], ["transport_index", "np_ratio"], physics=True,
+                          design=knobs + ["np_ratio"], hidden_layer_sizes=(8,), max_iter=100)
+    row = table.iloc[:1]
+    heavy = model._derived(row[knobs + ["np_ratio"]].assign(np_ratio=1.25).reset_index(drop=True), True)
+    light = model._derived(row[knobs + ["np_ratio"]].reset_index(drop=True), True)
+    assert heavy["stack_mass_kg_m2"].iloc[0] > light["stack_mass_kg_m2"].iloc[0]
+    assert light["stack_mass_kg_m2"].iloc[0] == pytest.approx(row["stack_mass_kg_m2"].iloc[0], rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- direct baselines on the simulator
+
+SMALL_SPACE = {"active_weight_fraction": 0.94, "solid_content": 0.65, "coating_gap_um": (120.0, 260.0),
+               "line_load_N_per_mm": (0.0, 1500.0)}
+
+
+def _check_call_log(res, n_calls: int) -> None:
+    """The call log of a direct search: one simulated row per call, the best row is its least penalised."""
+    ev = res.evaluations
+    assert list(ev["call"]) == list(range(1, n_calls + 1)) and (ev["status"] == "ok").all()
+    assert ev["coating_gap_um"].between(120.0, 260.0).all() and (ev["solid_content"] == 0.65).all()
+    best = ev.loc[ev["fitness"].idxmin()]
+    assert res.best_design["coating_gap_um"] == best["coating_gap_um"] and res.best_design["solid_content"] == 0.65
+    assert res.feasible == (best["rate_capability"] >= 0.8)
+    assert res.history["best_score"].is_monotonic_increasing and len(res.history) == n_calls
+
+
+@pytest.mark.parametrize("runner", ["random_simulator", "gp_ei_simulator", "tpe_simulator"])
+def test_direct_baselines_log_their_calls_and_are_seeded(runner: str) -> None:
+    from battlab.electrode import optimize
+
+    f = getattr(optimize, runner)
+    kw = {"space": SMALL_SPACE, "constraints": {"rate_capability": (0.8, None)}, "n_calls": 6, "model": "SPMe"}
+    if runner == "gp_ei_simulator":
+        kw["n_initial"] = 3
+    res = f(seed=3, **kw)
+    _check_call_log(res, 6)
+    again = f(seed=3, **kw)
+    pd.testing.assert_series_equal(res.evaluations["coating_gap_um"], again.evaluations["coating_gap_um"])
+    other = f(seed=4, **kw)
+    assert not np.allclose(other.evaluations["coating_gap_um"], res.evaluations["coating_gap_um"])
+
+
+def test_gp_ei_starts_from_a_latin_hypercube_then_follows_the_model() -> None:
+    from battlab.electrode.optimize import gp_ei_simulator
+
+    res = gp_ei_simulator(space=SMALL_SPACE, constraints={"rate_capability": (0.8, None)}, n_calls=7,
+                          n_initial=4, seed=0, model="SPMe")
+    unit = latin_hypercube({"coating_gap_um": (0.0, 1.0), "line_load_N_per_mm": (0.0, 1.0)}, 4, seed=0)
+    np.testing.assert_allclose(res.evaluations["coating_gap_um"].iloc[:4], 120.0 + 140.0 * unit["coating_gap_um"])
+    # the suggestions are not more Latin hypercube points: they differ from a 7-point start
+    assert len(res.evaluations) == 7 and res.evaluations["coating_gap_um"].iloc[4:].nunique() == 3
+
+
+def test_direct_baselines_keep_failed_simulations_as_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed simulation is logged without a value and is never the best; the searches go on."""
+    from battlab.electrode import optimize
+
+    real = optimize.run_designs
+
+    def fail_thick(d, **kw):
+        t = real(d, **kw)
+        thick = t["coating_gap_um"] > 170.0
+        t.loc[thick, ["specific_energy_Wh_kg", "rate_capability"]] = np.nan
+        t.loc[thick, ["status", "reason"]] = ["failed", "solver error: test"]
+        return t
+
+    monkeypatch.setattr(optimize, "run_designs", fail_thick)
+    for f in (optimize.gp_ei_simulator, optimize.tpe_simulator, optimize.random_simulator):
+        res = f(space=SMALL_SPACE, constraints={"rate_capability": (0.8, None)}, n_calls=6, seed=1, model="SPMe")
+        ev = res.evaluations
+        failed = ev["status"] == "failed"
+        assert len(ev) == 6 and failed.any(), f.__name__
+        assert ev.loc[failed, "specific_energy_Wh_kg"].isna().all() and np.isinf(ev.loc[failed, "violation"]).all()
+        assert res.best_values["status"] == "ok"

@@ -128,9 +128,11 @@ def design_key(design: dict[str, Any], **kwargs: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
-#: Process parameters a design may set (:func:`~battlab.electrode.process.process_electrode`).
+#: Parameters a design may set: the process knobs (:func:`~battlab.electrode.process.process_electrode`) and
+#: ``np_ratio``, the cell's N/P ratio, which overrides the ``np_ratio`` keyword of
+#: :func:`~battlab.electrode.simulate.simulate` for that design.
 DESIGN_COLUMNS: tuple[str, ...] = ("active_weight_fraction", "solid_content", "coating_gap_um", "wet_thickness_um",
-                                   "line_load_N_per_mm", "calender_gap_um", "particle_radius_um")
+                                   "line_load_N_per_mm", "calender_gap_um", "particle_radius_um", "np_ratio")
 
 
 class DesignError(BattlabError, ValueError):

@@ -39,12 +39,15 @@ __all__ = [
     "OptimizeResult",
     "closed_loop",
     "fit_surrogate",
+    "gp_ei_simulator",
     "heterogeneity_search",
     "pareto_surrogate",
     "process_table",
     "pso",
     "pso_simulator",
     "pso_surrogate",
+    "random_simulator",
+    "tpe_simulator",
 ]
 
 Constraints = dict[str, tuple[float | None, float | None]]
@@ -311,6 +314,214 @@ def pso_simulator(objective: str = "specific_energy_Wh_kg", *, space: dict[str, 
     """
     return pso(simulator_evaluator(n_jobs=n_jobs, **simulate_kwargs), space or DEFAULT_SPACE, objective,
                maximize=maximize, constraints=constraints, kappa=0.0, pop_size=pop_size, n_gen=n_gen, seed=seed)
+
+
+def _direct_result(rows: list[pd.DataFrame], names: list[str], fix: dict[str, float], objective: str,
+                   maximize: bool, constraints: Constraints) -> OptimizeResult:
+    """An :class:`OptimizeResult` from the simulator's call log of a direct search (one row per call)."""
+    evals = pd.concat(rows, ignore_index=True)
+    fit, viol = _score(evals, objective, maximize, constraints, 0.0)
+    evals["fitness"], evals["violation"] = fit, viol
+    evals.insert(0, "call", np.arange(1, len(evals) + 1))
+    i = int(np.argmin(fit))
+    row = evals.iloc[i]
+    feasible = bool(row["violation"] == 0)
+    best = np.minimum.accumulate(fit)
+    hist = pd.DataFrame({"generation": evals["call"], "n_evals": evals["call"],
+                         "best_score": -best if maximize else best, "feasible": feasible})
+    return OptimizeResult(best_design={k: float(row[k]) for k in names} | fix, best_values=row.to_dict(),
+                          feasible=feasible, score=-float(row["fitness"]) if maximize else float(row["fitness"]),
+                          history=hist, evaluations=evals)
+
+
+def _simulate_logged(evaluate: Callable[[pd.DataFrame], pd.DataFrame], d: pd.DataFrame) -> pd.DataFrame:
+    """Simulate designs; their rows as the call log keeps them (design columns first)."""
+    t = evaluate(d).reset_index(drop=True)
+    d = d.reset_index(drop=True)
+    return pd.concat([d, t.drop(columns=[c for c in d if c in t])], axis=1)
+
+
+def _notify(callback: Callable[[int, int, float], None] | None, rows: list[pd.DataFrame], objective: str,
+            maximize: bool, constraints: Constraints) -> None:
+    if callback is None:
+        return
+    fit, _ = _score(pd.concat(rows, ignore_index=True), objective, maximize, constraints, 0.0)
+    best = float(fit.min())
+    n = sum(len(r) for r in rows)
+    callback(n, n, -best if maximize else best)
+
+
+def random_simulator(objective: str = "specific_energy_Wh_kg", *, space: dict[str, Any] | None = None,
+                     constraints: Constraints | None = None, maximize: bool = True, n_calls: int = 50,
+                     seed: int = 0, n_jobs: int = 1, **simulate_kwargs: Any) -> OptimizeResult:
+    """Latin hypercube search on the virtual line: ``n_calls`` designs (``scipy.stats.qmc``), simulated as one batch.
+
+    The baseline any optimiser has to beat; ``evaluations`` is the call log in the sampler's (random) order.
+
+    Example
+    -------
+    >>> res = random_simulator(n_calls=8, seed=0, n_jobs=2)  # doctest: +SKIP
+    >>> len(res.evaluations)  # doctest: +SKIP
+    8
+    """
+    space = space or DEFAULT_SPACE
+    constraints = dict(constraints or {})
+    designs = latin_hypercube(space, n_calls, seed=seed)
+    rows = [_simulate_logged(simulator_evaluator(n_jobs=n_jobs, **simulate_kwargs), designs)]
+    return _direct_result(rows, list(ranges(space)), fixed(space), objective, maximize, constraints)
+
+
+def _constraint_values(row: pd.Series, constraints: Constraints) -> np.ndarray:
+    """One row's constrained values, in the constraints' order (NaN for a failed simulation)."""
+    return np.array([float(row[name]) if name in row and row.get("status", "ok") == "ok" else np.nan
+                     for name in constraints])
+
+
+def gp_ei_simulator(objective: str = "specific_energy_Wh_kg", *, space: dict[str, Any] | None = None,
+                    constraints: Constraints | None = None, maximize: bool = True, n_calls: int = 50,
+                    n_initial: int = 5, xi: float = 0.01, seed: int = 0,
+                    callback: Callable[[int, int, float], None] | None = None,
+                    **simulate_kwargs: Any) -> OptimizeResult:
+    """Standard constrained Bayesian optimisation on the virtual line (``bayesian-optimization`` 3.x).
+
+    A Gaussian process (Matern 5/2, the package's default) models the objective and a second one each
+    constrained column (``BayesianOptimization(constraint=scipy.optimize.NonlinearConstraint(...))``);
+    expected improvement weighted by the probability of feasibility picks one design per call, after
+    ``n_initial`` Latin hypercube designs. The optimiser works on the unit cube of the varied knobs (a
+    line load in N/mm and a fraction do not share one length scale), as a careful user would set it up.
+    A failed simulation is told to the optimiser as the worst objective seen so far with every
+    constraint violated, so it moves away; the call log keeps it as failed, without a value.
+
+    Needs the ``bench`` extra (``pip install battlab[bench]``: ``bayesian-optimization>=3``).
+
+    Parameters
+    ----------
+    n_calls : int
+        Simulator calls in all (the initial designs included).
+    n_initial : int
+        Latin hypercube designs simulated first.
+    xi : float
+        Exploration margin of expected improvement (the package's default for constrained problems).
+    seed : int
+        Seeds the initial designs and the optimiser.
+    callback : callable, optional
+        ``callback(call, call, best_score)`` after each call (progress).
+
+    Example
+    -------
+    >>> res = gp_ei_simulator(constraints={"rate_capability": (0.8, None)}, n_calls=8, seed=0)  # doctest: +SKIP
+    >>> list(res.evaluations["call"])  # doctest: +SKIP
+    [1, 2, 3, 4, 5, 6, 7, 8]
+    """
+    import warnings
+
+    from bayes_opt import BayesianOptimization
+    from bayes_opt.acquisition import ExpectedImprovement
+    from scipy.optimize import NonlinearConstraint
+
+    space = space or DEFAULT_SPACE
+    constraints = dict(constraints or {})
+    var, fix = ranges(space), fixed(space)
+    names = list(var)
+    lo, hi = np.array([v[0] for v in var.values()]), np.array([v[1] for v in var.values()])
+    evaluate = simulator_evaluator(n_jobs=1, **simulate_kwargs)
+    con = None
+    if constraints:
+        lb = np.array([-np.inf if low is None else low for low, _ in constraints.values()], float)
+        ub = np.array([np.inf if high is None else high for _, high in constraints.values()], float)
+        con = NonlinearConstraint(None, lb if len(lb) > 1 else lb[0], ub if len(ub) > 1 else ub[0])
+    opt = BayesianOptimization(f=None, pbounds={n: (0.0, 1.0) for n in names},
+                               acquisition_function=ExpectedImprovement(xi=xi), constraint=con,
+                               random_state=seed, verbose=0, allow_duplicate_points=True)
+    start = latin_hypercube({n: (0.0, 1.0) for n in names}, min(n_initial, n_calls), seed=seed)
+    rows: list[pd.DataFrame] = []
+    targets: list[float] = []
+    for call in range(n_calls):
+        unit = start.iloc[call].to_dict() if call < len(start) else None
+        if unit is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the GP's length-scale bounds on few points
+                unit = {k: float(v) for k, v in opt.suggest().items()}
+        u = np.clip(np.array([unit[n] for n in names], float), 0.0, 1.0)
+        d = pd.DataFrame([dict(zip(names, lo + u * (hi - lo), strict=True)) | fix])[list(space)]
+        row = _simulate_logged(evaluate, d)
+        rows.append(row)
+        r = row.iloc[0]
+        value = float(r[objective]) if r.get("status") == "ok" and np.isfinite(r.get(objective, np.nan)) else np.nan
+        c = _constraint_values(r, constraints)
+        if np.isnan(value) or np.isnan(c).any():  # failed: worst target seen, every constraint violated
+            value = min(targets) if targets else 0.0
+            bad = [(low - abs(low) - 1.0) if low is not None else (high + abs(high) + 1.0)
+                   for low, high in constraints.values()]
+            c = np.where(np.isnan(c), bad, c)
+            target = value
+        else:
+            target = value if maximize else -value
+        targets.append(target)
+        opt.register(params=dict(zip(names, u, strict=True)), target=target,
+                     constraint_value=(c if len(c) > 1 else float(c[0])) if constraints else None)
+        _notify(callback, rows, objective, maximize, constraints)
+    return _direct_result(rows, names, fix, objective, maximize, constraints)
+
+
+def tpe_simulator(objective: str = "specific_energy_Wh_kg", *, space: dict[str, Any] | None = None,
+                  constraints: Constraints | None = None, maximize: bool = True, n_calls: int = 50,
+                  seed: int = 0, sampler_params: dict[str, Any] | None = None,
+                  callback: Callable[[int, int, float], None] | None = None,
+                  **simulate_kwargs: Any) -> OptimizeResult:
+    """Constrained TPE on the virtual line (optuna ``TPESampler(seed=...)``), ask and tell.
+
+    Each constraint is told as a relative violation (``<= 0`` feasible, as :func:`pso` scores it) with
+    ``Trial.set_constraint``, which optuna 5 uses in place of the deprecated ``constraints_func``; a failed
+    simulation is a failed trial (TPE learns nothing from it; the call log keeps it as failed). The
+    sampler keeps optuna's defaults (10 random start-up trials) unless ``sampler_params`` says otherwise.
+
+    Example
+    -------
+    >>> res = tpe_simulator(constraints={"rate_capability": (0.8, None)}, n_calls=8, seed=0)  # doctest: +SKIP
+    >>> len(res.evaluations)  # doctest: +SKIP
+    8
+    """
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.samplers import TPESampler
+    from optuna.trial import TrialState
+
+    space = space or DEFAULT_SPACE
+    constraints = dict(constraints or {})
+    var, fix = ranges(space), fixed(space)
+    names = list(var)
+    evaluate = simulator_evaluator(n_jobs=1, **simulate_kwargs)
+    sampler = TPESampler(seed=seed, **(sampler_params or {}))
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(direction="maximize" if maximize else "minimize", sampler=sampler)
+        dists = {n: FloatDistribution(lo, hi) for n, (lo, hi) in var.items()}
+        rows: list[pd.DataFrame] = []
+        for _ in range(n_calls):
+            trial = study.ask(dists)
+            d = pd.DataFrame([{n: trial.params[n] for n in names} | fix])[list(space)]
+            row = _simulate_logged(evaluate, d)
+            rows.append(row)
+            r = row.iloc[0]
+            c = _constraint_values(r, constraints)
+            value = float(r[objective]) if r.get("status") == "ok" else np.nan
+            if not np.isfinite(value) or np.isnan(c).any():
+                study.tell(trial, state=TrialState.FAIL)
+            else:
+                for name, (low, high), v in zip(constraints, constraints.values(), c, strict=True):
+                    g = -np.inf
+                    if low is not None:
+                        g = max(g, (low - v) / max(abs(low), 1e-9))
+                    if high is not None:
+                        g = max(g, (v - high) / max(abs(high), 1e-9))
+                    trial.set_constraint(name, g)
+                study.tell(trial, value)
+            _notify(callback, rows, objective, maximize, constraints)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return _direct_result(rows, names, fix, objective, maximize, constraints)
 
 
 def pareto_surrogate(model: ElectrodeSurrogate, objectives: tuple[str, str] = ("specific_energy_Wh_kg",

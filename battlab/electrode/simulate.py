@@ -207,7 +207,9 @@ def theoretical_cell(micro: pd.DataFrame, settings: ProcessSettings | None = Non
     settings : ProcessSettings, optional
         Fixed line settings (the material).
     np_ratio : float
-        Negative/positive capacity ratio, as in :func:`simulate`.
+        Negative/positive capacity ratio, as in :func:`simulate`; an ``np_ratio`` column of ``micro`` (a
+        design's own, see :data:`~battlab.electrode.doe.DESIGN_COLUMNS`) overrides it row by row where it is
+        not NaN.
 
     Returns
     -------
@@ -229,6 +231,8 @@ def theoretical_cell(micro: pd.DataFrame, settings: ProcessSettings | None = Non
     base, const = _baseline(mat.parameter_set), _set_constants(mat.parameter_set)
     L_p = micro["thickness_um"].to_numpy(float) * 1e-6
     am_p = micro["active_volume_fraction"].to_numpy(float)
+    if "np_ratio" in micro:  # rows without their own (NaN: a table of mixed designs) take the keyword
+        np_ratio = micro["np_ratio"].astype(float).fillna(np_ratio).to_numpy(float)
     q_p, L_n = _cyclable_lithium(const, base, L_p, am_p, np_ratio)
     pv = const | {"Positive electrode thickness [m]": L_p, "Negative electrode thickness [m]": L_n,
                   "Positive electrode porosity": micro["porosity"].to_numpy(float),
@@ -372,7 +376,8 @@ def simulate(
     Parameters
     ----------
     design : dict
-        Process parameters, see :func:`~battlab.electrode.process.process_electrode`.
+        Process parameters, see :func:`~battlab.electrode.process.process_electrode`, and optionally
+        ``np_ratio``, which overrides the keyword for this design.
     settings : ProcessSettings, optional
         Fixed line settings; ``settings.material`` picks the chemistry / PyBaMM parameter set.
     c_rates : tuple of float
@@ -408,6 +413,9 @@ def simulate(
 
     design = {k: (float(v) if isinstance(v, (int, float, np.number)) else v) for k, v in design.items()}
     st = settings or ProcessSettings()
+    np_ratio = float(design.get("np_ratio", np_ratio))
+    if not np_ratio > 0:
+        return _failed(f"invalid design: np_ratio must be positive, got {np_ratio}", design, None)
     try:
         micro = {k: (float(v) if isinstance(v, np.floating) else v)
                  for k, v in process_electrode(design, st).items()}

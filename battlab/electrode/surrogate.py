@@ -49,8 +49,9 @@ PHYSICS_SCALES: dict[str, str] = {
 }
 #: Fractions in (0, 1) learned on the logit scale: steep near 0 and 1, where a cut-off collapses capacity.
 LOGIT_OUTPUTS = ("rate_capability",)
-#: Varied parameters that the transport index does not capture (a grey-box surrogate takes them as inputs).
-TRANSPORT_BLIND = ("particle_radius_um",)
+#: Varied parameters that the transport index does not capture (a grey-box surrogate takes them as inputs):
+#: the index is the cathode's electrolyte load; particle size and the anode (sized by the N/P ratio) are not in it.
+TRANSPORT_BLIND = ("particle_radius_um", "np_ratio")
 #: Outputs that, scaled as above, follow the transport index (so a grey-box surrogate needs only it).
 TRANSPORT_OUTPUTS = frozenset({*PHYSICS_SCALES, *LOGIT_OUTPUTS, "mean_voltage_V", "mean_voltage_high_V"})
 _EPS = 1e-3  # logit clip: rate capabilities are kept inside [0.001, 0.999]
@@ -239,7 +240,7 @@ class ElectrodeSurrogate(RegressorMixin, BaseEstimator):
     settings : ProcessSettings, optional
         Fixed line settings the designs were simulated with (process quantities and theory).
     np_ratio : float
-        N/P ratio the designs were simulated with (theory).
+        N/P ratio the designs were simulated with (theory); a design's own ``np_ratio`` column overrides it.
     estimator : regressor, optional
         The learner, cloned at fit; it must have ``predict_members`` (default :class:`EnsembleSurrogate`).
 
