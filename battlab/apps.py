@@ -6,7 +6,7 @@ there, and otherwise builds a small one quickly; it says which (:func:`default_t
 Example
 -------
 >>> sorted(APPS)
-['curation', 'cycle_life', 'electrode_designer', 'predictor', 'shap_explorer']
+['curation', 'cycle_life', 'electrode_designer', 'next_experiments', 'predictor', 'shap_explorer']
 >>> app_path("curation").name
 'curation.ipynb'
 """
@@ -33,6 +33,8 @@ APPS = {
     "shap_explorer": "why the model predicts what it predicts: dependence plots and waterfalls",
     "electrode_designer": "electrode process parameters -> predicted performance, and PSO optimization",
     "cycle_life": "upload a cycler file (or pick a Severson cell): predicted cycle life, its interval and why",
+    "next_experiments": "upload the experiments done and candidates (or a process window): the next batch to run, "
+                        "ranked, with predicted value, uncertainty and the SHAP reason; CSV download",
 }
 
 

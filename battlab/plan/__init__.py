@@ -9,6 +9,9 @@
   held-out chemical systems.
 - Acquisitions (:mod:`battlab.plan.acquisition`): expected improvement, upper confidence bound, Thompson
   sampling, pure exploration (and pure exploitation as a baseline).
+- :func:`battlab.plan.recommend.next_experiments` — the table of experiments done and a candidate pool or a
+  process window in, a ranked batch with predicted value, uncertainty and the SHAP reason out
+  (:class:`~battlab.plan.recommend.Recommendation`; the ``next_experiments`` app).
 - :mod:`battlab.plan.screening` — retrospective screening on a fully measured table: enhancement and
   acceleration factors over random search (Rohr et al., Chem. Sci. 2020).
 
@@ -26,8 +29,10 @@ Example
 
 from battlab.plan.acquisition import ACQUISITIONS
 from battlab.plan.campaign import BATCHES, STATE_VERSION, Campaign
+from battlab.plan.recommend import Recommendation, next_experiments
 from battlab.plan.space import CandidatePool, Param, ProcessWindow
 from battlab.plan.surrogates import SURROGATES, Bagged, GaussianProcess, GroupCalibrated, TreeEnsemble, make_surrogate
 
 __all__ = ["ACQUISITIONS", "BATCHES", "SURROGATES", "STATE_VERSION", "Bagged", "Campaign", "CandidatePool",
-           "GaussianProcess", "GroupCalibrated", "Param", "ProcessWindow", "TreeEnsemble", "make_surrogate"]
+           "GaussianProcess", "GroupCalibrated", "Param", "ProcessWindow", "Recommendation", "TreeEnsemble",
+           "make_surrogate", "next_experiments"]

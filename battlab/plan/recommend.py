@@ -522,8 +522,7 @@ def next_experiments(done: Any, space: Any = None, target: str | None = None, *,
     if pool_t is not None:
         rows = np.array([int(d.split(":")[1]) for d in picked["design_id"]])
         pos = [int(np.flatnonzero(pool_t.rows == r)[0]) for r in rows]
-        designs = pool_t.raw.iloc[pos].reset_index(drop=True)
-        shown = pool_t.data.iloc[pos].reset_index(drop=True)
+        designs = shown = pool_t.data.iloc[pos].reset_index(drop=True)  # numeric columns as numbers
         head = pd.DataFrame({"rank": np.arange(1, len(picked) + 1), "design_id": picked["design_id"].to_numpy(),
                              "candidate_row": rows})
     else:
