@@ -292,6 +292,20 @@ def html_unescape(text: str) -> str:
     return html.unescape(text)
 
 
+def test_widget_reads_excel_uploads_as_csv_ones(tables):
+    done, pool = tables
+    buf = io.BytesIO()
+    bad_done(done).to_excel(buf, index=False)
+    app = NextExperiments()
+    app.done_upload.value = payload("done.xlsx", buf.getvalue())
+    app.pool_upload.value = payload("pool.csv", csv_bytes(pool.head(40)))
+    app.suggest()
+    assert app.state == "SUCCESS", app.message
+    from_csv = next_experiments(bad_done(done), pool.head(40), TARGET, id_column="design")
+    pd.testing.assert_frame_equal(app.suggestions[from_csv.suggestions.columns], from_csv.suggestions, atol=1e-9)
+    assert app.set_aside["reason"].tolist() == from_csv.set_aside["reason"].tolist()
+
+
 def test_widget_process_window_with_edited_bounds(tables):
     done, _ = tables
     app = NextExperiments()

@@ -402,7 +402,7 @@ def next_experiments(done: Any, space: Any = None, target: str | None = None, *,
     background : int
         Done rows the kernel explainer (non-tree surrogates) integrates over, at most.
     min_done : int
-        Usable done rows needed (:data:`MIN_DONE`).
+        Usable done rows needed (:data:`MIN_DONE`; at least 2, below which a campaign has no model).
     progress : callable, optional
         ``progress(fraction, text)`` hears about each stage.
 
@@ -508,10 +508,10 @@ def next_experiments(done: Any, space: Any = None, target: str | None = None, *,
     aside = pd.DataFrame(done_t.aside + (pool_t.aside if pool_t is not None else []), columns=_ASIDE)
     aside = aside.sort_values(["table", "row"], kind="stable", ascending=[False, True]).reset_index(drop=True)
     n_used = len(campaign.observations)
-    if n_used < min_done:
+    if n_used < max(int(min_done), 2):  # below 2 a campaign makes a random start: no model to predict or explain
         first = f"; first: row {aside['row'].iloc[0]}: {aside['reason'].iloc[0]}" if len(aside) else ""
         raise BattlabError(f"{done_t.name}: {n_used} usable result(s) in column {target!r}, the model needs at least "
-                           f"{min_done} ({len(aside)} row(s) kept aside{first}).")
+                           f"{max(int(min_done), 2)} ({len(aside)} row(s) kept aside{first}).")
 
     say(0.2, f"fitting the surrogate on {n_used} done experiments and picking {batch_size}")
     picked = campaign.suggest(batch_size)

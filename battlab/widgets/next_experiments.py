@@ -176,20 +176,19 @@ class NextExperiments(MessagesMixin, w.VBox):
 
     # ------------------------------------------------------------------ inputs
     def _on_done_upload(self, change: dict[str, Any]) -> None:
-        files = upload_entries(change["new"])
-        if files:
-            try:
-                self.load_done_bytes(files[0].get("name", "done.csv"), files[0]["content"])
-            finally:
-                self.done_upload.value = ()  # the same file can be uploaded again
+        self._uploaded(self.done_upload, change, self.load_done_bytes, "done.csv")
 
     def _on_pool_upload(self, change: dict[str, Any]) -> None:
+        self._uploaded(self.pool_upload, change, self.load_candidates_bytes, "candidates.csv")
+
+    @staticmethod
+    def _uploaded(upload: w.FileUpload, change: dict[str, Any], load: Any, default: str) -> None:
         files = upload_entries(change["new"])
         if files:
             try:
-                self.load_candidates_bytes(files[0].get("name", "candidates.csv"), files[0]["content"])
+                load(files[0].get("name", default), files[0]["content"])
             finally:
-                self.pool_upload.value = ()
+                upload.value = ()  # the same file can be uploaded again (a new value, a new event)
 
     def _read(self, name: str, content: bytes | memoryview) -> RawTable | None:
         try:
