@@ -170,7 +170,8 @@ def default_cycle_life_model(workdir: str | Path | None = None, *, n_trials: int
 
     ``runs/latest/06_cycle_life`` (notebook 06 of ``make run``) when present; otherwise a small model built once
     from the severson2019 subset shipped with battlab (no network): ridge and elastic net on the early-life
-    features of the 41 training cells, ``n_trials`` optuna trials (a few seconds on 2 cores), kept in ``workdir``
+    features ``full_discharge`` (the set benchmarks/cycle_life.py chose by cross-validation; it needs cycles
+    2-100) of the 41 training cells, ``n_trials`` optuna trials (a few seconds on 2 cores), kept in ``workdir``
     (default ``runs/app-default/cycle_life``) for the next start. Built in a private folder and renamed into
     place, so two kernels starting at once never read a half-written model. Why built and not shipped: see
     :func:`default_tune_dir`.
@@ -199,8 +200,8 @@ def default_cycle_life_model(workdir: str | Path | None = None, *, n_trials: int
     curves = load_severson_subset()
     train = curves.select(curves.cells["split"].to_numpy() == "train")
     say(0.2, f"tuning ridge and elastic net on the {len(train)} training cells ({n_trials} trials of 5-fold CV)")
-    model = fit_cycle_life(train, n_cycles=100, components=0, models=("ridge", "elasticnet"), n_trials=n_trials,
-                           progress=False)
+    model = fit_cycle_life(train, n_cycles=100, components=0, feature_set="full_discharge",
+                           models=("ridge", "elasticnet"), n_trials=n_trials, progress=False)
     say(0.9, "saving the cycle-life model")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))

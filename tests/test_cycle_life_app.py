@@ -19,6 +19,8 @@ from battlab.cycling.read import read_cycler_file
 from battlab.widgets.cycle_life import CycleLifePredictor, cell_contributions, read_cycler_upload
 
 NEEDS = "the model predicts from the first 100 cycles and needs cycles 2, 10, 91-100; the cell has"
+#: The app's own default model (feature set ``full_discharge``, the cycle-life benchmark's choice) needs every cycle.
+NEEDS_DEFAULT = "the model predicts from the first 100 cycles and needs cycles 2-100; the cell has"
 #: The real cycler files (beep's test files): none holds the 100 cycles the model needs.
 REAL_FILES = ("FastCharge_000025_CH8.csv", "2017-05-09_test-TC-contact_CH33.csv",
               "PredictionDiagnostics_000151_test.052", "test_loopsnewoutput_MB_CE1_short10k.csv",
@@ -271,6 +273,8 @@ def test_default_model_is_built_once_then_reused_or_taken_from_the_pipeline(tmp_
     assert [p.name for p in folder.parent.iterdir()] == ["cycle_life"]  # no private build folder left behind
     model = CycleLifeModel.load(folder)
     assert model.card["cycle_life"]["train_cells"] == 41 and model.n_cycles == 100
+    assert model.card["cycle_life"]["feature_set"] == "full_discharge"  # the benchmark's choice
+    assert model.required_cycles() == list(range(2, 101))
     pred = model.predict(subset.select(subset.cells["split"] == "test2"))
     assert len(pred) == 40 and (pred["interval_low"] < pred["interval_high"]).all()
     heard.clear()
@@ -299,7 +303,7 @@ def test_app_upload_of_a_real_cycler_file_says_how_many_cycles_it_has(browser, v
     upload(page, shared_datasets / "cycler_files" / "PredictionDiagnostics_000151_test.052")
     page.wait_for_selector(".battlab-cycle-life.battlab-cycle-life-fail", timeout=60_000)
     text = page.inner_text(".battlab-cycle-life-message")
-    assert f"PredictionDiagnostics_000151_test: {NEEDS} 1 cycles with a usable discharge (37)" in text
+    assert f"PredictionDiagnostics_000151_test: {NEEDS_DEFAULT} 1 cycles with a usable discharge (37)" in text
     assert "maccor" in page.inner_text(".battlab-cycle-life-cell")
     assert page.locator(ERRORS).count() == 0
     shot(page, "cycle_life_short_file")

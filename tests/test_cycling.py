@@ -552,6 +552,95 @@ def test_cross_validation_save_load_and_comparison(subset, small_cv, tmp_path):
         CycleLifeCV.load(tmp_path)
 
 
+def test_clip_margin_keeps_predictions_within_the_training_range(subset):
+    from battlab.cycling.models import fit_cycle_life
+
+    kw = {"feature_set": "variance", "components": 0, "models": ("ridge",), "n_trials": 2, "progress": False}
+    free = fit_cycle_life(subset, **kw)
+    held = fit_cycle_life(subset, clip_margin=0.0, **kw)
+    lives = np.log10(subset.cells.loc[subset.cells["split"] == "train", "cycle_life"].to_numpy(dtype=float))
+    assert held.target_bounds == pytest.approx((lives.min(), lives.max()))
+    feats = held.train_table[held.features]
+    assert held.feature_bounds.loc["low"].tolist() == feats.min().tolist()
+    # a cell whose dQ(V) barely changes: far beyond every training cell, the free line runs away
+    far = subset.select(np.arange(len(subset)) < 2)
+    far.Q[:] = far.Q[:, :1]  # every cycle's curve is its first one: dQ ~ 0
+    far.Q[:, -1] += 1e-6 * np.linspace(0, 1, far.Q.shape[2])
+    p_free, p_held = free.predict(far), held.predict(far)
+    assert (p_free["predicted_cycle_life"] > 10 ** lives.max() * 1.5).all()
+    # held: the feature is winsorised to the lowest training variance, the life stays in the training range
+    edge = 10 ** free.model.predict(feats.min().to_numpy()[None, :])[0]
+    assert np.allclose(p_held["predicted_cycle_life"], edge) and edge <= 10 ** lives.max()
+    # the interval moves with the clipped prediction and keeps its width (log10 cycles)
+    width = np.log10(p_held["interval_high"]) - np.log10(p_held["interval_low"])
+    assert (p_held["interval_low"] < p_held["predicted_cycle_life"]).all()
+    assert (p_held["predicted_cycle_life"] < p_held["interval_high"]).all()
+    assert np.all(width > 0)
+    # on the training cells (features within range) only a prediction beyond the training lives changes: clipped
+    train = subset.select(subset.cells["split"] == "train")
+    a, b = held.predict(train)["predicted_cycle_life"], free.predict(train)["predicted_cycle_life"]
+    inside = (b >= 10 ** lives.min()) & (b <= 10 ** lives.max())
+    assert (~inside).any() and np.allclose(a[inside], b[inside])
+    assert np.allclose(a[~inside], np.clip(b[~inside], *10 ** np.array(held.target_bounds)))
+    wide = fit_cycle_life(subset, clip_margin=0.5, **kw)
+    low = feats.min() - 0.5 * (feats.max() - feats.min())
+    assert wide.feature_bounds.loc["low"].to_numpy() == pytest.approx(low.to_numpy())
+    top = lives.max() + 0.5 * (lives.max() - lives.min())
+    expected = 10 ** min(free.model.predict(low.to_numpy()[None, :])[0], top)
+    assert np.allclose(wide.predict(far)["predicted_cycle_life"], expected) and expected > edge
+
+
+@pytest.mark.parametrize("margin", [-0.1, float("nan")])
+def test_a_bad_clip_margin_is_a_clear_error(subset, margin):
+    from battlab.cycling.models import fit_cycle_life
+    from battlab.errors import BattlabError
+
+    with pytest.raises(BattlabError, match="clip_margin must be None or a fraction >= 0"):
+        fit_cycle_life(subset, clip_margin=margin, models=("ridge",), n_trials=2, progress=False)
+
+
+def test_average_of_candidates_is_the_geometric_mean_of_their_predictions(subset, small_cv):
+    from battlab.cycling.models import (
+        CycleLifeComparison,
+        cross_validate_cycle_life,
+        evaluate,
+        fit_cycle_life,
+        fit_cycle_life_average,
+    )
+    from battlab.errors import BattlabError
+
+    kw = {"components": 0, "models": ("ridge",), "n_trials": 2}
+    other = cross_validate_cycle_life(subset, n_splits=4, n_repeats=2, feature_set="full_discharge", **kw)
+    found = CycleLifeComparison({"variance": small_cv, "full": other})
+    avg = found.average(["variance", "full"])
+    assert "average(full+variance)" in found.results and avg.settings["average_of"] == ["full", "variance"]
+    key = ["repeat", "fold", "cell"]
+    a, b = (cv.predictions.sort_values(key).reset_index(drop=True) for cv in (small_cv, other))
+    assert np.allclose(avg.predictions["predicted_cycle_life"],
+                       np.sqrt(a["predicted_cycle_life"] * b["predicted_cycle_life"]))
+    assert np.allclose(avg.predictions["interval_low"], np.sqrt(a["interval_low"] * b["interval_low"]))
+    err = avg.predictions["predicted_cycle_life"] - avg.predictions["cycle_life"]
+    per_repeat = np.sqrt((err ** 2).groupby(avg.predictions["repeat"]).mean())
+    assert avg.metrics["rmse_mean"] == pytest.approx(per_repeat.mean())
+    with pytest.raises(BattlabError, match="average needs two or more"):
+        found.average(["variance"])
+    with pytest.raises(BattlabError, match="average needs two or more"):
+        found.average(["variance", "nope"])
+    shifted = cross_validate_cycle_life(subset, n_splits=4, n_repeats=2, seed=1, feature_set="variance", **kw)
+    with pytest.raises(BattlabError, match="not cross-validated on the same folds"):
+        CycleLifeComparison({"a": small_cv, "b": shifted}).average(["a", "b"])
+    # the refitted average predicts the geometric mean of its members, fitted on the training cells only
+    model = fit_cycle_life_average(subset, [{"feature_set": "variance", **kw}, {"feature_set": "full_discharge", **kw}])
+    one, two = (fit_cycle_life(subset, feature_set=fs, progress=False, **kw) for fs in ("variance", "full_discharge"))
+    p = model.predict(subset)
+    assert np.allclose(p["predicted_cycle_life"], np.sqrt(one.predict(subset)["predicted_cycle_life"]
+                                                         * two.predict(subset)["predicted_cycle_life"]))
+    assert model.required_cycles() == two.required_cycles() and model.n_cycles == 100
+    assert evaluate(model, subset).metrics["test2"]["n_cells"] == 40
+    with pytest.raises(BattlabError, match="an average needs two or more settings"):
+        fit_cycle_life_average(subset, [{"feature_set": "variance", **kw}])
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -602,6 +691,19 @@ def test_cli_predict_and_too_few_cycles(cycler_files, tmp_path, capsys, small_mo
     err = capsys.readouterr().err
     assert code == 2
     assert "needs cycles 2, 10, 91-100; the cell has 1 cycles with a usable discharge (37)" in err
+
+
+def test_cli_fit_uses_the_benchmark_feature_set_by_default(tmp_path, capsys):
+    from battlab.cycling.models import CycleLifeModel
+
+    assert _cli("cycling", "fit", "--subset", "--quiet", "--n-trials", "2", "--out", str(tmp_path / "m")) == 0
+    model = CycleLifeModel.load(tmp_path / "m")
+    assert model.card["cycle_life"]["feature_set"] == "full_discharge"
+    assert model.required_cycles() == list(range(2, 101))
+    assert "RMSE (cycles): primary test" in capsys.readouterr().out
+    assert _cli("cycling", "fit", "--subset", "--quiet", "--n-trials", "2", "--feature-set", "variance", "--out",
+                str(tmp_path / "v")) == 0
+    assert CycleLifeModel.load(tmp_path / "v").features == ["log10_var_dQ100_10"]
 
 
 def test_cli_missing_model_exits_2(cycler_files, tmp_path, capsys):

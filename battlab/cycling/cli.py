@@ -39,7 +39,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     curves = load_severson_subset() if args.subset else load_severson(progress=not args.quiet)
     train = curves.select(curves.cells["split"].to_numpy() == "train")
     model = fit_cycle_life(train, n_cycles=args.n_cycles, components=args.components, n_trials=args.n_trials,
-                           seed=args.seed, progress=not args.quiet)
+                           feature_set=args.feature_set, seed=args.seed, progress=not args.quiet)
     model.save(args.out)
     scores = evaluate(model, curves).metrics
     print(f"{model.card['model']['name']} from the first {args.n_cycles} cycles, tuned on {len(train)} training cells; "
@@ -82,6 +82,7 @@ def add_parser(subparsers: Any) -> None:
     >>> root.parse_args(["cycling", "read", "cell.csv", "--out", "cell/"]).out
     'cell/'
     """
+    from battlab.cycling.features import FEATURE_SETS
     from battlab.cycling.read import FORMATS
 
     cy = subparsers.add_parser("cycling", help="cycler files and cycle-life models: read, fit, predict")
@@ -96,6 +97,9 @@ def add_parser(subparsers: Any) -> None:
     fit = sub.add_parser("fit", help="tune a cycle-life model on the severson2019 training cells")
     fit.add_argument("--out", required=True, help="output folder (cycle_life_model.joblib, model_card.json)")
     fit.add_argument("--n-cycles", type=int, default=100, help="predict from the first N cycles (default 100)")
+    fit.add_argument("--feature-set", choices=sorted(FEATURE_SETS), default="full_discharge",
+                     help="early-life features (default full_discharge, chosen by benchmarks/cycle_life.py's "
+                          "cross-validation on the training cells)")
     fit.add_argument("--components", type=int, default=0, help="whole-curve principal components (default 0)")
     fit.add_argument("--n-trials", type=int, default=60, help="optuna trials (default 60)")
     fit.add_argument("--subset", action="store_true", help="the subset shipped with battlab (no download)")

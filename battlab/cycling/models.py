@@ -37,7 +37,7 @@ from battlab.split import RandomKFold
 
 __all__ = ["CycleLifeModel", "fit_cycle_life", "evaluate", "Evaluation", "LifeClassifier", "fit_life_classifier",
            "check_cycles", "TARGET", "CYCLE_LIFE_MODELS", "CycleLifeCV", "cross_validate_cycle_life",
-           "CycleLifeComparison", "compare_cycle_life_models"]
+           "CycleLifeComparison", "compare_cycle_life_models", "AveragedCycleLifeModel", "fit_cycle_life_average"]
 
 TARGET = "log10_cycle_life"
 #: Families searched by default: linear models (the paper's elastic net), kernels, neighbours, a GP, forests.
@@ -91,6 +91,13 @@ class CycleLifeModel:
     voltages: np.ndarray
     card: dict[str, Any] = field(default_factory=dict)
     train_table: pd.DataFrame | None = None
+    #: ``clip_margin`` of :func:`fit_cycle_life`: features and predictions held within the training range widened
+    #: by this fraction of it (None: a linear model extrapolates freely).
+    clip_margin: float | None = None
+    #: (low, high) of each feature (rows ``low``/``high``, one column per feature) and of log10 life, learned on the
+    #: training cells when ``clip_margin`` is set.
+    feature_bounds: pd.DataFrame | None = None
+    target_bounds: tuple[float, float] | None = None
 
     def required_cycles(self) -> list[int]:
         """Cycles a cell must have (a usable discharge) to be predicted."""
@@ -112,10 +119,17 @@ class CycleLifeModel:
         out = pd.DataFrame({"cell": table["cell"].astype(str)})
         if "cycle_life" in table:
             out["cycle_life"] = table["cycle_life"].to_numpy(dtype=float)
-        out["predicted_cycle_life"] = 10 ** self.model.predict(X)
+        fb, tb = getattr(self, "feature_bounds", None), getattr(self, "target_bounds", None)  # older pickles
+        if fb is not None:  # winsorised to the (widened) training range; NaN stays NaN (imputed by the model)
+            X = np.clip(X, fb.loc["low", self.features].to_numpy(float), fb.loc["high", self.features].to_numpy(float))
+        raw = self.model.predict(X)
+        log_life = np.clip(raw, *tb) if tb is not None else raw
+        out["predicted_cycle_life"] = 10 ** log_life
         if self.intervals is not None:
             _, bounds = self.intervals.predict_interval(X)
-            out["interval_low"], out["interval_high"] = 10 ** bounds[:, 0, 0], 10 ** bounds[:, 1, 0]
+            # a clipped prediction moves its interval with it (same width in log10 cycles)
+            lo, hi = bounds[:, 0, 0] + (log_life - raw), bounds[:, 1, 0] + (log_life - raw)
+            out["interval_low"], out["interval_high"] = 10 ** lo, 10 ** hi
         return out
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
@@ -168,6 +182,7 @@ def fit_cycle_life(
     seed: int = 0,
     storage: str | None = None,
     progress: bool = True,
+    clip_margin: float | None = None,
 ) -> CycleLifeModel:
     """Fit a cycle-life model on the cells of ``curves`` whose ``split`` is ``"train"`` (the others are not read).
 
@@ -184,9 +199,28 @@ def fit_cycle_life(
         the random K-fold over training cells, a time limit, the seed, the optuna storage (in memory).
     coverage
         Target coverage of the CV+ intervals.
+    clip_margin
+        None (default): the model extrapolates freely beyond the training cells. A fraction ``m`` (e.g. 0.1):
+        predictions cannot run away outside the training range - each feature of a predicted cell is winsorised
+        to the training cells' range widened by ``m`` of its width on both sides, and the predicted log10 life
+        is clipped to the training lives' log10 range widened the same way (its interval moves with it). The
+        bounds are learned on the training cells only.
+
+    Example
+    -------
+    >>> from battlab.cycling.curves import load_severson_subset
+    >>> curves = load_severson_subset()
+    >>> m = fit_cycle_life(curves, feature_set="variance", components=0, models=("ridge",), n_trials=2,
+    ...                    clip_margin=0.0, progress=False)
+    >>> train_lives = curves.cells.loc[curves.cells["split"] == "train", "cycle_life"]
+    >>> pred = m.predict(curves)["predicted_cycle_life"]
+    >>> bool(pred.min() >= train_lives.min() - 1e-6 and pred.max() <= train_lives.max() + 1e-6)
+    True
     """
     from battlab.tune import tune
 
+    if clip_margin is not None and not (np.isfinite(clip_margin) and clip_margin >= 0):
+        raise BattlabError(f"clip_margin must be None or a fraction >= 0 of the training range, got {clip_margin}")
     train = _train(curves)
     featurizers: list[Any] = early_life_features(n_cycles, feature_set)
     check_cycles(train, n_cycles, featurizers)
@@ -199,13 +233,21 @@ def fit_cycle_life(
     result = tune(table, features, TARGET, split=RandomKFold(n_splits=n_splits, seed=seed), models=models,
                   n_trials=n_trials, timeout=timeout, storage=storage or "sqlite:///:memory:", coverage=coverage,
                   seed=seed, progress=progress, heartbeat=None, study_name=f"cycle-life-{n_cycles}-{seed}")
+    feature_bounds, target_bounds = None, None
+    if clip_margin is not None:
+        low, high = table[features].min(), table[features].max()
+        feature_bounds = pd.DataFrame([low - clip_margin * (high - low), high + clip_margin * (high - low)],
+                                      index=["low", "high"])
+        y = table[TARGET]
+        width = float(y.max() - y.min())
+        target_bounds = (float(y.min()) - clip_margin * width, float(y.max()) + clip_margin * width)
     card = dict(result.card)
     card["cycle_life"] = {"n_cycles": n_cycles, "feature_set": feature_set, "components": components,
-                          "target": f"{TARGET} (log10 cycles)",
+                          "target": f"{TARGET} (log10 cycles)", "clip_margin": clip_margin,
                           "train_cells": int(len(train)), "required_cycles": required_cycles(featurizers),
                           "note": "tuned and calibrated on the training cells only"}
     return CycleLifeModel(n_cycles, featurizers, features, info, result.model, result.intervals, coverage,
-                          np.asarray(curves.voltages), card, table)
+                          np.asarray(curves.voltages), card, table, clip_margin, feature_bounds, target_bounds)
 
 
 @dataclass
@@ -231,7 +273,7 @@ def _scores(p: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def evaluate(model: CycleLifeModel, curves: DischargeCurves) -> Evaluation:
+def evaluate(model: CycleLifeModel | AveragedCycleLifeModel, curves: DischargeCurves) -> Evaluation:
     """RMSE (cycles), percentage error and interval coverage of ``model`` on every split of ``curves``.
 
     ``test1_without_outlier`` leaves out the cell flagged ``is_outlier`` (the paper's headline primary-test RMSE).
@@ -248,6 +290,59 @@ def evaluate(model: CycleLifeModel, curves: DischargeCurves) -> Evaluation:
     if len(tests):
         metrics["all_test"] = _scores(tests)
     return Evaluation(metrics, pred)
+
+
+@dataclass
+class AveragedCycleLifeModel:
+    """Equal-weight average of fitted :class:`CycleLifeModel` members on the log10 scale (geometric mean of the
+    predicted lives and of the interval bounds); :func:`evaluate` scores it like a single model."""
+
+    members: list[CycleLifeModel]
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_cycles(self) -> int:
+        return max(m.n_cycles for m in self.members)
+
+    @property
+    def coverage(self) -> float:
+        return float(self.members[0].coverage)
+
+    def required_cycles(self) -> list[int]:
+        """Cycles a cell must have for every member."""
+        return sorted({c for m in self.members for c in m.required_cycles()})
+
+    def predict(self, curves: DischargeCurves) -> pd.DataFrame:
+        """The members' predictions averaged on the log10 scale (columns as :meth:`CycleLifeModel.predict`)."""
+        parts = [m.predict(curves) for m in self.members]
+        out = parts[0].drop(columns=["predicted_cycle_life", "interval_low", "interval_high"], errors="ignore")
+        for c in ("predicted_cycle_life", "interval_low", "interval_high"):
+            if all(c in p for p in parts):
+                out[c] = 10 ** np.mean([np.log10(p[c].to_numpy(dtype=float)) for p in parts], axis=0)
+        return out
+
+
+def fit_cycle_life_average(curves: DischargeCurves, settings: list[dict[str, Any]], *, seed: int = 0,
+                           progress: bool = False) -> AveragedCycleLifeModel:
+    """Fit one :func:`fit_cycle_life` per keyword-argument dict of ``settings`` and average them (the model of
+    :meth:`CycleLifeComparison.average`).
+
+    Example
+    -------
+    >>> from battlab.cycling.curves import load_severson_subset
+    >>> curves = load_severson_subset()
+    >>> kw = {"components": 0, "models": ("ridge",), "n_trials": 2}
+    >>> avg = fit_cycle_life_average(curves, [{"feature_set": "variance", **kw}, {"feature_set": "discharge", **kw}])
+    >>> sorted(evaluate(avg, curves).metrics)[:2], avg.card["average_of"][0]["feature_set"]
+    (['all_test', 'test1'], 'variance')
+    """
+    if len(settings) < 2:
+        raise BattlabError(f"an average needs two or more settings, got {len(settings)}")
+    members = [fit_cycle_life(curves, **{"progress": progress, **kw, "seed": seed}) for kw in settings]
+    card = {"average_of": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()} for kw in settings],
+            "members": [m.card.get("model", {}).get("name") for m in members],
+            "note": "equal-weight average on the log10 scale of members tuned on the training cells only"}
+    return AveragedCycleLifeModel(members, card)
 
 
 # --------------------------------------------------------------------------- choosing on the training cells
@@ -324,18 +419,23 @@ def cross_validate_cycle_life(curves: DischargeCurves, *, n_splits: int = 5, n_r
         pred.insert(0, "repeat", k // n_splits)
         rows.append(pred)
     p = pd.concat(rows, ignore_index=True)
+    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fit_kwargs.items() if k != "progress"}
+    return CycleLifeCV(_cv_metrics(p, len(train), n_splits, n_repeats), p, settings)
+
+
+def _cv_metrics(p: pd.DataFrame, n_cells: int, n_splits: int, n_repeats: int) -> dict[str, float]:
+    """The metrics of :class:`CycleLifeCV` from its out-of-fold predictions."""
     err = p["predicted_cycle_life"] - p["cycle_life"]
     per_repeat = np.sqrt((err ** 2).groupby(p["repeat"]).mean())
     metrics = {"rmse_mean": float(per_repeat.mean()),
                "rmse_std": float(per_repeat.std(ddof=1)) if len(per_repeat) > 1 else float("nan"),
                "mape_percent": float(100 * np.mean(np.abs(err) / p["cycle_life"])),
-               "n_cells": int(len(train)), "n_splits": int(n_splits), "n_repeats": int(n_repeats)}
+               "n_cells": int(n_cells), "n_splits": int(n_splits), "n_repeats": int(n_repeats)}
     if "interval_low" in p:
         metrics["coverage"] = float(((p["cycle_life"] >= p["interval_low"])
                                      & (p["cycle_life"] <= p["interval_high"])).mean())
         metrics["mean_width"] = float((p["interval_high"] - p["interval_low"]).mean())
-    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fit_kwargs.items() if k != "progress"}
-    return CycleLifeCV(metrics, p, settings)
+    return metrics
 
 
 @dataclass
@@ -353,6 +453,42 @@ class CycleLifeComparison:
     def best(self) -> str:
         """The candidate with the lowest mean cross-validated RMSE (in cycles)."""
         return str(self.table()["candidate"].iloc[0])
+
+    def average(self, names: list[str] | tuple[str, ...], name: str | None = None) -> CycleLifeCV:
+        """The cross-validation of the average of candidates ``names`` (added to :attr:`results` as ``name``).
+
+        The average is taken on the log10 scale (a geometric mean of the predicted lives, and of the interval
+        bounds), with equal weights: it has no parameter of its own, so the members' out-of-fold predictions (same
+        folds, each fitted without its held-out cells) are its nested cross-validation. Refit it with
+        :func:`fit_cycle_life_average`.
+
+        Example
+        -------
+        >>> from battlab.cycling.curves import load_severson_subset
+        >>> found = compare_cycle_life_models(load_severson_subset(), {
+        ...     "variance": {"feature_set": "variance", "components": 0, "models": ("ridge",), "n_trials": 2},
+        ...     "discharge": {"feature_set": "discharge", "components": 0, "models": ("ridge",), "n_trials": 2}},
+        ...     n_splits=3, n_repeats=1)
+        >>> avg = found.average(["variance", "discharge"])
+        >>> sorted(found.results), avg.settings["average_of"]
+        (['average(discharge+variance)', 'discharge', 'variance'], ['discharge', 'variance'])
+        """
+        names = sorted(names)
+        if len(names) < 2 or any(n not in self.results for n in names):
+            raise BattlabError(f"average needs two or more of the candidates {sorted(self.results)}, got {names}")
+        key = ["repeat", "fold", "cell"]
+        parts = [self.results[n].predictions.sort_values(key, kind="stable").reset_index(drop=True) for n in names]
+        if any(not p[key].equals(parts[0][key]) for p in parts[1:]):
+            raise BattlabError(f"candidates {names} were not cross-validated on the same folds (same seed)")
+        p = parts[0][key + ["cycle_life"]].copy()
+        cols = [c for c in ("predicted_cycle_life", "interval_low", "interval_high") if all(c in q for q in parts)]
+        for c in cols:
+            p[c] = 10 ** np.mean([np.log10(q[c].to_numpy(dtype=float)) for q in parts], axis=0)
+        first = self.results[names[0]].metrics
+        cv = CycleLifeCV(_cv_metrics(p, int(first["n_cells"]), int(first["n_splits"]), int(first["n_repeats"])),
+                         p, {"average_of": names})
+        self.results[name or f"average({'+'.join(names)})"] = cv
+        return cv
 
 
 def compare_cycle_life_models(curves: DischargeCurves, candidates: dict[str, dict[str, Any]], *,
