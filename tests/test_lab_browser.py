@@ -16,6 +16,7 @@ import sys
 
 import pytest
 from browser import ROOT, free_port, require_chromium, shot, wait_for_server
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.browser
 TRACEBACK = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]'
@@ -62,17 +63,40 @@ def run_all(browser, base: str, path: str):
     page.goto(f"{base}/lab/tree/{path}?reset", timeout=120_000)  # a fresh workspace: only this notebook
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    for _attempt in range(3):
+        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+        page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+        # under load the session's kernel can still be connecting: JupyterLab then asks which kernel to start
+        # (a user presses Select: the notebook's own kernel is preselected), or drops the request (a user
+        # presses Run All again)
+        try:
+            page.locator(".jp-Dialog:has-text('Select Kernel') .jp-mod-accept").click(timeout=3_000)
+        except PlaywrightTimeout:
+            pass
+        try:  # some cell queued, running or done
+            page.wait_for_function(
+                """PANEL => [...document.querySelectorAll(`${PANEL} .jp-CodeCell .jp-InputPrompt`)]
+                    .some(p => /\\[(\\*|\\d+)\\]/.test(p.innerText))""", arg=PANEL, timeout=30_000, polling=500)
+            break
+        except PlaywrightTimeout:
+            continue
     # every code cell shows its execution count ("[3]:"), none is queued or running ("[*]:", "[ ]:")
+    try:
+        _wait_all_run(page)
+    except Exception:
+        shot(page, "lab_run_all_timeout")  # what the page showed when it gave up
+        raise
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    return page
+
+
+def _wait_all_run(page) -> None:
     page.wait_for_function(
         """PANEL => {
             const prompts = [...document.querySelectorAll(`${PANEL} .jp-CodeCell .jp-InputPrompt`)]
                 .map(p => p.innerText);
             return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p));
         }""", arg=PANEL, timeout=300_000, polling=500)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-    return page
 
 
 def test_curate_notebook_runs_in_jupyterlab(lab, browser):
