@@ -7,8 +7,8 @@ gathers every step's figures into ``<run>/summary.json``.
 Example
 -------
 >>> from battlab.pipeline import STEPS
->>> [s.name for s in STEPS]
-['01_curate', '02_featurize', '03_tune', '04_explain', '05_electrode_optimization', '06_cycle_life']
+>>> [s.name for s in STEPS][-3:]
+['05_electrode_optimization', '06_cycle_life', '07_plan']
 >>> summary = run_pipeline("runs/latest", quick=True)  # doctest: +SKIP
 """
 
@@ -62,6 +62,7 @@ STEPS: tuple[Step, ...] = (
     Step("06_cycle_life", parameters={"models": ["elasticnet", "ridge", "svr", "krr", "gp", "knn", "et"],
                                       "n_trials": 40},
          quick={"models": ["ridge", "elasticnet"], "n_trials": 4}),
+    Step("07_plan", quick={"budget": 30, "n_seeds": 1}),
 )
 
 
