@@ -355,6 +355,178 @@ def test_widget_is_in_the_lazy_registry():
     assert "NextExperiments" in battlab.widgets.__all__
 
 
+# --------------------------------------------------------------------------- tables of compositions
+
+CONDUCTIVITY = "conductivity (S/cm)"
+# Real Li-ion conductors with room-temperature conductivities of the usual order of magnitude (rounded, for a unit
+# test), some written with their unit: the curate step reads "0.16 mS/cm" as 1.6e-4 S/cm (the header's unit).
+DONE_FORMULAS = [
+    ("Li7La3Zr2O12", "3e-4"), ("Li6.4La3Zr1.4Ta0.6O12", "1e-3"), ("Li10GeP2S12", "1.2e-2 S/cm"),
+    ("Li3PS4", "0.16 mS/cm"), ("Li7P3S11", "17 mS/cm"), ("Li6PS5Cl", "1.9e-3"), ("Li6PS5Br", "1.1e-3"),
+    ("Li3YCl6", "5.1e-4"), ("Li3InCl6", "1.5e-3"), ("Li3N", "1e-3"), ("LiTi2(PO4)3", "1e-6"),
+    ("Li1.3Al0.3Ti1.7(PO4)3", "7e-4"), ("Li0.34La0.51TiO3", "1e-3"), ("Li3PO4", "6e-10"), ("Li4SiO4", "1e-9"),
+    ("LiI", "1e-7"), ("LiBH4", "1e-8"), ("Li2ZrCl6", "4e-4"), ("LiAlCl4", "1e-6"), ("Li3OCl", "1e-5"),
+]
+CANDIDATE_FORMULAS = [
+    "Li6PS5I", "Li3ScCl6", "Li3ErCl6", "Li3HoCl6", "Li3YBr6", "Li3InBr6", "LiGaCl4", "Li5La3Ta2O12", "Li5La3Nb2O12",
+    "Li7La3Hf2O12", "Li3BO3", "Li2SiO3", "LiZr2(PO4)3", "Li1.5Al0.5Ge1.5(PO4)3", "Li4GeS4", "Li4SnS4", "Li3SbS4",
+    "Li10SnP2S12", "Li7PS6", "LiTaO3", "Li3Xq2", "Li2B4O7", "Li3AlF6", "LiCl", "Li3PS4",
+]
+
+
+@pytest.fixture(scope="module")
+def formulas() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """20 done compositions with measured conductivities, and 25 candidates named by composition (one has an
+    unknown element, row 21; one was measured already, row 25)."""
+    done = pd.DataFrame(DONE_FORMULAS, columns=["formula", CONDUCTIVITY])
+    done.insert(0, "sample", [f"S{i:02d}" for i in range(1, len(done) + 1)])
+    pool = pd.DataFrame({"composition": CANDIDATE_FORMULAS})
+    return done, pool
+
+
+def test_formula_tables_go_through_the_curate_and_featurize_steps(formulas):
+    from battlab.featurize import FeatureRecipe
+    from battlab.steps import curate, featurize
+
+    done, pool = formulas
+    rec = next_experiments(done, pool, CONDUCTIVITY, batch_size=5, seed=0)
+    # the features are the featurize step's on the curated done table: one implementation, not a second one
+    fs = featurize(curate(done, target=CONDUCTIVITY))
+    assert isinstance(rec.recipe, FeatureRecipe) and rec.recipe == fs.recipe and rec.features == fs.features
+    assert rec.recipe.formula_column == "formula" and rec.recipe.process_columns == []
+    assert any(f.startswith("MagpieData") for f in rec.features) and "formula" not in rec.features
+    # conductivities span decades: modelled as log10, as curation decided; units in cells converted first
+    assert rec.target == f"log10 {CONDUCTIVITY}" and rec.settings["log_target"] is True
+    assert rec.settings["target_unit"] == "siemens / centimeter" and rec.settings["formula_column"] == "formula"
+    obs = rec.campaign.observations.set_index("design_id")["result"]
+    assert np.isclose(obs["done:4"], np.log10(1.6e-4)) and np.isclose(obs["done:5"], np.log10(1.7e-2))
+    assert len(obs) == 20 and rec.settings["n_done_used"] == 20
+    # the candidates are featurized by the same recipe (the pool's 'composition' column)
+    s = rec.suggestions
+    for row in s.itertuples(index=False):
+        assert row.composition == CANDIDATE_FORMULAS[row.candidate_row - 1]
+        X, errors = rec.recipe.transform(pd.DataFrame({"formula": [row.composition]}))
+        got = rec.campaign.space.rows([row.design_id])[rec.features].to_numpy(dtype=float)
+        assert errors == [""] and np.allclose(got, X.to_numpy(dtype=float), equal_nan=True)
+    # the reasons name composition features, with their values, and the SHAP values add up to the mean
+    assert np.allclose(rec.base_value + rec.contributions.sum(axis=1), s["mean"], atol=1e-6)
+    assert list(rec.contributions.columns) == rec.features
+    for i, reason in enumerate(s["reason"]):
+        names = [p.split("=")[0] for p in reason.split("; ")]
+        top = rec.contributions.iloc[i].abs().sort_values(ascending=False).index[:3]
+        assert names == list(top) and set(names) <= set(rec.recipe.features)
+        assert "=nan" not in reason
+    assert "candidates" in rec.summary() and f"maximizing log10 {CONDUCTIVITY}" in rec.summary()
+    # grouped uncertainty: the pool's formulas give the chemical systems
+    assert rec.campaign.space.groups() is not None and "Li-P-S" in set(rec.campaign.space.groups())
+
+
+def test_an_unreadable_candidate_formula_and_a_measured_one_are_kept_aside(formulas):
+    done, pool = formulas
+    rec = next_experiments(done, pool, CONDUCTIVITY, batch_size=len(pool) - 2, seed=0)
+    aside = rec.set_aside
+    assert aside[["table", "row", "column", "value"]].values.tolist() == [
+        ["candidate table", 21, "composition", "Li3Xq2"], ["candidate table", 25, "composition", "Li3PS4"]]
+    assert aside["reason"].tolist() == ["formula cannot be read: unknown element 'Xq'",
+                                        "already measured (done table row 4)"]
+    # every other candidate is suggested: nothing else lost
+    assert sorted(rec.suggestions["candidate_row"]) == [r for r in range(1, 26) if r not in (21, 25)]
+    assert rec.settings["n_candidates"] == 23
+
+
+def test_formula_done_table_quarantine_goes_into_set_aside(formulas, tmp_path):
+    done, pool = formulas
+    bad = pd.concat([done, pd.DataFrame({"sample": ["S21", "S22", "S23", "S24"],
+                                         "formula": ["Li3PS4", "Li2S", "Zz3N", "LiF"],
+                                         CONDUCTIVITY: ["2e-4", "3 V", "1e-5", ""]})], ignore_index=True)
+    path = tmp_path / "done.csv"
+    path.write_text(bad.to_csv(index=False) + "S25,LiCl\n")  # a line with too few fields
+    rec = next_experiments(path, pool, CONDUCTIVITY, batch_size=3, seed=0)
+    done_aside = rec.set_aside[rec.set_aside["table"] == "done table"]
+    assert done_aside["row"].tolist() == [21, 22, 23, 24, 25]
+    reasons = dict(zip(done_aside["row"], done_aside["reason"], strict=True))
+    assert reasons[21] == "a replicate of row 4: curation averaged them into one result"
+    assert reasons[22].startswith("wrong unit") and done_aside.set_index("row").loc[22, "column"] == CONDUCTIVITY
+    assert reasons[23] == "formula cannot be read: unknown element 'Zz'"
+    assert reasons[24] == "missing target value" and reasons[25].startswith("row has 2 fields, the header has 3")
+    assert (rec.settings["n_done_rows"], rec.settings["n_done_used"], rec.settings["done"]) == (25, 20, "done.csv")
+    # the replicates' results are averaged (in log10, as curation does for conductivities)
+    obs = rec.campaign.observations.set_index("design_id")["result"]
+    assert np.isclose(obs["done:4"], (np.log10(1.6e-4) + np.log10(2e-4)) / 2)
+
+
+def test_formula_tables_bad_input(formulas):
+    done, pool = formulas
+    with pytest.raises(BattlabError, match=r"^candidate table: no formula column \('formula', 'composition', "):
+        next_experiments(done, pd.DataFrame({"x": [1.0, 2.0]}), CONDUCTIVITY)
+    with pytest.raises(BattlabError, match=r"^done table: 2 usable result\(s\) in column 'conductivity \(S/cm\)', the"
+                                           r" model needs at least 3 \(1 row\(s\) kept aside; first: row 3: "):
+        next_experiments(done.iloc[:3].assign(**{CONDUCTIVITY: ["1e-3", "1e-4", "n/a"]}), pool, CONDUCTIVITY)
+    with pytest.raises(BattlabError, match=r"^candidate table lacks 1 of the model's 1 feature column\(s\): 'T'\.$"):
+        next_experiments(done.assign(T=25.0), pool, CONDUCTIVITY, features=["T"])
+    # formula_column=None: the table is read as columns of numbers, as before
+    with pytest.raises(BattlabError, match="no numeric feature column besides"):
+        next_experiments(done, pool, CONDUCTIVITY, formula_column=None)
+
+
+def test_formula_table_with_a_process_column_and_the_round_trip(formulas, tmp_path):
+    done, pool = formulas
+    done = done.assign(sintering_C=np.linspace(400, 900, len(done)))
+    pool = pool.assign(sintering_C=np.linspace(450, 850, len(pool)))
+    rec = next_experiments(done, pool, CONDUCTIVITY, features=["sintering_C"], batch_size=3, seed=1)
+    assert rec.recipe.process_columns == ["sintering_C"] and "sintering_C" in rec.features
+    assert "sintering_C" in rec.contributions.columns
+    for row in rec.suggestions.itertuples(index=False):  # the candidate's own temperature, beside its formula
+        assert np.isclose(row.sintering_C, pool["sintering_C"].iloc[row.candidate_row - 1])
+    # Li3PS4 at another temperature than the done one is a new candidate
+    assert "already measured" not in " ".join(rec.set_aside["reason"])
+    rec.save(tmp_path / "rec")
+    back = Recommendation.load(tmp_path / "rec")
+    assert back.recipe == rec.recipe and back.target == rec.target
+    pd.testing.assert_frame_equal(back.suggestions, rec.suggestions)
+
+
+def test_units_in_result_cells_of_a_settings_table(tables):
+    done, pool = tables
+    plain = next_experiments(done, pool, TARGET, batch_size=3, seed=0)
+    written = done.astype({TARGET: object}).copy()
+    written.loc[0, TARGET] = f"{done.loc[0, TARGET]} Wh/kg"
+    written.loc[1, TARGET] = f"{done.loc[1, TARGET] / 1000} kWh/kg"
+    rec = next_experiments(written, pool, TARGET, batch_size=3, seed=0)
+    assert len(rec.set_aside) == 0 and rec.settings["n_done_used"] == len(done)
+    assert rec.settings["target_unit"] == "watt_hour / kilogram"
+    pd.testing.assert_frame_equal(rec.suggestions, plain.suggestions)
+    # a result in a unit of another quantity is kept aside with curation's reason, the rest is used
+    written.loc[2, TARGET] = "3.7 V"
+    rec = next_experiments(written, pool, TARGET, batch_size=3, seed=0)
+    assert rec.set_aside[["table", "row", "column", "value"]].values.tolist() == [["done table", 3, TARGET, "3.7 V"]]
+    assert rec.set_aside["reason"].iloc[0].startswith("wrong unit") and rec.settings["n_done_used"] == len(done) - 1
+
+
+def test_widget_with_formula_tables(formulas):
+    done, pool = formulas
+    app = NextExperiments()
+    app.done_upload.value = payload("done.csv", csv_bytes(done))
+    app.pool_upload.value = payload("pool.csv", csv_bytes(pool))
+    assert app.state == "READY" and app.target.value == CONDUCTIVITY and app.formula_column() == "formula"
+    assert app.features.value == () and app.id_column.value == _NONE_ID  # the formulas name the candidates
+    assert "formula column 'formula' found" in html_unescape(app.tables_info.value)
+    app.batch_size.value = 3
+    app.suggest()
+    assert app.state == "SUCCESS", app.message
+    rec = app.recommendation
+    assert rec.recipe is not None and len(app.suggestions) == 3
+    info = html_unescape(app.tables_info.value)
+    assert f"{len(rec.features)} composition features (battery preset)" in info and rec.target in info
+    assert app.suggestions["reason"].iloc[0].split(" (")[0] in html_unescape(app.result.value)
+    assert "Li3Xq2" in app.aside_view.value and "unknown element" in html_unescape(app.aside_view.value)
+    direct = next_experiments(done, pool, CONDUCTIVITY, batch_size=3, seed=0)
+    pd.testing.assert_frame_equal(app.suggestions, direct.suggestions)
+
+
+_NONE_ID = "(none)"
+
+
 # --------------------------------------------------------------------------- the app in a browser
 
 

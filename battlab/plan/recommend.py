@@ -11,10 +11,19 @@ contributions of the surrogate's mean prediction (TreeSHAP for tree surrogates t
 top features with their signs. The planning itself is :class:`~battlab.plan.Campaign`'s (``add_data`` with the
 done rows, then ``suggest``); nothing of it is done again here.
 
-Nothing is lost: a done row whose result is missing or not a number, a row or candidate with a non-numeric
-feature cell, a done row outside the process window, a candidate already in the done table (same id) and a line
-of the file that is not a record are kept aside in :attr:`Recommendation.set_aside` with the file's row (1-based
-data row) and the reason. A done table without the target column, a candidate table without the model's
+A table of **compositions** (a formula column such as ``formula`` or ``composition``, found by
+:func:`battlab.curate.find_formula_column`, and a measured value) with a candidate table of formulas goes through the
+workflow's own steps: the done table is curated by :func:`battlab.steps.curate` (numbers with units in their cells,
+replicates averaged, bad rows quarantined) and featurized by :func:`battlab.steps.featurize` (composition features);
+the candidates are curated the same way and featurized by the same :class:`~battlab.featurize.FeatureRecipe`, so the
+reasons name composition features. The result column of any table is read by the curate step: ``"12 mAh/g"`` or
+``"1.2e-3 S/cm"`` are numbers in the column's unit.
+
+Nothing is lost: a done row whose result is missing or not a number (or in a unit of another quantity), a row or
+candidate with a non-numeric feature cell, a done row outside the process window, a candidate already in the done
+table (same id, or same formula), a row curation quarantined (a formula it cannot read, a replicate merged into
+another row) and a line of the file that is not a record are kept aside in :attr:`Recommendation.set_aside` with
+the file's row (1-based data row) and the reason. A done table without the target column, a candidate table without the model's
 features (named), an unreadable file and fewer usable done rows than the model needs (:data:`MIN_DONE`) are one-line
 :class:`~battlab.errors.BattlabError` messages.
 
@@ -41,7 +50,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +61,10 @@ from battlab.plan.campaign import Campaign, _to_parquet
 from battlab.plan.space import CandidatePool, ProcessWindow, check_features
 from battlab.plan.surrogates import GroupCalibrated, TreeEnsemble
 from battlab.tables import RawTable, check_columns, read_table
+
+if TYPE_CHECKING:
+    from battlab.curate import CuratedSet
+    from battlab.featurize import FeatureRecipe
 
 __all__ = ["FORMAT_VERSION", "MIN_DONE", "Recommendation", "example_tables", "explain_suggestions",
            "next_experiments", "read_experiments", "window_from_table"]
@@ -64,6 +77,7 @@ MIN_DONE = 3
 NUMERIC_SHARE = 0.8
 _ASIDE = ["table", "row", "column", "value", "reason"]
 _ID = "__design__"
+_FORMULA = "__formula__"  # the formulas of a composition pool: the chemical systems group the uncertainty
 
 #: ``progress(fraction_done, text)``.
 Progress = Callable[[float, str], None]
@@ -212,6 +226,10 @@ class Recommendation:
         rows, the window's bounds).
     campaign : Campaign, optional
         The campaign that made the suggestions, with the done rows as its data: save it, measure, ``observe``.
+    recipe : FeatureRecipe, optional
+        A table of formulas: how the featurize step turned formulas into the model's features
+        (:meth:`~battlab.featurize.FeatureRecipe.transform` featurizes new candidates the same way); ``target``
+        is then the column the campaign models (``log10 <target>`` when curation decided so).
     """
 
     suggestions: pd.DataFrame
@@ -225,6 +243,7 @@ class Recommendation:
     explainer: str
     settings: dict[str, Any]
     campaign: Campaign | None = None
+    recipe: FeatureRecipe | None = None
 
     def summary(self) -> str:
         """One line: what was suggested from what."""
@@ -252,7 +271,7 @@ class Recommendation:
         meta = {"format": "battlab.plan.Recommendation", "version": FORMAT_VERSION, "battlab_version": __version__,
                 "base_value": self.base_value, "target": self.target, "maximize": self.maximize,
                 "features": self.features, "space": self.space, "explainer": self.explainer,
-                "settings": self.settings}
+                "settings": self.settings, "recipe": self.recipe.to_dict() if self.recipe is not None else None}
         (out / "recommendation.json").write_text(json.dumps(meta, indent=1, default=str))
         for name in ("suggestions", "contributions", "set_aside"):
             _to_parquet(getattr(self, name), out / f"{name}.parquet")
@@ -284,9 +303,14 @@ class Recommendation:
                     table[col] = table[col].astype(object).where(table[col].notna(), None)
             tables[name] = table
         campaign = Campaign.load(folder / "campaign") if (folder / "campaign").is_dir() else None
+        recipe = None
+        if meta.get("recipe"):
+            from battlab.featurize import FeatureRecipe
+
+            recipe = FeatureRecipe.from_dict(meta["recipe"])
         return cls(**tables, base_value=float(meta["base_value"]), target=meta["target"],
                    maximize=bool(meta["maximize"]), features=list(meta["features"]), space=meta["space"],
-                   explainer=meta["explainer"], settings=dict(meta["settings"]), campaign=campaign)
+                   explainer=meta["explainer"], settings=dict(meta["settings"]), campaign=campaign, recipe=recipe)
 
 
 # ------------------------------------------------------------------------------------------- explaining
@@ -370,52 +394,209 @@ def _reasons(contrib: pd.DataFrame, designs: pd.DataFrame, n: int) -> list[str]:
     return out
 
 
-# ------------------------------------------------------------------------------------------------ the call
-def next_experiments(done: Any, space: Any = None, target: str | None = None, *,
-                     features: Sequence[str] | None = None, id_column: str | None = None,
-                     constraints: Sequence[str] = (), maximize: bool = True, acquisition: str = "ei",
-                     batch_size: int = 5, model: str | Any = "et-group", batch: str = "auto", kappa: float = 2.0,
-                     n_reasons: int = 3, background: int = 50, min_done: int = MIN_DONE, seed: int = 0,
-                     progress: Progress | None = None) -> Recommendation:
-    """The next ``batch_size`` experiments, from the experiments done so far.
+@dataclass
+class _Prepared:
+    """What either path hands the common tail: the campaign with the done rows recorded, and how to show picks."""
 
-    Parameters
-    ----------
-    done : DataFrame, RawTable or path
-        The experiments done so far: settings or features, and the measured result in column ``target``.
-    space : DataFrame, RawTable or path of candidates; ProcessWindow; mapping of bounds; or None
-        A table: a candidate pool with (at least) the model's feature columns. A :class:`ProcessWindow` or a
-        mapping ``{setting: (low, high)}`` (with ``constraints``): a process window. ``None``: a window with the
-        range of each setting in the done table (:func:`window_from_table`).
-    target : str
-        The measured result column of ``done``.
-    features : sequence of str, optional
-        The model's inputs; default: the numeric columns of ``done`` other than ``target`` and ``id_column``
-        (window given: its settings).
-    id_column : str, optional
-        A column naming each experiment/candidate: a candidate with the id of a done row is kept aside (already
-        measured).
-    maximize, acquisition, batch, kappa, model, seed
-        As in :class:`~battlab.plan.Campaign` (same seed, same suggestions).
-    n_reasons : int
-        Features named in each reason.
-    background : int
-        Done rows the kernel explainer (non-tree surrogates) integrates over, at most.
-    min_done : int
-        Usable done rows needed (:data:`MIN_DONE`; at least 2, below which a campaign has no model).
-    progress : callable, optional
-        ``progress(fraction, text)`` hears about each stage.
+    campaign: Campaign
+    aside: list[dict[str, Any]]
+    done_name: str
+    n_done_rows: int
+    target: str  # the column the campaign models (``log10 <target>`` when curation decided so)
+    failed_cells: dict[str, tuple[int, str]]  # done design id -> (file row, result cell) for the campaign's failures
+    show: Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]
+    params: dict[str, Any]
+    recipe: FeatureRecipe | None = None
 
-    Raises
-    ------
-    BattlabError
-        An unreadable file, a done table without ``target``, a candidate table without the model's features, no
-        feature, fewer than ``min_done`` usable done rows, bad settings of the campaign.
+
+def _source_name(source: Any, what: str) -> str:
+    if isinstance(source, RawTable) and source.path is not None:
+        return source.path.name
+    return what
+
+
+def _curation_reason(reason: str, source: str, row: int, column: str) -> str:
+    """curate's ``"<source>, row N, column 'c': why"`` without the place (``set_aside`` has row and column)."""
+    where = f"{source}, row {row}" + (f", column {column!r}" if column else "") + ": "
+    return reason[len(where):] if reason.startswith(where) else reason
+
+
+def _quarantined(curated: CuratedSet, what: str) -> list[dict[str, Any]]:
+    """The curate step's quarantine and merges as ``set_aside`` rows."""
+    out = []
+    for q in curated.quarantine.itertuples(index=False):
+        column = "" if pd.isna(q.column) else str(q.column)
+        reason = _curation_reason(str(q.reason), curated.source, int(q.row), column)
+        out.append({"table": what, "row": int(q.row), "column": column, "value": str(q.value)[:80],
+                    "reason": f"formula cannot be read: {reason}" if q.category == "formula" else reason})
+    for m in curated.merged.itertuples(index=False):
+        why = (f"a replicate of row {int(m.merged_into)}: curation averaged them into one result"
+               if m.kind == "replicate" else f"an exact duplicate of row {int(m.merged_into)}")
+        out.append({"table": what, "row": int(m.row), "column": "", "value": "", "reason": why})
+    return out
+
+
+def _bad_cells(curated: CuratedSet, columns: Sequence[str]) -> dict[int, tuple[str, str, str]]:
+    """Rows whose cell in one of ``columns`` curation could not read (it set them to NaN): row -> (column, value,
+    problem)."""
+    issues = curated.issues
+    bad = issues[issues["column"].isin(list(columns)) & (issues["action"] == "set to NaN")]
+    return {int(r.row): (str(r.column), str(r.value), str(r.problem)) for r in bad.itertuples(index=False)}
+
+
+def _parse_results(table: _Table, target: str) -> tuple[np.ndarray, list[dict[str, Any]], str]:
+    """The result column read by the curate step (:func:`battlab.steps.curate`): numbers with units in their
+    cells (``"12 mAh/g"``, ``"1.2e-3 S/cm"``) converted to the column's unit (its header's, else the unit most
+    cells give). Returns the results (a cell curation cannot read stays as written, so the campaign names it),
+    the rows curation rejects for a reason of its own (a wrong unit, a physically impossible value), and the unit.
+
+    Example
+    -------
+    >>> t = _typed(pd.DataFrame({"gap": [1, 2, 3, 4], "capacity": ["140 mAh/g", "0.15 Ah/g", 145, "12 V"]}), "t")
+    >>> values, aside, unit = _parse_results(t, "capacity")
+    >>> values.tolist()[:3], unit, aside[0]["row"], aside[0]["reason"][:10]
+    ([140.0, 150.0, 145.0], 'milliampere_hour / gram', 4, 'wrong unit')
     """
-    say = progress or (lambda fraction, text: None)
-    if not target:
-        raise BattlabError("name the target: the column of the done table with the measured result.")
-    say(0.0, "reading the tables")
+    from battlab.steps import curate
+
+    raw = table.raw[target]
+    cells = raw.where(raw.astype(str).str.strip() != "")
+    curated = curate(pd.DataFrame({target: cells.to_numpy()}), target=target, formula_column=None, source=table.name)
+    parsed = (curated.target_input.to_numpy(dtype=float) if curated.target_input is not None
+              else np.full(len(raw), np.nan))
+    values = np.where(np.isnan(parsed), cells.to_numpy(dtype=object), parsed)
+    aside = []
+    for q in curated.quarantine.itertuples(index=False):
+        if q.category in ("wrong_unit", "out_of_bounds"):
+            i = int(q.row) - 1
+            aside.append({"table": "done table", "row": int(table.rows[i]), "column": target, "value": str(q.value),
+                          "reason": _curation_reason(str(q.reason), table.name, int(q.row), target)})
+    return values, aside, str(curated.report["units"].get(target, ""))
+
+
+def _formula_column(source: RawTable | pd.DataFrame, formula_column: str | None) -> str | None:
+    from battlab.curate import find_formula_column
+
+    columns = [str(c) for c in (source.data if isinstance(source, RawTable) else source).columns]
+    if formula_column == "auto":
+        return find_formula_column(columns)
+    if formula_column is not None and formula_column not in columns:
+        raise BattlabError(f"no formula column {formula_column!r} in the done table; columns are {columns[:12]}.")
+    return formula_column
+
+
+def _prepare_formulas(done: RawTable | pd.DataFrame, pool: RawTable | pd.DataFrame, target: str, formula: str,
+                      extra: Sequence[str] | None, id_column: str | None, min_done: int,
+                      campaign_settings: dict[str, Any], say: Progress) -> _Prepared:
+    """A table of compositions: the done table curated by the curate step, featurized by the featurize step; the
+    candidates curated the same way and featurized by the same :class:`~battlab.featurize.FeatureRecipe`."""
+    from battlab.curate import FORMULA_COLUMNS, find_formula_column
+    from battlab.steps import curate, featurize
+
+    done_name, pool_name = _source_name(done, "done table"), _source_name(pool, "candidate table")
+    curated = curate(done, formula_column=formula, target=target, source=done_name)
+    aside = _quarantined(curated, "done table")
+    need = max(int(min_done), 2)
+    if len(curated.table) < need:
+        first = f"; first: row {aside[0]['row']}: {aside[0]['reason']}" if aside else ""
+        raise BattlabError(f"{done_name}: {len(curated.table)} usable result(s) in column {target!r}, the model needs "
+                           f"at least {need} ({len(aside)} row(s) kept aside{first}).")
+    say(0.05, f"featurizing {len(curated.table)} done formulas (composition features)")
+    fs = featurize(curated, columns=list(extra) if extra else None)
+    recipe, features, table = fs.recipe, fs.features, fs.table
+    raw_formula = table["formula_raw" if formula == "formula" else formula].astype(str).to_numpy()
+    bad_extra = _bad_cells(curated, recipe.process_columns)
+    y = table[fs.model_target].to_numpy(dtype=float)
+    ok = np.ones(len(table), dtype=bool)
+    for i, (row, error) in enumerate(zip(table["row"].astype(int), table["featurize_error"].fillna(""), strict=True)):
+        if error:
+            aside.append({"table": "done table", "row": int(row), "column": formula, "value": raw_formula[i],
+                          "reason": f"formula cannot be featurized: {error}"})
+        elif row in bad_extra:
+            column, value, problem = bad_extra[row]
+            aside.append({"table": "done table", "row": int(row), "column": column, "value": value,
+                          "reason": f"column {column!r}: {problem}"})
+        elif np.isnan(y[i]):
+            aside.append({"table": "done table", "row": int(row), "column": target,
+                          "value": f"{table[target].iloc[i]:g}",
+                          "reason": f"result is not positive: {target!r} is modelled as log10 (it spans decades)"})
+        else:
+            continue
+        ok[i] = False
+
+    pool_columns = [str(c) for c in (pool.data if isinstance(pool, RawTable) else pool).columns]
+    pool_formula = formula if formula in pool_columns else find_formula_column(pool_columns)
+    if pool_formula is None:
+        names = ", ".join(repr(c) for c in FORMULA_COLUMNS[:3])
+        raise BattlabError(f"{pool_name}: no formula column ({names}, ...): the model's features are computed "
+                           f"from the formulas of the done table ({formula!r}), so the candidates need theirs.")
+    shown = _typed(pool, "candidate table")  # the candidates' cells as written, for the suggestions table
+    say(0.1, f"curating and featurizing {len(shown.data)} candidates with the same recipe")
+    candidates = curate(pool, formula_column=pool_formula, source=pool_name)
+    pool_aside = _quarantined(candidates, "candidate table")
+    for a in pool_aside:
+        if a["reason"].startswith("an exact duplicate of row"):
+            a["reason"] = a["reason"].replace("an exact duplicate of row", "the same candidate as row")
+    check_features(candidates.table.iloc[:0], recipe.process_columns, pool_name)  # the table columns used
+    X, errors = recipe.transform(candidates.table)
+    bad_pool = _bad_cells(candidates, recipe.process_columns)
+    key_columns = ["formula", *recipe.process_columns]
+    measured = {tuple(k): int(r) for k, r in zip(table.loc[ok, key_columns].astype(str).itertuples(index=False),
+                                                 table.loc[ok, "row"], strict=True)}
+    ids_done = ({str(v): int(r) for v, r in zip(table[id_column], table["row"], strict=True)}
+                if id_column and id_column in table.columns and id_column in candidates.table.columns else {})
+    cand_raw = candidates.table["formula_raw" if pool_formula == "formula" else pool_formula].astype(str).to_numpy()
+    usable = np.ones(len(candidates.table), dtype=bool)
+    keys = candidates.table[key_columns].astype(str).itertuples(index=False)
+    for i, (row, error, key) in enumerate(zip(candidates.table["row"].astype(int), errors, keys, strict=True)):
+        entry = {"table": "candidate table", "row": int(row), "column": pool_formula, "value": cand_raw[i]}
+        if error:
+            entry["reason"] = f"formula cannot be featurized: {error}"
+        elif row in bad_pool:
+            column, value, problem = bad_pool[row]
+            entry.update(column=column, value=value, reason=f"column {column!r}: {problem}")
+        elif tuple(key) in measured:
+            entry["reason"] = f"already measured (done table row {measured[tuple(key)]})"
+        elif ids_done and str(candidates.table[id_column].iloc[i]) in ids_done:
+            value = str(candidates.table[id_column].iloc[i])
+            entry.update(column=id_column, value=value, reason=f"already measured (done table row {ids_done[value]})")
+        else:
+            continue
+        pool_aside.append(entry)
+        usable[i] = False
+    if not usable.any():
+        raise BattlabError(f"{pool_name}: no usable candidate (every one is kept aside: "
+                           f"{pool_aside[0]['reason'] if pool_aside else 'none'}).")
+
+    done_ids = [f"done:{r}" for r in table.loc[ok, "row"].astype(int)]
+    cand_rows = candidates.table.loc[usable, "row"].astype(int).to_numpy()
+    cand_ids = [f"candidate:{r}" for r in cand_rows]
+    values = pd.concat([table.loc[ok, features], X.loc[usable, features]], ignore_index=True).astype(float)
+    values.insert(0, _ID, done_ids + cand_ids)
+    values[_FORMULA] = list(table.loc[ok, "formula"]) + list(candidates.table.loc[usable, "formula"])
+    campaign = Campaign(CandidatePool(values, features=features, id_column=_ID, formula_column=_FORMULA),
+                        **campaign_settings)
+    campaign.add_data(done_ids, y[ok])
+    by_id = values.set_index(_ID)
+
+    def show(picked: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        rows = np.array([int(d.split(":")[1]) for d in picked["design_id"]])
+        pos = [int(np.flatnonzero(shown.rows == r)[0]) for r in rows]
+        head = pd.DataFrame({"rank": np.arange(1, len(picked) + 1), "design_id": picked["design_id"].to_numpy(),
+                             "candidate_row": rows})
+        return head, shown.data.iloc[pos].reset_index(drop=True), by_id.loc[picked["design_id"], features]
+
+    unit = str(curated.report["units"].get(target, ""))
+    params = {"formula_column": formula, "measured_target": target, "target_unit": unit,
+              "log_target": fs.model_target != target, "features_from": repr(recipe),
+              "n_features": len(features), "n_candidates": len(cand_ids), "candidates": pool_name}
+    n_rows = int(curated.report["n_input"])
+    return _Prepared(campaign, aside + pool_aside, done_name, n_rows, str(fs.model_target), {}, show, params, recipe)
+
+
+def _prepare_columns(done: Any, space: Any, target: str, features: Sequence[str] | None, id_column: str | None,
+                     constraints: Sequence[str], campaign_settings: dict[str, Any]) -> _Prepared:
+    """A table of settings or features (numeric columns): a candidate pool with the same columns, or a window."""
     done_t = _typed(done, "done table")
     check_columns(done_t.data, [target], source=done_t.name)
     if id_column is not None:
@@ -449,7 +630,12 @@ def next_experiments(done: Any, space: Any = None, target: str | None = None, *,
         if f not in _numeric(done_t):
             raise BattlabError(f"{done_t.name}: feature column {f!r} is not numeric.")
     keep = _set_aside_bad_cells(done_t, numeric, "done table", missing_too=window is not None)
-    results = done_t.raw[target].where(done_t.raw[target].astype(str).str.strip() != "").to_numpy()
+    results, unit_aside, unit = _parse_results(done_t, target)
+    for a in unit_aside:
+        i = int(np.flatnonzero(done_t.rows == a["row"])[0])
+        if keep[i]:
+            done_t.aside.append(a)
+            keep[i] = False
 
     if pool_t is not None:
         try:
@@ -476,9 +662,21 @@ def next_experiments(done: Any, space: Any = None, target: str | None = None, *,
         cand_ids = [f"candidate:{r}" for r in pool_t.rows[usable]]
         table = pd.concat([done_t.data.loc[keep, features], pool_t.data.loc[usable, features]], ignore_index=True)
         table.insert(0, _ID, done_ids + cand_ids)
-        campaign = Campaign(CandidatePool(table, features=features, id_column=_ID), model=model,
-                            acquisition=acquisition, batch=batch, maximize=maximize, kappa=kappa, seed=seed)
-        recorded = campaign.add_data(done_ids, results[keep])
+        campaign = Campaign(CandidatePool(table, features=features, id_column=_ID), **campaign_settings)
+        campaign.add_data(done_ids, results[keep])
+        failed = {d: (int(r), str(done_t.raw[target].iloc[i])) for d, r, i in
+                  zip(done_ids, done_t.rows[keep], np.flatnonzero(keep), strict=True)}
+        the_pool = pool_t
+
+        def show(picked: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+            rows = np.array([int(d.split(":")[1]) for d in picked["design_id"]])
+            pos = [int(np.flatnonzero(the_pool.rows == r)[0]) for r in rows]
+            designs = the_pool.data.iloc[pos].reset_index(drop=True)  # numeric columns as numbers
+            head = pd.DataFrame({"rank": np.arange(1, len(picked) + 1), "design_id": picked["design_id"].to_numpy(),
+                                 "candidate_row": rows})
+            return head, designs, designs
+
+        params = {"n_candidates": len(cand_ids), "candidates": pool_t.name}
     else:
         assert window is not None
         inside = keep.copy()
@@ -498,54 +696,135 @@ def next_experiments(done: Any, space: Any = None, target: str | None = None, *,
                                          "value": "", "reason": f"outside the process window: {why}"})
                     inside[i] = False
         keep = inside
-        campaign = Campaign(window, model=model, acquisition=acquisition, batch=batch, maximize=maximize,
-                            kappa=kappa, seed=seed)
+        campaign = Campaign(window, **campaign_settings)
         recorded = campaign.add_data(settings.loc[keep].reset_index(drop=True), results[keep])
-    for i, status in zip(np.flatnonzero(keep), recorded.itertuples(index=False), strict=True):
-        if status.status == "failed":  # Campaign keeps them in .failed with the reason; here with the file's row
-            done_t.aside.append({"table": "done table", "row": int(done_t.rows[i]), "column": target,
-                                 "value": str(done_t.raw[target].iloc[i]), "reason": status.reason})
-    aside = pd.DataFrame(done_t.aside + (pool_t.aside if pool_t is not None else []), columns=_ASIDE)
+        failed = {d: (int(r), str(done_t.raw[target].iloc[i])) for d, r, i in
+                  zip(recorded["design_id"], done_t.rows[keep], np.flatnonzero(keep), strict=True)}
+        names = window.names
+
+        def show(picked: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+            designs = picked[names].reset_index(drop=True)
+            head = pd.DataFrame({"rank": np.arange(1, len(picked) + 1), "design_id": picked["design_id"].to_numpy()})
+            return head, designs, designs
+
+        params = {"window": campaign.space.to_dict()}
+    params["target_unit"] = unit
+    aside = done_t.aside + (pool_t.aside if pool_t is not None else [])
+    return _Prepared(campaign, aside, done_t.name, int(len(done_t.rows) + done_t.n_rejected), target, failed, show,
+                     params)
+
+
+# ------------------------------------------------------------------------------------------------ the call
+def next_experiments(done: Any, space: Any = None, target: str | None = None, *,
+                     features: Sequence[str] | None = None, id_column: str | None = None,
+                     formula_column: str | None = "auto", constraints: Sequence[str] = (), maximize: bool = True,
+                     acquisition: str = "ei", batch_size: int = 5, model: str | Any = "et-group",
+                     batch: str = "auto", kappa: float = 2.0, n_reasons: int = 3, background: int = 50,
+                     min_done: int = MIN_DONE, seed: int = 0, progress: Progress | None = None) -> Recommendation:
+    """The next ``batch_size`` experiments, from the experiments done so far.
+
+    Parameters
+    ----------
+    done : DataFrame, RawTable or path
+        The experiments done so far: settings or features (or formulas), and the measured result in column
+        ``target`` (numbers, or numbers with their unit: ``"12 mAh/g"``, read by the curate step).
+    space : DataFrame, RawTable or path of candidates; ProcessWindow; mapping of bounds; or None
+        A table: a candidate pool with (at least) the model's feature columns, or with formulas. A
+        :class:`ProcessWindow` or a mapping ``{setting: (low, high)}`` (with ``constraints``): a process window.
+        ``None``: a window with the range of each setting in the done table (:func:`window_from_table`).
+    target : str
+        The measured result column of ``done``.
+    features : sequence of str, optional
+        The model's inputs; default: the numeric columns of ``done`` other than ``target`` and ``id_column``
+        (window given: its settings). For a table of formulas: numeric table columns used beside the composition
+        features (default: none).
+    id_column : str, optional
+        A column naming each experiment/candidate: a candidate with the id of a done row is kept aside (already
+        measured).
+    formula_column : str or None
+        A column of chemical formulas (``"auto"``: found by name, :func:`battlab.curate.find_formula_column`;
+        ``None``: the table has none). With a candidate pool, a formula table goes through the workflow's steps:
+        the done table is curated (:func:`battlab.steps.curate`: units, replicates, quarantine), featurized
+        (:func:`battlab.steps.featurize`: composition features), and the candidates are curated and featurized by
+        the same :class:`~battlab.featurize.FeatureRecipe`; the campaign models the target as curation decided
+        (``log10 <target>`` for conductivities spanning decades: :attr:`Recommendation.target` says which) and
+        groups its uncertainty by chemical system.
+    maximize, acquisition, batch, kappa, model, seed
+        As in :class:`~battlab.plan.Campaign` (same seed, same suggestions).
+    n_reasons : int
+        Features named in each reason.
+    background : int
+        Done rows the kernel explainer (non-tree surrogates) integrates over, at most.
+    min_done : int
+        Usable done rows needed (:data:`MIN_DONE`; at least 2, below which a campaign has no model).
+    progress : callable, optional
+        ``progress(fraction, text)`` hears about each stage.
+
+    Raises
+    ------
+    BattlabError
+        An unreadable file, a done table without ``target``, a candidate table without the model's features (or
+        without formulas), no feature, fewer than ``min_done`` usable done rows, bad settings of the campaign.
+
+    Example
+    -------
+    >>> done = pd.DataFrame({"formula": ["Li7La3Zr2O12", "Li3PS4", "Li6PS5Cl", "LiTi2(PO4)3", "Li3YCl6"],
+    ...                      "conductivity": ["3e-4 S/cm", "0.16 mS/cm", "1.9e-3", "1e-6", "5e-4"]})
+    >>> pool = pd.DataFrame({"formula": ["Li10GeP2S12", "LiNbO3", "Li3InCl6", "Qq2O"]})
+    >>> rec = next_experiments(done, pool, "conductivity", batch_size=2, seed=0)
+    >>> rec.target, len(rec.suggestions), rec.set_aside["reason"].tolist()
+    ('log10 conductivity', 2, ["formula cannot be read: unknown element 'Qq'"])
+    """
+    say = progress or (lambda fraction, text: None)
+    if not target:
+        raise BattlabError("name the target: the column of the done table with the measured result.")
+    say(0.0, "reading the tables")
+    settings = {"model": model, "acquisition": acquisition, "batch": batch, "maximize": maximize, "kappa": kappa,
+                "seed": seed}
+    prepared = None
+    if space is not None and not isinstance(space, (ProcessWindow, Mapping)):
+        done, space = read_experiments(done, "done table"), read_experiments(space, "candidate table")
+        formula = _formula_column(done, formula_column)
+        if formula is not None:
+            if id_column is not None:
+                check_columns(done.data if isinstance(done, RawTable) else done, [id_column],
+                              source=_source_name(done, "done table"))
+            prepared = _prepare_formulas(done, space, target, formula, features, id_column, min_done, settings, say)
+    if prepared is None:
+        prepared = _prepare_columns(done, space, target, features, id_column, constraints, settings)
+    campaign = prepared.campaign
+    aside = list(prepared.aside)
+    for failure in campaign.failed.itertuples(index=False):  # kept by the campaign with the reason; here with the row
+        row, cell = prepared.failed_cells[str(failure.design_id)]
+        aside.append({"table": "done table", "row": row, "column": target, "value": cell, "reason": failure.reason})
+    aside = pd.DataFrame(aside, columns=_ASIDE)
     aside = aside.sort_values(["table", "row"], kind="stable", ascending=[False, True]).reset_index(drop=True)
     n_used = len(campaign.observations)
     if n_used < max(int(min_done), 2):  # below 2 a campaign makes a random start: no model to predict or explain
         first = f"; first: row {aside['row'].iloc[0]}: {aside['reason'].iloc[0]}" if len(aside) else ""
-        raise BattlabError(f"{done_t.name}: {n_used} usable result(s) in column {target!r}, the model needs at least "
-                           f"{max(int(min_done), 2)} ({len(aside)} row(s) kept aside{first}).")
+        raise BattlabError(f"{prepared.done_name}: {n_used} usable result(s) in column {target!r}, the model needs "
+                           f"at least {max(int(min_done), 2)} ({len(aside)} row(s) kept aside{first}).")
 
     say(0.2, f"fitting the surrogate on {n_used} done experiments and picking {batch_size}")
     picked = campaign.suggest(batch_size)
     say(0.6, "explaining the suggestions (SHAP)")
     values, base, how = explain_suggestions(campaign, picked, background=background, seed=seed)
     contrib = _per_setting(values, campaign.space)
-
-    if pool_t is not None:
-        rows = np.array([int(d.split(":")[1]) for d in picked["design_id"]])
-        pos = [int(np.flatnonzero(pool_t.rows == r)[0]) for r in rows]
-        designs = shown = pool_t.data.iloc[pos].reset_index(drop=True)  # numeric columns as numbers
-        head = pd.DataFrame({"rank": np.arange(1, len(picked) + 1), "design_id": picked["design_id"].to_numpy(),
-                             "candidate_row": rows})
-    else:
-        designs = shown = picked[window.names].reset_index(drop=True)
-        head = pd.DataFrame({"rank": np.arange(1, len(picked) + 1), "design_id": picked["design_id"].to_numpy()})
+    head, designs, shown = prepared.show(picked)
     table = pd.concat([head, designs.drop(columns=[c for c in head.columns if c in designs.columns])], axis=1)
     for col in ("mean", "std", "acquisition"):
         table[col] = picked[col].to_numpy(dtype=float)
-    table["reason"] = _reasons(contrib, shown, n_reasons)
+    table["reason"] = _reasons(contrib, shown.reset_index(drop=True), n_reasons)
     say(1.0, "done")
     params = {"acquisition": acquisition, "batch": batch, "batch_size": int(batch_size),
               "model": model if isinstance(model, str) else type(model).__name__, "kappa": kappa, "seed": int(seed),
-              "n_done_rows": int(len(done_t.rows) + done_t.n_rejected),
-              "n_done_used": int(n_used), "done": done_t.name}
-    if pool_t is not None:
-        params.update(n_candidates=int(len(campaign.space.ids) - len(campaign.observations)
-                                       - len(campaign.failed)), candidates=pool_t.name)
-    else:
-        params.update(window=campaign.space.to_dict())
+              "n_done_rows": prepared.n_done_rows, "n_done_used": int(n_used), "done": prepared.done_name,
+              **prepared.params}
     return Recommendation(suggestions=table, contributions=contrib.reset_index(drop=True), base_value=base,
-                          set_aside=aside, target=target, maximize=bool(maximize), features=list(contrib.columns),
-                          space="pool" if pool_t is not None else "window", explainer=how, settings=params,
-                          campaign=campaign)
+                          set_aside=aside, target=prepared.target, maximize=bool(maximize),
+                          features=list(contrib.columns), explainer=how, settings=params,
+                          space="pool" if isinstance(campaign.space, CandidatePool) else "window",
+                          campaign=campaign, recipe=prepared.recipe)
 
 
 # ------------------------------------------------------------------------------------------------ example

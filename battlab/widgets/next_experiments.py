@@ -8,6 +8,10 @@ with the predicted mean, its uncertainty and the reason (the SHAP contributions 
 downloadable as CSV. Rows kept aside (a missing or non-numeric result, a non-numeric feature cell, a done row
 outside the window, a candidate already measured, a malformed line) are listed with the reason.
 
+A table of compositions (a formula column such as ``formula`` or ``composition`` and a measured value, e.g. a
+conductivity in S/cm) with a candidate table of formulas is curated and featurized by the workflow's own steps
+(composition features; the info line says which); the features list then offers only extra table columns.
+
 Nothing here plans or explains: that is :func:`battlab.plan.recommend.next_experiments` (on
 :class:`battlab.plan.Campaign`); files are read by :func:`battlab.widgets.data.read_upload`.
 
@@ -35,6 +39,7 @@ import ipywidgets as w
 import pandas as pd
 import traitlets as tl
 
+from battlab.curate import find_formula_column
 from battlab.errors import BattlabError
 from battlab.plan.acquisition import ACQUISITIONS
 from battlab.plan.recommend import Recommendation, example_tables, next_experiments, window_from_table
@@ -113,8 +118,8 @@ class NextExperiments(MessagesMixin, w.VBox):
         self.done_upload = w.FileUpload(accept=accept, multiple=False, description="Experiments done",
                                         layout=w.Layout(width="190px"))
         self.done_upload.observe(self._on_done_upload, names="value")
-        done_box = w.HBox([self.done_upload, w.HTML("<small>CSV/Excel: settings or features and a measured result "
-                                                    "column</small>")])
+        done_box = w.HBox([self.done_upload, w.HTML("<small>CSV/Excel: settings, features or formulas, and a "
+                                                    "measured result column</small>")])
         done_box.add_class("battlab-next-done-upload").add_class("battlab-data-uploader")
         self.example_button = w.Button(description="Load example", icon="table")
         self.example_button.on_click(lambda _: self.load_example())
@@ -124,7 +129,7 @@ class NextExperiments(MessagesMixin, w.VBox):
                                         layout=w.Layout(width="190px"))
         self.pool_upload.observe(self._on_pool_upload, names="value")
         self.pool_box = w.HBox([self.pool_upload, w.HTML("<small>a table of candidates with the same feature "
-                                                         "columns</small>")])
+                                                         "columns, or with formulas</small>")])
         self.pool_box.add_class("battlab-next-pool-upload")
         self.bounds = w.VBox()
         self.constraints = w.Textarea(placeholder="one constraint a line, e.g. solid_content + binder <= 0.8",
@@ -274,17 +279,13 @@ class NextExperiments(MessagesMixin, w.VBox):
         elif numeric:
             self.target.value = numeric[-1]  # the result is usually the last column
         pool = self._pool_data()
-        text = [str(c) for c in self.done.columns if str(c) not in numeric
+        formula = self.formula_column()
+        text = [str(c) for c in self.done.columns if str(c) not in numeric and str(c) != formula
                 and (pool is None or c in pool.columns)]
         self.id_column.options = [_NONE, *text]
         self.id_column.value = text[0] if text else _NONE
         self._refresh_features()
-        lines = [f"<b>done</b>: {html.escape(self._done_name)} ({len(self.done)} rows, {len(self.done.columns)} "
-                 "columns)"]
-        if self.space.value == POOL:
-            lines.append(f"<b>candidates</b>: {html.escape(self._pool_name)} ({len(pool)} rows)" if pool is not None
-                         else "<b>candidates</b>: upload a candidate table (or choose a process window)")
-        self.tables_info.value = "<br>".join(lines)
+        self._show_tables()
         ready = pool is not None or self.space.value == WINDOW
         self.suggest_button.disabled = not (ready and numeric)
         self.state = READY if ready and numeric else INIT
@@ -292,13 +293,38 @@ class NextExperiments(MessagesMixin, w.VBox):
                   "the done table has no numeric column" if not numeric else
                   "upload a candidate table, or choose a process window", "info")
 
+    def formula_column(self) -> str | None:
+        """The done table's formula column when suggesting from a candidate pool (:func:`find_formula_column`):
+        the model's features are then the featurize step's composition features of the formulas."""
+        if self.done is None or self.space.value != POOL:
+            return None
+        return find_formula_column([str(c) for c in self.done.columns])
+
+    def _show_tables(self, recipe: str = "") -> None:
+        """The info line: the tables loaded and, for formulas, where the features come from."""
+        if self.done is None:
+            return
+        pool = self._pool_data()
+        lines = [f"<b>done</b>: {html.escape(self._done_name)} ({len(self.done)} rows, {len(self.done.columns)} "
+                 "columns)"]
+        if self.space.value == POOL:
+            lines.append(f"<b>candidates</b>: {html.escape(self._pool_name)} ({len(pool)} rows)" if pool is not None
+                         else "<b>candidates</b>: upload a candidate table (or choose a process window)")
+        formula = self.formula_column()
+        if formula:
+            lines.append(f"<b>features</b>: formula column {html.escape(formula)!r} found: "
+                         + (html.escape(recipe) if recipe else "composition features of the formulas, computed by "
+                            "the featurize step when you press Suggest")
+                         + ("" if recipe else " (and the table columns selected as features)"))
+        self.tables_info.value = "<br>".join(lines)
+
     def _refresh_features(self) -> None:
         if self.done is None:
             return
         target = self.target.value
         options = [c for c in numeric_columns(self.done) if c != target]
         pool = self._pool_data()
-        chosen = [c for c in options if pool is None or c in pool.columns]
+        chosen = [] if self.formula_column() else [c for c in options if pool is None or c in pool.columns]
         self.features.options = options
         self.features.value = tuple(chosen)
         self._refresh_bounds()
@@ -376,6 +402,11 @@ class NextExperiments(MessagesMixin, w.VBox):
         if len(rec.set_aside):
             self.aside_view.value = (f"<p><b>{len(rec.set_aside)} row(s) kept aside</b>, with the reason (not used, "
                                      "not lost):</p>" + frame_html(rec.set_aside, self.max_rows, "battlab-next-aside"))
+        if rec.recipe is not None:
+            extra = len(rec.recipe.process_columns)
+            self._show_tables(f"{len(rec.recipe.features) - extra} composition features ({rec.recipe.preset} preset) "
+                              f"of the featurize step's recipe, beside {extra} table column(s); the model learns "
+                              f"{rec.target}")
         self.state = SUCCESS
         self._say(rec.summary(), "success")
 
