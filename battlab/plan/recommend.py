@@ -23,9 +23,9 @@ Nothing is lost: a done row whose result is missing or not a number (or in a uni
 candidate with a non-numeric feature cell, a done row outside the process window, a candidate already in the done
 table (same id, or same formula), a row curation quarantined (a formula it cannot read, a replicate merged into
 another row) and a line of the file that is not a record are kept aside in :attr:`Recommendation.set_aside` with
-the file's row (1-based data row) and the reason. A done table without the target column, a candidate table without the model's
-features (named), an unreadable file and fewer usable done rows than the model needs (:data:`MIN_DONE`) are one-line
-:class:`~battlab.errors.BattlabError` messages.
+the file's row (1-based data row) and the reason. A done table without the target column, a candidate table
+without the model's features (named) or without formulas, an unreadable file and fewer usable done rows than the
+model needs (:data:`MIN_DONE`) are one-line :class:`~battlab.errors.BattlabError` messages.
 
 Example
 -------
