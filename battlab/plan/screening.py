@@ -231,8 +231,8 @@ def dataset_pool(dataset: str = "obelix") -> ScreeningPool:
     "exp_formation_enthalpy: 2135 candidates, 162 features, target 'formation_enthalpy_per_atom'; 0 rows left out"
     """
     from battlab.curate import curate_dataset
-    from battlab.featurize import add_model_target, featurize_table
     from battlab.plan.space import CandidatePool
+    from battlab.steps import featurize
 
     if dataset == "obelix":
         result, card = curate_dataset("obelix", group_by=["split", "ID"])
@@ -241,9 +241,9 @@ def dataset_pool(dataset: str = "obelix") -> ScreeningPool:
         curated.loc[censored, card.target] = 1e-15  # as OBELiX's processed.csv
     else:
         result, card = curate_dataset(dataset)
-        curated = result.curated
-    table, info = featurize_table(curated, formula_column="formula")
-    table, target = add_model_target(table, card.target, log=result.log_target)
+    # the featurize step, as next_experiments uses it, unpruned: every descriptor is a feature of the pool
+    features = featurize(result, prune_threshold=None)
+    table, target, info = features.table, str(features.model_target), features.info
     bad_target = table[target].isna().to_numpy()
     bad_features = (table["featurize_error"].fillna("") != "").to_numpy()
     reasons = np.where(bad_features, "not featurized: " + table["featurize_error"].fillna("").astype(str),
