@@ -455,7 +455,7 @@ def test_formula_done_table_quarantine_goes_into_set_aside(formulas, tmp_path):
     assert np.isclose(obs["done:4"], (np.log10(1.6e-4) + np.log10(2e-4)) / 2)
 
 
-def test_formula_tables_bad_input(formulas):
+def test_formula_tables_bad_input(formulas, tables):
     done, pool = formulas
     with pytest.raises(BattlabError, match=r"^candidate table: no formula column \('formula', 'composition', "):
         next_experiments(done, pd.DataFrame({"x": [1.0, 2.0]}), CONDUCTIVITY)
@@ -467,6 +467,16 @@ def test_formula_tables_bad_input(formulas):
     # formula_column=None: the table is read as columns of numbers, as before
     with pytest.raises(BattlabError, match="no numeric feature column besides"):
         next_experiments(done, pool, CONDUCTIVITY, formula_column=None)
+    # a 'material' column of sample names is not a column of formulas: the message says how to read it as names
+    settings, candidates = tables
+    named = settings.rename(columns={"design": "material"})
+    with pytest.raises(BattlabError, match=r"\(12 row\(s\) kept aside; first: row 1: formula cannot be read: .*\); "
+                                           r"if column 'material' holds names rather than formulas, pass "
+                                           r"formula_column=None\.$"):
+        next_experiments(named, candidates.rename(columns={"design": "material"}), TARGET)
+    rec = next_experiments(named, candidates.rename(columns={"design": "material"}), TARGET, formula_column=None,
+                           batch_size=2)
+    assert rec.recipe is None and rec.features == SETTINGS
 
 
 def test_formula_table_with_a_process_column_and_the_round_trip(formulas, tmp_path):

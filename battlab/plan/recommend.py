@@ -499,8 +499,11 @@ def _prepare_formulas(done: RawTable | pd.DataFrame, pool: RawTable | pd.DataFra
     need = max(int(min_done), 2)
     if len(curated.table) < need:
         first = f"; first: row {aside[0]['row']}: {aside[0]['reason']}" if aside else ""
+        unread = sum(a["reason"].startswith("formula cannot be read") for a in aside)
+        hint = (f"; if column {formula!r} holds names rather than formulas, pass formula_column=None"
+                if unread > len(aside) / 2 else "")
         raise BattlabError(f"{done_name}: {len(curated.table)} usable result(s) in column {target!r}, the model needs "
-                           f"at least {need} ({len(aside)} row(s) kept aside{first}).")
+                           f"at least {need} ({len(aside)} row(s) kept aside{first}){hint}.")
     say(0.05, f"featurizing {len(curated.table)} done formulas (composition features)")
     fs = featurize(curated, columns=list(extra) if extra else None)
     recipe, features, table = fs.recipe, fs.features, fs.table
@@ -795,7 +798,7 @@ def next_experiments(done: Any, space: Any = None, target: str | None = None, *,
     campaign = prepared.campaign
     aside = list(prepared.aside)
     for failure in campaign.failed.itertuples(index=False):  # kept by the campaign with the reason; here with the row
-        row, cell = prepared.failed_cells[str(failure.design_id)]
+        row, cell = prepared.failed_cells.get(str(failure.design_id), (0, str(failure.result)))
         aside.append({"table": "done table", "row": row, "column": target, "value": cell, "reason": failure.reason})
     aside = pd.DataFrame(aside, columns=_ASIDE)
     aside = aside.sort_values(["table", "row"], kind="stable", ascending=[False, True]).reset_index(drop=True)
