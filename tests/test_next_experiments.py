@@ -582,3 +582,30 @@ def test_app_upload_done_and_pool_then_suggest(browser, voila, tables, tmp_path)
     assert page.locator(ERRORS).count() == 0
     shot(page, "next_experiments")
     page.close()
+
+
+@pytest.mark.browser
+def test_app_suggests_from_tables_of_compositions(browser, voila, formulas, tmp_path):  # noqa: F811
+    done, pool = formulas
+    done.to_csv(tmp_path / "conductors.csv", index=False)
+    pool.to_csv(tmp_path / "candidates.csv", index=False)
+    page = open_app(browser, voila, "next_experiments")
+    page.wait_for_selector(".battlab-next-experiments-success", timeout=60_000)  # the example's suggestions
+    choose_file(page, ".battlab-next-done-upload", tmp_path / "conductors.csv")
+    page.wait_for_function("document.querySelector('.battlab-next-tables').innerText.includes('conductors.csv')",
+                           timeout=60_000)
+    choose_file(page, ".battlab-next-pool-upload", tmp_path / "candidates.csv")
+    page.wait_for_function("document.querySelector('.battlab-next-tables').innerText.includes('candidates.csv')",
+                           timeout=60_000)
+    assert "formula column 'formula' found" in page.inner_text(".battlab-next-tables")
+    page.wait_for_selector(".battlab-next-experiments-ready", timeout=30_000)
+    page.click(".battlab-next-suggest")
+    page.wait_for_selector(".battlab-next-experiments-success", timeout=120_000)
+    assert page.inner_text(".battlab-next-message").startswith("✔ 5 suggestion(s) from 23 candidates, maximizing log10")
+    assert "composition features (battery preset)" in page.inner_text(".battlab-next-tables")
+    reasons = page.locator(".battlab-next-suggestions tbody tr td:last-child").all_inner_texts()
+    assert len(reasons) == 5 and all(re.search(r"=\S+ \([+-]", r) and "=nan" not in r for r in reasons), reasons
+    assert "Li3Xq2" in page.inner_text(".battlab-next-set-aside")
+    assert page.locator(ERRORS).count() == 0
+    shot(page, "next_experiments_formulas")
+    page.close()
