@@ -552,6 +552,16 @@ def choose_file(page, box: str, path: Path) -> None:
     chooser.value.set_files(str(path))
 
 
+def upload_tables(page, done: Path, pool: Path) -> None:
+    """Once the example's suggestions are shown: upload the done and candidate tables, wait until it is ready."""
+    page.wait_for_selector(".battlab-next-experiments-success", timeout=60_000)
+    for box, path in ((".battlab-next-done-upload", done), (".battlab-next-pool-upload", pool)):
+        choose_file(page, box, path)
+        page.wait_for_function(f"document.querySelector('.battlab-next-tables').innerText.includes('{path.name}')",
+                               timeout=60_000)
+    page.wait_for_selector(".battlab-next-experiments-ready", timeout=30_000)
+
+
 @pytest.mark.browser
 def test_app_upload_done_and_pool_then_suggest(browser, voila, tables, tmp_path):  # noqa: F811
     done, pool = tables
@@ -559,14 +569,7 @@ def test_app_upload_done_and_pool_then_suggest(browser, voila, tables, tmp_path)
     pool.head(40).to_csv(tmp_path / "pool.csv", index=False)
     page = open_app(browser, voila, "next_experiments")
     assert "example" in page.inner_text(".battlab-app-status").lower()
-    page.wait_for_selector(".battlab-next-experiments-success", timeout=60_000)  # the example's suggestions
-    choose_file(page, ".battlab-next-done-upload", tmp_path / "done.csv")
-    page.wait_for_function("document.querySelector('.battlab-next-tables').innerText.includes('done.csv')",
-                           timeout=60_000)
-    choose_file(page, ".battlab-next-pool-upload", tmp_path / "pool.csv")
-    page.wait_for_function("document.querySelector('.battlab-next-tables').innerText.includes('pool.csv')",
-                           timeout=60_000)
-    page.wait_for_selector(".battlab-next-experiments-ready", timeout=30_000)
+    upload_tables(page, tmp_path / "done.csv", tmp_path / "pool.csv")
     page.click(".battlab-next-suggest")
     page.wait_for_selector(".battlab-next-experiments-success", timeout=120_000)
     assert page.inner_text(".battlab-next-message").startswith("✔ 5 suggestion(s) from 40 candidates")
@@ -590,15 +593,8 @@ def test_app_suggests_from_tables_of_compositions(browser, voila, formulas, tmp_
     done.to_csv(tmp_path / "conductors.csv", index=False)
     pool.to_csv(tmp_path / "candidates.csv", index=False)
     page = open_app(browser, voila, "next_experiments")
-    page.wait_for_selector(".battlab-next-experiments-success", timeout=60_000)  # the example's suggestions
-    choose_file(page, ".battlab-next-done-upload", tmp_path / "conductors.csv")
-    page.wait_for_function("document.querySelector('.battlab-next-tables').innerText.includes('conductors.csv')",
-                           timeout=60_000)
-    choose_file(page, ".battlab-next-pool-upload", tmp_path / "candidates.csv")
-    page.wait_for_function("document.querySelector('.battlab-next-tables').innerText.includes('candidates.csv')",
-                           timeout=60_000)
+    upload_tables(page, tmp_path / "conductors.csv", tmp_path / "candidates.csv")
     assert "formula column 'formula' found" in page.inner_text(".battlab-next-tables")
-    page.wait_for_selector(".battlab-next-experiments-ready", timeout=30_000)
     page.click(".battlab-next-suggest")
     page.wait_for_selector(".battlab-next-experiments-success", timeout=120_000)
     assert page.inner_text(".battlab-next-message").startswith("✔ 5 suggestion(s) from 23 candidates, maximizing log10")
