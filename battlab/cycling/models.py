@@ -315,11 +315,18 @@ class AveragedCycleLifeModel:
     def predict(self, curves: DischargeCurves) -> pd.DataFrame:
         """The members' predictions averaged on the log10 scale (columns as :meth:`CycleLifeModel.predict`)."""
         parts = [m.predict(curves) for m in self.members]
-        out = parts[0].drop(columns=["predicted_cycle_life", "interval_low", "interval_high"], errors="ignore")
-        for c in ("predicted_cycle_life", "interval_low", "interval_high"):
-            if all(c in p for p in parts):
-                out[c] = 10 ** np.mean([np.log10(p[c].to_numpy(dtype=float)) for p in parts], axis=0)
-        return out
+        return _log_mean(parts[0].drop(columns=list(_PREDICTED), errors="ignore"), parts)
+
+
+_PREDICTED = ("predicted_cycle_life", "interval_low", "interval_high")
+
+
+def _log_mean(out: pd.DataFrame, parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """``out`` with the geometric mean over ``parts`` (rows aligned) of each predicted column they all have."""
+    for c in _PREDICTED:
+        if all(c in p for p in parts):
+            out[c] = 10 ** np.mean([np.log10(p[c].to_numpy(dtype=float)) for p in parts], axis=0)
+    return out
 
 
 def fit_cycle_life_average(curves: DischargeCurves, settings: list[dict[str, Any]], *, seed: int = 0,
@@ -480,10 +487,7 @@ class CycleLifeComparison:
         parts = [self.results[n].predictions.sort_values(key, kind="stable").reset_index(drop=True) for n in names]
         if any(not p[key].equals(parts[0][key]) for p in parts[1:]):
             raise BattlabError(f"candidates {names} were not cross-validated on the same folds (same seed)")
-        p = parts[0][key + ["cycle_life"]].copy()
-        cols = [c for c in ("predicted_cycle_life", "interval_low", "interval_high") if all(c in q for q in parts)]
-        for c in cols:
-            p[c] = 10 ** np.mean([np.log10(q[c].to_numpy(dtype=float)) for q in parts], axis=0)
+        p = _log_mean(parts[0][key + ["cycle_life"]].copy(), parts)
         first = self.results[names[0]].metrics
         cv = CycleLifeCV(_cv_metrics(p, int(first["n_cells"]), int(first["n_splits"]), int(first["n_repeats"])),
                          p, {"average_of": names})
