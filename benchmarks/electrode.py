@@ -133,6 +133,8 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=50, help="simulator calls per run (every method)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel runs")
     parser.add_argument("--traces", help="CSV file: each run's best-so-far trace, appended as runs finish")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip the runs already in --traces (runs are seeded: same code, same trace)")
     args = parser.parse_args()
     seeds = parse_seeds(args.seeds)
     problems = [p for p in args.problems.split(",") if p]
@@ -148,15 +150,28 @@ def main() -> int:
                    key=lambda t: (t[1] != "closed_loop", t[0] != "window6"))
     t_start = time.perf_counter()
     results: list[dict[str, Any]] = []
+    if args.resume and args.traces and os.path.exists(args.traces):
+        old = pd.read_csv(args.traces)
+        for (p, m, s), g in old.groupby(["problem", "method", "seed"]):
+            if (p, m, int(s)) in tasks:
+                g = g.sort_values("call")
+                results.append({"problem": p, "method": m, "seed": int(s), "resumed": True,
+                                "trace": g["best_feasible"].to_numpy(float),
+                                "n_failed": float(g["n_failed"].iloc[0]), "seconds": float(g["seconds"].iloc[0])})
+        have = {(r["problem"], r["method"], r["seed"]) for r in results}
+        tasks = [t for t in tasks if t not in have]
+        print(f"resumed {len(results)} runs from {args.traces}", file=sys.stderr)
+    n_tasks = len(results) + len(tasks)
     out = Parallel(n_jobs=args.workers, return_as="generator_unordered")(
         delayed(run_one)(p, m, s, args.budget) for p, m, s in tasks)
     for r in out:
         results.append(r)
         if args.traces:
             pd.DataFrame({"problem": r["problem"], "method": r["method"], "seed": r["seed"],
-                          "call": np.arange(1, len(r["trace"]) + 1), "best_feasible": r["trace"]}).to_csv(
+                          "call": np.arange(1, len(r["trace"]) + 1), "best_feasible": r["trace"],
+                          "seconds": round(r["seconds"], 1), "n_failed": r["n_failed"]}).to_csv(
                 args.traces, mode="a", header=not os.path.exists(args.traces), index=False)
-        print(f"[{len(results)}/{len(tasks)} runs, {time.perf_counter() - t_start:.0f} s] {r['problem']} "
+        print(f"[{len(results)}/{n_tasks} runs, {time.perf_counter() - t_start:.0f} s] {r['problem']} "
               f"{r['method']} seed {r['seed']}: best {r['trace'][-1]:.2f} in {len(r['trace'])} calls "
               f"({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
 
@@ -184,7 +199,10 @@ def main() -> int:
             gaps = [100 * (best - r["trace"][-1]) / abs(best) for r in mine]
             print(f"{problem}_{method}_final_gap_percent_median: {np.median(gaps):.2f}")
             print(f"{problem}_{method}_simulator_calls_mean: {np.mean([len(r['trace']) for r in mine]):.1f}")
-            print(f"{problem}_{method}_failed_simulations: {sum(r['n_failed'] for r in mine)}")
+            print(f"{problem}_{method}_failed_simulations: {np.nansum([r['n_failed'] for r in mine]):.0f}")
+            unknown = sum(np.isnan(r["n_failed"]) for r in mine)
+            if unknown:  # runs resumed from a traces file that did not record them
+                print(f"{problem}_{method}_failed_simulations_unknown_runs: {unknown}")
             print(f"{problem}_{method}_seconds: {sum(r['seconds'] for r in mine):.0f}")
             print(f"{problem}_{method}_share_within_budget: {np.mean(np.isfinite(counts)):.2f}")
             medians[problem, method] = float(np.median(counts))

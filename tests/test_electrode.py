@@ -757,3 +757,13 @@ def test_direct_baselines_keep_failed_simulations_as_failed(monkeypatch: pytest.
         assert len(ev) == 6 and failed.any(), f.__name__
         assert ev.loc[failed, "specific_energy_Wh_kg"].isna().all() and np.isinf(ev.loc[failed, "violation"]).all()
         assert res.best_values["status"] == "ok"
+
+
+def test_gp_ei_without_a_feasible_design_samples_on() -> None:
+    """bayesian-optimization refuses to suggest before a feasible design: the search samples at random instead."""
+    from battlab.electrode.optimize import gp_ei_simulator
+
+    res = gp_ei_simulator(space=SMALL_SPACE, constraints={"rate_capability": (0.9999, None)}, n_calls=5,
+                          n_initial=2, seed=0, model="SPMe")
+    assert len(res.evaluations) == 5 and not res.feasible and (res.evaluations["violation"] > 0).all()
+    assert res.evaluations["coating_gap_um"].nunique() == 5

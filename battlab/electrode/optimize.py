@@ -387,8 +387,10 @@ def gp_ei_simulator(objective: str = "specific_energy_Wh_kg", *, space: dict[str
     A Gaussian process (Matern 5/2, the package's default) models the objective and a second one each
     constrained column (``BayesianOptimization(constraint=scipy.optimize.NonlinearConstraint(...))``);
     expected improvement weighted by the probability of feasibility picks one design per call, after
-    ``n_initial`` Latin hypercube designs. The optimiser works on the unit cube of the varied knobs (a
-    line load in N/mm and a fraction do not share one length scale), as a careful user would set it up.
+    ``n_initial`` Latin hypercube designs (while no simulated design is feasible, EI has no incumbent and
+    the package refuses to suggest: the next design is then a random sample, as its error advises). The
+    optimiser works on the unit cube of the varied knobs (a line load in N/mm and a fraction do not share
+    one length scale), as a careful user would set it up.
     A failed simulation is told to the optimiser as the worst objective seen so far with every
     constraint violated, so it moves away; the call log keeps it as failed, without a value.
 
@@ -417,6 +419,7 @@ def gp_ei_simulator(objective: str = "specific_energy_Wh_kg", *, space: dict[str
 
     from bayes_opt import BayesianOptimization
     from bayes_opt.acquisition import ExpectedImprovement
+    from bayes_opt.exception import NoValidPointRegisteredError
     from scipy.optimize import NonlinearConstraint
 
     space = space or DEFAULT_SPACE
@@ -441,7 +444,10 @@ def gp_ei_simulator(objective: str = "specific_energy_Wh_kg", *, space: dict[str
         if unit is None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the GP's length-scale bounds on few points
-                unit = {k: float(v) for k, v in opt.suggest().items()}
+                try:
+                    unit = {k: float(v) for k, v in opt.suggest().items()}
+                except NoValidPointRegisteredError:  # no feasible design yet: the package's advice, sample
+                    unit = {k: float(v) for k, v in opt.random_sample(1)[0].items()}
         u = np.clip(np.array([unit[n] for n in names], float), 0.0, 1.0)
         d = pd.DataFrame([dict(zip(names, lo + u * (hi - lo), strict=True)) | fix])[list(space)]
         row = _simulate_logged(evaluate, d)
