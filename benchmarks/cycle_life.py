@@ -66,6 +66,13 @@ reached on the primary set; nothing was changed after it. Within the training ce
 (two test cells of 1852 and 2237 cycles, beyond all but two training cells) is not fixable by restraining the
 extrapolation: the training CV punishes every restraint tried.
 
+From fewer cycles (``--n-cycles 50|20 --quick``, the same candidate list, 10 repeats, one look each): at 50 cycles
+the CV chose average(discharge / ridge + variance / elasticnet), 156.7 (discharge / ridge 173.9 (51.3), variance /
+elasticnet 179.7, full_discharge / ridge 190.1, clip 0.1 / 0.5 200.8 / 192.4, all / ridge 629.8 (798)): test
+primary 724.6, secondary 388.8, mean 556.7, coverage 89.2 %. At 20 cycles average(discharge / ridge +
+full_discharge / ridge), 336.7 (every candidate 336.7-343.9, clip 0.1 / 0.5 339.4 / 341.4): primary 393.7,
+secondary 559.0, mean 476.3, coverage 75.9 %.
+
 Published anchors (RMSE in cycles; primary test without the outlier / secondary test):
 
 =========================================================  ==========  =========
