@@ -33,7 +33,7 @@ are its own: nothing is cached across methods or runs.
 
 Runs go to ``--workers`` processes (default 2), one simulation at a time each. Measured here: one
 design takes ~0.3-0.7 s on one core, a closed-loop round (refit + PSO on the surrogate) ~5-15 s, a GP-EI
-suggestion ~1-3 s on 6 knobs. The default run (200 runs, 9,700 simulations) took about 83 minutes on the
+suggestion ~1-3 s on 6 knobs. The default run (200 runs, 8,450 simulations) took about 83 minutes on the
 2 shared cores of the development machine (load 3-5), more than the hour aimed at; ``--seeds 100-109``
 halves it. ``--traces FILE --resume`` continues an interrupted run (the runs are seeded).
 
