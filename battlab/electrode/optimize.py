@@ -32,7 +32,7 @@ import pandas as pd
 
 from battlab.electrode.doe import DEFAULT_SPACE, fixed, latin_hypercube, ranges, run_designs
 from battlab.electrode.process import ProcessSettings, process_table
-from battlab.electrode.surrogate import TRANSPORT_BLIND, TRANSPORT_OUTPUTS, ElectrodeSurrogate, EnsembleSurrogate
+from battlab.electrode.surrogate import ElectrodeSurrogate, EnsembleSurrogate
 
 __all__ = [
     "ClosedLoopResult",
@@ -715,16 +715,14 @@ def closed_loop(
     >>> list(res.history["round"])  # doctest: +SKIP
     [0, 1, 2]
     """
-    space = space or DEFAULT_SPACE
-    constraints = dict(constraints or {})
-    process_cols = set(process_table(latin_hypercube(space, 1, seed=0)).columns)
-    outputs = list(outputs or dict.fromkeys([objective] + [c for c in constraints if c not in process_cols]))
-    sim_kw = dict(simulate_kwargs or {})
-    pso_kw = {"pop_size": 30, "n_gen": 40} | dict(pso_params or {})
-    var = ranges(space)
-    lo, hi = np.array([v[0] for v in var.values()]), np.array([v[1] for v in var.values()])
-    rng = np.random.default_rng(seed)
+    from battlab.plan.electrode import ElectrodeCampaign
 
+    space = space or DEFAULT_SPACE
+    sim_kw = dict(simulate_kwargs or {})
+    campaign = ElectrodeCampaign(objective, space=space, constraints=constraints, maximize=maximize, outputs=outputs,
+                                 n_initial=n_initial, kappa=kappa, margin=margin, tol=tol, seed=seed,
+                                 physics=physics, surrogate_params=surrogate_params, pso_params=pso_params,
+                                 simulate_kwargs=sim_kw, surrogate_inputs=surrogate_inputs)
     calls = 0
     history: list[dict[str, Any]] = []
 
@@ -736,79 +734,41 @@ def closed_loop(
         calls += len(t)
         return t
 
+    def log(t0: float) -> dict[str, Any]:
+        h = campaign.history.iloc[-1].to_dict()
+        history.append({"round": int(h["round"]), "n_sim_calls": calls} | {k: v for k, v in h.items() if k != "round"}
+                       | {"seconds": round(time.perf_counter() - t0, 2)})
+        return history[-1]
+
     t0 = time.perf_counter()
     if initial is None:
-        data = simulate_batch(latin_hypercube(space, n_initial, seed=seed), 0)
+        batch = campaign.suggest()
+        campaign.observe(batch, simulate_batch(batch[list(space)], 0))
     else:
         data = initial.copy()
         data["round"], data["sim_call"] = 0, 0
-    best = _best_observed(data, objective, maximize, constraints)
-    best_value = float(best[objective]) if best is not None else float("nan")
-    history.append({"round": 0, "n_sim_calls": calls, "n_data": len(data),
-                    "n_failed": int((data["status"] != "ok").sum()), "best_observed": best_value,
-                    "proposal_predicted": np.nan, "proposal_std": np.nan, "proposal_observed": np.nan,
-                    "improved": True, "seconds": round(time.perf_counter() - t0, 2)})
+        campaign.add_data(data)
+    h = log(t0)
     if verbose:
-        print(f"round 0: {calls} simulations, best {objective} = {best_value:.4g}")
+        print(f"round 0: {calls} simulations, best {objective} = {h['best_observed']:.4g}")
     stale = 0
-    settings = sim_kw.get("settings")
-    fit_kw = {"design": list(space), "settings": settings, "np_ratio": sim_kw.get("np_ratio", 1.1)}
-
-    def inputs_for(data: pd.DataFrame) -> list[str]:
-        if surrogate_inputs:
-            return list(surrogate_inputs)
-        if not physics:
-            return list(var)
-        # rate capability and utilisation follow the transport index, and the rest is exact physics; a
-        # few designs cannot teach a net more inputs (measured: 6 designs give rate capability 2x better
-        # on the index alone), many designs can refine it with the knobs (220: 3x better with them)
-        few = (data["status"] == "ok").sum() < 10 * len(var) and set(outputs) <= TRANSPORT_OUTPUTS
-        return ["transport_index"] + [v for v in var if v in TRANSPORT_BLIND or not few]
-
-    model = fit_surrogate(data, outputs, inputs_for(data), physics, **fit_kw, **(surrogate_params or {}))
     for rnd in range(1, max_rounds + 1):
         t0 = time.perf_counter()
-        proposals, predicted = [], []
-        for i in range(batch_size):
-            k = kappa if i % 2 == 0 else 0.0
-            cons = _tighten(constraints, margin if i % 2 == 0 else 0.0, process_cols)
-            res = pso_surrogate(model, objective, space=space, constraints=cons, maximize=maximize,
-                                kappa=k, seed=seed + 1000 * rnd + i, settings=settings, **pso_kw)
-            x = np.array([res.best_design[n] for n in var])
-            scaled = (x - lo) / (hi - lo)
-            # a repeat of a known design teaches the surrogate nothing: jitter it around the proposal
-            known = [(np.array([p[n] for n in var]) - lo) / (hi - lo) for p in proposals]
-            known += list((data[list(var)].to_numpy(float) - lo) / (hi - lo))
-            if known and np.min(np.linalg.norm(np.array(known) - scaled, axis=1)) < 1e-2:
-                scaled = np.clip(scaled + rng.normal(0.0, 0.05, scaled.shape), 0.0, 1.0)
-                x = lo + scaled * (hi - lo)
-            proposals.append(dict(zip(var, x, strict=True)) | fixed(space))
-            predicted.append((res.best_values[objective], res.best_values.get(f"{objective}_std", np.nan)))
-        new = simulate_batch(pd.DataFrame(proposals)[list(space)], rnd)
-        data = pd.concat([data, new], ignore_index=True)
-        best = _best_observed(data, objective, maximize, constraints)
-        value = float(best[objective]) if best is not None else float("nan")
-        gain = (value - best_value) if maximize else (best_value - value)
-        improved = bool(np.isnan(best_value) and not np.isnan(value)) or gain > tol * abs(best_value)
+        batch = campaign.suggest(batch_size)
+        new = simulate_batch(batch[list(space)], rnd)
+        campaign.observe(batch, new)
+        h = log(t0)
+        improved = bool(h["improved"])
         stale = 0 if improved else stale + 1
-        best_value = value if (np.isnan(best_value) or gain > 0) else best_value
-        history.append({"round": rnd, "n_sim_calls": calls, "n_data": len(data),
-                        "n_failed": int((new["status"] != "ok").sum()), "best_observed": best_value,
-                        "proposal_predicted": float(predicted[0][0]), "proposal_std": float(predicted[0][1]),
-                        "proposal_observed": float(new[objective].iloc[0]) if objective in new else np.nan,
-                        "improved": improved, "seconds": np.nan})
-        model = fit_surrogate(data, outputs, inputs_for(data), physics, **fit_kw, **(surrogate_params or {}))
-        history[-1]["seconds"] = round(time.perf_counter() - t0, 2)
         if verbose:
-            h = history[-1]
             print(f"round {rnd}: {calls} simulations, proposal predicted {h['proposal_predicted']:.4g} "
-                  f"+/- {h['proposal_std']:.2g}, observed {h['proposal_observed']:.4g}; best {best_value:.4g}"
+                  f"+/- {h['proposal_std']:.2g}, observed {h['proposal_observed']:.4g}; best {h['best_observed']:.4g}"
                   f"{'' if improved else ' (no improvement)'}")
         if stale >= patience:
             break
-    best = _best_observed(data, objective, maximize, constraints)
-    return ClosedLoopResult(history=pd.DataFrame(history), data=data, model=model,
-                            best={} if best is None else best.to_dict())
+    best = campaign.best()
+    return ClosedLoopResult(history=pd.DataFrame(history), data=campaign.data.reset_index(drop=True),
+                            model=campaign.model_, best={} if best is None else best.to_dict())
 
 
 def heterogeneity_search(data: pd.DataFrame, target: str = "σ.Mass Loading.mg.cm2.", *,

@@ -12,6 +12,9 @@
 - :func:`battlab.plan.recommend.next_experiments` — the table of experiments done and a candidate pool or a
   process window in, a ranked batch with predicted value, uncertainty and the SHAP reason out
   (:class:`~battlab.plan.recommend.Recommendation`; the ``next_experiments`` app).
+- :class:`ElectrodeCampaign` (:mod:`battlab.plan.electrode`) — the electrode closed loop as an ask/tell
+  campaign: a Latin hypercube, then PSO on the grey-box surrogate of the virtual line, refitted after each
+  result table (:func:`battlab.electrode.optimize.closed_loop` drives it).
 - :mod:`battlab.plan.screening` — retrospective screening on a fully measured table: enhancement and
   acceleration factors over random search (Rohr et al., Chem. Sci. 2020).
 
@@ -29,10 +32,11 @@ Example
 
 from battlab.plan.acquisition import ACQUISITIONS
 from battlab.plan.campaign import BATCHES, STATE_VERSION, Campaign
+from battlab.plan.electrode import ElectrodeCampaign
 from battlab.plan.recommend import Recommendation, next_experiments
 from battlab.plan.space import CandidatePool, Param, ProcessWindow
 from battlab.plan.surrogates import SURROGATES, Bagged, GaussianProcess, GroupCalibrated, TreeEnsemble, make_surrogate
 
 __all__ = ["ACQUISITIONS", "BATCHES", "SURROGATES", "STATE_VERSION", "Bagged", "Campaign", "CandidatePool",
-           "GaussianProcess", "GroupCalibrated", "Param", "ProcessWindow", "Recommendation", "TreeEnsemble",
-           "make_surrogate", "next_experiments"]
+           "ElectrodeCampaign", "GaussianProcess", "GroupCalibrated", "Param", "ProcessWindow", "Recommendation",
+           "TreeEnsemble", "make_surrogate", "next_experiments"]

@@ -1,0 +1,473 @@
+"""The electrode closed loop as an ask/tell campaign: the grey-box surrogate is the model, PSO on it the acquisition.
+
+:class:`ElectrodeCampaign` has the shape of :class:`battlab.plan.Campaign` (``suggest`` / ``observe`` /
+``save`` / ``load``) for the virtual electrode line of :mod:`battlab.electrode`: the first batch is a Latin
+hypercube of the process window; every later batch comes from PSO runs on an
+:class:`~battlab.electrode.surrogate.ElectrodeSurrogate` refitted after each result table (pessimistic
+``mean - kappa * std`` proposals aimed ``margin`` inside the constraints on predicted outputs, alternating
+with pure exploitation at the boundary). The results are simulated (:func:`~battlab.electrode.doe.run_designs`)
+or measured in a lab: a table with the objective and constrained output columns and a ``status``.
+:func:`battlab.electrode.optimize.closed_loop` is a driver of this class.
+
+Example
+-------
+>>> from battlab.electrode.doe import DEFAULT_SPACE, run_designs
+>>> campaign = ElectrodeCampaign(constraints={"rate_capability": (0.8, None)}, n_initial=4, seed=0)
+>>> batch = campaign.suggest()  # the initial Latin hypercube
+>>> list(batch["design_id"])
+['r0-0', 'r0-1', 'r0-2', 'r0-3']
+>>> campaign.observe(batch, run_designs(batch[list(DEFAULT_SPACE)], progress=False))  # doctest: +SKIP
+>>> batch = campaign.suggest(2)  # PSO on the refitted grey box  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from battlab import __version__
+from battlab.electrode.doe import DEFAULT_SPACE, fixed, latin_hypercube, ranges
+from battlab.electrode.optimize import Constraints, _best_observed, _tighten, fit_surrogate, pso_surrogate
+from battlab.electrode.process import ProcessSettings, process_table
+from battlab.electrode.surrogate import TRANSPORT_BLIND, TRANSPORT_OUTPUTS, ElectrodeSurrogate
+from battlab.errors import BattlabError
+from battlab.plan.campaign import Campaign
+
+__all__ = ["ELECTRODE_STATE_VERSION", "ElectrodeCampaign"]
+
+ELECTRODE_STATE_VERSION = 1
+_FORMAT = "battlab.plan.ElectrodeCampaign"
+_HISTORY = ["round", "n_data", "n_failed", "best_observed", "proposal_predicted", "proposal_std",
+            "proposal_observed", "improved"]
+
+
+class ElectrodeCampaign:
+    """Ask/tell active learning on the electrode process window with the grey-box surrogate.
+
+    Parameters
+    ----------
+    objective, maximize, constraints
+        As in :func:`~battlab.electrode.optimize.pso`; constraints may name process quantities (exact) or
+        outputs (learned by the surrogate).
+    space : dict, optional
+        Design space (default :data:`~battlab.electrode.doe.DEFAULT_SPACE`): ``(low, high)`` varied, scalars fixed.
+    outputs : list of str, optional
+        Outputs the surrogate learns (default: the objective and the constrained outputs).
+    n_initial : int
+        Size of the initial Latin hypercube (the first :meth:`suggest` when nothing is observed).
+    kappa, margin
+        Uncertainty penalty of every other proposal of a batch, and how far (relative) those proposals aim
+        inside the constraints on predicted outputs (see :func:`~battlab.electrode.optimize.closed_loop`).
+    tol : float
+        A round *improved* (``history["improved"]``) when the best feasible observed objective moved by more
+        than ``tol`` (relative).
+    seed : int
+        Seeds the Latin hypercube (``seed``), PSO runs (``seed + 1000 * round + i``) and the jitter of proposals
+        that repeat a known design (a ``numpy`` generator seeded with ``seed``, saved with the campaign).
+    physics : bool
+        Grey-box surrogate (see :func:`~battlab.electrode.optimize.closed_loop`).
+    surrogate_params, pso_params
+        Passed to :class:`~battlab.electrode.surrogate.EnsembleSurrogate` and
+        :func:`~battlab.electrode.optimize.pso_surrogate` (default ``pop_size=30, n_gen=40``).
+    simulate_kwargs : dict, optional
+        What the designs are simulated with (``settings``, ``np_ratio``...): the surrogate's process model
+        and theory use the same.
+    surrogate_inputs : list of str, optional
+        Features of the surrogate (default: from ``physics``).
+
+    Attributes
+    ----------
+    data : pandas.DataFrame
+        Every observed row, indexed by ``design_id``, failed ones included (``status`` not ``"ok"``, with
+        ``reason``; they are not learned from).
+    pending : pandas.DataFrame
+        Suggested designs without a result yet.
+    history : pandas.DataFrame
+        One row per :meth:`observe` / :meth:`add_data` call.
+    model_ : ElectrodeSurrogate or None
+        The surrogate fitted on :attr:`data`.
+    """
+
+    def __init__(self, objective: str = "specific_energy_Wh_kg", *, space: dict[str, Any] | None = None,
+                 constraints: Constraints | None = None, maximize: bool = True, outputs: list[str] | None = None,
+                 n_initial: int = 20, kappa: float = 1.0, margin: float = 0.03, tol: float = 0.002, seed: int = 0,
+                 physics: bool = True, surrogate_params: dict[str, Any] | None = None,
+                 pso_params: dict[str, Any] | None = None, simulate_kwargs: dict[str, Any] | None = None,
+                 surrogate_inputs: list[str] | None = None) -> None:
+        self.objective = objective
+        self.space = space
+        self.constraints = constraints
+        self.maximize = maximize
+        self.outputs = outputs
+        self.n_initial = n_initial
+        self.kappa = kappa
+        self.margin = margin
+        self.tol = tol
+        self.seed = seed
+        self.physics = physics
+        self.surrogate_params = surrogate_params
+        self.pso_params = pso_params
+        self.simulate_kwargs = simulate_kwargs
+        self.surrogate_inputs = surrogate_inputs
+        self.data = pd.DataFrame(index=pd.Index([], name="design_id", dtype=str))
+        self.pending = pd.DataFrame(columns=["design_id", "round"])
+        self.history = pd.DataFrame(columns=_HISTORY)
+        self.model_: ElectrodeSurrogate | None = None
+        self.round_ = -1
+        self.best_value_ = float("nan")
+        self.rng_ = np.random.default_rng(seed)
+
+    # ------------------------------------------------------------------------------------------ derived settings
+    @property
+    def _space(self) -> dict[str, Any]:
+        return self.space or DEFAULT_SPACE
+
+    @property
+    def _constraints(self) -> Constraints:
+        return dict(self.constraints or {})
+
+    @property
+    def _process_cols(self) -> set[str]:
+        return set(process_table(latin_hypercube(self._space, 1, seed=0)).columns)
+
+    @property
+    def _outputs(self) -> list[str]:
+        cons = [c for c in self._constraints if c not in self._process_cols]
+        return list(self.outputs or dict.fromkeys([self.objective] + cons))
+
+    @property
+    def _sim_kw(self) -> dict[str, Any]:
+        return dict(self.simulate_kwargs or {})
+
+    def _inputs_for(self, data: pd.DataFrame) -> list[str]:
+        var = ranges(self._space)
+        if self.surrogate_inputs:
+            return list(self.surrogate_inputs)
+        if not self.physics:
+            return list(var)
+        # rate capability and utilisation follow the transport index, and the rest is exact physics; a
+        # few designs cannot teach a net more inputs (measured: 6 designs give rate capability 2x better
+        # on the index alone), many designs can refine it with the knobs (220: 3x better with them)
+        few = (data["status"] == "ok").sum() < 10 * len(var) and set(self._outputs) <= TRANSPORT_OUTPUTS
+        return ["transport_index"] + [v for v in var if v in TRANSPORT_BLIND or not few]
+
+    def _fit(self) -> None:
+        sim_kw = self._sim_kw
+        fit_kw = {"design": list(self._space), "settings": sim_kw.get("settings"),
+                  "np_ratio": sim_kw.get("np_ratio", 1.1)}
+        self.model_ = fit_surrogate(self.data, self._outputs, self._inputs_for(self.data), self.physics,
+                                    **fit_kw, **(self.surrogate_params or {}))
+
+    # ------------------------------------------------------------------------------------------------ ask
+    def suggest(self, batch_size: int | None = None) -> pd.DataFrame:
+        """The next designs: ``design_id``, ``round``, the design columns, ``<objective>_predicted`` and ``_std``.
+
+        When nothing is observed: the initial Latin hypercube of ``n_initial`` designs (``batch_size`` of them
+        if given; no prediction). Otherwise ``batch_size`` (default 1) PSO proposals on the surrogate.
+
+        Raises
+        ------
+        BattlabError
+            A bad ``batch_size``, or designs of an earlier batch still pending (observe them first).
+        """
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer)
+                                       or batch_size < 1):
+            raise BattlabError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+        if len(self.pending):
+            raise BattlabError(f"{len(self.pending)} suggested design(s) have no result yet (first: "
+                               f"{self.pending['design_id'].iloc[0]!r}); observe them before asking for more.")
+        space, objective = self._space, self.objective
+        if not len(self.data):
+            rnd = 0
+            designs = latin_hypercube(space, self.n_initial if batch_size is None else int(batch_size),
+                                      seed=self.seed)
+            predicted = [(np.nan, np.nan)] * len(designs)
+        else:
+            rnd = self.round_ + 1
+            designs, predicted = self._proposals(rnd, 1 if batch_size is None else int(batch_size))
+        batch = designs.reset_index(drop=True)
+        batch.insert(0, "round", rnd)
+        batch.insert(0, "design_id", [f"r{rnd}-{i}" for i in range(len(batch))])
+        batch[f"{objective}_predicted"] = [float(p[0]) for p in predicted]
+        batch[f"{objective}_std"] = [float(p[1]) for p in predicted]
+        self.round_ = rnd
+        self.pending = batch
+        return batch.copy()
+
+    def _proposals(self, rnd: int, batch_size: int) -> tuple[pd.DataFrame, list[tuple[float, float]]]:
+        space, objective, constraints = self._space, self.objective, self._constraints
+        if self.model_ is None:
+            raise BattlabError("no successful observation to fit the surrogate on yet; observe designs whose "
+                               "status is 'ok' first.")
+        pso_kw = {"pop_size": 30, "n_gen": 40} | dict(self.pso_params or {})
+        var = ranges(space)
+        lo, hi = np.array([v[0] for v in var.values()]), np.array([v[1] for v in var.values()])
+        process_cols = self._process_cols
+        settings = self._sim_kw.get("settings")
+        proposals: list[dict[str, float]] = []
+        predicted: list[tuple[float, float]] = []
+        for i in range(batch_size):
+            k = self.kappa if i % 2 == 0 else 0.0
+            cons = _tighten(constraints, self.margin if i % 2 == 0 else 0.0, process_cols)
+            res = pso_surrogate(self.model_, objective, space=space, constraints=cons, maximize=self.maximize,
+                                kappa=k, seed=self.seed + 1000 * rnd + i, settings=settings, **pso_kw)
+            x = np.array([res.best_design[n] for n in var])
+            scaled = (x - lo) / (hi - lo)
+            # a repeat of a known design teaches the surrogate nothing: jitter it around the proposal
+            known = [(np.array([p[n] for n in var]) - lo) / (hi - lo) for p in proposals]
+            known += list((self.data[list(var)].to_numpy(float) - lo) / (hi - lo))
+            if known and np.min(np.linalg.norm(np.array(known) - scaled, axis=1)) < 1e-2:
+                scaled = np.clip(scaled + self.rng_.normal(0.0, 0.05, scaled.shape), 0.0, 1.0)
+                x = lo + scaled * (hi - lo)
+            proposals.append(dict(zip(var, x, strict=True)) | fixed(space))
+            predicted.append((res.best_values[objective], res.best_values.get(f"{objective}_std", np.nan)))
+        return pd.DataFrame(proposals)[list(space)], predicted
+
+    # ------------------------------------------------------------------------------------------------ tell
+    def _results_table(self, results: Any, n: int, what: str) -> pd.DataFrame:
+        if not isinstance(results, pd.DataFrame):
+            raise BattlabError(f"{what} must be a table (objective and constrained output columns, 'status'), got "
+                               f"{type(results).__name__}.")
+        if len(results) != n:
+            raise BattlabError(f"got {len(results)} result row(s) for {n} design(s); nothing recorded.")
+        missing = [c for c in self._outputs if c not in results.columns]
+        if missing:
+            raise BattlabError(f"{what} has no column {missing[0]!r} (the surrogate learns {self._outputs}); "
+                               "nothing recorded.")
+        return results.reset_index(drop=True).copy()
+
+    def _mark_unusable(self, table: pd.DataFrame) -> pd.DataFrame:
+        """``status``/``reason`` for lab tables without them; an 'ok' row with a NaN output is kept aside."""
+        if "status" not in table:
+            table["status"] = "ok"
+        if "reason" not in table:
+            table["reason"] = ""
+        for col in self._outputs:
+            bad = (table["status"] == "ok") & pd.to_numeric(table[col], errors="coerce").isna()
+            if bad.any():
+                table.loc[bad, "status"] = "failed"
+                table.loc[bad, "reason"] = f"{col} is missing (NaN)"
+        return table
+
+    def observe(self, designs: Any, results: pd.DataFrame) -> pd.Series:
+        """Record the results of suggested designs and refit the surrogate.
+
+        Parameters
+        ----------
+        designs : DataFrame with ``design_id`` (what :meth:`suggest` returned), or a sequence of design ids
+        results : pandas.DataFrame
+            One row per design, in the same order (or with a ``design_id`` column): the objective and the
+            constrained outputs, ``status`` (``"ok"`` or the failure; default ``"ok"``) and anything else the
+            line or lab reports (e.g. :func:`~battlab.electrode.doe.run_designs` output). Design columns it
+            lacks are taken from the suggestion, process quantities it lacks are computed from them. Rows
+            that failed or lack an output are kept in :attr:`data` with their ``reason``, not learned from.
+
+        Returns
+        -------
+        pandas.Series
+            The new :attr:`history` row.
+
+        Raises
+        ------
+        BattlabError
+            A design that was never suggested (named) or observed twice, a row count mismatch, a missing
+            output column; nothing is recorded then.
+        """
+        ids = Campaign._ids(designs)  # the same reading of a designs table as the generic campaign
+        dup = pd.Series(ids)[pd.Series(ids).duplicated()]
+        if len(dup):
+            raise BattlabError(f"design {dup.iloc[0]!r} appears twice in this call; give one result per design.")
+        pending = set(self.pending["design_id"])
+        for d in ids:
+            if d in pending:
+                continue
+            if d in set(self.data.index):
+                raise BattlabError(f"design {d!r} was already observed; nothing recorded.")
+            raise BattlabError(f"design {d!r} was never suggested by this campaign (pending: {len(pending)} "
+                               "designs); use add_data() for experiments planned elsewhere; nothing recorded.")
+        table = self._results_table(results, len(ids), "the results")
+        if "design_id" in table:
+            given = table["design_id"].astype(str)
+            if set(given) != set(ids):
+                other = sorted(set(given) ^ set(ids))[0]
+                raise BattlabError(f"the results' design_id column does not match the designs (e.g. {other!r}); "
+                                   "nothing recorded.")
+            table = table.set_index(given.rename("design_id")).loc[ids].drop(columns="design_id").reset_index(drop=True)
+        suggested = self.pending.set_index("design_id").loc[ids].reset_index()
+        table = self._complete(table, suggested)
+        if "round" not in table:
+            table["round"] = suggested["round"].to_numpy()
+        table.index = pd.Index(ids, name="design_id")
+        self.pending = self.pending[~self.pending["design_id"].isin(ids)].reset_index(drop=True)
+        first = suggested.iloc[0]
+        objective = self.objective
+        return self._record(table, int(first["round"]), float(first[f"{objective}_predicted"]),
+                            float(first[f"{objective}_std"]), proposal=int(first["round"]) > 0)
+
+    def _complete(self, table: pd.DataFrame, suggested: pd.DataFrame) -> pd.DataFrame:
+        space = list(self._space)
+        for col in space:
+            if col not in table:
+                table[col] = suggested[col].to_numpy()
+        process = [c for c in self._constraints if c in self._process_cols and c not in table]
+        if process:  # exact process quantities a constraint names, for a lab table without them
+            computed = process_table(table[space].astype(float), self._sim_kw.get("settings"))
+            for col in computed.columns:
+                if col not in table:
+                    table[col] = computed[col].to_numpy()
+        return self._mark_unusable(table)
+
+    def add_data(self, results: pd.DataFrame) -> pd.Series:
+        """Record designs this campaign did not suggest (earlier simulations or experiments) and refit.
+
+        ``results`` is a table with the design columns and what :meth:`observe` takes; its rows get the ids
+        ``prior-<n>`` and the current round (0 before any suggestion). Returns the new :attr:`history` row.
+
+        Raises
+        ------
+        BattlabError
+            A missing design or output column (named); nothing is recorded then.
+        """
+        if not isinstance(results, pd.DataFrame):
+            raise BattlabError(f"earlier experiments must be a table, got {type(results).__name__}.")
+        missing = [c for c in self._space if c not in results.columns]
+        if missing:
+            raise BattlabError(f"the table of earlier experiments has no design column {missing[0]!r}; "
+                               "nothing recorded.")
+        table = self._results_table(results, len(results), "the table of earlier experiments")
+        table = self._complete(table, table)
+        rnd = max(self.round_, 0)
+        if "round" not in table:
+            table["round"] = rnd
+        start = int(self.data.index.str.startswith("prior-").sum()) if len(self.data) else 0
+        table.index = pd.Index([f"prior-{start + i}" for i in range(len(table))], name="design_id")
+        self.round_ = rnd
+        return self._record(table, rnd, np.nan, np.nan, False)
+
+    def _record(self, new: pd.DataFrame, rnd: int, predicted: float, std: float, proposal: bool) -> pd.Series:
+        data = pd.concat([self.data, new]) if len(self.data) else new
+        data.index.name = "design_id"
+        self.data = data
+        objective, maximize = self.objective, self.maximize
+        best = _best_observed(data, objective, maximize, self._constraints)
+        value = float(best[objective]) if best is not None else float("nan")
+        best_value = self.best_value_
+        if len(self.history):
+            gain = (value - best_value) if maximize else (best_value - value)
+            improved = bool(np.isnan(best_value) and not np.isnan(value)) or gain > self.tol * abs(best_value)
+            best_value = value if (np.isnan(best_value) or gain > 0) else best_value
+            n_failed = int((new["status"] != "ok").sum())
+        else:  # the first table: the initial design of experiments
+            improved, best_value, n_failed = True, value, int((data["status"] != "ok").sum())
+        self.best_value_ = best_value
+        row = {"round": rnd, "n_data": len(data), "n_failed": n_failed, "best_observed": best_value,
+               "proposal_predicted": predicted, "proposal_std": std,
+               "proposal_observed": float(new[objective].iloc[0]) if proposal and objective in new else np.nan,
+               "improved": improved}
+        self.history = (pd.concat([self.history, pd.DataFrame([row])], ignore_index=True) if len(self.history)
+                        else pd.DataFrame([row]))
+        self._fit()
+        return self.history.iloc[-1]
+
+    def best(self) -> pd.Series | None:
+        """The best feasible observed design (its :attr:`data` row), or ``None`` if none is feasible."""
+        if not len(self.data):
+            return None
+        return _best_observed(self.data, self.objective, self.maximize, self._constraints)
+
+    # ------------------------------------------------------------------------------------------- persistence
+    def _settings(self) -> dict[str, Any]:
+        sim_kw = {}
+        for key, value in self._sim_kw.items():
+            if isinstance(value, ProcessSettings):
+                value = {"__ProcessSettings__": dataclasses.asdict(value)}
+            try:
+                json.dumps(value)
+            except TypeError:
+                raise BattlabError(f"simulate_kwargs[{key!r}] ({type(value).__name__}) cannot be saved as JSON; "
+                                   "nothing written.") from None
+            sim_kw[key] = value
+        return {"objective": self.objective, "space": self.space, "constraints": self.constraints,
+                "maximize": self.maximize, "outputs": self.outputs, "n_initial": self.n_initial,
+                "kappa": self.kappa, "margin": self.margin, "tol": self.tol, "seed": self.seed,
+                "physics": self.physics, "surrogate_params": self.surrogate_params, "pso_params": self.pso_params,
+                "simulate_kwargs": sim_kw if self.simulate_kwargs is not None else None,
+                "surrogate_inputs": self.surrogate_inputs}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``campaign.json`` (settings, round, best value, the generator's state), ``data.parquet``,
+        ``pending.parquet`` and ``history.parquet`` to ``directory``; the surrogate is refitted on load.
+        Returns the folder."""
+        out = Path(directory)
+        state = {"format": _FORMAT, "version": ELECTRODE_STATE_VERSION, "battlab_version": __version__,
+                 "settings": self._settings(), "round": self.round_,
+                 "best_value": None if np.isnan(self.best_value_) else self.best_value_,
+                 "rng": self.rng_.bit_generator.state}
+        text = json.dumps(state, indent=1)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "campaign.json").write_text(text)
+        self.data.to_parquet(out / "data.parquet")
+        self.pending.to_parquet(out / "pending.parquet", index=False)
+        self.history.to_parquet(out / "history.parquet", index=False)
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ElectrodeCampaign:
+        """Read a campaign written by :meth:`save` and refit its surrogate (fitting is seeded, so the loaded
+        campaign suggests what the saved one would have).
+
+        Raises
+        ------
+        BattlabError
+            A missing file, not an electrode campaign, or a state version this battlab cannot read.
+        """
+        folder = Path(directory)
+        for name in ("campaign.json", "data.parquet", "pending.parquet", "history.parquet"):
+            if not (folder / name).is_file():
+                raise BattlabError(f"{folder}: no {name}; not a saved electrode campaign "
+                                   "(ElectrodeCampaign.save writes it).")
+        try:
+            state = json.loads((folder / "campaign.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise BattlabError(f"{folder / 'campaign.json'} is not valid JSON: {exc}") from None
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise BattlabError(f"{folder / 'campaign.json'} is not a battlab electrode campaign.")
+        if state.get("version") != ELECTRODE_STATE_VERSION:
+            raise BattlabError(f"{folder / 'campaign.json'}: state version {state.get('version')!r}; this battlab "
+                               f"reads version {ELECTRODE_STATE_VERSION}.")
+        s = dict(state["settings"])
+        if s["space"] is not None:
+            s["space"] = {k: v if np.isscalar(v) else tuple(v) for k, v in s["space"].items()}
+        if s["constraints"] is not None:
+            s["constraints"] = {k: tuple(v) for k, v in s["constraints"].items()}
+        if s["surrogate_params"] is not None:
+            s["surrogate_params"] = {k: tuple(v) if isinstance(v, list) else v
+                                     for k, v in s["surrogate_params"].items()}
+        if s["simulate_kwargs"] is not None:
+            s["simulate_kwargs"] = {k: ProcessSettings(**v["__ProcessSettings__"])
+                                    if isinstance(v, dict) and "__ProcessSettings__" in v else v
+                                    for k, v in s["simulate_kwargs"].items()}
+        campaign = cls(**s)
+        campaign.round_ = int(state["round"])
+        campaign.best_value_ = float("nan") if state["best_value"] is None else float(state["best_value"])
+        campaign.rng_.bit_generator.state = state["rng"]
+        data = pd.read_parquet(folder / "data.parquet")
+        for col in data.select_dtypes(include="object").columns:  # parquet gives list cells back as arrays
+            data[col] = [v.tolist() if isinstance(v, np.ndarray) else v for v in data[col]]
+        campaign.data = data
+        pending = pd.read_parquet(folder / "pending.parquet")
+        campaign.pending = pending if len(pending) else campaign.pending
+        history = pd.read_parquet(folder / "history.parquet")
+        campaign.history = history if len(history) else campaign.history
+        if len(data):
+            campaign._fit()
+        return campaign
+
+    def __repr__(self) -> str:
+        return (f"ElectrodeCampaign({self.objective!r}, round {self.round_}, {len(self.data)} observed, "
+                f"{len(self.pending)} pending)")

@@ -1,0 +1,186 @@
+"""battlab.plan.ElectrodeCampaign: the electrode closed loop as an ask/tell campaign."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from battlab.electrode import DEFAULT_SPACE, closed_loop, run_designs
+from battlab.electrode.process import ProcessSettings, process_table
+from battlab.errors import BattlabError
+from battlab.plan import ElectrodeCampaign
+
+SPACE = DEFAULT_SPACE | {"solid_content": 0.65}
+CONSTRAINTS = {"rate_capability": (0.8, None)}
+SMALL = {"pso_params": {"pop_size": 10, "n_gen": 6}, "surrogate_params": {"hidden_layer_sizes": (8,), "max_iter": 80}}
+
+
+def lab(designs: pd.DataFrame) -> pd.DataFrame:
+    """A fake lab: outputs that a thick, dense electrode trades off (energy up, rate capability down)."""
+    d = designs[list(SPACE)].reset_index(drop=True).astype(float)
+    p = process_table(d)
+    thick = p["thickness_um"].to_numpy() / 100.0
+    energy = 250.0 + 60.0 * thick * (1.0 - p["porosity"].to_numpy()) + 100.0 * (d["active_weight_fraction"] - 0.9)
+    rate = 1.0 / (1.0 + (thick * (0.5 - p["porosity"].to_numpy())) ** 2 * 4.0)
+    return pd.DataFrame({"specific_energy_Wh_kg": energy, "rate_capability": rate, "status": "ok"})
+
+
+def campaign(**kw) -> ElectrodeCampaign:
+    return ElectrodeCampaign(space=SPACE, constraints=CONSTRAINTS, n_initial=6, seed=3, physics=False,
+                             **(SMALL | kw))
+
+
+def test_ask_tell_round_trip_with_a_lab_table() -> None:
+    c = campaign()
+    first = c.suggest()
+    assert list(first["design_id"]) == [f"r0-{i}" for i in range(6)] and (first["round"] == 0).all()
+    assert first["specific_energy_Wh_kg_predicted"].isna().all() and c.model_ is None
+    h0 = c.observe(first, lab(first))
+    assert h0["round"] == 0 and h0["n_data"] == 6 and bool(h0["improved"]) and c.model_ is not None
+    # the lab table had no design or process columns: they come from the suggestion and the process model
+    assert c.data.index.tolist() == first["design_id"].tolist()
+    np.testing.assert_allclose(c.data["coating_gap_um"], first["coating_gap_um"])
+    batch = c.suggest(3)
+    assert list(batch["design_id"]) == ["r1-0", "r1-1", "r1-2"] and (batch["round"] == 1).all()
+    for name, (lo, hi) in ((k, v) for k, v in SPACE.items() if not np.isscalar(v)):
+        assert batch[name].between(lo, hi).all()
+    assert (batch["solid_content"] == 0.65).all()
+    assert np.isfinite(batch["specific_energy_Wh_kg_predicted"]).all()
+    assert (batch["specific_energy_Wh_kg_std"] >= 0).all()
+    h1 = c.observe(batch, lab(batch))
+    assert h1["round"] == 1 and h1["n_data"] == 9 and len(c.history) == 2
+    assert h1["proposal_predicted"] == batch["specific_energy_Wh_kg_predicted"].iloc[0]
+    assert h1["proposal_observed"] == pytest.approx(lab(batch)["specific_energy_Wh_kg"].iloc[0])
+    best = c.best()
+    feasible = c.data[c.data["rate_capability"] >= 0.8]
+    assert best["specific_energy_Wh_kg"] == feasible["specific_energy_Wh_kg"].max() == h1["best_observed"]
+    assert len(c.pending) == 0
+
+
+def test_results_matched_by_design_id_in_any_order() -> None:
+    c = campaign()
+    first = c.suggest()
+    results = lab(first).assign(design_id=first["design_id"]).iloc[::-1]
+    c.observe(first, results)
+    expected = lab(first)["specific_energy_Wh_kg"].to_numpy()
+    np.testing.assert_allclose(c.data.loc[first["design_id"], "specific_energy_Wh_kg"], expected)
+
+
+def test_a_loaded_campaign_continues_identically(tmp_path) -> None:
+    a = campaign(simulate_kwargs={"settings": ProcessSettings()})
+    first = a.suggest()
+    a.observe(first, lab(first))
+    a.observe(batch := a.suggest(2), lab(batch))
+    pending = a.suggest(2)  # saved with a batch still out in the lab
+    b = ElectrodeCampaign.load(a.save(tmp_path / "c"))
+    assert b.simulate_kwargs["settings"] == ProcessSettings() and b.surrogate_params["hidden_layer_sizes"] == (8,)
+    assert b.rng_.bit_generator.state == a.rng_.bit_generator.state
+    pd.testing.assert_frame_equal(a.data, b.data)
+    pd.testing.assert_frame_equal(a.history, b.history)
+    pd.testing.assert_frame_equal(a.pending, b.pending)
+    # the refitted surrogate is the saved campaign's (fitting is seeded)
+    pd.testing.assert_frame_equal(a.model_.predict_frame(pending[list(SPACE)]),
+                                  b.model_.predict_frame(pending[list(SPACE)]))
+    for c in (a, b):
+        c.observe(pending, lab(pending))
+    pd.testing.assert_frame_equal(a.suggest(3), b.suggest(3))
+    assert a.round_ == b.round_ == 3
+
+
+def test_fitting_is_deterministic() -> None:
+    a, b = campaign(), campaign()
+    for c in (a, b):
+        first = c.suggest()
+        c.observe(first, lab(first))
+    grid = a.suggest(2)[list(SPACE)]
+    pd.testing.assert_frame_equal(a.model_.predict_frame(grid), b.model_.predict_frame(grid))
+
+
+def test_a_result_for_a_design_never_suggested_is_named_and_nothing_recorded() -> None:
+    c = campaign()
+    first = c.suggest()
+    c.observe(first.iloc[:4], lab(first.iloc[:4]))
+    data, history, pending = c.data.copy(), c.history.copy(), c.pending.copy()
+    rest = first.iloc[4:].copy()
+    rest.loc[rest.index[1], "design_id"] = "r7-0"
+    with pytest.raises(BattlabError, match=r"design 'r7-0' was never suggested"):
+        c.observe(rest, lab(rest))
+    with pytest.raises(BattlabError, match=r"design 'r0-1' was already observed"):
+        c.observe(["r0-1"], lab(first.iloc[1:2]))
+    pd.testing.assert_frame_equal(c.data, data)
+    pd.testing.assert_frame_equal(c.history, history)
+    pd.testing.assert_frame_equal(c.pending, pending)
+    c.observe(first.iloc[4:], lab(first.iloc[4:]))  # the real ones still go in
+    assert len(c.data) == 6
+
+
+def test_bad_tables_are_one_line_errors() -> None:
+    c = campaign()
+    first = c.suggest()
+    with pytest.raises(BattlabError, match=r"got 5 result row\(s\) for 6 design"):
+        c.observe(first, lab(first).iloc[:5])
+    with pytest.raises(BattlabError, match=r"no column 'rate_capability'"):
+        c.observe(first, lab(first).drop(columns="rate_capability"))
+    with pytest.raises(BattlabError, match=r"no 'design_id' column"):
+        c.observe(first.drop(columns="design_id"), lab(first))
+    with pytest.raises(BattlabError, match=r"have no result yet \(first: 'r0-0'\)"):
+        c.suggest()
+    with pytest.raises(BattlabError, match=r"batch_size must be an integer >= 1"):
+        campaign().suggest(0)
+    assert len(c.data) == 0 and len(c.pending) == 6
+
+
+def test_nan_results_are_kept_aside_not_learned() -> None:
+    c = campaign()
+    first = c.suggest()
+    results = lab(first).drop(columns="status")
+    results.loc[2, "rate_capability"] = np.nan
+    h = c.observe(first, results)
+    row = c.data.loc["r0-2"]
+    assert row["status"] == "failed" and row["reason"] == "rate_capability is missing (NaN)"
+    assert len(c.data) == 6 and h["n_failed"] == 1 and (c.data.drop(index="r0-2")["status"] == "ok").all()
+    assert c.best().name != "r0-2"
+
+
+def test_earlier_experiments_enter_with_add_data() -> None:
+    c = campaign()
+    prior = pd.DataFrame({"active_weight_fraction": [0.9, 0.95], "solid_content": 0.65,
+                          "coating_gap_um": [150.0, 200.0], "line_load_N_per_mm": [500.0, 1000.0]})
+    c.add_data(pd.concat([prior, lab(prior)], axis=1))
+    assert c.data.index.tolist() == ["prior-0", "prior-1"] and c.round_ == 0
+    with pytest.raises(BattlabError, match=r"no design column 'solid_content'"):
+        c.add_data(lab(prior).assign(active_weight_fraction=0.9))
+    assert (c.suggest(1)["round"] == 1).all()
+
+
+def test_load_errors(tmp_path) -> None:
+    with pytest.raises(BattlabError, match=r"no campaign.json; not a saved electrode campaign"):
+        ElectrodeCampaign.load(tmp_path)
+    folder = campaign().save(tmp_path / "c")
+    state = json.loads((folder / "campaign.json").read_text())
+    (folder / "campaign.json").write_text(json.dumps(state | {"format": "other"}))
+    with pytest.raises(BattlabError, match=r"is not a battlab electrode campaign"):
+        ElectrodeCampaign.load(folder)
+
+
+@pytest.mark.slow
+def test_closed_loop_is_the_campaign_driven_on_the_simulator() -> None:
+    """closed_loop returns what suggest/run_designs/observe give by hand (same seeds, same surrogate)."""
+    space = DEFAULT_SPACE | {"solid_content": 0.65, "active_weight_fraction": 0.95}
+    kw = {"constraints": CONSTRAINTS, "n_initial": 4, "seed": 0, "pso_params": {"pop_size": 10, "n_gen": 5},
+          "surrogate_params": {"hidden_layer_sizes": (8,), "max_iter": 100}}
+    res = closed_loop(space=space, batch_size=2, max_rounds=2, patience=5, verbose=False, **kw)
+    c = ElectrodeCampaign(space=space, **kw)
+    for size in (None, 2, 2):
+        batch = c.suggest(size)
+        c.observe(batch, run_designs(batch[list(space)], progress=False))
+    data = res.data.drop(columns=["round", "sim_call"])
+    pd.testing.assert_frame_equal(data, c.data.drop(columns="round").reset_index(drop=True))
+    assert list(res.data["round"]) == [0] * 4 + [1, 1, 2, 2] and list(res.data["sim_call"]) == list(range(1, 9))
+    h = res.history.drop(columns=["n_sim_calls", "seconds"])
+    pd.testing.assert_frame_equal(h, c.history)
+    assert list(res.history["n_sim_calls"]) == [4, 6, 8]
+    assert {k: v for k, v in res.best.items() if k != "sim_call"} == c.best().to_dict()
