@@ -184,3 +184,24 @@ def test_closed_loop_is_the_campaign_driven_on_the_simulator() -> None:
     pd.testing.assert_frame_equal(h, c.history)
     assert list(res.history["n_sim_calls"]) == [4, 6, 8]
     assert {k: v for k, v in res.best.items() if k != "sim_call"} == c.best().to_dict()
+
+
+def test_a_proposal_repeating_a_known_design_is_jittered_with_the_saved_generator(tmp_path) -> None:
+    """A known design (here a failed one, so the surrogate is the same) is not proposed again; the jitter's
+    generator is part of the saved state, so a loaded campaign jitters the same way."""
+    a, b = campaign(), campaign()
+    for c in (a, b):
+        first = c.suggest()
+        c.observe(first, lab(first))
+    proposal = a.suggest(1)
+    repeat = proposal[list(SPACE)].assign(specific_energy_Wh_kg=np.nan, rate_capability=np.nan, status="failed",
+                                          reason="the coater jammed")
+    b.add_data(repeat)  # not learned from, but known
+    assert b.data.loc["prior-0", "status"] == "failed"
+    loaded = ElectrodeCampaign.load(b.save(tmp_path / "b"))
+    state = b.rng_.bit_generator.state
+    jittered = b.suggest(1)
+    assert b.rng_.bit_generator.state != state  # the generator drew the jitter
+    moved = (jittered[list(SPACE)].to_numpy() - proposal[list(SPACE)].to_numpy())[0]
+    assert np.abs(moved).max() > 0 and jittered["solid_content"].iloc[0] == 0.65
+    pd.testing.assert_frame_equal(loaded.suggest(1), jittered)
