@@ -145,6 +145,15 @@ def test_nan_results_are_kept_aside_not_learned() -> None:
     assert c.best().name != "r0-2"
 
 
+def test_with_no_usable_result_suggest_asks_for_one() -> None:
+    c = campaign()
+    first = c.suggest()
+    c.observe(first, lab(first).assign(status="solver failed"))
+    assert c.model_ is None and c.best() is None and (c.data["reason"] == "status solver failed").all()
+    with pytest.raises(BattlabError, match=r"no successful observation to fit the surrogate on yet"):
+        c.suggest(1)
+
+
 def test_earlier_experiments_enter_with_add_data() -> None:
     c = campaign()
     prior = pd.DataFrame({"active_weight_fraction": [0.9, 0.95], "solid_content": 0.65,

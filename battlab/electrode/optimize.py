@@ -666,6 +666,9 @@ def closed_loop(
 ) -> ClosedLoopResult:
     """Active learning: PSO on the surrogate proposes a batch, the virtual line evaluates it, repeat.
 
+    A driver of :class:`battlab.plan.ElectrodeCampaign` (``suggest`` / simulate / ``observe``), which holds
+    the proposals, the surrogate and its refits; use the campaign directly for results measured in a lab.
+
     Stops when the best feasible *simulated* objective has not improved by more than ``tol``
     (relative) for ``patience`` rounds, or after ``max_rounds``.
 

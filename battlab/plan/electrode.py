@@ -157,6 +157,9 @@ class ElectrodeCampaign:
         return ["transport_index"] + [v for v in var if v in TRANSPORT_BLIND or not few]
 
     def _fit(self) -> None:
+        if not (self.data["status"] == "ok").any():  # nothing to learn from yet (suggest says so)
+            self.model_ = None
+            return
         sim_kw = self._sim_kw
         fit_kw = {"design": list(self._space), "settings": sim_kw.get("settings"),
                   "np_ratio": sim_kw.get("np_ratio", 1.1)}
@@ -245,8 +248,8 @@ class ElectrodeCampaign:
         """``status``/``reason`` for lab tables without them; an 'ok' row with a NaN output is kept aside."""
         if "status" not in table:
             table["status"] = "ok"
-        if "reason" not in table:
-            table["reason"] = ""
+        if "reason" not in table:  # a lab table: a failure's reason is its status
+            table["reason"] = np.where(table["status"] == "ok", "", "status " + table["status"].astype(str))
         for col in self._outputs:
             bad = (table["status"] == "ok") & pd.to_numeric(table[col], errors="coerce").isna()
             if bad.any():
