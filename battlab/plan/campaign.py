@@ -64,7 +64,7 @@ from battlab.plan.acquisition import (
 from battlab.plan.space import CandidatePool, ProcessWindow
 from battlab.plan.surrogates import make_surrogate
 
-__all__ = ["BATCHES", "STATE_VERSION", "TRANSFORMS", "Campaign"]
+__all__ = ["BATCHES", "STATE_VERSION", "TRANSFORMS", "Campaign", "check_suggested"]
 
 #: Version of the saved state; :meth:`Campaign.load` refuses other versions.
 STATE_VERSION = 1
@@ -441,19 +441,9 @@ class Campaign:
                 raise BattlabError(f"the designs table has no result column {results!r}.")
             results = designs[results]
         values, reasons = self._parse_results(results, len(ids))
-        dup = pd.Series(ids)[pd.Series(ids).duplicated()]
-        if len(dup):
-            raise BattlabError(f"design {dup.iloc[0]!r} appears twice in this call; give one result per design.")
-        pending = set(self.pending["design_id"])
-        for d in ids:
-            if d in pending:
-                continue
-            if d in set(self.observations["design_id"]):
-                raise BattlabError(f"design {d!r} was already observed; nothing recorded.")
-            if d in set(self.failed["design_id"]):
-                raise BattlabError(f"design {d!r} was already recorded as failed; nothing recorded.")
-            raise BattlabError(f"design {d!r} was never suggested by this campaign (pending: {len(pending)} "
-                               "designs); use add_data() for experiments planned elsewhere.")
+        check_suggested(ids, set(self.pending["design_id"]),
+                        {"already observed": set(self.observations["design_id"]),
+                         "already recorded as failed": set(self.failed["design_id"])})
         rows = self.pending.set_index("design_id").loc[ids].reset_index()
         rows = rows[["design_id", "round", *self._design_columns()]].assign(source="suggested")
         self.pending = self.pending[~self.pending["design_id"].isin(ids)].reset_index(drop=True)
@@ -597,6 +587,25 @@ class Campaign:
         return (f"Campaign({self.space.kind}, model={model!r}, acquisition={self.acquisition!r}, "
                 f"batch={self.batch!r}, {len(self.observations)} observed, {len(self.pending)} pending, "
                 f"{len(self.failed)} failed)")
+
+
+def check_suggested(ids: Sequence[str], pending: set[str], recorded: dict[str, set[str]], tail: str = "") -> None:
+    """Raise a :class:`BattlabError` unless every id of ``ids`` is pending, once (before anything is recorded).
+
+    ``recorded`` maps what a known id was (``"already observed"``) to those ids; ``tail`` ends the
+    never-suggested message. Shared by :meth:`Campaign.observe` and the electrode campaign.
+    """
+    dup = pd.Series(list(ids))[pd.Series(list(ids)).duplicated()]
+    if len(dup):
+        raise BattlabError(f"design {dup.iloc[0]!r} appears twice in this call; give one result per design.")
+    for d in ids:
+        if d in pending:
+            continue
+        for what, known in recorded.items():
+            if d in known:
+                raise BattlabError(f"design {d!r} was {what}; nothing recorded.")
+        raise BattlabError(f"design {d!r} was never suggested by this campaign (pending: {len(pending)} "
+                           f"designs); use add_data() for experiments planned elsewhere{tail}.")
 
 
 def _best_unpicked(values: np.ndarray, picks: list[int]) -> int:

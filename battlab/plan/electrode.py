@@ -36,7 +36,7 @@ from battlab.electrode.optimize import Constraints, _best_observed, _tighten, fi
 from battlab.electrode.process import ProcessSettings, process_table
 from battlab.electrode.surrogate import TRANSPORT_BLIND, TRANSPORT_OUTPUTS, ElectrodeSurrogate
 from battlab.errors import BattlabError
-from battlab.plan.campaign import Campaign
+from battlab.plan.campaign import Campaign, check_suggested
 
 __all__ = ["ELECTRODE_STATE_VERSION", "ElectrodeCampaign"]
 
@@ -282,17 +282,8 @@ class ElectrodeCampaign:
             output column; nothing is recorded then.
         """
         ids = Campaign._ids(designs)  # the same reading of a designs table as the generic campaign
-        dup = pd.Series(ids)[pd.Series(ids).duplicated()]
-        if len(dup):
-            raise BattlabError(f"design {dup.iloc[0]!r} appears twice in this call; give one result per design.")
-        pending = set(self.pending["design_id"])
-        for d in ids:
-            if d in pending:
-                continue
-            if d in set(self.data.index):
-                raise BattlabError(f"design {d!r} was already observed; nothing recorded.")
-            raise BattlabError(f"design {d!r} was never suggested by this campaign (pending: {len(pending)} "
-                               "designs); use add_data() for experiments planned elsewhere; nothing recorded.")
+        check_suggested(ids, set(self.pending["design_id"]), {"already observed": set(self.data.index)},
+                        tail="; nothing recorded")
         table = self._results_table(results, len(ids), "the results")
         if "design_id" in table:
             given = table["design_id"].astype(str)
