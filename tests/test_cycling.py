@@ -184,7 +184,7 @@ def test_text_in_the_current_column_names_row_and_column(tmp_path):
         read_cycler_file(path)
 
 
-@pytest.mark.parametrize("content, message", [(b"", "empty file"), (b"\x00\x01\x02BIN", "binary file")])
+@pytest.mark.parametrize("content, message", [(b"", "empty file"), (b"\x00\x01\x02BIN", "unknown binary .csv file: no reader")])
 def test_empty_and_binary_files(tmp_path, content, message):
     path = tmp_path / "bad.csv"
     path.write_bytes(content)

@@ -13,18 +13,9 @@
 
 Who reads what
 --------------
-===============================  =====================================================================
-format                           reader
-===============================  =====================================================================
-Arbin CSV export                 ``beep.structure.arbin.ArbinDatapath`` (TRI's BEEP)
-Maccor text export (``.0NN``)    ``beep.structure.maccor.MaccorDatapath`` (current signed by state)
-Novonix HPC export               ``beep.structure.novonix.NovonixDatapath`` (time converted h -> s)
-BioLogic EC-Lab text export      battlab (below): BEEP's reader needs the ``.mpl`` settings file beside
-                                 the export and reads it value by value in Python; cellpy and galvani
-                                 read only the binary ``.mpr`` files
-plain CSV with named columns     battlab (below): no package reads arbitrary headers; columns are found
-                                 by name and unit (``current_mA``, ``Voltage (V)``, ``time/h`` ...)
-===============================  =====================================================================
+One module per format under :mod:`battlab.cycling.formats`, listed with the package that reads it in
+:data:`battlab.cycling.formats.REGISTRY` (and the README's reader table). Formats are found from the file's
+content: its magic bytes, its header, its column names, never its extension.
 
 Example
 -------
@@ -39,12 +30,7 @@ Example
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import json
-import logging
-import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,20 +38,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from battlab.cycling.formats import REGISTRY, by_name, describe_binary, is_binary, read_head, text_head
+from battlab.cycling.formats.columns import map_named_columns
+from battlab.cycling.formats.plain import split_header
 from battlab.errors import DataFileError
 
-__all__ = ["TIDY_COLUMNS", "CellData", "read_cycler_file", "detect_format", "summarize_cycles", "FORMATS"]
+__all__ = ["TIDY_COLUMNS", "CellData", "read_cycler_file", "read_bytes", "detect_format", "derive_cycles",
+           "summarize_cycles", "FORMATS"]
 
 #: Columns of the tidy table, in order.
 TIDY_COLUMNS = ("cycle", "step", "time_s", "current_A", "voltage_V", "charge_capacity_Ah",
                 "discharge_capacity_Ah", "charge_energy_Wh", "discharge_energy_Wh", "temperature_C",
                 "internal_resistance_ohm")
-_REQUIRED = ("cycle", "time_s", "current_A", "voltage_V")
-#: Formats :func:`read_cycler_file` recognises.
-FORMATS = ("arbin", "maccor", "biologic", "novonix", "csv")
+#: Formats :func:`read_cycler_file` recognises (:data:`battlab.cycling.formats.REGISTRY`, in detection order).
+FORMATS = tuple(f.name for f in REGISTRY)
 #: Currents below this magnitude (A) count as rest when telling charge from discharge.
 CURRENT_EPS = 1e-6
-_SNIFF_BYTES = 64_000
 
 
 @dataclass
@@ -177,26 +165,26 @@ class CellData:
 # --------------------------------------------------------------------------- format detection
 
 
-def _head(path: Path) -> str:
-    raw = path.read_bytes()[:_SNIFF_BYTES]
-    if b"\x00" in raw[:4096]:
-        raise DataFileError(f"{path}: binary file, not a cycler text export (export it as text/CSV; BioLogic .mpr "
-                            "files: export as text from EC-Lab)")
-    for enc in ("utf-8", "latin-1"):
-        try:
-            return raw.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    return raw.decode("latin-1", errors="replace")  # pragma: no cover - latin-1 decodes any byte
+def _check_file(path: Path) -> bytes:
+    if not path.exists():
+        raise DataFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataFileError(f"{path}: a folder, not a file (battlab cycling read takes a folder or a glob "
+                            "to read every cell in it)")
+    head = read_head(path)
+    if not head.strip():
+        raise DataFileError(f"{path}: empty file")
+    return head
 
 
 def detect_format(path: str | Path) -> str:
-    """The cycler format of a file, from its first lines: one of :data:`FORMATS`.
+    """The cycler format of a file, from its first bytes: the name of one of :data:`FORMATS`.
 
     Raises
     ------
     DataFileError
-        Missing, empty or binary file, or a text whose header names no current and voltage column.
+        Missing or empty file, a binary file no registered format reads (naming what it looks like), or a text
+        whose header names no current and voltage column.
 
     Example
     -------
@@ -206,31 +194,19 @@ def detect_format(path: str | Path) -> str:
     >>> detect_format(p)
     'arbin'
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataFileError(f"{path}: no such file")
-    head = _head(path)
-    if not head.strip():
-        raise DataFileError(f"{path}: empty file")
-    lines = head.splitlines()
-    first = lines[0] if lines else ""
-    if "[Summary]" in first or (head.lstrip().startswith("[") and "Novonix" in head[:2000]) \
-            or re.search(r'^"?Date and Time,Cycle Number,Step Type', head, re.M):
-        return "novonix"
-    if len(lines) > 1 and re.match(r"\s*Rec#\tCyc#\tStep", lines[1]) and "Volts" in lines[1]:
-        return "maccor"
-    if "EC-Lab ASCII FILE" in first or re.search(r"(^|[;\t])(Ecell|Ewe|<Ewe>)/V([;\t]|$)", head[:20000], re.M):
-        return "biologic"
-    header = first.lower()
-    if all(k in header for k in ("cycle_index", "voltage", "current", "test_time")) \
-            and not re.search(r"(current|voltage)\s*\(", header):  # newer Arbin exports with units: csv
-        return "arbin"
-    cols = _split_header(first)
+    path = _user_path(path)
+    head = _check_file(path)
+    for fmt in REGISTRY:
+        if fmt.sniff(head, path):
+            return fmt.name
+    if is_binary(head):
+        raise DataFileError(f"{path}: {describe_binary(head, path)}: no reader for this binary format in battlab; "
+                            f"export it as text/CSV or Excel (formats read: {', '.join(FORMATS)})")
+    first = text_head(head).split("\n", 1)[0].strip()
+    cols = split_header(first)
     if len(cols) > 1:
-        found = _map_named_columns(cols)
+        found = map_named_columns(cols)
         missing = [q for q in ("current_A", "voltage_V") if q not in found]
-        if not missing:
-            return "csv"
         raise DataFileError(
             f"{path}: unknown cycler file format: no {' and no '.join(m.split('_')[0] for m in missing)} column "
             f"in the header ({', '.join(cols[:12])}{', ...' if len(cols) > 12 else ''}); known formats: "
@@ -239,246 +215,52 @@ def detect_format(path: str | Path) -> str:
                         f"{', '.join(FORMATS)}")
 
 
-def _split_header(line: str) -> list[str]:
-    try:
-        dialect = csv.Sniffer().sniff(line, delimiters=",;\t")
-        sep = dialect.delimiter
-    except csv.Error:
-        sep = ","
-    return [c.strip().strip('"') for c in line.split(sep)]
+def _user_path(path: str | Path) -> Path:
+    """A path as users type it: ``~`` expanded; relative paths stay relative (readers that need an absolute path
+    resolve it themselves), so messages name the file as the user wrote it."""
+    return Path(path).expanduser()
 
 
-# --------------------------------------------------------------------------- named columns (plain CSV)
-
-# quantity -> accepted names (lower case, without unit); the unit comes from the header or the default
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "cycle": ("cycle", "cycle_index", "cycle_number", "cycle number", "cycle index", "cyc#", "cycle_no", "cycle no"),
-    "step": ("step", "step_index", "step_number", "step index", "step number", "ns", "step_no"),
-    "time_s": ("time", "test_time", "test time", "time_s", "total_time", "total time", "run time", "elapsed time",
-               "elapsed_time"),
-    "current_A": ("current", "i", "amps", "current_a"),
-    "voltage_V": ("voltage", "potential", "v", "ecell", "ewe", "volts", "voltage_v", "cell potential"),
-    "charge_capacity_Ah": ("charge_capacity", "charge capacity", "q charge", "charge_capacity_ah", "qc"),
-    "discharge_capacity_Ah": ("discharge_capacity", "discharge capacity", "q discharge", "discharge_capacity_ah",
-                              "qd"),
-    "charge_energy_Wh": ("charge_energy", "charge energy", "energy charge"),
-    "discharge_energy_Wh": ("discharge_energy", "discharge energy", "energy discharge"),
-    "temperature_C": ("temperature", "temp", "t", "cell temperature", "aux_temperature"),
-    "internal_resistance_ohm": ("internal_resistance", "internal resistance", "dcir", "ir", "resistance"),
-}
-# unit (lower case) -> factor to the tidy unit, per quantity kind
-_UNITS: dict[str, dict[str, float]] = {
-    "time_s": {"s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0, "hr": 3600.0, "hours": 3600.0},
-    "current_A": {"a": 1.0, "ma": 1e-3, "ua": 1e-6},
-    "voltage_V": {"v": 1.0, "mv": 1e-3},
-    "charge_capacity_Ah": {"ah": 1.0, "mah": 1e-3, "a.h": 1.0, "ma.h": 1e-3},
-    "charge_energy_Wh": {"wh": 1.0, "mwh": 1e-3, "w.h": 1.0, "mw.h": 1e-3},
-    "temperature_C": {"c": 1.0, "°c": 1.0, "degc": 1.0},
-    "internal_resistance_ohm": {"ohm": 1.0, "mohm": 1e-3, "ω": 1.0, "mω": 1e-3},
-    "cycle": {"": 1.0}, "step": {"": 1.0},
-}
-_UNITS["discharge_capacity_Ah"] = _UNITS["charge_capacity_Ah"]
-_UNITS["discharge_energy_Wh"] = _UNITS["charge_energy_Wh"]
-_DEFAULT_UNIT = {q: ("" if q in ("cycle", "step") else q.rsplit("_", 1)[1].lower()) for q in _ALIASES}
+# --------------------------------------------------------------------------- cycle numbers
 
 
-def _name_and_unit(header: str) -> tuple[str, str]:
-    """``'Current (mA)'`` -> ``('current', 'ma')``; ``'I/mA'`` -> ``('i', 'ma')``; ``'current_A'``: no unit here."""
-    h = header.strip().strip('"').lower()
-    m = re.fullmatch(r"(.+?)\s*[\(\[]\s*([^\)\]]+?)\s*[\)\]]", h)
-    if m:
-        return m.group(1).strip(), m.group(2).replace(" ", "")
-    if "/" in h and not h.startswith("d"):
-        name, unit = h.split("/", 1)
-        return name.strip(), unit.strip().replace(" ", "")
-    return h, ""
+def derive_cycles(current: np.ndarray | pd.Series) -> np.ndarray:
+    """Cycle numbers (from 1) from the direction of the current, for files whose cycle column is missing or never
+    increments.
+
+    The first direction the cell is driven in (charge, or discharge for a half cell that starts by lithiation)
+    opens a cycle; each time the current turns back to that direction after the other one was seen, a new cycle
+    begins. Rest points belong to the cycle they fall in; points before the first non-rest point to cycle 1.
+
+    Example
+    -------
+    >>> derive_cycles([0.0, 1.0, 1.0, 0.0, -1.0, -1.0, 0.0, 1.0, -1.0]).tolist()
+    [1, 1, 1, 1, 1, 1, 1, 2, 2]
+    >>> derive_cycles([-1.0, 0.0, 1.0, -1.0]).tolist()   # a half cell starting with a discharge
+    [1, 1, 1, 2]
+    """
+    i = np.asarray(current, dtype=float)
+    sign = np.where(i > CURRENT_EPS, 1, np.where(i < -CURRENT_EPS, -1, 0))
+    moving = sign[sign != 0]
+    if not len(moving):
+        return np.ones(len(i), dtype=int)
+    nz = np.flatnonzero(sign)
+    opener = sign[nz[0]]
+    starts = np.zeros(len(i), dtype=int)
+    turns = (sign[nz[1:]] == opener) & (sign[nz[:-1]] == -opener)  # back to the opening direction
+    starts[nz[1:][turns]] = 1
+    return 1 + np.cumsum(starts)
 
 
-def _map_named_columns(headers: list[str]) -> dict[str, tuple[str, float]]:
-    """quantity -> (header, factor to the tidy unit), for the headers that name a tidy quantity."""
-    found: dict[str, tuple[str, float]] = {}
-    for header in headers:
-        name, unit = _name_and_unit(header)
-        for quantity, names in _ALIASES.items():
-            if quantity in found:
-                continue
-            plain = name
-            if not unit:  # 'current_ma', 'time_h': the unit as a suffix
-                for suffix in _UNITS[quantity]:
-                    if suffix and name.endswith("_" + suffix) and name[: -len(suffix) - 1] in names:
-                        plain, unit = name[: -len(suffix) - 1], suffix
-                        break
-            if plain in names or name == quantity.lower():
-                factor = _UNITS[quantity].get(unit or _DEFAULT_UNIT[quantity])
-                if factor is None:
-                    raise DataFileError(f"column {header!r}: unit {unit!r} is not a unit of {quantity.split('_')[0]} "
-                                        f"(known: {', '.join(u for u in _UNITS[quantity] if u)})")
-                found[quantity] = (header, factor)
-                break
-    return found
-
-
-def _to_number(series: pd.Series) -> pd.Series:
-    if series.dtype == object:
-        series = series.astype(str).str.strip().str.replace(",", ".", regex=False).replace({"": None, "nan": None})
-    return pd.to_numeric(series, errors="coerce")
-
-
-def _tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str) -> tuple[pd.DataFrame, list[str]]:
-    found = _map_named_columns([str(c) for c in raw.columns])
-    missing = [q for q in _REQUIRED if q not in found]
-    if missing:
-        raise DataFileError(f"{path}: no {', no '.join(m.split('_')[0] for m in missing)} column ({fmt}); "
-                            f"columns are: {', '.join(map(str, raw.columns[:15]))}")
-    if not len(raw):
-        raise DataFileError(f"{path}: header only, no data rows")
-    out = pd.DataFrame(index=raw.index)
-    for quantity, (header, factor) in found.items():
-        values = raw[header]
-        if quantity == "time_s" and values.dtype == object and not _to_number(values).notna().any():
-            stamps = pd.to_datetime(values, errors="coerce", format="mixed")  # EC-Lab 'time/s' as dates
-            values = (stamps - stamps.iloc[0]).dt.total_seconds()
-            factor = 1.0
-        out[quantity] = _to_number(values) * factor
-    bad = out["current_A"].isna() & raw[found["current_A"][0]].notna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataFileError(f"{path}: row {row + 1}, column {found['current_A'][0]!r}: "
-                            f"{raw[found['current_A'][0]].iloc[row]!r} is not a number")
-    return out, list(found)
-
-
-def _read_delimited(path: Path, skip: int = 0) -> pd.DataFrame:
-    head = _head(path).splitlines()
-    header = head[skip] if len(head) > skip else ""
-    sep = max((";", "\t", ","), key=header.count)
-    for enc in ("utf-8", "latin-1"):
-        try:
-            return pd.read_csv(path, sep=sep, skiprows=skip, encoding=enc, dtype=str, keep_default_na=False,
-                               na_values=[""], index_col=False)
-        except UnicodeDecodeError:
-            continue
-        except pd.errors.ParserError as exc:
-            raise DataFileError(f"{path}: cannot be read as a {sep!r}-separated table ({exc})") from exc
-    raise DataFileError(f"{path}: neither UTF-8 nor Latin-1 text")  # pragma: no cover
-
-
-def _read_biologic(path: Path) -> tuple[pd.DataFrame, list[str], dict[str, Any]]:
-    head = _head(path).splitlines()
-    skip, meta = 0, {}
-    if head and "EC-Lab ASCII FILE" in head[0]:
-        m = next((re.search(r"Nb header lines\s*:\s*(\d+)", line) for line in head[:5] if "Nb header" in line), None)
-        if not m:
-            raise DataFileError(f"{path}: EC-Lab text export without its 'Nb header lines' line")
-        skip = int(m.group(1)) - 1
-        meta["header_lines"] = skip + 1
-    raw = _read_delimited(path, skip)
-    raw.columns = [str(c).strip() for c in raw.columns]
-    raw = raw.drop(columns=[c for c in raw.columns if c == "" or c.startswith("Unnamed")])
-    rename = {}
-    for c in raw.columns:  # EC-Lab's own names first: 'cycle number', 'Ns', 'Q discharge/mA.h', '<I>/mA'
-        if c in ("<I>/mA", "I/mA") and "current" not in rename.values():
-            rename[c] = "current/mA"
-        elif c in ("Ecell/V", "Ewe/V", "<Ewe>/V") and "voltage" not in rename.values():
-            rename[c] = "voltage/V"
-        elif c in ("T/°C", "Temperature/°C") and raw[c].notna().any():
-            rename[c] = "temperature/°C"
-    raw = raw.rename(columns=rename)
-    for c in list(raw.columns):  # keep one column per quantity: the named ones win over later aliases
-        if c in ("cycle_index", "control/mA", "control/V", "|I|/A", "|Ewe|/V", "T/°C", "Temperature/°C/°c"):
-            raw = raw.drop(columns=c)
-    tidy, present = _tidy_from_named(path, raw, "biologic")
-    return tidy, present, meta
-
-
-def _read_csv(path: Path) -> tuple[pd.DataFrame, list[str], dict[str, Any]]:
-    raw = _read_delimited(path)
-    tidy, present = _tidy_from_named(path, raw, "csv")
-    return tidy, present, {}
-
-
-@contextlib.contextmanager
-def _quiet_beep():
-    """BEEP logs every file it reads to stdout at DEBUG and sets numpy's print precision on import."""
-    printopts = np.get_printoptions()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import beep  # noqa: F401
-
-            logger = logging.getLogger("beep")
-            level = logger.level
-            logger.setLevel(logging.ERROR)
-            try:
-                yield
-            finally:
-                logger.setLevel(level)
-    finally:
-        np.set_printoptions(**printopts)
-
-
-def _check_header(path: Path, line: str, needed: dict[str, tuple[str, ...]], fmt: str) -> None:
-    cols = {c.strip().strip('"').lower() for c in re.split(r"[,\t;]", line)}
-    missing = [q for q, names in needed.items() if not any(n.lower() in cols for n in names)]
-    if missing:
-        raise DataFileError(f"{path}: {fmt} file without a {' or '.join(missing)} column "
-                            f"(header: {line.strip()[:120]})")
-
-
-def _read_beep(path: Path, fmt: str) -> tuple[pd.DataFrame, list[str], dict[str, Any]]:
-    lines = _head(path).splitlines()
-    if fmt == "arbin":
-        _check_header(path, lines[0], {"current": ("Current",), "voltage": ("Voltage",), "time": ("Test_Time",),
-                                       "cycle": ("Cycle_Index",)}, "Arbin")
-    elif fmt == "maccor":
-        _check_header(path, lines[1], {"current": ("Amps",), "voltage": ("Volts",), "time": ("Test (Sec)",),
-                                       "cycle": ("Cyc#",)}, "Maccor")
-    else:
-        header = next((ln for ln in lines if "Cycle Number" in ln), "")
-        _check_header(path, header.strip('"'), {"current": ("Current (A)",), "voltage": ("Potential (V)",),
-                                                "time": ("Run Time (h)",), "cycle": ("Cycle Number",)}, "Novonix")
-    with _quiet_beep():
-        try:
-            if fmt == "arbin":
-                from beep.structure.arbin import ArbinDatapath as Reader
-            elif fmt == "maccor":
-                from beep.structure.maccor import MaccorDatapath as Reader
-            else:
-                from beep.structure.novonix import NovonixDatapath as Reader
-            dp = Reader.from_file(str(path))
-        except DataFileError:
-            raise
-        except Exception as exc:
-            raise DataFileError(f"{path}: the {fmt} reader (beep) failed: {type(exc).__name__}: {exc}") from exc
-    raw = dp.raw_data
-    tidy = pd.DataFrame(index=raw.index)
-    tidy["cycle"] = raw["cycle_index"]
-    tidy["step"] = raw["step_num"] if fmt == "novonix" else raw["step_index"]
-    tidy["time_s"] = raw["test_time"].astype(float) * (3600.0 if fmt == "novonix" else 1.0)
-    current = raw["current"].astype(float)
-    if fmt == "maccor":  # Maccor writes |I| or signed I depending on the setup: the state letter decides
-        state = raw["_state"].astype(str)
-        current = current.abs().where(state != "D", -current.abs()).where(state.isin(["C", "D"]), current)
-    tidy["current_A"] = current
-    tidy["voltage_V"] = raw["voltage"].astype(float)
-    for col in ("charge_capacity", "discharge_capacity"):
-        tidy[f"{col}_Ah"] = raw[col].astype(float)
-    for col in ("charge_energy", "discharge_energy"):
-        tidy[f"{col}_Wh"] = raw[col].astype(float)
-    if fmt == "novonix":  # beep leaves the other half-cycle's counter empty
-        for col in ("charge_capacity_Ah", "discharge_capacity_Ah", "charge_energy_Wh", "discharge_energy_Wh"):
-            tidy[col] = tidy[col].fillna(0.0)
-    present = ["cycle", "step", "time_s", "current_A", "voltage_V", "charge_capacity_Ah", "discharge_capacity_Ah",
-               "charge_energy_Wh", "discharge_energy_Wh"]
-    if "temperature" in raw and raw["temperature"].notna().any():
-        tidy["temperature_C"] = raw["temperature"].astype(float)
-        present.append("temperature_C")
-    if "internal_resistance" in raw and (raw["internal_resistance"].fillna(0) != 0).any():
-        tidy["internal_resistance_ohm"] = raw["internal_resistance"].astype(float).replace(0.0, np.nan)
-        present.append("internal_resistance_ohm")
-    meta = {k: v for k, v in (dp.metadata.raw if hasattr(dp.metadata, "raw") else {}).items()
-            if isinstance(v, (str, int, float, bool)) and not str(k).startswith("_")}
-    return tidy, present, meta
+def _cycle_column_is_stuck(data: pd.DataFrame, in_file: bool) -> bool:
+    """No cycle column in the file, or one that never increments although the cell is charged and discharged
+    again. A column the file has but leaves blank is not replaced: its points are listed as without a cycle."""
+    if not in_file:
+        return True
+    cycles = pd.to_numeric(data["cycle"], errors="coerce")
+    if cycles.isna().all() or cycles.nunique() > 1:
+        return False
+    return len(np.unique(derive_cycles(data["current_A"].to_numpy(dtype=float)))) > 1
 
 
 # --------------------------------------------------------------------------- summaries
@@ -566,58 +348,95 @@ def summarize_cycles(data: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_cycler_file(path: str | Path, format: str | None = None) -> CellData:
-    """Read a cycler file (Arbin, Maccor, BioLogic EC-Lab text, Novonix, plain CSV) into a :class:`CellData`.
+    """Read a cycler file (any of :data:`FORMATS`, found from the content) into a :class:`CellData`.
 
     Parameters
     ----------
     path
-        The file.
+        The file, as users type it: relative or absolute, ``~``, spaces or brackets in the name, any case of
+        extension (the format is found from the content).
     format
         One of :data:`FORMATS` to skip detection (default: detected from the content).
+
+    When the file has no cycle column, or one that never increments although the cell is charged and discharged
+    more than once, cycle numbers are derived from the direction of the current (:func:`derive_cycles`), the
+    file's own column is kept in ``metadata["file_cycle_column"]`` and ``metadata["cycles_derived"]`` says so
+    (``cell.json``). No point is merged or dropped.
 
     Raises
     ------
     DataFileError
-        One line naming the file and the problem: missing/empty/binary file, unknown format, no current,
-        voltage, time or cycle column, a value that is not a number.
+        One line naming the file and the problem: missing/empty file, unknown format (a binary one named by what
+        it looks like), no current, voltage, time or cycle column, a value that is not a number.
     """
-    path = Path(path)
-    fmt = format or detect_format(path)
-    if fmt not in FORMATS:
-        raise DataFileError(f"{path}: unknown format {fmt!r}; formats are {', '.join(FORMATS)}")
-    if fmt in ("arbin", "maccor", "novonix"):
-        tidy, present, meta = _read_beep(path, fmt)
-    elif fmt == "biologic":
-        tidy, present, meta = _read_biologic(path)
+    path = _user_path(path)
+    if format is None:
+        fmt = detect_format(path)
     else:
-        tidy, present, meta = _read_csv(path)
+        _check_file(path)
+        fmt = format
+    try:
+        spec = by_name(fmt)
+    except KeyError:
+        raise DataFileError(f"{path}: unknown format {fmt!r}; formats are {', '.join(FORMATS)}") from None
+    raw = spec.read(path)
+    tidy, present, meta = raw.data, list(raw.present), dict(raw.metadata)
     if not len(tidy):
         raise DataFileError(f"{path}: header only, no data rows")
     for col in TIDY_COLUMNS:
         if col not in tidy:
             tidy[col] = np.nan
     tidy = tidy[list(TIDY_COLUMNS)].reset_index(drop=True)
+    for col in TIDY_COLUMNS[2:]:
+        tidy[col] = pd.to_numeric(tidy[col], errors="coerce").astype(float)
+    for col in ("time_s", "voltage_V", "current_A"):
+        if tidy[col].isna().all():
+            raise DataFileError(f"{path}: the {col.split('_')[0]} column holds no number")
+    had = "cycle" in present
+    if _cycle_column_is_stuck(tidy, had):
+        values = pd.to_numeric(tidy["cycle"], errors="coerce")
+        meta["file_cycle_column"] = (f"constant {values.dropna().iloc[0]:g}" if had and values.notna().any()
+                                     else "none")
+        tidy["cycle"] = derive_cycles(tidy["current_A"].to_numpy(dtype=float))
+        meta["cycles_derived"] = ("from the charge/discharge steps: the file's cycle column "
+                                  + ("never increments" if had else "is missing")
+                                  + "; a cycle starts each time the current returns to the first direction driven")
+        if "cycle" not in present:
+            present.append("cycle")
     for col in ("cycle", "step"):
         values = pd.to_numeric(tidy[col], errors="coerce")
         tidy[col] = values.round().astype("Int64")
-    for col in TIDY_COLUMNS[2:]:
-        tidy[col] = tidy[col].astype(float)
-    for col in ("time_s", "voltage_V"):
-        bad = tidy[col].isna()
-        if bad.all():
-            raise DataFileError(f"{path}: the {col.split('_')[0]} column holds no number")
-    return CellData(path.stem, str(path), fmt, tidy, summarize_cycles(tidy),
+    return CellData(_cell_name(path), str(path), fmt, tidy, summarize_cycles(tidy),
                     [c for c in TIDY_COLUMNS if c in present], meta)
+
+
+def _cell_name(path: Path) -> str:
+    """The cell's name: the file name without its extension (``61[07005012].nda`` -> ``61[07005012]``)."""
+    return path.stem
+
+
+def read_bytes(content: bytes, name: str = "upload.csv") -> CellData:
+    """Read a cycler file given as bytes (an upload), via a temporary file named like ``name``.
+
+    Example
+    -------
+    >>> read_bytes(b"cycle,time_s,current_A,voltage_V\\n1,0,-1,3.3\\n1,3600,-1,3.0\\n", "up.csv").source
+    'up.csv'
+    """
+    import tempfile
+
+    safe = Path(name).name or "upload"
+    with tempfile.TemporaryDirectory(prefix="battlab-read-") as tmp:
+        path = Path(tmp) / safe
+        path.write_bytes(bytes(content))
+        try:
+            cell = read_cycler_file(path)
+        except DataFileError as exc:
+            raise DataFileError(str(exc).replace(str(path), safe)) from None
+    cell.source = safe
+    return cell
 
 
 def read_text(text: str, name: str = "upload.csv") -> CellData:
     """Read a cycler export given as text (e.g. an upload), via a temporary file named ``name``."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(name).name
-        path.write_text(text)
-        cell = read_cycler_file(path)
-    cell.source = name
-    return cell
-
+    return read_bytes(text.encode("utf-8"), name)

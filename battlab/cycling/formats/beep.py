@@ -1,0 +1,143 @@
+"""Arbin CSV, Maccor raw text (``.0NN``) and Novonix HPC exports, read through TRI's BEEP.
+
+``beep.structure`` datapaths read these exports; battlab maps their ``raw_data`` to the tidy table (Maccor current
+signed by the state letter, Novonix time h -> s). BEEP wants absolute paths: the path is resolved first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from battlab.cycling.formats import RawCell, read_head, text_head
+from battlab.errors import DataFileError
+
+__all__ = ["read_arbin", "read_maccor", "read_novonix", "sniff_arbin", "sniff_maccor", "sniff_novonix"]
+
+
+def sniff_novonix(head: bytes, path: Path) -> bool:
+    """A Novonix HPC export: ``[Summary]`` sections, or its data header."""
+    text = text_head(head)
+    first = text.split("\n", 1)[0]
+    return "[Summary]" in first or (text.lstrip().startswith("[") and "Novonix" in text[:2000]) \
+        or bool(re.search(r'^"?Date and Time,Cycle Number,Step Type', text, re.M))
+
+
+def sniff_maccor(head: bytes, path: Path) -> bool:
+    """A Maccor raw text export: one metadata line, then ``Rec#<TAB>Cyc#<TAB>Step ... Volts``."""
+    lines = text_head(head).splitlines()
+    return len(lines) > 1 and bool(re.match(r"\s*Rec#\tCyc#\tStep", lines[1])) and "Volts" in lines[1]
+
+
+def sniff_arbin(head: bytes, path: Path) -> bool:
+    """An Arbin CSV export (``Cycle_Index``, ``Test_Time``, ``Current``, ``Voltage`` without units)."""
+    header = text_head(head).split("\n", 1)[0].lower()
+    return all(k in header for k in ("cycle_index", "voltage", "current", "test_time")) \
+        and not re.search(r"(current|voltage)\s*\(", header)  # newer Arbin exports with units: plain csv
+
+
+@contextlib.contextmanager
+def _quiet_beep():
+    """BEEP logs every file it reads to stdout at DEBUG and sets numpy's print precision on import."""
+    printopts = np.get_printoptions()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import beep  # noqa: F401
+
+            logger = logging.getLogger("beep")
+            level = logger.level
+            logger.setLevel(logging.ERROR)
+            try:
+                yield
+            finally:
+                logger.setLevel(level)
+    finally:
+        np.set_printoptions(**printopts)
+
+
+def _check_header(path: Path, line: str, needed: dict[str, tuple[str, ...]], fmt: str) -> None:
+    cols = {c.strip().strip('"').lower() for c in re.split(r"[,\t;]", line)}
+    missing = [q for q, names in needed.items() if not any(n.lower() in cols for n in names)]
+    if missing:
+        raise DataFileError(f"{path}: {fmt} file without a {' or '.join(missing)} column "
+                            f"(header: {line.strip()[:120]})")
+
+
+def _read_beep(path: Path, fmt: str) -> RawCell:
+    lines = text_head(read_head(path)).splitlines()
+    if fmt == "arbin":
+        _check_header(path, lines[0], {"current": ("Current",), "voltage": ("Voltage",), "time": ("Test_Time",),
+                                       "cycle": ("Cycle_Index",)}, "Arbin")
+    elif fmt == "maccor":
+        _check_header(path, lines[1], {"current": ("Amps",), "voltage": ("Volts",), "time": ("Test (Sec)",),
+                                       "cycle": ("Cyc#",)}, "Maccor")
+    else:
+        header = next((ln for ln in lines if "Cycle Number" in ln), "")
+        _check_header(path, header.strip('"'), {"current": ("Current (A)",), "voltage": ("Potential (V)",),
+                                                "time": ("Run Time (h)",), "cycle": ("Cycle Number",)}, "Novonix")
+    with _quiet_beep():
+        try:
+            if fmt == "arbin":
+                from beep.structure.arbin import ArbinDatapath as Reader
+            elif fmt == "maccor":
+                from beep.structure.maccor import MaccorDatapath as Reader
+            else:
+                from beep.structure.novonix import NovonixDatapath as Reader
+            dp = Reader.from_file(str(path.expanduser().resolve()))
+        except DataFileError:
+            raise
+        except Exception as exc:
+            raise DataFileError(f"{path}: the {fmt} reader (beep) failed: {type(exc).__name__}: {exc}") from exc
+    raw = dp.raw_data
+    tidy = pd.DataFrame(index=raw.index)
+    tidy["cycle"] = raw["cycle_index"]
+    tidy["step"] = raw["step_num"] if fmt == "novonix" else raw["step_index"]
+    tidy["time_s"] = raw["test_time"].astype(float) * (3600.0 if fmt == "novonix" else 1.0)
+    current = raw["current"].astype(float)
+    if fmt == "maccor":  # Maccor writes |I| or signed I depending on the setup: the state letter decides
+        state = raw["_state"].astype(str)
+        current = current.abs().where(state != "D", -current.abs()).where(state.isin(["C", "D"]), current)
+    tidy["current_A"] = current
+    tidy["voltage_V"] = raw["voltage"].astype(float)
+    for col in ("charge_capacity", "discharge_capacity"):
+        tidy[f"{col}_Ah"] = raw[col].astype(float)
+    for col in ("charge_energy", "discharge_energy"):
+        tidy[f"{col}_Wh"] = raw[col].astype(float)
+    if fmt == "novonix":  # beep leaves the other half-cycle's counter empty
+        for col in ("charge_capacity_Ah", "discharge_capacity_Ah", "charge_energy_Wh", "discharge_energy_Wh"):
+            tidy[col] = tidy[col].fillna(0.0)
+    present = ["cycle", "step", "time_s", "current_A", "voltage_V", "charge_capacity_Ah", "discharge_capacity_Ah",
+               "charge_energy_Wh", "discharge_energy_Wh"]
+    if "temperature" in raw and raw["temperature"].notna().any():
+        tidy["temperature_C"] = raw["temperature"].astype(float)
+        present.append("temperature_C")
+    if "internal_resistance" in raw and (raw["internal_resistance"].fillna(0) != 0).any():
+        tidy["internal_resistance_ohm"] = raw["internal_resistance"].astype(float).replace(0.0, np.nan)
+        present.append("internal_resistance_ohm")
+    meta = {k: v for k, v in (dp.metadata.raw if hasattr(dp.metadata, "raw") else {}).items()
+            if isinstance(v, (str, int, float, bool)) and not str(k).startswith("_")}
+    return RawCell(tidy, present, meta)
+
+
+def read_arbin(path: Path) -> RawCell:
+    """Read an Arbin CSV export through ``beep.structure.arbin.ArbinDatapath``."""
+    return _read_beep(path, "arbin")
+
+
+def read_maccor(path: Path) -> RawCell:
+    """Read a Maccor raw text export through ``beep.structure.maccor.MaccorDatapath``."""
+    return _read_beep(path, "maccor")
+
+
+def read_novonix(path: Path) -> RawCell:
+    """Read a Novonix HPC export through ``beep.structure.novonix.NovonixDatapath``."""
+    return _read_beep(path, "novonix")
+
+
