@@ -3,6 +3,7 @@
 Submodules (imported on use, so that ``import battlab.cycling`` stays light):
 
 - :mod:`battlab.cycling.read`: cycler files (Arbin, Maccor, BioLogic, Novonix, plain CSV) -> :class:`CellData`
+- :mod:`battlab.cycling.batch`: many cycler files (a folder, a glob, a list) -> :class:`CellBatch` with a summary
 - :mod:`battlab.cycling.curves`: discharge curves Q(V) per cycle (:class:`DischargeCurves`), the Severson dataset
 - :mod:`battlab.cycling.features`: early-life featurizers (dQ(V), capacity fade, whole-curve components)
 - :mod:`battlab.cycling.models`: cycle-life regression and classification, tuned on training cells only
@@ -21,6 +22,7 @@ from typing import Any
 
 _EXPORTS = {
     "CellData": "read", "read_cycler_file": "read", "detect_format": "read", "summarize_cycles": "read",
+    "CellBatch": "batch", "read_cycler_files": "batch",
     "DischargeCurves": "curves", "curves_from_cell": "curves", "load_severson": "curves",
     "DeltaQFeatures": "features", "CapacityFadeFeatures": "features", "DeltaQComponents": "features",
     "early_life_features": "features",

@@ -5,11 +5,15 @@ Examples
 .. code-block:: console
 
     $ battlab cycling read cell_CH8.csv --out cell8/           # tidy table, per-cycle summary, unusable cycles
+    $ battlab cycling read data/ --out cells/                  # every file in data/: one folder per cell, summary.csv
+    $ battlab cycling read 'data/*.nda' more.mpr --out cells/  # globs (quoted) and files, any number
     $ battlab cycling fit --out model/ --n-cycles 100          # tuned on the severson2019 training cells
     $ battlab cycling predict cell_CH8.csv --model model/      # cycle life with its interval
 
 Bad input (unreadable file, unknown format, missing column, too few cycles for the model) exits with code 2
-and a one-line message. Hook: ``battlab.cli.build_parser`` calls :func:`add_parser` with its subparsers.
+and a one-line message. ``read`` of several files, a folder or a glob lists each unreadable file with its reason
+and exits with code 1 when any could not be read, 0 when all were. Paths are taken as users type them: relative,
+``~``, spaces or brackets in names, any case of extension. Hook: ``battlab.cli.build_parser`` calls :func:`add_parser` with its subparsers.
 """
 
 from __future__ import annotations
@@ -21,15 +25,53 @@ from typing import Any
 
 __all__ = ["add_parser"]
 
+_READ_HELP = """Read cycler files into tidy tables. One file: its tables are written into --out (exit 0; exit 2 with
+one line when it cannot be read). Several files, a folder or a glob: one folder per cell inside --out, plus
+summary.csv (one row per cell), failures.csv (each unreadable file with its reason) and companions.csv (metadata
+files read with their data file); exit 0 when every file was read, 1 when some could not be."""
+
+
+def _single_file(inputs: list[str]) -> bool:
+    """One input naming one file (or nothing at all, and no pattern: a bad input, exit 2) -> today's layout."""
+    if len(inputs) != 1:
+        return False
+    path = Path(inputs[0]).expanduser()
+    if path.is_dir():
+        return False
+    return path.is_file() or not any(c in inputs[0] for c in "*?[")
+
 
 def _cmd_read(args: argparse.Namespace) -> int:
     from battlab.cycling.read import read_cycler_file
 
-    cell = read_cycler_file(args.file, format=args.format)
-    paths = cell.save(args.out)
-    print(cell.summary())
-    print(f"wrote {', '.join(str(p) for p in paths.values())}")
-    return 0
+    if _single_file(args.files):
+        cell = read_cycler_file(args.files[0], format=args.format)
+        paths = cell.save(Path(args.out).expanduser())
+        print(cell.summary())
+        print(f"wrote {', '.join(str(p) for p in paths.values())}")
+        return 0
+    return _read_many(args)
+
+
+def _read_many(args: argparse.Namespace) -> int:
+    """Several files, a folder or a glob: one folder per cell plus summary.csv, failures.csv, companions.csv."""
+    import pandas as pd
+
+    from battlab.cycling.batch import read_cycler_files
+
+    batch = read_cycler_files(args.files, recursive=args.recursive, format=args.format, progress=not args.quiet)
+    out = Path(args.out).expanduser()
+    batch.save(out)
+    if len(batch.summary):
+        cols = ["cell", "format", "points", "cycles", "usable_cycles", "capacity_first_Ah", "capacity_last_Ah",
+                "cycles_derived"]
+        with pd.option_context("display.width", 200, "display.max_colwidth", 50):
+            print(batch.summary[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(batch.report())
+    for f, of in batch.companions[["file", "companion_of"]].itertuples(index=False):
+        print(f"  companion: {f} (metadata of {of})")
+    print(f"wrote {len(batch.cells)} cell folders, summary.csv, failures.csv and companions.csv to {out}")
+    return 0 if batch.ok else 1
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
@@ -81,6 +123,8 @@ def add_parser(subparsers: Any) -> None:
     >>> add_parser(root.add_subparsers(dest="command"))
     >>> root.parse_args(["cycling", "read", "cell.csv", "--out", "cell/"]).out
     'cell/'
+    >>> root.parse_args(["cycling", "read", "a.nda", "data/*.mpr", "--out", "cells/"]).files
+    ['a.nda', 'data/*.mpr']
     """
     from battlab.cycling.features import FEATURE_SETS
     from battlab.cycling.read import FORMATS
@@ -88,10 +132,16 @@ def add_parser(subparsers: Any) -> None:
     cy = subparsers.add_parser("cycling", help="cycler files and cycle-life models: read, fit, predict")
     sub = cy.add_subparsers(dest="cycling_command", required=True)
 
-    rd = sub.add_parser("read", help="a cycler file -> tidy table, per-cycle summary, unusable cycles")
-    rd.add_argument("file", help="Arbin CSV, Maccor text, BioLogic EC-Lab text, Novonix or plain CSV export")
-    rd.add_argument("--out", required=True, help="output folder (data.parquet, cycles.csv, unusable.csv, cell.json)")
+    rd = sub.add_parser("read", help="cycler files -> tidy table, per-cycle summary, unusable cycles (per cell)",
+                        description=_READ_HELP)
+    rd.add_argument("files", nargs="+", metavar="FILE_OR_DIR_OR_GLOB",
+                    help="cycler files (any format battlab reads, found from the content), folders of them, or "
+                         "quoted globs such as 'data/*.nda'")
+    rd.add_argument("--out", required=True, help="output folder: one file -> data.parquet, cycles.csv, unusable.csv, "
+                    "cell.json; several -> one such folder per cell plus summary.csv, failures.csv, companions.csv")
     rd.add_argument("--format", choices=FORMATS, help="skip detection")
+    rd.add_argument("--recursive", action="store_true", help="also read the files in sub-folders of a folder")
+    rd.add_argument("--quiet", action="store_true", help="no progress bar")
     rd.set_defaults(func=_cmd_read)
 
     fit = sub.add_parser("fit", help="tune a cycle-life model on the severson2019 training cells")
