@@ -21,51 +21,73 @@ import pandas as pd
 from battlab.errors import DataFileError
 from battlab.cycling.formats import read_head, text_head
 
-__all__ = ["REQUIRED", "map_named_columns", "name_and_unit", "read_delimited", "tidy_from_named", "to_number"]
+__all__ = ["REQUIRED", "looks_like_duration", "map_named_columns", "name_and_unit", "parse_duration", "read_delimited",
+           "split_counter", "tidy_from_named", "to_number"]
 
 #: Tidy quantities every cell needs.
 REQUIRED = ("cycle", "time_s", "current_A", "voltage_V")
 
-# quantity -> accepted names (lower case, without unit); the unit comes from the header or the default
+# quantity -> accepted names (lower case, without unit); the unit comes from the header or the default. German
+# names are those of German-locale exports (Zyklus, Zeit, Strom, Spannung).
 _ALIASES: dict[str, tuple[str, ...]] = {
-    "cycle": ("cycle", "cycle_index", "cycle_number", "cycle number", "cycle index", "cyc#", "cycle_no", "cycle no"),
-    "step": ("step", "step_index", "step_number", "step index", "step number", "ns", "step_no"),
+    "cycle": ("cycle", "cycle_index", "cycle_number", "cycle number", "cycle index", "cyc#", "cycle_no", "cycle no",
+              "cycle count", "cycle_count", "zyklus", "zyklusnummer", "zyklus-nr."),
+    "step": ("step", "step_index", "step_number", "step index", "step number", "ns", "step_no", "schritt"),
     "time_s": ("time", "test_time", "test time", "time_s", "total_time", "total time", "run time", "elapsed time",
-               "elapsed_time"),
-    "current_A": ("current", "i", "amps", "current_a"),
-    "voltage_V": ("voltage", "potential", "v", "ecell", "ewe", "volts", "voltage_v", "cell potential"),
-    "charge_capacity_Ah": ("charge_capacity", "charge capacity", "q charge", "charge_capacity_ah", "qc"),
+               "elapsed_time", "testtime", "total time (seconds)", "zeit", "programmdauer", "gesamtzeit"),
+    "current_A": ("current", "i", "amps", "current_a", "strom"),
+    "voltage_V": ("voltage", "potential", "v", "ecell", "ewe", "volts", "voltage_v", "cell potential", "spannung", "u"),
+    "charge_capacity_Ah": ("charge_capacity", "charge capacity", "q charge", "charge_capacity_ah", "qc",
+                           "charging capacity", "chg. cap.", "chg cap", "ah-cyc-charge", "ah-cyc-charge-0"),
     "discharge_capacity_Ah": ("discharge_capacity", "discharge capacity", "q discharge", "discharge_capacity_ah",
-                              "qd"),
-    "charge_energy_Wh": ("charge_energy", "charge energy", "energy charge"),
-    "discharge_energy_Wh": ("discharge_energy", "discharge energy", "energy discharge"),
-    "temperature_C": ("temperature", "temp", "t", "cell temperature", "aux_temperature"),
-    "internal_resistance_ohm": ("internal_resistance", "internal resistance", "dcir", "ir", "resistance"),
+                              "qd", "discharging capacity", "dchg. cap.", "dchg cap", "ah-cyc-discharge",
+                              "ah-cyc-discharge-0"),
+    "charge_energy_Wh": ("charge_energy", "charge energy", "energy charge", "charging energy", "chg. energy",
+                         "wh-cyc-charge"),
+    "discharge_energy_Wh": ("discharge_energy", "discharge energy", "energy discharge", "discharging energy",
+                            "dchg. energy", "wh-cyc-discharge"),
+    "temperature_C": ("temperature", "temp", "t", "cell temperature", "aux_temperature", "temperatur",
+                      "surface temperature", "cell surface temperature", "t1"),
+    "internal_resistance_ohm": ("internal_resistance", "internal resistance", "dcir", "ir", "resistance",
+                                "dc internal resistance", "r-dc"),
 }
-# unit (lower case) -> factor to the tidy unit, per quantity kind
+# unit (lower case, no spaces) -> factor to the tidy unit, per quantity kind
 _UNITS: dict[str, dict[str, float]] = {
-    "time_s": {"s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0, "hr": 3600.0, "hours": 3600.0},
-    "current_A": {"a": 1.0, "ma": 1e-3, "ua": 1e-6},
-    "voltage_V": {"v": 1.0, "mv": 1e-3},
-    "charge_capacity_Ah": {"ah": 1.0, "mah": 1e-3, "a.h": 1.0, "ma.h": 1e-3},
-    "charge_energy_Wh": {"wh": 1.0, "mwh": 1e-3, "w.h": 1.0, "mw.h": 1e-3},
-    "temperature_C": {"c": 1.0, "°c": 1.0, "degc": 1.0},
-    "internal_resistance_ohm": {"ohm": 1.0, "mohm": 1e-3, "ω": 1.0, "mω": 1e-3},
-    "cycle": {"": 1.0}, "step": {"": 1.0},
+    "time_s": {"s": 1.0, "sec": 1.0, "seconds": 1.0, "min": 60.0, "h": 3600.0, "hr": 3600.0, "hours": 3600.0,
+               "ms": 1e-3},
+    "current_a": {"a": 1.0, "ma": 1e-3, "ua": 1e-6, "µa": 1e-6, "amps": 1.0, "mamps": 1e-3},
+    "voltage_v": {"v": 1.0, "mv": 1e-3, "volts": 1.0, "mvolts": 1e-3},
+    "charge_capacity_ah": {"ah": 1.0, "mah": 1e-3, "a.h": 1.0, "ma.h": 1e-3, "amp-hr": 1.0, "mamp-hr": 1e-3,
+                           "µah": 1e-6, "uah": 1e-6},
+    "charge_energy_wh": {"wh": 1.0, "mwh": 1e-3, "w.h": 1.0, "mw.h": 1e-3, "watt-hr": 1.0, "mwatt-hr": 1e-3,
+                         "kwh": 1e3},
+    "temperature_c": {"c": 1.0, "°c": 1.0, "degc": 1.0, "deg.c": 1.0, "\ufffdc": 1.0, "ºc": 1.0},
+    "internal_resistance_ohm": {"ohm": 1.0, "ohms": 1.0, "mohm": 1e-3, "ω": 1.0, "mω": 1e-3},
+    "cycle": {"": 1.0, "1": 1.0, "-": 1.0}, "step": {"": 1.0, "1": 1.0, "-": 1.0},
 }
-_UNITS["discharge_capacity_Ah"] = _UNITS["charge_capacity_Ah"]
-_UNITS["discharge_energy_Wh"] = _UNITS["charge_energy_Wh"]
+_UNITS = {q: _UNITS[q.lower()] for q in _ALIASES if q.lower() in _UNITS} | {
+    "discharge_capacity_Ah": _UNITS["charge_capacity_ah"], "discharge_energy_Wh": _UNITS["charge_energy_wh"]}
 _DEFAULT_UNIT = {q: ("" if q in ("cycle", "step") else q.rsplit("_", 1)[1].lower()) for q in _ALIASES}
 
 
 def name_and_unit(header: str) -> tuple[str, str]:
-    """``'Current (mA)'`` -> ``('current', 'ma')``; ``'I/mA'`` -> ``('i', 'ma')``; ``'current_A'``: no unit here."""
-    h = header.strip().strip('"').lower()
+    """A header's quantity name and unit (lower case): ``(unit)``, ``[unit]``, ``/unit`` or `` / unit``.
+
+    The unit is what follows the last ``/`` (EC-Lab writes ``Q charge/discharge/mA.h``).
+
+    Example
+    -------
+    >>> name_and_unit("Current (mA)"), name_and_unit("I/mA"), name_and_unit("Test Time / s")
+    (('current', 'ma'), ('i', 'ma'), ('test time', 's'))
+    >>> name_and_unit("Q charge/discharge/mA.h"), name_and_unit("current_A")
+    (('q charge/discharge', 'ma.h'), ('current_a', ''))
+    """
+    h = header.strip().strip('"').strip().lower()
     m = re.fullmatch(r"(.+?)\s*[\(\[]\s*([^\)\]]+?)\s*[\)\]]", h)
     if m:
         return m.group(1).strip(), m.group(2).replace(" ", "")
-    if "/" in h and not h.startswith("d"):
-        name, unit = h.split("/", 1)
+    if "/" in h and not re.match(r"d[a-z]+/d", h):  # not dQ/dV, dV/dt
+        name, unit = h.rsplit("/", 1)
         return name.strip(), unit.strip().replace(" ", "")
     return h, ""
 
@@ -95,9 +117,68 @@ def map_named_columns(headers: list[str]) -> dict[str, tuple[str, float]]:
 
 
 def to_number(series: pd.Series) -> pd.Series:
+    """Numbers from a column of text (decimal commas read as points; blanks are NaN).
+
+    Example
+    -------
+    >>> to_number(pd.Series(["3,5", " 1e-3 ", ""])).tolist()
+    [3.5, 0.001, nan]
+    """
     if series.dtype == object:
         series = series.astype(str).str.strip().str.replace(",", ".", regex=False).replace({"": None, "nan": None})
     return pd.to_numeric(series, errors="coerce")
+
+
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*d(?:ays?)?,?\s*)?(\d+):(\d{1,2}):(\d{1,2}(?:[.,]\d*)?)\s*$")
+
+
+def parse_duration(series: pd.Series) -> pd.Series:
+    """Seconds from durations written as ``[Nd ]h:mm:ss[.f]`` (hours may exceed 24) or plain numbers of seconds.
+
+    Example
+    -------
+    >>> parse_duration(pd.Series(["  2d 02:52:51.57", "144:01:18", "00:00:0", "12.5"])).tolist()
+    [183171.57, 518478.0, 0.0, 12.5]
+    """
+    text = series.astype(str)
+    parts = text.str.extract(_DURATION)
+    days = pd.to_numeric(parts[0], errors="coerce").fillna(0.0)
+    secs = pd.to_numeric(parts[3].str.replace(",", ".", regex=False), errors="coerce")
+    out = days * 86400 + pd.to_numeric(parts[1], errors="coerce") * 3600 + pd.to_numeric(parts[2],
+                                                                                         errors="coerce") * 60 + secs
+    return out.where(parts[1].notna(), to_number(series)).round(9)
+
+
+def looks_like_duration(series: pd.Series) -> bool:
+    """Whether a text column holds ``h:mm:ss`` durations (checked on its first non-blank values)."""
+    values = series.dropna().astype(str).head(50)
+    return bool(len(values)) and bool(values.str.match(_DURATION).all())
+
+
+def split_counter(capacity: pd.Series, kind: pd.Series, which: str) -> pd.Series:
+    """A running counter (from 0) of what a vendor's one capacity or energy column adds up on rows of ``kind ==
+    which``, whether that column restarts at each step or state change or runs on (the rise is summed; a fall is a
+    restart from 0). Rows of another kind carry the counter on, so a cycle's ``max - min`` is its charge
+    (``which="C"``) or discharge (``"D"``) capacity.
+
+    Example
+    -------
+    >>> cap = pd.Series([0.0, 1.0, 2.0, 0.5, 1.0, 0.0, 0.4, 0.8])
+    >>> state = pd.Series(["C", "C", "C", "C", "C", "D", "D", "D"])   # the counter restarts at a new C step
+    >>> split_counter(cap, state, "C").tolist(), split_counter(cap, state, "D").tolist()
+    ([0.0, 1.0, 2.0, 2.5, 3.0, 3.0, 3.0, 3.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.4, 0.8])
+    """
+    values = capacity.astype(float).abs()
+    mine = (kind == which).to_numpy()
+    sub = values[mine]
+    inc = sub.diff()
+    inc = inc.where(inc >= 0, sub)  # a fall: the counter restarted
+    if len(inc):
+        inc.iloc[0] = sub.iloc[0]
+    out = pd.Series(np.nan, index=capacity.index)
+    out[mine] = inc.fillna(0.0).cumsum().to_numpy()
+    out.iloc[0] = out.iloc[0] if pd.notna(out.iloc[0]) else 0.0
+    return out.ffill()
 
 
 def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str) -> tuple[pd.DataFrame, list[str]]:
@@ -111,9 +192,14 @@ def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str) -> tuple[pd.DataFra
     out = pd.DataFrame(index=raw.index)
     for quantity, (header, factor) in found.items():
         values = raw[header]
-        if quantity == "time_s" and values.dtype == object and not to_number(values).notna().any():
-            stamps = pd.to_datetime(values, errors="coerce", format="mixed")  # EC-Lab 'time/s' as dates
-            values = (stamps - stamps.iloc[0]).dt.total_seconds()
+        if quantity == "time_s" and values.dtype == object and not to_number(values).notna().all():
+            if looks_like_duration(values):
+                values = parse_duration(values)
+            else:  # EC-Lab 'time/s' written as dates (dd.mm.yyyy in German-locale exports)
+                day_first = bool(values.dropna().astype(str).str.match(r"\s*\d{1,2}\.\d{1,2}\.\d{4}").any())
+                stamps = pd.to_datetime(values.astype(str).str.replace(",", ".", regex=False), errors="coerce",
+                                        format="mixed", dayfirst=day_first)
+                values = (stamps - stamps.dropna().iloc[0]).dt.total_seconds() if stamps.notna().any() else values
             factor = 1.0
         out[quantity] = to_number(values) * factor
     bad = out["current_A"].isna() & raw[found["current_A"][0]].notna()
