@@ -13,7 +13,8 @@ Examples
 Bad input (unreadable file, unknown format, missing column, too few cycles for the model) exits with code 2
 and a one-line message. ``read`` of several files, a folder or a glob lists each unreadable file with its reason
 and exits with code 1 when any could not be read, 0 when all were. Paths are taken as users type them: relative,
-``~``, spaces or brackets in names, any case of extension. Hook: ``battlab.cli.build_parser`` calls :func:`add_parser` with its subparsers.
+``~``, spaces or brackets in names, any case of extension.
+Hook: ``battlab.cli.build_parser`` calls :func:`add_parser` with its subparsers.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``CycleLifePredictor``: a cycler file (or a cell of the Severson dataset) in, its predicted cycle life out.
 
-Upload a cycler export (Arbin, Maccor, BioLogic EC-Lab text, Novonix, plain CSV: what
-:func:`battlab.cycling.read.read_cycler_file` reads) or pick a cell of the dataset the model was trained on (the
+Upload a cycler file (any format :func:`battlab.cycling.read.read_cycler_file` reads, binary or text, found from
+the content: the upload accepts every extension) or pick a cell of the dataset the model was trained on (the
 severson2019 subset shipped with battlab works offline), and see
 
 - the cell's capacity fade and its dQ(V) curve drawn over the training cells (coloured by their cycle life),
@@ -39,6 +39,7 @@ Example
 from __future__ import annotations
 
 import html
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ import pandas as pd
 import traitlets as tl
 
 from battlab.cycling.curves import DischargeCurves, _ranges, curves_from_cell, load_severson, load_severson_subset
+from battlab.cycling.formats import REGISTRY
 from battlab.cycling.models import CycleLifeModel
 from battlab.cycling.read import CellData, read_cycler_file
 from battlab.errors import BattlabError
@@ -59,7 +61,6 @@ from battlab.widgets.data import (
     STATES,
     SUCCESS,
     MessagesMixin,
-    _safe_name,
     figure_png,
     frame_html,
     message_html,
@@ -67,6 +68,25 @@ from battlab.widgets.data import (
 )
 
 __all__ = ["CycleLifePredictor", "cell_contributions", "read_cycler_upload"]
+
+#: What the upload button accepts: every file (formats are found from the content, not the extension: .mpr, .mpt,
+#: .nda, .ndax, .res, .xlsx, .xls, .h5, .txt, .csv, Maccor's .0NN channel files ...).
+UPLOAD_ACCEPT = ""
+
+
+def _upload_name(name: str) -> str:
+    r"""The uploaded file's own name, without folders; spaces and brackets kept (``61[07005012] cell.csv``).
+
+    Example
+    -------
+    >>> _upload_name("C:\\data\\61[07005012] cell.NDA"), _upload_name("../x.csv"), _upload_name("..")
+    ('61[07005012] cell.NDA', 'x.csv', 'upload')
+    """
+    base = Path(str(name).replace("\\", "/")).name
+    base = re.sub(r"[^\w.\[\] ()+,#-]", "_", base).strip()
+    if not base.strip("."):  # "", "." and ".." name folders, not files
+        base = "upload"
+    return base[:160]
 
 
 def read_cycler_upload(name: str, content: bytes | memoryview) -> CellData:
@@ -83,7 +103,7 @@ def read_cycler_upload(name: str, content: bytes | memoryview) -> CellData:
     >>> cell.name, cell.source, cell.usable_cycles
     ('cell', 'cell.csv', [1])
     """
-    safe = _safe_name(name)
+    safe = _upload_name(name)
     with tempfile.TemporaryDirectory(prefix="battlab-upload-") as tmp:
         path = Path(tmp) / safe
         path.write_bytes(bytes(content))
@@ -211,11 +231,12 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
         self.train_curves: DischargeCurves | None = None
         self._pending: tuple[str, Any] | None = None  # what to predict once the model is loaded
         self.model_info = w.HTML("<p>loading the cycle-life model…</p>").add_class("battlab-cycle-life-model")
-        self.upload = w.FileUpload(accept="", multiple=False, description="Upload cycler file",
+        self.upload = w.FileUpload(accept=UPLOAD_ACCEPT, multiple=False, description="Upload cycler file",
                                    layout=w.Layout(width="190px"))
         self.upload.observe(self._on_upload, names="value")
-        upload_box = w.HBox([self.upload, w.HTML("<small>Arbin CSV, Maccor text, BioLogic EC-Lab text, Novonix, "
-                                                 "or a CSV with cycle, time, current and voltage columns</small>")])
+        formats = "; ".join(html.escape(f.label) for f in REGISTRY)
+        upload_box = w.HBox([self.upload, w.HTML(f"<small>Any cycler file battlab reads, binary or text, found from "
+                                                 f"its content: {formats}</small>")])
         # battlab-data-uploader: the class the apps' browser tests find an upload button by (tests/test_apps_browser)
         upload_box.add_class("battlab-cycle-upload").add_class("battlab-data-uploader")
         self.picker = w.Dropdown(description="or a cell", options=[], layout=w.Layout(width="460px"),
@@ -333,7 +354,7 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
         """Read an uploaded cycler file (what the upload button does) and predict its cell; errors are shown."""
         self._clear_outputs()
         self.state = ACTIVE
-        safe = _safe_name(name)
+        safe = _upload_name(name)
         self._say(f"reading {safe} ({len(bytes(content)) / 1e6:.2g} MB)…", "info")
         try:
             cell = read_cycler_upload(name, content)
