@@ -89,9 +89,13 @@ class CyclerFormat:
 #: Every format, in the order the sniffers are tried: binary formats, vendor text formats, then the plain CSV.
 REGISTRY: tuple[CyclerFormat, ...] = (
     # binary formats
+    CyclerFormat("biologic_mpr", "BioLogic EC-Lab .mpr (binary)", "galvani", "biologic_mpr:read", "biologic_mpr:sniff"),
+    CyclerFormat("neware", "Neware .nda / .ndax (binary)", "NewareNDA", "neware:read", "neware:sniff"),
     # vendor text formats
     CyclerFormat("novonix", "Novonix HPC export", "beep", "beep:read_novonix", "beep:sniff_novonix"),
     CyclerFormat("maccor", "Maccor raw text export (.0NN)", "beep", "beep:read_maccor", "beep:sniff_maccor"),
+    CyclerFormat("maccor_text", "Maccor text export from a MIMS template (.txt, .csv, .0NN)", "battlab",
+                 "maccor_text:read", "maccor_text:sniff"),
     CyclerFormat("biologic", "BioLogic EC-Lab text export (.mpt, .txt, ;-CSV)", "battlab",
                  "biologic_text:read", "biologic_text:sniff"),
     CyclerFormat("arbin", "Arbin CSV export", "beep", "beep:read_arbin", "beep:sniff_arbin"),

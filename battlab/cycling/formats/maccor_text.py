@@ -1,0 +1,163 @@
+"""Maccor text exports from MIMS templates (``.txt``, ``.csv``, raw exports named by channel such as ``.070``), read
+by battlab with pandas.
+
+cellpy reads these through per-template configuration files, but cellpy pulls in PyGithub, fabric, cookiecutter,
+pyodbc, tables, polars, ipykernel and more; BEEP's Maccor reader takes only the one-metadata-line ``Test (Sec)``
+raw export (:mod:`battlab.cycling.formats.beep` keeps reading that one). So battlab reads the templates itself:
+
+- the column header is the first line that starts with ``Rec#`` and names ``Cyc#``/``Cycle P``/``Cycle C`` and
+  ``Volts``, after any number of metadata lines (blank lines included); tab, comma or semicolon separated;
+- units from the headers: ``Amps``/``mAmps``, ``Amp-hr``/``mAmp-hr``, ``Watt-hr``/``mWatt-hr``; ``Volts``
+  holds millivolts in exports whose other columns are in milli-units and whose values exceed 100 (a cell is not
+  at 100 V; the metadata says so);
+- ``TestTime`` as ``Nd hh:mm:ss[.f]`` or ``Test (Sec)`` in seconds;
+- the current's sign from the ``State`` column (``C`` charge positive, ``D`` discharge negative) when the file
+  writes ``|I|``; one ``Amp-hr``/``Watt-hr`` column becomes the charge and discharge counters by state, whether it
+  restarts at each step or runs on through a charge;
+- the cycle is ``Cyc#`` (or ``Cycle P``/``Cycle C`` when ``Cyc#`` never increments and they do) exactly as the file
+  writes it; when it never increments (MIMS templates often leave ``Cyc#`` at 0) the entry point derives cycles.
+
+Example
+-------
+>>> import tempfile, os
+>>> p = os.path.join(tempfile.mkdtemp(), "cell.070")
+>>> _ = open(p, "w").write("Today's Date\\t01/01/2024\\n\\nRec#\\tCyc#\\tStep\\tTestTime\\tmAmp-hr\\tmAmps\\tVolts\\tState\\n"
+...     "1\\t0\\t1\\t0d 00:00:00\\t0\\t500\\t3500\\tC\\n2\\t0\\t2\\t0d 01:00:00\\t500\\t500\\t3400\\tD\\n")
+>>> cell = read(Path(p))
+>>> cell.data[["time_s", "current_A", "voltage_V"]].values.tolist()
+[[0.0, 0.5, 3.5], [3600.0, -0.5, 3.4]]
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from battlab.cycling.formats import RawCell, read_head, text_head
+from battlab.cycling.formats.columns import parse_duration, split_counter, to_number
+from battlab.errors import DataFileError
+
+__all__ = ["read", "sniff"]
+
+_HEADER = re.compile(r"^\s*Rec#?\s*[\t,;]")
+_SCALE = {"": 1.0, "m": 1e-3, "u": 1e-6, "k": 1e3}
+
+
+def _header_index(lines: list[str]) -> int | None:
+    for i, line in enumerate(lines[:100]):
+        if _HEADER.match(line) and re.search(r"Cyc#|Cycle [PC]|Cycle", line) and "Volts" in line:
+            return i
+    return None
+
+
+def sniff(head: bytes, path: Path) -> bool:
+    """A Maccor template export: a ``Rec#``, cycle and ``Volts`` header line after any metadata lines."""
+    return _header_index(text_head(head).splitlines()) is not None
+
+
+def _separator(line: str) -> str:
+    return max(("\t", ";", ","), key=line.count)
+
+
+def _unit_column(columns: list[str], unit: str) -> tuple[str, float] | None:
+    """The column named ``[m|u|k]<unit>`` (``mAmps``, ``Amp-hr``), with its factor to the base unit."""
+    for col in columns:
+        m = re.fullmatch(rf"([muk]?){re.escape(unit)}", col.strip(), re.I)
+        if m:
+            return col, _SCALE[m.group(1).lower()]
+    return None
+
+
+def read(path: Path) -> RawCell:
+    """Read a Maccor template text export."""
+    lines = text_head(read_head(path)).splitlines()
+    skip = _header_index(lines)
+    if skip is None:
+        raise DataFileError(f"{path}: no Maccor column header (a line starting with Rec# that names Cyc# and Volts)")
+    sep = _separator(lines[skip])
+    for enc in ("utf-8", "latin-1"):
+        try:
+            raw = pd.read_csv(path, sep=sep, skiprows=skip, encoding=enc, dtype=str, keep_default_na=False,
+                              na_values=[""], index_col=False, skip_blank_lines=False, low_memory=False)
+            break
+        except UnicodeDecodeError:
+            continue
+        except pd.errors.ParserError as exc:
+            raise DataFileError(f"{path}: cannot be read as a Maccor table ({exc})") from exc
+    raw.columns = [str(c).strip() for c in raw.columns]
+    blank = raw.isna().all(axis=1)
+    if blank.any():  # a blank line inside the data is not a point; say where
+        raw = raw[~blank]
+    if not len(raw):
+        raise DataFileError(f"{path}: header only, no data rows")
+    cols = list(raw.columns)
+    meta: dict[str, Any] = {"header_lines": skip}
+    if blank.any():
+        meta["blank_lines_skipped"] = int(blank.sum())
+    for line in lines[:skip]:
+        parts = [p.strip() for p in line.split("\t") if p.strip()]
+        for key, value in zip(parts[::2], parts[1::2]):
+            meta[key.rstrip(":")] = value
+    current = _unit_column(cols, "Amps")
+    voltage = _unit_column(cols, "Volts")
+    missing = [n for n, c in (("current (Amps)", current), ("voltage (Volts)", voltage)) if c is None]
+    time_col = next((c for c in ("TestTime", "Test Time", "Test (Sec)", "Test(Sec)", "Test (Hr)") if c in cols), None)
+    if time_col is None:
+        missing.append("test time (TestTime)")
+    if missing:
+        raise DataFileError(f"{path}: Maccor export without a {' or '.join(missing)} column "
+                            f"(columns: {', '.join(cols[:15])})")
+    tidy = pd.DataFrame(index=raw.index)
+    present = ["cycle", "time_s", "current_A", "voltage_V"]
+    cycle_cols = [c for c in ("Cyc#", "Cycle P", "Cycle C", "Cycle") if c in cols]
+    cycles = {c: to_number(raw[c]) for c in cycle_cols}
+    chosen = next((c for c in cycle_cols if cycles[c].nunique() > 1), cycle_cols[0] if cycle_cols else None)
+    if chosen is None:
+        present.remove("cycle")
+    else:
+        tidy["cycle"] = cycles[chosen]
+        meta["cycle_column"] = chosen
+    if "Step" in cols:
+        tidy["step"] = to_number(raw["Step"])
+        present.append("step")
+    tidy["time_s"] = parse_duration(raw[time_col]) * (3600.0 if "Hr" in time_col else 1.0)
+    amps = to_number(raw[current[0]])
+    bad = amps.isna() & raw[current[0]].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataFileError(f"{path}: row {row + 1}, column {current[0]!r}: {raw[current[0]].iloc[row]!r} "
+                            "is not a number")
+    amps = amps * current[1]
+    state = raw["State"].astype(str).str.strip().str.upper() if "State" in cols else pd.Series("", index=raw.index)
+    if (state == "D").any() or (state == "C").any():  # |I| or signed I: the state letter decides
+        amps = amps.abs().where(state != "D", -amps.abs()).where(state.isin(["C", "D"]), amps)
+        meta["current_sign"] = "from the State column (C charge +, D discharge -)"
+    tidy["current_A"] = amps
+    volts = to_number(raw[voltage[0]]) * voltage[1]
+    milli = any(re.fullmatch(r"m(Amps|Amp-hr|Watt-hr)", c) for c in cols)
+    if voltage[1] == 1.0 and milli and volts.abs().max() > 100:
+        volts = volts * 1e-3
+        meta["voltage_unit"] = (f"mV: the {voltage[0]!r} column of this milli-unit export holds values up to "
+                                f"{to_number(raw[voltage[0]]).abs().max():g}")
+    tidy["voltage_V"] = volts
+    for unit, kind in (("Amp-hr", "capacity_Ah"), ("Watt-hr", "energy_Wh")):
+        col = _unit_column(cols, unit)
+        if col is None:
+            continue
+        values = to_number(raw[col[0]]) * col[1]
+        tidy[f"charge_{kind}"] = split_counter(values, state, "C")
+        tidy[f"discharge_{kind}"] = split_counter(values, state, "D")
+        present += [f"charge_{kind}", f"discharge_{kind}"]
+    for col in ("DCIR/Ohms", "DCIR", "ACImp/Ohms"):
+        if col in cols and (to_number(raw[col]).fillna(0) != 0).any():
+            tidy["internal_resistance_ohm"] = to_number(raw[col]).replace(0.0, np.nan)
+            present.append("internal_resistance_ohm")
+            break
+    aux = [c for c in cols if c.startswith("Aux")]
+    if aux:
+        meta["aux_columns"] = ", ".join(aux)
+    return RawCell(tidy.reset_index(drop=True), present, meta)
