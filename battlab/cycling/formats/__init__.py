@@ -99,6 +99,8 @@ REGISTRY: tuple[CyclerFormat, ...] = (
     CyclerFormat("biologic", "BioLogic EC-Lab text export (.mpt, .txt, ;-CSV)", "battlab",
                  "biologic_text:read", "biologic_text:sniff"),
     CyclerFormat("arbin", "Arbin CSV export", "beep", "beep:read_arbin", "beep:sniff_arbin"),
+    CyclerFormat("neware_csv", "Neware BTS CSV export (flat or three-level regular)", "battlab", "neware_csv:read",
+                 "neware_csv:sniff"),
     # the fallback: any table whose header names current and voltage
     CyclerFormat("csv", "plain CSV with named columns", "battlab", "plain:read", "plain:sniff"),
 )
