@@ -33,10 +33,12 @@ lock:
 	    --python-platform x86_64-manylinux_2_28 --upgrade --custom-compile-command "make lock" -o $(LOCK)
 
 # System packages the tests use: Debian's Chromium for the browser tests (Playwright's own browser
-# download does not work offline) and PostgreSQL for the many-worker tuning tests.
+# download does not work offline), PostgreSQL for the many-worker tuning tests and mdbtools (mdb-export)
+# for Arbin .res files (MS Access databases): battlab.cycling.formats.arbin_res.
 system-deps:
 	@missing=""; [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v mdb-export >/dev/null 2>&1 || missing="$$missing mdbtools"; \
 	if [ -n "$$missing" ]; then sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	echo "installing$$missing (apt)"; $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing >/dev/null; fi
 
