@@ -101,6 +101,8 @@ REGISTRY: tuple[CyclerFormat, ...] = (
     CyclerFormat("arbin", "Arbin CSV export", "beep", "beep:read_arbin", "beep:sniff_arbin"),
     CyclerFormat("neware_csv", "Neware BTS CSV export (flat or three-level regular)", "battlab", "neware_csv:read",
                  "neware_csv:sniff"),
+    CyclerFormat("pec", "PEC CSV export", "battlab", "pec:read", "pec:sniff"),
+    CyclerFormat("basytec", "BaSyTec text export", "battlab", "basytec:read", "basytec:sniff"),
     # the fallback: any table whose header names current and voltage
     CyclerFormat("csv", "plain CSV with named columns", "battlab", "plain:read", "plain:sniff"),
 )

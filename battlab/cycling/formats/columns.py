@@ -207,7 +207,8 @@ def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str) -> tuple[pd.DataFra
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataFileError(f"{path}: row {row + 1}, column {found['current_A'][0]!r}: "
                             f"{raw[found['current_A'][0]].iloc[row]!r} is not a number")
-    return out, list(found)
+    # a column the file names but leaves blank throughout is not a quantity it holds (the required ones stay)
+    return out, [q for q in found if q in REQUIRED or out[q].notna().any()]
 
 
 def read_delimited(path: Path, skip: int = 0) -> pd.DataFrame:
