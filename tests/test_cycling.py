@@ -171,10 +171,12 @@ def test_missing_current_column_in_an_arbin_file(cycler_files, tmp_path):
 
 
 def test_missing_cycle_column_in_a_plain_csv(tmp_path):
+    # issue 19: a file without a cycle column gets cycles derived from the current (it used to be refused)
     path = tmp_path / "nocycle.csv"
-    path.write_text("time_s,current_A,voltage_V\n0,1.0,3.3\n")
-    with pytest.raises(DataFileError, match=r"nocycle\.csv: no cycle column"):
-        read_cycler_file(path)
+    path.write_text("time_s,current_A,voltage_V\n0,1.0,3.3\n1,-1.0,3.2\n2,1.0,3.3\n3,-1.0,3.2\n")
+    cell = read_cycler_file(path)
+    assert cell.data["cycle"].tolist() == [1, 1, 2, 2]
+    assert "is missing" in cell.metadata["cycles_derived"] and cell.metadata["file_cycle_column"] == "none"
 
 
 def test_text_in_the_current_column_names_row_and_column(tmp_path):

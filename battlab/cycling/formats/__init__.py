@@ -91,6 +91,8 @@ REGISTRY: tuple[CyclerFormat, ...] = (
     # binary formats
     CyclerFormat("biologic_mpr", "BioLogic EC-Lab .mpr (binary)", "galvani", "biologic_mpr:read", "biologic_mpr:sniff"),
     CyclerFormat("neware", "Neware .nda / .ndax (binary)", "NewareNDA", "neware:read", "neware:sniff"),
+    CyclerFormat("arbin_res", "Arbin MITS Pro .res (MS Access database)", "mdbtools", "arbin_res:read",
+                 "arbin_res:sniff"),
     # vendor text formats
     CyclerFormat("novonix", "Novonix HPC export", "beep", "beep:read_novonix", "beep:sniff_novonix"),
     CyclerFormat("maccor", "Maccor raw text export (.0NN)", "beep", "beep:read_maccor", "beep:sniff_maccor"),
@@ -103,6 +105,7 @@ REGISTRY: tuple[CyclerFormat, ...] = (
                  "neware_csv:sniff"),
     CyclerFormat("pec", "PEC CSV export", "battlab", "pec:read", "pec:sniff"),
     CyclerFormat("basytec", "BaSyTec text export", "battlab", "basytec:read", "basytec:sniff"),
+    CyclerFormat("bdf", "Battery Data Format (BDF) CSV", "battlab", "bdf:read", "bdf:sniff"),
     # the fallback: any table whose header names current and voltage
     CyclerFormat("csv", "plain CSV with named columns", "battlab", "plain:read", "plain:sniff"),
 )

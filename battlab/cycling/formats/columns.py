@@ -181,9 +181,22 @@ def split_counter(capacity: pd.Series, kind: pd.Series, which: str) -> pd.Series
     return out.ffill()
 
 
-def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str) -> tuple[pd.DataFrame, list[str]]:
+def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str,
+                    required: tuple[str, ...] = REQUIRED) -> tuple[pd.DataFrame, list[str]]:
+    """The tidy columns (tidy units) of a table whose headers name their quantities, and the ones it holds.
+
+    Raises a one-line :class:`DataFileError` naming the file when a ``required`` quantity has no column, when the
+    table has no rows, and (row and column) when a current is not a number.
+
+    Example
+    -------
+    >>> raw = pd.DataFrame({"Voltage (mV)": ["3500"], "Current (mA)": ["-100"], "Test Time (h)": ["1"]})
+    >>> tidy, present = tidy_from_named(Path("x.csv"), raw, "csv", required=("time_s", "current_A", "voltage_V"))
+    >>> tidy.values.tolist(), sorted(present)
+    ([[3.5, -0.1, 3600.0]], ['current_A', 'time_s', 'voltage_V'])
+    """
     found = map_named_columns([str(c) for c in raw.columns])
-    missing = [q for q in REQUIRED if q not in found]
+    missing = [q for q in required if q not in found]
     if missing:
         raise DataFileError(f"{path}: no {', no '.join(m.split('_')[0] for m in missing)} column ({fmt}); "
                             f"columns are: {', '.join(map(str, raw.columns[:15]))}")
@@ -208,7 +221,7 @@ def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str) -> tuple[pd.DataFra
         raise DataFileError(f"{path}: row {row + 1}, column {found['current_A'][0]!r}: "
                             f"{raw[found['current_A'][0]].iloc[row]!r} is not a number")
     # a column the file names but leaves blank throughout is not a quantity it holds (the required ones stay)
-    return out, [q for q in found if q in REQUIRED or out[q].notna().any()]
+    return out, [q for q in found if q in required or out[q].notna().any()]
 
 
 def read_delimited(path: Path, skip: int = 0) -> pd.DataFrame:

@@ -36,9 +36,10 @@ def sniff(head: bytes, path: Path) -> bool:
 
 
 def read(path: Path) -> RawCell:
-    """Read a delimited table whose header names current, voltage, time and cycle."""
+    """Read a delimited table whose header names current, voltage and time (and the cycle, else the entry point
+    derives cycles from the current)."""
     raw = read_delimited(path)
-    tidy, present = tidy_from_named(path, raw, "csv")
+    tidy, present = tidy_from_named(path, raw, "csv", required=("time_s", "current_A", "voltage_V"))
     return RawCell(tidy, present, {})
 
 
