@@ -77,7 +77,7 @@ def read(path: Path) -> RawCell:
         rename[col] = f"{target} ({unit})" if unit not in ("", "1") else target
     unmapped = [c for c in raw.columns if c not in rename]
     raw = raw[list(rename)].rename(columns=rename)
-    tidy, present = tidy_from_named(path, raw, "BDF", required=_REQUIRED)
+    tidy, present = tidy_from_named(path, raw, "BDF", required=_REQUIRED, labels={v: k for k, v in rename.items()})
     meta = {"format": "Battery Data Format (BDF) CSV"}
     if unmapped:
         meta["other_columns"] = ", ".join(unmapped)

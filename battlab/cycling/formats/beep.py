@@ -30,9 +30,11 @@ def sniff_novonix(head: bytes, path: Path) -> bool:
 
 
 def sniff_maccor(head: bytes, path: Path) -> bool:
-    """A Maccor raw text export: one metadata line, then ``Rec#<TAB>Cyc#<TAB>Step ... Volts``."""
+    """A Maccor raw text export as BEEP reads it: one metadata line, then ``Rec#<TAB>Cyc#<TAB>Step<TAB>Test (Sec)
+    ... Volts`` (other Maccor templates: :mod:`battlab.cycling.formats.maccor_text`)."""
     lines = text_head(head).splitlines()
-    return len(lines) > 1 and bool(re.match(r"\s*Rec#\tCyc#\tStep", lines[1])) and "Volts" in lines[1]
+    return len(lines) > 1 and bool(re.match(r"\s*Rec#\tCyc#\tStep\tTest \(Sec\)", lines[1])) \
+        and "Volts" in lines[1]
 
 
 def sniff_arbin(head: bytes, path: Path) -> bool:

@@ -107,7 +107,7 @@ def read(path: Path) -> RawCell:
             raw = raw.drop(columns=c)
     if "Ns" not in raw.columns and "half cycle" in raw.columns:
         raw = raw.rename(columns={"half cycle": "step"})
-    tidy, present = tidy_from_named(path, raw, "biologic")
+    tidy, present = tidy_from_named(path, raw, "biologic", labels={v: k for k, v in rename.items()})
     has_counters = "charge_capacity_Ah" in present and "discharge_capacity_Ah" in present
     if not has_counters:
         signed = _signed_capacity(raw, "q charge/discharge")
@@ -122,8 +122,9 @@ def read(path: Path) -> RawCell:
         elif signed is not None:  # signed, restarting at each half cycle
             q = signed[0].ffill().fillna(0.0)
             kind = pd.Series(np.where(q > 0, "C", np.where(q < 0, "D", "")), index=q.index)
-            tidy["charge_capacity_Ah"] = split_counter(q.where(q > 0, 0.0), kind, "C") * signed[1]
-            tidy["discharge_capacity_Ah"] = split_counter(q.where(q < 0, 0.0), kind, "D") * signed[1]
+            cyc = tidy["cycle"] if "cycle" in tidy and tidy["cycle"].nunique() > 1 else None
+            tidy["charge_capacity_Ah"] = split_counter(q.where(q > 0, 0.0), kind, "C", cyc) * signed[1]
+            tidy["discharge_capacity_Ah"] = split_counter(q.where(q < 0, 0.0), kind, "D", cyc) * signed[1]
         if signed is not None:
             meta["capacity_from"] = f"{source} (signed): charge counter from its rises on charge, discharge " \
                                     "counter from its falls on discharge"

@@ -155,38 +155,54 @@ def looks_like_duration(series: pd.Series) -> bool:
     return bool(len(values)) and bool(values.str.match(_DURATION).all())
 
 
-def split_counter(capacity: pd.Series, kind: pd.Series, which: str) -> pd.Series:
-    """A running counter (from 0) of what a vendor's one capacity or energy column adds up on rows of ``kind ==
-    which``, whether that column restarts at each step or state change or runs on (the rise is summed; a fall is a
-    restart from 0). Rows of another kind carry the counter on, so a cycle's ``max - min`` is its charge
-    (``which="C"``) or discharge (``"D"``) capacity.
+def split_counter(capacity: pd.Series, kind: pd.Series, which: str, group: pd.Series | None = None) -> pd.Series:
+    """The charge (``which="C"``) or discharge (``"D"``) counter of what a vendor's one capacity or energy column
+    adds up on the rows of that ``kind``; 0 on the rows of the other direction.
+
+    A phase runs from the first row of its kind to the first row of the other kind (``C``/``D``); rows of any other
+    kind (rest) inside it carry the counter on. The counter starts from 0 at each phase, or, when the file's own
+    cycle numbers are given as ``group``, at each cycle (so a cycle with two discharges counts both). The rises of the
+    vendor's column are summed and a fall is a restart from 0, so a column that restarts at each step and one that
+    runs on give the same counter; a cycle's ``max - min`` is then its charge or discharge.
 
     Example
     -------
-    >>> cap = pd.Series([0.0, 1.0, 2.0, 0.5, 1.0, 0.0, 0.4, 0.8])
-    >>> state = pd.Series(["C", "C", "C", "C", "C", "D", "D", "D"])   # the counter restarts at a new C step
+    >>> cap = pd.Series([0.0, 1.0, 2.0, 0.5, 1.0, 1.0, 0.0, 0.4, 0.8])
+    >>> state = pd.Series(["C", "C", "C", "C", "C", "R", "D", "D", "D"])   # the counter restarts at a new C step
     >>> split_counter(cap, state, "C").tolist(), split_counter(cap, state, "D").tolist()
-    ([0.0, 1.0, 2.0, 2.5, 3.0, 3.0, 3.0, 3.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.4, 0.8])
+    ([0.0, 1.0, 2.0, 2.5, 3.0, 3.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.4, 0.8])
     """
-    values = capacity.astype(float).abs()
-    mine = (kind == which).to_numpy()
-    sub = values[mine]
-    inc = sub.diff()
-    inc = inc.where(inc >= 0, sub)  # a fall: the counter restarted
-    if len(inc):
-        inc.iloc[0] = sub.iloc[0]
-    out = pd.Series(np.nan, index=capacity.index)
-    out[mine] = inc.fillna(0.0).cumsum().to_numpy()
-    out.iloc[0] = out.iloc[0] if pd.notna(out.iloc[0]) else 0.0
-    return out.ffill()
+    values = capacity.astype(float).abs().to_numpy()
+    k = kind.astype(str).to_numpy()
+    phase_kind = pd.Series(np.where(np.isin(k, ["C", "D"]), k, None), dtype=object).ffill().to_numpy()
+    if group is None:
+        starts = np.r_[True, phase_kind[1:] != phase_kind[:-1]]
+    else:
+        g = pd.Series(group).astype(str).to_numpy()
+        starts = np.r_[True, g[1:] != g[:-1]]
+    segment = np.cumsum(starts)
+    out = np.zeros(len(values))
+    mine = k == which
+    for seg in np.unique(segment[mine]):
+        rows = np.flatnonzero(segment == seg)
+        own = rows[mine[rows]]
+        v = np.nan_to_num(values[own])
+        inc = np.diff(v, prepend=0.0)
+        inc = np.where(inc >= 0, inc, v)  # a fall: the vendor's counter restarted
+        filled = np.full(len(rows), np.nan)
+        filled[mine[rows]] = np.cumsum(inc)
+        out[rows] = pd.Series(filled).ffill().fillna(0.0).to_numpy()
+    out[phase_kind != which] = 0.0
+    return pd.Series(out, index=capacity.index)
 
 
-def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str,
-                    required: tuple[str, ...] = REQUIRED) -> tuple[pd.DataFrame, list[str]]:
+def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str, required: tuple[str, ...] = REQUIRED,
+                    labels: dict[str, str] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The tidy columns (tidy units) of a table whose headers name their quantities, and the ones it holds.
 
     Raises a one-line :class:`DataFileError` naming the file when a ``required`` quantity has no column, when the
-    table has no rows, and (row and column) when a current is not a number.
+    table has no rows, and (row and column) when a current is not a number. ``labels`` maps columns a reader
+    renamed back to the file's own headers, for the messages.
 
     Example
     -------
@@ -218,7 +234,8 @@ def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str,
     bad = out["current_A"].isna() & raw[found["current_A"][0]].notna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataFileError(f"{path}: row {row + 1}, column {found['current_A'][0]!r}: "
+        label = (labels or {}).get(found["current_A"][0], found["current_A"][0])
+        raise DataFileError(f"{path}: row {row + 1}, column {label!r}: "
                             f"{raw[found['current_A'][0]].iloc[row]!r} is not a number")
     # a column the file names but leaves blank throughout is not a quantity it holds (the required ones stay)
     return out, [q for q in found if q in required or out[q].notna().any()]

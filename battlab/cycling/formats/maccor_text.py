@@ -149,8 +149,9 @@ def read(path: Path) -> RawCell:
         if col is None:
             continue
         values = to_number(raw[col[0]]) * col[1]
-        tidy[f"charge_{kind}"] = split_counter(values, state, "C")
-        tidy[f"discharge_{kind}"] = split_counter(values, state, "D")
+        cyc = tidy["cycle"] if "cycle" in tidy and tidy["cycle"].nunique() > 1 else None
+        tidy[f"charge_{kind}"] = split_counter(values, state, "C", cyc)
+        tidy[f"discharge_{kind}"] = split_counter(values, state, "D", cyc)
         present += [f"charge_{kind}", f"discharge_{kind}"]
     for col in ("DCIR/Ohms", "DCIR", "ACImp/Ohms"):
         if col in cols and (to_number(raw[col]).fillna(0) != 0).any():

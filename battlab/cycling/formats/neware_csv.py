@@ -10,8 +10,8 @@ pyodbc, tables, polars and more; NewareNDA reads only the binary ``.nda``/``.nda
   ``Cycle Index``/``Cycle ID``, ``Step Index``/``Step ID``);
 - time from ``Cumulative Time``/``Total Time`` (``h:mm:ss``, hours past 24), else from the ``Date``/``Realtime``
   stamps, else by adding up the per-step ``Time`` of each step;
-- the step's capacity and energy counters (restarting at each step) as running counters, so that a cycle's
-  charge is the sum of its charge steps;
+- the step's capacity and energy counters (restarting at each step) as counters over each cycle, so that a
+  cycle's charge is the sum of its charge steps;
 - the current's sign from ``Step Type``/``Step Name`` (``DChg`` negative) when the file writes ``|I|``;
 - in the regular export, each record row gets the cycle and step of the cycle and step rows above it; the cycle
   and step rows themselves are summaries, not points (their number is in the metadata).
@@ -135,8 +135,6 @@ def _tidy(path: Path, raw: pd.DataFrame, meta: dict[str, Any]) -> RawCell:
                 row = int(np.flatnonzero(bad.to_numpy())[0])
                 raise DataFileError(f"{path}: row {row + 1}, column {col!r}: {raw[col].iloc[row]!r} is not a number")
         tidy[q] = values * factor
-        if q.endswith(("_Ah", "_Wh")):  # Neware's counters restart at each step: a running counter per quantity
-            tidy[q] = split_counter(tidy[q], pd.Series("x", index=tidy.index), "x").where(values.notna())
     tidy["time_s"] = _time(path, raw, tidy.get("step"), meta)
     kind_col = next((c for c in raw.columns if name_and_unit(str(c))[0] in _STEP_KIND), None)
     if kind_col is not None and (tidy["current_A"].dropna() >= 0).all():
@@ -145,6 +143,12 @@ def _tidy(path: Path, raw: pd.DataFrame, meta: dict[str, Any]) -> RawCell:
         if dis.any():
             tidy["current_A"] = tidy["current_A"].abs().where(~dis, -tidy["current_A"].abs())
             meta["current_sign"] = f"from {kind_col!r} (DChg negative)"
+    direction = pd.Series(np.where(tidy["current_A"] > 0, "C", np.where(tidy["current_A"] < 0, "D", "")),
+                          index=tidy.index)
+    cyc = tidy["cycle"] if "cycle" in tidy and tidy["cycle"].nunique() > 1 else None
+    for q in tidy.columns:  # Neware's counters restart at each step: one counter per cycle (or phase)
+        if q.endswith(("_Ah", "_Wh")):
+            tidy[q] = split_counter(tidy[q], direction, "C" if q.startswith("charge") else "D", cyc)
     present = [q for q in tidy.columns]
     return RawCell(tidy.reset_index(drop=True), present, meta)
 
