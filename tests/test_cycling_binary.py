@@ -167,10 +167,281 @@ def test_neware_odd_names(cycler_files, tmp_path, monkeypatch, name, copy_as):
     assert cell.name == Path(copy_as).stem and len(cell.data) == len(NewareNDA.read(str(cycler_files / name)))
 
 
+# --------------------------------------------------------------------------- Arbin .res (mdbtools)
+
+
+def _mdb_export(path: Path, table: str) -> list[dict[str, str]]:
+    """A table of the Access database as mdb-export writes it, parsed with the csv module."""
+    import csv
+    import io
+
+    out = subprocess.run(["mdb-export", str(path), table], capture_output=True, check=True, text=True).stdout
+    return list(csv.DictReader(io.StringIO(out)))
+
+
+@pytest.fixture(scope="module")
+def res_raw(cycler_files):
+    if shutil.which("mdb-export") is None:
+        pytest.skip("mdbtools not installed (make system-deps)")
+    return _mdb_export(cycler_files / RES, "Channel_Normal_Table")
+
+
+def test_res_values_match_mdb_export(cycler_files, res_raw, monkeypatch):
+    monkeypatch.chdir(cycler_files)
+    cell = read_cycler_file(RES)
+    assert cell.format == "arbin_res"
+    rows = sorted(res_raw, key=lambda r: int(r["Data_Point"]))
+    assert len(cell.data) == len(rows) == 10261  # cellpy's loader_arbin_res golden: n_rows 10261
+    assert len(cell.cycles) == len({r["Cycle_Index"] for r in rows}) == 18  # cellpy's test: 18 cycles
+    for i in (0, -1):
+        assert cell.data["voltage_V"].iloc[i] == pytest.approx(float(rows[i]["Voltage"]))
+        assert cell.data["time_s"].iloc[i] == pytest.approx(float(rows[i]["Test_Time"]))
+    current = np.array([float(r["Current"]) for r in rows])
+    np.testing.assert_allclose(cell.data["current_A"], current)  # the .res stores amperes
+    assert 1e-4 < np.abs(cell.data["current_A"]).max() < 1e-3  # a coin cell: ~0.3 mA, in A
+    # per-cycle discharge capacity: the rise of Discharge_Capacity (Ah) within each cycle
+    by_cycle: dict[int, list[float]] = {}
+    for r in rows:
+        by_cycle.setdefault(int(r["Cycle_Index"]), []).append(float(r["Discharge_Capacity"]))
+    expected = [max(v) - min(v) for _, v in sorted(by_cycle.items())]
+    np.testing.assert_allclose(cell.cycles["discharge_capacity_Ah"], expected, rtol=1e-6)
+    glob = _mdb_export(cycler_files / RES, "Global_Table")[0]
+    assert cell.metadata["Test_Name"] == glob["Test_Name"]
+    assert cell.metadata["Start_DateTime"].startswith("2016-08-05")
+
+
+def test_res_odd_name_and_upper_case(cycler_files, res_raw, tmp_path, monkeypatch):
+    shutil.copy(cycler_files / RES, tmp_path / "cell [45] 01.RES")
+    monkeypatch.chdir(tmp_path)
+    cell = read_cycler_file("cell [45] 01.RES")
+    assert cell.format == "arbin_res" and len(cell.data) == len(res_raw)
+
+
+def test_res_without_mdbtools_says_what_to_install(cycler_files, tmp_path, monkeypatch):
+    monkeypatch.chdir(cycler_files)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no mdb-export on the PATH
+    with pytest.raises(DataFileError) as exc:
+        read_cycler_file(RES)
+    msg = _one_line_naming(exc, RES)
+    assert "Arbin .res needs mdbtools (Debian package mdbtools; `make system-deps`)" in msg
+
+
+# --------------------------------------------------------------------------- Excel exports (openpyxl)
+
+
+def _sheet_rows(path: Path, sheet: str) -> list[tuple]:
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        return [r for r in wb[sheet].iter_rows(values_only=True)]
+    finally:
+        wb.close()
+
+
+def _pairs_from_steps(steps: list[int], current: list[float]) -> int:
+    """Charge/discharge pairs counted on the steps: each step's direction (mean current), consecutive steps of one
+    direction merged, rests ignored; a pair opens with each step of the first direction driven."""
+    kinds: list[int] = []
+    for lo, hi in _runs(steps):
+        mean = float(np.mean(current[lo:hi]))
+        kind = 0 if abs(mean) < 1e-9 else (1 if mean > 0 else -1)
+        if kind and (not kinds or kinds[-1] != kind):
+            kinds.append(kind)
+    return sum(1 for k in kinds if k == kinds[0]) if kinds else 1
+
+
+def _runs(values: list[int]) -> list[tuple[int, int]]:
+    """(start, end) of each run of equal consecutive values."""
+    starts = [0] + [i for i in range(1, len(values)) if values[i] != values[i - 1]]
+    return list(zip(starts, starts[1:] + [len(values)], strict=True))
+
+
+def test_arbin_excel_values_match_openpyxl(cycler_files, monkeypatch):
+    monkeypatch.chdir(cycler_files)
+    rows = _sheet_rows(cycler_files / XLSX, "Channel_11_1")
+    header, body = list(rows[0]), rows[1:]
+    col = {h: i for i, h in enumerate(header)}
+    cell = read_cycler_file(XLSX)
+    assert cell.format == "excel" and cell.metadata["export"] == "Arbin Excel"
+    assert len(cell.data) == len(body) == 4526  # navani's test_xlsx_reader_and_dqdv asserts 4526 rows
+    for i in (0, -1):
+        assert cell.data["voltage_V"].iloc[i] == pytest.approx(body[i][col["Voltage(V)"]])
+        assert cell.data["time_s"].iloc[i] == pytest.approx(body[i][col["Test_Time(s)"]])
+    current = [float(r[col["Current(A)"]]) for r in body]
+    np.testing.assert_allclose(cell.data["current_A"], current)
+    # the file's Cycle_Index stays at 1: the entry point derives the cycles and says so
+    assert {r[col["Cycle_Index"]] for r in body} == {1}
+    assert "never increments" in cell.metadata["cycles_derived"] and cell.metadata["file_cycle_column"] == "constant 1"
+    steps = [int(r[col["Step_Index"]]) for r in body]
+    assert len(cell.cycles) == _pairs_from_steps(steps, current) == 2
+    assert cell.metadata["Channel"] == 11 and cell.metadata["data_sheets"] == ["Channel_11_1"]
+
+
+def test_arbin_excel_split_over_sheets_in_milliamps(cycler_files, tmp_path, monkeypatch):
+    """A variant the suite has never seen: a title row above the header, the data continued on a second sheet,
+    current in mA, an upper-case name with spaces. Same points as the real export."""
+    import openpyxl
+
+    rows = _sheet_rows(cycler_files / XLSX, "Channel_11_1")
+    header, body = list(rows[0]), [list(r) for r in rows[1:]]
+    ic = header.index("Current(A)")
+    header[ic] = "Current(mA)"
+    for r in body:
+        r[ic] = r[ic] * 1000.0
+    wb = openpyxl.Workbook()
+    wb.active.title = "Global_Info"
+    wb.active.append(["TEST REPORT"])
+    half = len(body) // 2
+    for k, part in enumerate((body[:half], body[half:]), start=1):
+        ws = wb.create_sheet(f"Channel_3_{k}")
+        ws.append(["exported by MITS Pro"])
+        ws.append(header)
+        for r in part:
+            ws.append(r)
+    wb.create_sheet("Statistics_1-003").append(["Cycle_Index", "Current(A)", "Voltage(V)"])
+    wb.save(tmp_path / "CELL 3 (split).XLSX")
+    monkeypatch.chdir(cycler_files)
+    real = read_cycler_file(XLSX)
+    monkeypatch.chdir(tmp_path)
+    cell = read_cycler_file("CELL 3 (split).XLSX")
+    assert cell.metadata["data_sheets"] == ["Channel_3_1", "Channel_3_2"]
+    assert cell.metadata["points_per_sheet"] == [half, len(body) - half]
+    pd.testing.assert_frame_equal(cell.data, real.data, check_exact=False, rtol=1e-9)
+    assert len(cell.cycles) == len(real.cycles)
+
+
+def test_arbin_excel_sheets_with_different_headers_refused(tmp_path, monkeypatch):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "Channel_1_1"
+    wb.active.append(["Test_Time(s)", "Current(A)", "Voltage(V)"])
+    wb.active.append([0.0, 0.1, 3.0])
+    other = wb.create_sheet("Channel_1_2")
+    other.append(["Test_Time(s)", "Voltage(V)", "Current(A)", "Cycle_Index"])
+    other.append([1.0, 3.1, 0.1, 1])
+    wb.save(tmp_path / "x.xlsx")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataFileError, match="different headers") as exc:
+        read_cycler_file("x.xlsx")
+    _one_line_naming(exc, "x.xlsx")
+
+
+def test_excel_without_cycler_sheet(tmp_path, monkeypatch):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.append(["sample", "mass_g"])
+    wb.active.append(["A", 1.0])
+    wb.save(tmp_path / "notes.xlsx")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataFileError, match="names a current and a voltage") as exc:
+        read_cycler_file("notes.xlsx")
+    _one_line_naming(exc, "notes.xlsx")
+
+
+def test_neware_excel_export_reads_like_its_csv(cycler_files, tmp_path, monkeypatch):
+    """A Neware Excel export (BTS: info, cycle and step summaries, then the record sheet) made from the rows of
+    the real Neware CSV export: the same points as the CSV read by battlab's Neware CSV reader."""
+    import csv
+
+    import openpyxl
+
+    with open(cycler_files / "neware_cellpy_neware_uio.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], rows[1:2001]
+    (tmp_path / "cell.csv").write_text("\n".join(",".join(r) for r in [header, *body]) + "\n", encoding="utf-8")
+
+    def value(text: str):
+        try:
+            return float(text)
+        except ValueError:
+            return text  # step types, h:mm:ss times, dates stay text as Neware writes them
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "test"
+    wb.active.append(["Start Time", "Barcode", "Remarks"])
+    wb.active.append(["2022-05-18 16:27:52", "uio", "made in a test"])
+    cyc = wb.create_sheet("cycle")
+    cyc.append(["Cycle Index", "Chg. Cap.(Ah)", "DChg. Cap.(Ah)", "Current(A)", "Voltage(V)"])
+    step = wb.create_sheet("step")
+    step.append(["Cycle Index", "Step Index", "Step Type", "Current(A)", "Voltage(V)"])
+    rec = wb.create_sheet("record")
+    rec.append(header)
+    for r in body:
+        rec.append([value(c) for c in r])
+    wb.save(tmp_path / "Cell UIO.xlsx")
+    monkeypatch.chdir(tmp_path)
+    from_csv = read_cycler_file("cell.csv")
+    cell = read_cycler_file("Cell UIO.xlsx")
+    assert from_csv.format == "neware_csv" and cell.format == "excel"
+    assert cell.metadata["export"].startswith("Neware Excel") and cell.metadata["data_sheets"] == ["record"]
+    assert len(cell.data) == len(body)
+    pd.testing.assert_frame_equal(cell.data, from_csv.data, check_exact=False, rtol=1e-9)
+    ic = header.index("Current(A)")
+    np.testing.assert_allclose(cell.data["current_A"].abs(), [abs(float(r[ic])) for r in body])
+
+
+# --------------------------------------------------------------------------- Indigo HDF5
+
+
+def test_indigo_values_match_h5py_and_beep(cycler_files, monkeypatch):
+    import h5py
+
+    from battlab.cycling.formats.beep import _quiet_beep
+
+    monkeypatch.chdir(cycler_files)
+    cell = read_cycler_file(H5)
+    assert cell.format == "indigo"
+    with h5py.File(cycler_files / H5, "r") as h5:
+        g = h5["time_series_data"]
+        items = [x.decode() for x in g["block2_items"][()]]
+        floats = g["block2_values"][()]
+        ints = g["block0_values"][()]
+        int_items = [x.decode() for x in g["block0_items"][()]]
+    volts, amps = floats[:, items.index("cell_voltage_v")], floats[:, items.index("cell_current_a")]
+    coulombs = floats[:, items.index("cell_coulomb_count_c")]
+    cycles = ints[:, int_items.index("cycle_count")]
+    assert len(cell.data) == len(volts) == 20000
+    np.testing.assert_allclose(cell.data["voltage_V"].iloc[[0, -1]], volts[[0, -1]])
+    np.testing.assert_allclose(cell.data["current_A"], amps)
+    assert len(cell.cycles) == len(np.unique(cycles))
+    # capacity: the coulomb count (C) / 3600, split by sign, largest in each cycle
+    dis = pd.Series(np.clip(-coulombs, 0, None) / 3600.0).groupby(cycles).max()
+    np.testing.assert_allclose(cell.cycles["discharge_capacity_Ah"], dis.to_numpy(), rtol=1e-6)
+    assert 10 < cell.cycles["discharge_capacity_Ah"].median() < 30  # Ah, not coulombs (x3600) or mAh
+    with _quiet_beep():
+        from beep.structure.indigo import IndigoDatapath
+
+        dp = IndigoDatapath.from_file(str(cycler_files / H5))
+    np.testing.assert_allclose(cell.data["voltage_V"], dp.raw_data["voltage"])
+    np.testing.assert_allclose(cell.data["time_s"], dp.raw_data["time_s"])
+    np.testing.assert_array_equal(cell.data["cycle"], dp.raw_data["cycle_index"])
+    assert cell.metadata["indigo_cell_id"] == dp.metadata.raw["indigo_cell_id"]
+
+
+def test_indigo_upper_case_copy(cycler_files, tmp_path, monkeypatch):
+    shutil.copy(cycler_files / H5, tmp_path / "INDIGO CELL.H5")
+    monkeypatch.chdir(tmp_path)
+    assert len(read_cycler_file("INDIGO CELL.H5").data) == 20000
+
+
+def test_other_hdf5_is_named(tmp_path, monkeypatch):
+    import h5py
+
+    with h5py.File(tmp_path / "other.h5", "w") as h5:
+        h5["x"] = np.arange(3)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataFileError, match="HDF5 file without Indigo") as exc:
+        read_cycler_file("other.h5")
+    _one_line_naming(exc, "other.h5")
+
+
 # --------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("name", [MPR, NDA, NDAX])
+@pytest.mark.parametrize("name", BINARY)
 def test_truncated_binary_file_is_one_line(cycler_files, tmp_path, monkeypatch, name):
     data = (cycler_files / name).read_bytes()
     (tmp_path / name).write_bytes(data[: len(data) // 2])
@@ -197,3 +468,18 @@ def test_zip_that_is_neither_xlsx_nor_ndax(tmp_path, monkeypatch):
     with pytest.raises(DataFileError, match="zip archive") as exc:
         read_cycler_file("cells.zip")
     _one_line_naming(exc, "cells.zip")
+
+
+def test_lanhe_and_unknown_binaries_are_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cell 1.CCS").write_bytes(b"\x00\x01LANHE?" * 200)
+    with pytest.raises(DataFileError, match="LANHE .ccs: no maintained reader; export as Excel") as exc:
+        read_cycler_file("cell 1.CCS")
+    _one_line_naming(exc, "cell 1.CCS")
+    assert describe_binary(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", Path("old.xls")).startswith("OLE2")
+
+
+@pytest.mark.parametrize("name", BINARY)
+def test_binary_files_are_detected_from_content(cycler_files, name):
+    fmt = {MPR: "biologic_mpr", NDA: "neware", NDAX: "neware", RES: "arbin_res", XLSX: "excel", H5: "indigo"}[name]
+    assert detect_format(cycler_files / name) == fmt

@@ -93,6 +93,8 @@ REGISTRY: tuple[CyclerFormat, ...] = (
     CyclerFormat("neware", "Neware .nda / .ndax (binary)", "NewareNDA", "neware:read", "neware:sniff"),
     CyclerFormat("arbin_res", "Arbin MITS Pro .res (MS Access database)", "mdbtools", "arbin_res:read",
                  "arbin_res:sniff"),
+    CyclerFormat("excel", "Arbin / Neware Excel export (.xlsx)", "openpyxl", "excel:read", "excel:sniff"),
+    CyclerFormat("indigo", "Indigo HDF5 (time_series_data)", "h5py", "indigo:read", "indigo:sniff"),
     # vendor text formats
     CyclerFormat("novonix", "Novonix HPC export", "beep", "beep:read_novonix", "beep:sniff_novonix"),
     CyclerFormat("maccor", "Maccor raw text export (.0NN)", "beep", "beep:read_maccor", "beep:sniff_maccor"),
@@ -140,25 +142,38 @@ def is_binary(head: bytes) -> bool:
     return b"\x00" in head[:4096] or head[:4] == b"PK\x03\x04" or head[:8] == b"\x89HDF\r\n\x1a\n"
 
 
-# magic bytes / zip members / extensions -> what the file looks like (for files no registered format reads)
+# magic bytes / zip members / extensions -> what the file looks like (for files no registered format reads; the
+# formats battlab reads are named too, for a file of theirs that their reader's sniffer did not claim)
 _MAGIC = (
     (b"BIO-LOGIC MODULAR FILE", "BioLogic EC-Lab .mpr"),
     (b"NEWARE", "Neware .nda"),
     (b"\x00\x01\x00\x00Standard Jet DB", "Arbin .res (MS Access database)"),
     (b"\x00\x01\x00\x00Standard ACE DB", "Arbin .res (MS Access database)"),
-    (b"\x89HDF\r\n\x1a\n", "HDF5 file"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "OLE2 compound file (old Excel .xls, or an Arbin/Digatron binary)"),
-    (b"SQLite format 3\x00", "SQLite database"),
+    (b"\x89HDF\r\n\x1a\n", "HDF5 file without Indigo's time_series_data (cellpy, BDF or other HDF5 files are not "
+                           "read; export the cell as CSV)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "OLE2 compound file (an old Excel .xls: save it as .xlsx; or an "
+                                          "Arbin/Digatron binary: export it as Excel or CSV)"),
+    (b"SQLite format 3\x00", "SQLite database (no cycler reader; export the cell as CSV)"),
+    (b"MATLAB 5.0 MAT-file", "MATLAB .mat file (not a cycler file; save the cell's table as CSV)"),
 )
 _EXTENSIONS = {
-    ".ccs": "LANHE .ccs", ".cex": "LANHE .cex", ".nda": "Neware .nda", ".ndax": "Neware .ndax", ".mpr": "BioLogic .mpr",
-    ".res": "Arbin .res", ".xls": "Excel .xls", ".xlsx": "Excel .xlsx", ".h5": "HDF5", ".hdf5": "HDF5",
-    ".mat": "MATLAB .mat", ".cda": "Arbin .cda", ".dta": "Gamry .DTA", ".idf": "Digatron .idf",
+    ".ccs": "LANHE .ccs: no maintained reader; export as Excel", ".cex": "LANHE .cex: no maintained reader; "
+    "export as Excel", ".nda": "Neware .nda", ".ndax": "Neware .ndax", ".mpr": "BioLogic .mpr", ".res": "Arbin .res",
+    ".xls": "Excel .xls (save it as .xlsx)", ".xlsx": "Excel .xlsx", ".h5": "HDF5", ".hdf5": "HDF5",
+    ".mat": "MATLAB .mat", ".cda": "Arbin .cda: no maintained reader; export as Excel or CSV",
+    ".dta": "Gamry .DTA", ".idf": "Digatron .idf: no maintained reader; export as CSV",
+    ".bdat": "BaSyTec binary: no maintained reader; export as text",
 }
 
 
 def describe_binary(head: bytes, path: Path) -> str:
-    """What a binary file looks like, from its magic bytes, zip members or extension (for error messages)."""
+    """What a binary file looks like, from its magic bytes, zip members or extension (for error messages).
+
+    Example
+    -------
+    >>> describe_binary(b"\\x00\\x01\\x02", Path("cell.CCS"))
+    'LANHE .ccs: no maintained reader; export as Excel'
+    """
     for magic, what in _MAGIC:
         if head.startswith(magic):
             return what
@@ -172,6 +187,7 @@ def describe_binary(head: bytes, path: Path) -> str:
             return "Excel workbook (.xlsx)"
         if any(n.endswith(".ndc") for n in names):
             return "Neware .ndax"
-        return f"zip archive ({', '.join(names[:3])})"
+        shown = ", ".join(names[:3]) + (f", ... ({len(names)} members)" if len(names) > 3 else "")
+        return f"zip archive that is neither an Excel workbook nor a Neware .ndax ({shown or 'empty'}): unpack it"
     ext = path.suffix.lower()
     return _EXTENSIONS.get(ext, f"unknown binary{' ' + ext if ext else ''} file")

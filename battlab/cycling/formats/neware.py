@@ -52,10 +52,23 @@ def is_ndax(path: Path) -> bool:
 
 
 def sniff(head: bytes, path: Path) -> bool:
-    """A Neware ``.nda`` (``NEWARE`` magic) or ``.ndax`` (a zip with ``.ndc`` members), whatever the file's name."""
+    """A Neware ``.nda`` (``NEWARE`` magic) or ``.ndax`` (a zip with ``.ndc`` members), whatever the file's name; a
+    damaged ``.ndax`` too when its first member is an ``.ndc`` (the reader then says it is damaged)."""
     if head.startswith(b"NEWARE"):
         return True
-    return head[:4] == b"PK\x03\x04" and is_ndax(path)
+    if head[:4] != b"PK\x03\x04":
+        return False
+    from battlab.cycling.formats.excel import first_zip_member
+
+    return is_ndax(path) or (first_zip_member(head) or "").lower().endswith(".ndc") and not _zip_opens(path)
+
+
+def _zip_opens(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path):
+            return True
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
 
 
 def _one_line(exc: BaseException) -> str:
@@ -134,6 +147,9 @@ def read(path: Path) -> RawCell:
         magic = fh.read(6)
     ndax = magic[:4] == b"PK\x03\x04"
     kind = "Neware .ndax" if ndax else "Neware .nda"
+    if ndax and not _zip_opens(path):
+        raise DataFileError(f"{path}: truncated or damaged Neware .ndax (its zip directory is unreadable; copy it "
+                            "again from the cycler's computer)")
     if ndax and not is_ndax(path):
         raise DataFileError(f"{path}: a zip archive without Neware .ndc members (not an .ndax)")
     if not ndax and nda_truncated(path.read_bytes()):
