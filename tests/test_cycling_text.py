@@ -88,7 +88,7 @@ def test_mpt_decimal_comma_latin1_reads_like_the_raw_file(cycler_files, monkeypa
     # the discharge capacity of each cycle is the file's Q discharge counter (mA.h -> Ah)
     qd = np.array([_num(v) for v in _col(header, rows, "Q discharge/mA.h")]) / 1000
     cyc = np.array([_num(v) for v in _col(header, rows, "cycle number")])
-    for c, got in zip(cell.cycles["cycle"], cell.cycles["discharge_capacity_Ah"]):
+    for c, got in zip(cell.cycles["cycle"], cell.cycles["discharge_capacity_Ah"], strict=True):
         assert got == pytest.approx(qd[cyc == c].max() - qd[cyc == c].min())
 
 
@@ -291,14 +291,16 @@ def test_neware_flat_export(cycler_files, monkeypatch):
 
 def test_neware_flat_milliamps_and_unsigned_current(tmp_path):
     text = ("DataPoint,Cycle Index,Step Index,Step Type,Time,Total Time,Current(mA),Voltage(V),Chg. Cap.(mAh),"
-            "DChg. Cap.(mAh)\n1,1,1,CC Chg,00:00:00,00:00:00,500,3.5,0,0\n2,1,1,CC Chg,01:00:00,01:00:00,500,4.2,500,0\n"
+            "DChg. Cap.(mAh)\n1,1,1,CC Chg,00:00:00,00:00:00,500,3.5,0,0\n"
+            "2,1,1,CC Chg,01:00:00,01:00:00,500,4.2,500,0\n"
             "3,1,2,CC DChg,00:00:00,01:00:01,500,4.1,0,0\n4,1,2,CC DChg,01:00:00,02:00:01,500,3.0,0,500\n")
     path = tmp_path / "neware_ma.CSV"
     path.write_text(text)
     cell = read_cycler_file(path)
     assert cell.format == "neware_csv"
     assert cell.data["current_A"].tolist() == [0.5, 0.5, -0.5, -0.5]
-    assert cell.cycles["discharge_capacity_Ah"].tolist() == [0.5] and cell.cycles["charge_capacity_Ah"].tolist() == [0.5]
+    assert cell.cycles["discharge_capacity_Ah"].tolist() == [0.5]
+    assert cell.cycles["charge_capacity_Ah"].tolist() == [0.5]
 
 
 def _neware_regular(n_cycles: int = 2) -> str:
@@ -478,7 +480,8 @@ _HEADERS = {
     "mpt": "EC-Lab ASCII FILE\nNb header lines : 3\n\ntime/s\tEwe/V\t<I>/mA\tcycle number\n",
     "maccor": "Today's Date\t01/01/2024\nRec#\tCyc#\tStep\tTestTime\tAmp-hr\tAmps\tVolts\tState\n",
     "neware": "DataPoint,Cycle Index,Step Index,Step Type,Total Time,Current(A),Voltage(V),DChg. Cap.(Ah)\n",
-    "neware_regular": "Cycle ID,Cap_Chg(mAh)\n,Step ID,Step Name\n,,Record ID,Time(h:min:s.ms),Voltage(V),Current(mA)\n",
+    "neware_regular": ("Cycle ID,Cap_Chg(mAh)\n,Step ID,Step Name\n"
+                       ",,Record ID,Time(h:min:s.ms),Voltage(V),Current(mA)\n"),
     "pec": "Test:,1\nTest,Step,Cycle,Total Time (Seconds),Voltage (mV),Current (mA)\n",
     "basytec": "~Resultfile from Basytec Battery Test System\n~Time[s]\tU[V]\tI[A]\tCyc-Count\n",
     "bdf": "Test Time / s,Voltage / V,Current / A,Cycle Count / 1\n",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from battlab.cycling.formats import RawCell, read_head, text_head
+from battlab.cycling.formats import RawCell, text_head
 from battlab.cycling.formats.columns import name_and_unit, read_delimited, tidy_from_named
 from battlab.cycling.formats.plain import split_header
 
@@ -47,7 +47,8 @@ _MACHINE = {
     "charging_capacity_ampere_hour": ("charging capacity", "Ah"),
     "discharging_capacity_ampere_hour": ("discharging capacity", "Ah"),
     "charging_energy_wh": ("charging energy", "Wh"), "discharging_energy_wh": ("discharging energy", "Wh"),
-    "charging_energy_watt_hour": ("charging energy", "Wh"), "discharging_energy_watt_hour": ("discharging energy", "Wh"),
+    "charging_energy_watt_hour": ("charging energy", "Wh"),
+    "discharging_energy_watt_hour": ("discharging energy", "Wh"),
     "internal_resistance_ohm": ("internal resistance", "Ohm"),
     "surface_temperature_t1_celsius": ("surface temperature t1", "degC"),
     "ambient_temperature_celsius": ("ambient temperature", "degC"),

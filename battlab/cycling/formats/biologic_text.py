@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from battlab.errors import DataFileError
 from battlab.cycling.formats import RawCell, read_head, text_head
 from battlab.cycling.formats.columns import name_and_unit, read_delimited, split_counter, tidy_from_named, to_number
+from battlab.errors import DataFileError
 
 __all__ = ["read", "sniff"]
 

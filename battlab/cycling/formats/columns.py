@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from battlab.errors import DataFileError
 from battlab.cycling.formats import read_head, text_head
+from battlab.errors import DataFileError
 
-__all__ = ["REQUIRED", "looks_like_duration", "map_named_columns", "name_and_unit", "parse_duration", "read_delimited",
-           "split_counter", "tidy_from_named", "to_number"]
+__all__ = ["REQUIRED", "looks_like_duration", "map_named_columns", "name_and_unit", "parse_duration", "parse_stamps",
+           "read_delimited", "split_counter", "tidy_from_named", "to_number"]
 
 #: Tidy quantities every cell needs.
 REQUIRED = ("cycle", "time_s", "current_A", "voltage_V")
@@ -149,6 +148,29 @@ def parse_duration(series: pd.Series) -> pd.Series:
     return out.where(parts[1].notna(), to_number(series)).round(9)
 
 
+_STAMP_FORMATS = ("%m/%d/%Y %H:%M:%S.%f", "%d.%m.%Y %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f", "%m/%d/%Y %H:%M:%S",
+                  "%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M:%S.%f", "%d/%m/%Y %H:%M:%S")
+
+
+def parse_stamps(values: pd.Series) -> pd.Series:
+    """Date-times written as text: one of the usual cycler layouts when every value fits it (fast), else pandas'
+    per-value parser (``dd.mm.yyyy`` read day first, as German-locale exports write it). Decimal commas allowed.
+
+    Example
+    -------
+    >>> parse_stamps(pd.Series(["01.10.2024 23:00:00,5", "02.10.2024 01:00:00,5"])).diff().iloc[1]
+    Timedelta('0 days 02:00:00')
+    """
+    text = values.astype(str).str.strip().str.replace(",", ".", regex=False)
+    for fmt in _STAMP_FORMATS:
+        try:
+            return pd.to_datetime(text.where(values.notna()), format=fmt)
+        except (ValueError, TypeError):
+            continue
+    day_first = bool(text.str.match(r"\d{1,2}\.\d{1,2}\.\d{4}").any())
+    return pd.to_datetime(text.where(values.notna()), errors="coerce", format="mixed", dayfirst=day_first)
+
+
 def looks_like_duration(series: pd.Series) -> bool:
     """Whether a text column holds ``h:mm:ss`` durations (checked on its first non-blank values)."""
     values = series.dropna().astype(str).head(50)
@@ -180,18 +202,15 @@ def split_counter(capacity: pd.Series, kind: pd.Series, which: str, group: pd.Se
     else:
         g = pd.Series(group).astype(str).to_numpy()
         starts = np.r_[True, g[1:] != g[:-1]]
-    segment = np.cumsum(starts)
-    out = np.zeros(len(values))
+    segment = pd.Series(np.cumsum(starts))
     mine = k == which
-    for seg in np.unique(segment[mine]):
-        rows = np.flatnonzero(segment == seg)
-        own = rows[mine[rows]]
-        v = np.nan_to_num(values[own])
-        inc = np.diff(v, prepend=0.0)
-        inc = np.where(inc >= 0, inc, v)  # a fall: the vendor's counter restarted
-        filled = np.full(len(rows), np.nan)
-        filled[mine[rows]] = np.cumsum(inc)
-        out[rows] = pd.Series(filled).ffill().fillna(0.0).to_numpy()
+    own = pd.Series(np.nan_to_num(values[mine]))
+    seg_own = segment[mine].reset_index(drop=True)
+    step = own.groupby(seg_own).diff()
+    inc = own.where(~(step >= 0), step)  # the rise, or the value itself after a fall (a restart) or at the start
+    running = np.full(len(values), np.nan)
+    running[mine] = inc.groupby(seg_own).cumsum().to_numpy()
+    out = pd.Series(running).groupby(segment).ffill().fillna(0.0).to_numpy()
     out[phase_kind != which] = 0.0
     return pd.Series(out, index=capacity.index)
 
@@ -225,9 +244,7 @@ def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str, required: tuple[str
             if looks_like_duration(values):
                 values = parse_duration(values)
             else:  # EC-Lab 'time/s' written as dates (dd.mm.yyyy in German-locale exports)
-                day_first = bool(values.dropna().astype(str).str.match(r"\s*\d{1,2}\.\d{1,2}\.\d{4}").any())
-                stamps = pd.to_datetime(values.astype(str).str.replace(",", ".", regex=False), errors="coerce",
-                                        format="mixed", dayfirst=day_first)
+                stamps = parse_stamps(values)
                 values = (stamps - stamps.dropna().iloc[0]).dt.total_seconds() if stamps.notna().any() else values
             factor = 1.0
         out[quantity] = to_number(values) * factor

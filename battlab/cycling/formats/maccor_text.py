@@ -21,7 +21,8 @@ Example
 -------
 >>> import tempfile, os
 >>> p = os.path.join(tempfile.mkdtemp(), "cell.070")
->>> _ = open(p, "w").write("Today's Date\\t01/01/2024\\n\\nRec#\\tCyc#\\tStep\\tTestTime\\tmAmp-hr\\tmAmps\\tVolts\\tState\\n"
+>>> _ = open(p, "w").write("Today's Date\\t01/01/2024\\n\\n"
+...     "Rec#\\tCyc#\\tStep\\tTestTime\\tmAmp-hr\\tmAmps\\tVolts\\tState\\n"
 ...     "1\\t0\\t1\\t0d 00:00:00\\t0\\t500\\t3500\\tC\\n2\\t0\\t2\\t0d 01:00:00\\t500\\t500\\t3400\\tD\\n")
 >>> cell = read(Path(p))
 >>> cell.data[["time_s", "current_A", "voltage_V"]].values.tolist()
@@ -100,7 +101,7 @@ def read(path: Path) -> RawCell:
         meta["blank_lines_skipped"] = int(blank.sum())
     for line in lines[:skip]:
         parts = [p.strip() for p in line.split("\t") if p.strip()]
-        for key, value in zip(parts[::2], parts[1::2]):
+        for key, value in zip(parts[::2], parts[1::2], strict=False):  # key, value pairs
             meta[key.rstrip(":")] = value
     current = _unit_column(cols, "Amps")
     voltage = _unit_column(cols, "Volts")

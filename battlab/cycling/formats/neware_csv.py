@@ -41,8 +41,16 @@ import numpy as np
 import pandas as pd
 
 from battlab.cycling.formats import RawCell, read_head, text_head
-from battlab.cycling.formats.columns import (looks_like_duration, map_named_columns, name_and_unit, parse_duration,
-                                             read_delimited, split_counter, to_number)
+from battlab.cycling.formats.columns import (
+    looks_like_duration,
+    map_named_columns,
+    name_and_unit,
+    parse_duration,
+    parse_stamps,
+    read_delimited,
+    split_counter,
+    to_number,
+)
 from battlab.errors import DataFileError
 
 __all__ = ["read", "sniff"]
@@ -92,7 +100,7 @@ def _time(path: Path, raw: pd.DataFrame, step: pd.Series | None, meta: dict[str,
             return parse_duration(raw[cols[name]])
     for name in _STAMP:
         if name in cols:
-            stamps = pd.to_datetime(raw[cols[name]], errors="coerce", format="mixed")
+            stamps = parse_stamps(raw[cols[name]])
             if stamps.notna().any():
                 meta["time_from"] = f"{cols[name]} (stamps)"
                 return (stamps - stamps.dropna().iloc[0]).dt.total_seconds()
