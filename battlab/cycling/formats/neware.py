@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -95,11 +96,10 @@ def steps_added_up(values: pd.Series, groups: pd.Series, within: pd.Series | Non
     groups = pd.Series(groups).reset_index(drop=True)
     block = (groups != groups.shift()).cumsum()
     last = values.groupby(block).last()
-    if within is None:
-        offset = last.cumsum().shift(fill_value=0.0)
-    else:
+    offset = last.cumsum().shift(fill_value=0.0)
+    if within is not None:  # restart the sum where ``within`` changes: subtract the sum reached at that block
         w = pd.Series(within).reset_index(drop=True).groupby(block).first()
-        offset = last.groupby((w != w.shift()).cumsum()).transform(lambda s: s.cumsum().shift(fill_value=0.0))
+        offset = offset - offset.groupby((w != w.shift()).cumsum()).transform("first")
     return values + block.map(offset).to_numpy()
 
 
@@ -126,6 +126,19 @@ def nda_truncated(data: bytes) -> bool:
         start = data.find(b"\x00\x00\x00\x00\x55\x00")
         return start < 0 or (len(data) - (start + 4)) % 86 != 0
     return False
+
+
+def _matches(status: pd.Series, pattern: str) -> np.ndarray:
+    """Rows whose status matches ``pattern`` (case-insensitive), tested once per distinct status.
+
+    Example
+    -------
+    >>> _matches(pd.Series(["CC_Chg", "CC_DChg", "Rest"]), r"(?<!D)Chg").tolist()
+    [True, False, False]
+    """
+    status = status.astype(object)
+    hit = {k: bool(re.search(pattern, str(k), re.I)) for k in pd.unique(status)}
+    return status.map(hit).eq(True).to_numpy()
 
 
 def _test_time(time: pd.Series, step: pd.Series) -> tuple[pd.Series, str]:
@@ -181,14 +194,14 @@ def read(path: Path) -> RawCell:
             meta["remark"] = remark
     except Exception:  # metadata is a nicety: the data were read
         pass
-    status = raw["Status"].astype(str)
+    status = raw["Status"]
     step = raw["Step"] if "Step" in raw else pd.Series(np.zeros(len(raw)))
     tidy = pd.DataFrame(index=raw.index)
     tidy["time_s"], meta["time"] = _test_time(raw["Time"], step)
     if "Timestamp" in raw and raw["Timestamp"].notna().any():
         meta["first_timestamp"], meta["last_timestamp"] = str(raw["Timestamp"].iloc[0]), str(raw["Timestamp"].iloc[-1])
     current = raw["Current(mA)"].astype(float) / 1000.0
-    dis, chg = status.str.contains("DChg", case=False), status.str.contains(r"(?<!D)Chg", case=False)
+    dis, chg = _matches(status, "DChg"), _matches(status, r"(?<!D)Chg")
     tidy["current_A"] = current.where(~chg, current.abs()).where(~dis, -current.abs())
     tidy["voltage_V"] = raw["Voltage"].astype(float)
     present = ["time_s", "current_A", "voltage_V"]
