@@ -435,6 +435,30 @@ def test_voltage_in_millivolts_is_read_as_volts(tmp_path):
     assert cell.cycles["mean_discharge_voltage_V"].iloc[0] < 5
 
 
+def test_plain_csv_units_in_headers(tmp_path):
+    # units written as '(h)', ' / unit' and Maccor-style words: converted, whatever the spelling
+    path = tmp_path / "units.csv"
+    path.write_text("cycle;Time (h);Current / mA;Voltage / V;Discharge Capacity (mAmp-hr);Discharge Energy [mWh]\n"
+                    "1;0;-500;3,7;0;0\n1;1;-500;3,5;500;1800\n1;2;-500;3,1;1000;3500\n")
+    cell = read_cycler_file(path)
+    assert cell.format == "csv" and cell.data["time_s"].tolist() == [0, 3600, 7200]
+    assert cell.data["current_A"].tolist() == [-0.5] * 3 and cell.data["voltage_V"].tolist() == [3.7, 3.5, 3.1]
+    assert cell.cycles["discharge_capacity_Ah"].tolist() == [1.0]
+    assert cell.cycles["discharge_energy_Wh"].tolist() == pytest.approx([3.5])
+
+
+def test_mpt_half_cycle_is_the_step_without_ns(tmp_path):
+    path = tmp_path / "hc.mpt"
+    path.write_bytes(("EC-Lab ASCII FILE\r\nNb header lines : 3\r\n\r\n"
+                      "time/s\tEwe/V\tI/mA\thalf cycle\tcycle number\r\n"
+                      "0\t3,4\t1\t0\t0\r\n1\t3,5\t-1\t1\t0\r\n").encode("latin-1"))
+    with pytest.raises(DataFileError, match=r"hc\.mpt: .*'Nb header lines : 3' but line 3 is not the column header"):
+        read_cycler_file(path)
+    path.write_bytes(path.read_bytes().replace(b"Nb header lines : 3", b"Nb header lines : 4"))
+    cell = read_cycler_file(path)
+    assert cell.data["step"].tolist() == [0, 1] and cell.data["cycle"].tolist() == [0, 0]
+
+
 # --------------------------------------------------------------------------- the five older files, relative paths
 
 

@@ -62,6 +62,9 @@ def _header(path: Path, lines: list[str]) -> tuple[int, dict[str, Any]]:
     n = int(m.group(1))
     if n < 2:
         raise DataFileError(f"{path}: EC-Lab text export: 'Nb header lines : {n}' leaves no room for the columns")
+    if len(lines) >= n and not re.search(r"[\t;]", lines[n - 1]):
+        raise DataFileError(f"{path}: EC-Lab text export: 'Nb header lines : {n}' but line {n} is not the column "
+                            f"header ({lines[n - 1][:60]!r})")
     meta["header_lines"] = n
     for line in lines[: n - 1]:
         key, sep, value = line.partition(" : ")
