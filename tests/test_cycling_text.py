@@ -256,6 +256,22 @@ def test_maccor_cycle_p_column_when_cyc_is_stuck(tmp_path):
     assert cell.data["time_s"].tolist() == [0, 3600, 7200, 10800]
 
 
+def test_maccor_csv_template_without_state(tmp_path):
+    # the comma-separated template: Rec, Cycle C, Test Time (sec), Capacity, Current (signed), Voltage, Temp 1
+    text = ("Today's Date ,01-Jan-24\nDate of Test:,01-Jan-24 3:56:08 PM\n"
+            "Rec,Cycle C,Step,Test Time (sec),Step Time (sec),Capacity,Energy,Current,Voltage,DPT Time,Temp 1\n"
+            "1,1,1,0,0,0,0,0,3.6,01-Jan-24 3:56:11 PM,22.5\n2,1,2,1800,1800,0.5,1.9,1.0,3.9,x,22.6\n"
+            "3,1,2,3600,3600,1.0,3.9,1.0,4.1,x,22.7\n4,1,3,5400,1800,0.5,1.8,-1.0,3.7,x,22.8\n"
+            "5,1,3,7200,3600,1.0,3.6,-1.0,3.2,x,22.9\n")
+    path = tmp_path / "maccor.csv"
+    path.write_text(text)
+    assert detect_format(path) == "maccor_text"
+    cell = read_cycler_file(path)
+    assert cell.data["voltage_V"].tolist() == [3.6, 3.9, 4.1, 3.7, 3.2] and cell.data["temperature_C"].iloc[-1] == 22.9
+    assert cell.data["current_A"].tolist() == [0, 1, 1, -1, -1] and cell.metadata["Date of Test"].startswith("01-Jan")
+    assert cell.cycles[["charge_capacity_Ah", "discharge_capacity_Ah"]].values.tolist() == [[1.0, 1.0]]
+
+
 def test_maccor_raw_052_still_reads_through_beep_and_the_template_reader_agrees(cycler_files, monkeypatch):
     monkeypatch.chdir(cycler_files)
     beep = read_cycler_file("PredictionDiagnostics_000151_test.052")

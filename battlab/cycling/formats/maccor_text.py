@@ -5,8 +5,10 @@ cellpy reads these through per-template configuration files, but cellpy pulls in
 pyodbc, tables, polars, ipykernel and more; BEEP's Maccor reader takes only the one-metadata-line ``Test (Sec)``
 raw export (:mod:`battlab.cycling.formats.beep` keeps reading that one). So battlab reads the templates itself:
 
-- the column header is the first line that starts with ``Rec#`` and names ``Cyc#``/``Cycle P``/``Cycle C`` and
-  ``Volts``, after any number of metadata lines (blank lines included); tab, comma or semicolon separated;
+- the column header is the first line that starts with ``Rec#`` (or ``Rec``) and names ``Cyc#``/``Cycle P``/
+  ``Cycle C`` and ``Volts`` (or ``Voltage``), after any number of metadata lines (blank lines included); tab, comma
+  or semicolon separated; the CSV template's ``Current``, ``Voltage``, ``Capacity``, ``Energy``, ``Temp 1``,
+  ``Test Time (sec)`` as well;
 - units from the headers: ``Amps``/``mAmps``, ``Amp-hr``/``mAmp-hr``, ``Watt-hr``/``mWatt-hr``; ``Volts``
   holds millivolts in exports whose other columns are in milli-units and whose values exceed 100 (a cell is not
   at 100 V; the metadata says so);
@@ -39,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from battlab.cycling.formats import RawCell, read_head, text_head
-from battlab.cycling.formats.columns import parse_duration, split_counter, to_number
+from battlab.cycling.formats.columns import name_and_unit, parse_duration, split_counter, to_number
 from battlab.errors import DataFileError
 
 __all__ = ["read", "sniff"]
@@ -50,13 +52,14 @@ _SCALE = {"": 1.0, "m": 1e-3, "u": 1e-6, "k": 1e3}
 
 def _header_index(lines: list[str]) -> int | None:
     for i, line in enumerate(lines[:100]):
-        if _HEADER.match(line) and re.search(r"Cyc#|Cycle [PC]|Cycle", line) and "Volts" in line:
+        if _HEADER.match(line) and re.search(r"Cyc#|Cycle [PC]|Cycle", line) and re.search(r"Volts|Voltage", line):
             return i
     return None
 
 
 def sniff(head: bytes, path: Path) -> bool:
-    """A Maccor template export: a ``Rec#``, cycle and ``Volts`` header line after any metadata lines."""
+    """A Maccor template export: a ``Rec#`` (or ``Rec``), cycle and ``Volts``/``Voltage`` header line after any
+    metadata lines."""
     return _header_index(text_head(head).splitlines()) is not None
 
 
@@ -64,12 +67,18 @@ def _separator(line: str) -> str:
     return max(("\t", ";", ","), key=line.count)
 
 
-def _unit_column(columns: list[str], unit: str) -> tuple[str, float] | None:
-    """The column named ``[m|u|k]<unit>`` (``mAmps``, ``Amp-hr``), with its factor to the base unit."""
-    for col in columns:
+def _unit_column(columns: list[str], unit: str, name: str = "", units: dict[str, float] | None = None
+                 ) -> tuple[str, float] | None:
+    """The column named ``[m|u|k]<unit>`` (``mAmps``, ``Amp-hr``), else the one called ``name`` with a unit of
+    ``units`` (``Current``, ``Current (mA)``; no unit: the base unit), with its factor to the base unit."""
+    for col in columns if unit else ():
         m = re.fullmatch(rf"([muk]?){re.escape(unit)}", col.strip(), re.I)
         if m:
             return col, _SCALE[m.group(1).lower()]
+    for col in columns:
+        n, u = name_and_unit(col)
+        if name and n == name and u in (units or {}) | {"": 1.0}:
+            return col, ((units or {}) | {"": 1.0})[u]
     return None
 
 
@@ -100,13 +109,14 @@ def read(path: Path) -> RawCell:
     if blank.any():
         meta["blank_lines_skipped"] = int(blank.sum())
     for line in lines[:skip]:
-        parts = [p.strip() for p in line.split("\t") if p.strip()]
+        parts = [p.strip() for p in line.split(sep) if p.strip()]
         for key, value in zip(parts[::2], parts[1::2], strict=False):  # key, value pairs
             meta[key.rstrip(":")] = value
-    current = _unit_column(cols, "Amps")
-    voltage = _unit_column(cols, "Volts")
+    current = _unit_column(cols, "Amps", "current", {"a": 1.0, "ma": 1e-3})
+    voltage = _unit_column(cols, "Volts", "voltage", {"v": 1.0, "mv": 1e-3})
     missing = [n for n, c in (("current (Amps)", current), ("voltage (Volts)", voltage)) if c is None]
-    time_col = next((c for c in ("TestTime", "Test Time", "Test (Sec)", "Test(Sec)", "Test (Hr)") if c in cols), None)
+    time_col = next((c for c in ("TestTime", "Test Time", "Test (Sec)", "Test(Sec)", "Test Time (sec)",
+                                 "Test Time (Sec)", "Test (Hr)", "Test Time (Hr)") if c in cols), None)
     if time_col is None:
         missing.append("test time (TestTime)")
     if missing:
@@ -137,6 +147,8 @@ def read(path: Path) -> RawCell:
     if (state == "D").any() or (state == "C").any():  # |I| or signed I: the state letter decides
         amps = amps.abs().where(state != "D", -amps.abs()).where(state.isin(["C", "D"]), amps)
         meta["current_sign"] = "from the State column (C charge +, D discharge -)"
+    else:  # no State column: the (signed) current tells charge from discharge
+        state = pd.Series(np.where(amps > 0, "C", np.where(amps < 0, "D", "")), index=raw.index)
     tidy["current_A"] = amps
     volts = to_number(raw[voltage[0]]) * voltage[1]
     milli = any(re.fullmatch(r"m(Amps|Amp-hr|Watt-hr)", c) for c in cols)
@@ -145,8 +157,9 @@ def read(path: Path) -> RawCell:
         meta["voltage_unit"] = (f"mV: the {voltage[0]!r} column of this milli-unit export holds values up to "
                                 f"{to_number(raw[voltage[0]]).abs().max():g}")
     tidy["voltage_V"] = volts
-    for unit, kind in (("Amp-hr", "capacity_Ah"), ("Watt-hr", "energy_Wh")):
-        col = _unit_column(cols, unit)
+    for unit, kind, name, units in (("Amp-hr", "capacity_Ah", "capacity", {"ah": 1.0, "ahr": 1.0, "mah": 1e-3}),
+                                    ("Watt-hr", "energy_Wh", "energy", {"wh": 1.0, "whr": 1.0, "mwh": 1e-3})):
+        col = _unit_column(cols, unit, name, units)
         if col is None:
             continue
         values = to_number(raw[col[0]]) * col[1]
@@ -159,6 +172,10 @@ def read(path: Path) -> RawCell:
             tidy["internal_resistance_ohm"] = to_number(raw[col]).replace(0.0, np.nan)
             present.append("internal_resistance_ohm")
             break
+    temp = _unit_column(cols, "", "temp 1", {"c": 1.0, "°c": 1.0, "degc": 1.0})
+    if temp is not None and to_number(raw[temp[0]]).notna().any():
+        tidy["temperature_C"] = to_number(raw[temp[0]]) * temp[1]
+        present.append("temperature_C")
     aux = [c for c in cols if c.startswith("Aux")]
     if aux:
         meta["aux_columns"] = ", ".join(aux)
