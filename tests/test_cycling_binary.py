@@ -105,6 +105,40 @@ def test_mpr_current_from_charge_without_time_step():
     assert filled == 2
 
 
+def test_mpr_with_current_and_cycle_number_columns(cycler_files, tmp_path, monkeypatch):
+    """Another EC-Lab layout (galvani's names for it): I/mA, cycle number, Q charge/Q discharge, energies and
+    temperature: mapped by name, mA -> A, mA.h -> Ah, W.h -> Wh."""
+    from galvani import BioLogic
+
+    fields = [("time/s", "<f8"), ("Ewe/V", "<f4"), ("I/mA", "<f4"), ("cycle number", "<f8"), ("Ns", "<u2"),
+              ("Q charge/mA.h", "<f8"), ("Q discharge/mA.h", "<f8"), ("Energy charge/W.h", "<f8"),
+              ("Energy discharge/W.h", "<f8"), ("Temperature/°C", "<f4")]
+    data = np.zeros(8, dtype=fields)  # EC-Lab's Q charge / Q discharge restart at each half cycle
+    data["time/s"] = np.arange(8) * 3600.0
+    data["Ewe/V"] = [3.0, 4.0, 3.9, 3.1, 3.0, 4.0, 3.9, 3.2]
+    data["I/mA"] = [500.0, 500.0, -500.0, -500.0, 400.0, 400.0, -350.0, -350.0]
+    data["cycle number"] = [1, 1, 1, 1, 2, 2, 2, 2]
+    data["Q charge/mA.h"] = [0, 500, 0, 0, 0, 400, 0, 0]
+    data["Q discharge/mA.h"] = [0, 0, 0, 450, 0, 0, 0, 350]
+    data["Energy discharge/W.h"] = [0, 0, 0, 1.8, 0, 0, 0, 1.4]
+    data["Temperature/°C"] = 25.0
+
+    class FakeMPR:
+        def __init__(self, path):
+            self.data = data
+
+    monkeypatch.setattr(BioLogic, "MPRfile", FakeMPR)
+    shutil.copy(cycler_files / MPR, tmp_path / "variant.mpr")  # real magic bytes, the data above
+    monkeypatch.chdir(tmp_path)
+    cell = read_cycler_file("variant.mpr")
+    np.testing.assert_allclose(cell.data["current_A"], data["I/mA"] / 1000.0)
+    assert cell.data["cycle"].tolist() == [1, 1, 1, 1, 2, 2, 2, 2] and cell.metadata["cycle"] == "cycle number"
+    np.testing.assert_allclose(cell.cycles["charge_capacity_Ah"], [0.5, 0.4])
+    np.testing.assert_allclose(cell.cycles["discharge_capacity_Ah"], [0.45, 0.35])
+    np.testing.assert_allclose(cell.cycles["discharge_energy_Wh"], [1.8, 1.4])
+    assert cell.data["temperature_C"].eq(25.0).all() and "temperature_C" in cell.present
+
+
 # --------------------------------------------------------------------------- Neware .nda / .ndax (NewareNDA)
 
 
@@ -154,6 +188,31 @@ def test_ndax_step_time_added_up(cycler_files, monkeypatch):
     assert "step time" in cell.metadata["time"]
     # the test lasts the sum of its steps' durations
     assert cell.data["time_s"].iloc[-1] == pytest.approx(raw.groupby("Step")["Time"].max().sum(), rel=1e-6)
+
+
+def test_nda_variant_unsigned_current_and_step_times(cycler_files, tmp_path, monkeypatch):
+    """Another NewareNDA output (older BTS): |I| with the sign in Status, Time restarting at each step, a CC-CV
+    charge in two steps: currents signed by Status, times and each cycle's counters added up over its steps."""
+    import NewareNDA.NewareNDA as nda_module
+
+    frame = pd.DataFrame({
+        "Index": range(1, 9), "Cycle": [1, 1, 1, 1, 1, 2, 2, 2], "Step": [1, 1, 2, 2, 3, 4, 4, 5],
+        "Status": ["CC_Chg", "CC_Chg", "CV_Chg", "CV_Chg", "CC_DChg", "CCCV_Chg", "CCCV_Chg", "CC_DChg"],
+        "Time": [0.0, 3600.0, 0.0, 1800.0, 3600.0, 0.0, 3600.0, 3600.0],
+        "Voltage": [3.5, 4.2, 4.2, 4.2, 3.0, 3.6, 4.2, 3.0],
+        "Current(mA)": [1000.0, 1000.0, 500.0, 200.0, 900.0, 1000.0, 1000.0, 900.0],
+        "Charge_Capacity(mAh)": [0.0, 1000.0, 0.0, 150.0, 0.0, 0.0, 1000.0, 0.0],
+        "Discharge_Capacity(mAh)": [0.0, 0.0, 0.0, 0.0, 900.0, 0.0, 0.0, 900.0],
+    })
+    monkeypatch.setattr(nda_module, "read_nda", lambda file, software_cycle_number, cycle_mode="chg": frame.copy())
+    shutil.copy(cycler_files / NDA, tmp_path / "old bts.nda")  # a real, complete .nda; its data replaced above
+    monkeypatch.chdir(tmp_path)
+    cell = read_cycler_file("old bts.nda")
+    assert cell.data["current_A"].tolist() == [1.0, 1.0, 0.5, 0.2, -0.9, 1.0, 1.0, -0.9]
+    assert cell.data["time_s"].tolist() == [0.0, 3600.0, 3600.0, 5400.0, 9000.0, 9000.0, 12600.0, 16200.0]
+    np.testing.assert_allclose(cell.cycles["charge_capacity_Ah"], [1.15, 1.0])
+    np.testing.assert_allclose(cell.cycles["discharge_capacity_Ah"], [0.9, 0.9])
+    assert "step time" in cell.metadata["time"]
 
 
 @pytest.mark.parametrize("name, copy_as", [(NDA, "61[07005012] x.nda"), (NDA, "TESTFILE.NDA"),
@@ -339,6 +398,19 @@ def test_excel_without_cycler_sheet(tmp_path, monkeypatch):
     with pytest.raises(DataFileError, match="names a current and a voltage") as exc:
         read_cycler_file("notes.xlsx")
     _one_line_naming(exc, "notes.xlsx")
+
+
+def test_excel_header_only(tmp_path, monkeypatch):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "Channel_1_1"
+    wb.active.append(["Test_Time(s)", "Current(A)", "Voltage(V)", "Cycle_Index"])
+    wb.save(tmp_path / "empty export.xlsx")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataFileError, match="header only") as exc:
+        read_cycler_file("empty export.xlsx")
+    _one_line_naming(exc, "empty export.xlsx")
 
 
 def test_neware_excel_export_reads_like_its_csv(cycler_files, tmp_path, monkeypatch):
