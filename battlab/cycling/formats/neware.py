@@ -40,7 +40,7 @@ import pandas as pd
 from battlab.cycling.formats import RawCell
 from battlab.errors import DataFileError
 
-__all__ = ["read", "sniff", "is_ndax", "steps_added_up"]
+__all__ = ["read", "sniff", "is_ndax", "nda_truncated", "restarts_at_steps", "steps_added_up"]
 
 
 def is_ndax(path: Path) -> bool:
@@ -126,6 +126,29 @@ def nda_truncated(data: bytes) -> bool:
         start = data.find(b"\x00\x00\x00\x00\x55\x00")
         return start < 0 or (len(data) - (start + 4)) % 86 != 0
     return False
+
+
+def restarts_at_steps(values: pd.Series, step: pd.Series) -> bool:
+    """Whether a counter restarts at each step (Neware's usual per-step counters) rather than running on: at most
+    step changes where the counter was above zero, the next step's first value is below the previous step's last.
+
+    Example
+    -------
+    >>> restarts_at_steps(pd.Series([0.0, 5.0, 0.1, 2.0]), pd.Series([1, 1, 2, 2]))
+    True
+    >>> restarts_at_steps(pd.Series([0.0, 5.0, 5.0, 7.0]), pd.Series([1, 1, 2, 2]))
+    False
+    """
+    v = pd.Series(values, dtype=float).reset_index(drop=True)
+    s = pd.Series(step).reset_index(drop=True)
+    change = (s != s.shift()).to_numpy()
+    change[0] = False
+    at = np.flatnonzero(change)
+    before, after = v.to_numpy()[at - 1], v.to_numpy()[at]
+    counted = before > 0
+    if not counted.any():
+        return True
+    return bool(np.mean(after[counted] < 0.999 * before[counted]) >= 0.5)
 
 
 def _matches(status: pd.Series, pattern: str) -> np.ndarray:
@@ -218,13 +241,19 @@ def read(path: Path) -> RawCell:
                              ("Charge_Energy(mWh)", "charge_energy_Wh", 1e-3),
                              ("Discharge_Energy(mWh)", "discharge_energy_Wh", 1e-3)):
         if src in raw:
-            per_step = raw[src].astype(float).abs() * factor
-            tidy[dst] = steps_added_up(per_step, step, cycle).to_numpy()
+            values = raw[src].astype(float).abs() * factor
+            if restarts_at_steps(values, step):
+                tidy[dst] = steps_added_up(values, step, cycle).to_numpy()
+            else:  # already running through the steps: kept as the file has it
+                tidy[dst] = values.to_numpy()
+                meta.setdefault("counters_kept", []).append(src)
             present.append(dst)
     temps = [c for c in raw.columns if str(c).startswith("T") and str(c)[1:].isdigit()]
     if temps and raw[temps[0]].notna().any():
         tidy["temperature_C"] = raw[temps[0]].astype(float)
         present.append("temperature_C")
         meta["temperature"] = temps[0] + (f" (also in the file: {', '.join(temps[1:])})" if temps[1:] else "")
-    meta["capacity"] = "Neware's per-step counters added up over the steps of each cycle"
+    meta["capacity"] = ("Neware's per-step counters added up over the steps of each cycle"
+                        + (f" (except {', '.join(meta['counters_kept'])}: running through the steps already)"
+                           if meta.get("counters_kept") else ""))
     return RawCell(tidy, present, meta)
