@@ -361,6 +361,53 @@ def test_neware_regular_three_level_export(tmp_path):
     assert cell.data["temperature_C"].iloc[0] == 25.0
 
 
+def _neware_regular_bts8(n_cycles: int = 3) -> str:
+    """The BTS 8 regular export: 'Cycle Index' / 'Step Index' / 'DataPoint' headers, the first step written on
+    the first cycle's line, one step 'Capacity(Ah)' for both directions, 'Total Time', a mangled 'T1(?)' unit, and
+    cycle rows holding the cycle's charge and discharge (what the records must add up to)."""
+    head = ["Cycle Index,Chg. Cap.(Ah),DChg. Cap.(Ah),Chg.-DChg. Eff(%),Chg. Energy(Wh),DChg. Energy(Wh)",
+            ",Step Index,Step Number,Step Type,Step Time,Capacity(Ah),Energy(Wh)",
+            ",,DataPoint,Time,Total Time,Current(A),Voltage(V),Capacity(Ah),Energy(Wh),Date,T1(?)"]
+    body, rec, total = [], 1, 0
+    for c in range(1, n_cycles + 1):
+        qc, qd = 0.30 + 0.01 * c, 0.29 + 0.01 * c  # the cycle's charge and discharge, Ah
+        cycle_line = f"{c},{qc:.5f},{qd:.5f},99.0,1.2,1.1"
+        steps = (("CC Chg", 0.5, qc / 2), ("CC Chg", 0.5, qc / 2), ("Rest", 0.0, 0.0), ("CC DChg", -0.5, qd))
+        for s, (kind, amps, q) in enumerate(steps, start=1):
+            step_line = f"{4 * (c - 1) + s},{s},{kind},00:10:00,{q:.5f},0"
+            if s == 1:
+                body.append(cycle_line + "," + step_line)  # BTS 8: the first step on the cycle's line
+            else:
+                body.append(f",{step_line}")
+            for k in range(5):
+                cap = q * k / 4
+                h, m = divmod(total // 60, 60)
+                body.append(f",,{rec},00:0{2 * k}:00,{h:02d}:{m:02d}:{total % 60:02d},{amps},{3.6 + 0.1 * k:.4f},"
+                            f"{cap:.6f},0,2026-03-06 12:00:00,26.5")
+                rec, total = rec + 1, total + 120
+    return "\n".join(head + body) + "\n"
+
+
+def test_neware_regular_bts8_layout_adds_up_to_its_cycle_rows(tmp_path):
+    path = tmp_path / "bts8.csv"
+    path.write_text(_neware_regular_bts8(3))
+    assert detect_format(path) == "neware_csv"
+    cell = read_cycler_file(path)
+    rows = list(csv.reader(path.read_text().splitlines()))[3:]
+    records = [r for r in rows if not r[0] and not r[1] and r[2]]
+    cycle_rows = [r for r in rows if r[0]]
+    assert len(cell.data) == len(records) and cell.metadata["cycle_rows"] == len(cycle_rows) == 3
+    assert cell.data["voltage_V"].iloc[-1] == pytest.approx(float(records[-1][6]))
+    assert cell.data["temperature_C"].iloc[0] == pytest.approx(float(records[0][10]))
+    assert cell.data["step"].iloc[0] == int(cycle_rows[0][6])  # the step written on the cycle's line
+    # the records' counters add up to the file's own cycle rows (two charge steps per cycle)
+    assert cell.cycles["charge_capacity_Ah"].tolist() == pytest.approx([float(r[1]) for r in cycle_rows], rel=1e-4)
+    assert cell.cycles["discharge_capacity_Ah"].tolist() == pytest.approx([float(r[2]) for r in cycle_rows],
+                                                                            rel=1e-4)
+    last = records[-1][4].split(":")
+    assert cell.data["time_s"].iloc[-1] == int(last[0]) * 3600 + int(last[1]) * 60 + int(last[2])
+
+
 # --------------------------------------------------------------------------- PEC, BaSyTec
 
 
@@ -429,6 +476,20 @@ def test_bdf_preferred_labels(tmp_path):
     assert cell.data["current_A"].tolist() == [1, 1, -1, -1] and cell.data["step"].tolist() == [1, 1, 2, 2]
     assert cell.cycles["discharge_capacity_Ah"].tolist() == [1.0] and cell.data["temperature_C"].iloc[-1] == 26
     assert "Net Capacity / Ah" in cell.metadata["other_columns"]
+
+
+def test_bdf_step_type_decides_the_sign_and_restarting_counters_add_up(tmp_path):
+    # current positive on the 'discharge' steps (cellpy's BaTMo BDF example does this), a counter per step
+    text = ("Test Time / h,Current / A,Voltage / V,Step Type / 1,Cycle Count / 1,Step Index / 1,"
+            "Charge Capacity / Ah,Discharge Capacity / Ah\n"
+            "0,0.5,3.3,discharge,1,1,0,0\n1,0.5,3.1,discharge,1,1,0,0.5\n2,0,3.2,rest,1,2,0,0\n"
+            "3,0.5,3.1,discharge,1,3,0,0.25\n4,-0.5,3.6,charge,1,4,0,0\n5,-0.5,3.8,charge,1,4,0.5,0\n")
+    path = tmp_path / "batmo.csv"
+    path.write_text(text)
+    cell = read_cycler_file(path)
+    assert cell.format == "bdf" and cell.data["current_A"].tolist() == [-0.5, -0.5, 0, -0.5, 0.5, 0.5]
+    assert "discharge" in cell.metadata["current_sign"]
+    assert cell.cycles[["discharge_capacity_Ah", "charge_capacity_Ah"]].values.tolist() == [[0.75, 0.5]]
 
 
 def test_bdf_machine_names_without_cycle_count(tmp_path):

@@ -60,7 +60,8 @@ _UNITS: dict[str, dict[str, float]] = {
                            "µah": 1e-6, "uah": 1e-6},
     "charge_energy_wh": {"wh": 1.0, "mwh": 1e-3, "w.h": 1.0, "mw.h": 1e-3, "watt-hr": 1.0, "mwatt-hr": 1e-3,
                          "kwh": 1e3},
-    "temperature_c": {"c": 1.0, "°c": 1.0, "degc": 1.0, "deg.c": 1.0, "\ufffdc": 1.0, "ºc": 1.0, "℃": 1.0},
+    "temperature_c": {"c": 1.0, "°c": 1.0, "degc": 1.0, "deg.c": 1.0, "\ufffdc": 1.0, "ºc": 1.0, "℃": 1.0,
+                      "?": 1.0, "\ufffd": 1.0},  # '?', U+FFFD: a degree sign lost to the encoding (Neware 'T1(?)')
     "internal_resistance_ohm": {"ohm": 1.0, "ohms": 1.0, "mohm": 1e-3, "ω": 1.0, "mω": 1e-3},
     "cycle": {"": 1.0, "1": 1.0, "-": 1.0}, "step": {"": 1.0, "1": 1.0, "-": 1.0},
 }

@@ -10,7 +10,8 @@ pyodbc, tables, polars and more; NewareNDA reads only the binary ``.nda``/``.nda
   ``Cycle Index``/``Cycle ID``, ``Step Index``/``Step ID``);
 - time from ``Cumulative Time``/``Total Time`` (``h:mm:ss``, hours past 24), else from the ``Date``/``Realtime``
   stamps, else by adding up the per-step ``Time`` of each step;
-- the step's capacity and energy counters (restarting at each step) as counters over each cycle, so that a
+- one ``Capacity``/``Energy`` column for both directions (the regular export's records) split by the current's
+  direction; the step's capacity and energy counters (restarting at each step) as counters over each cycle, so that a
   cycle's charge is the sum of its charge steps;
 - the current's sign from ``Step Type``/``Step Name`` (``DChg`` negative) when the file writes ``|I|``;
 - in the regular export, each record row gets the cycle and step of the cycle and step rows above it; the cycle
@@ -70,9 +71,9 @@ _STEP_KIND = ("step type", "step name")
 
 
 def _is_regular(lines: list[str]) -> bool:
-    return len(lines) > 2 and lines[0].lstrip('"').lower().startswith("cycle id") \
-        and re.match(r'^\s*[,;\t]"?step id', lines[1], re.I) is not None \
-        and re.match(r'^\s*[,;\t]{2}"?record id', lines[2], re.I) is not None
+    return len(lines) > 2 and re.match(r'^"?cycle (id|index)', lines[0], re.I) is not None \
+        and re.match(r'^\s*[,;\t]"?step (id|index)', lines[1], re.I) is not None \
+        and re.match(r'^\s*[,;\t]{2}"?(record id|record index|datapoint|data point)', lines[2], re.I) is not None
 
 
 def sniff(head: bytes, path: Path) -> bool:
@@ -154,6 +155,17 @@ def _tidy(path: Path, raw: pd.DataFrame, meta: dict[str, Any]) -> RawCell:
     direction = pd.Series(np.where(tidy["current_A"] > 0, "C", np.where(tidy["current_A"] < 0, "D", "")),
                           index=tidy.index)
     cyc = tidy["cycle"] if "cycle" in tidy and tidy["cycle"].nunique() > 1 else None
+    for name, kind in (("capacity", "capacity_Ah"), ("energy", "energy_Wh")):  # one step counter for both directions
+        col = next((c for c in raw.columns if name_and_unit(str(c))[0] == name), None)
+        if col is None or f"charge_{kind}" in tidy or f"discharge_{kind}" in tidy:
+            continue
+        unit = name_and_unit(str(col))[1]
+        factor = {"ah": 1.0, "mah": 1e-3, "wh": 1.0, "mwh": 1e-3}.get(unit)
+        if factor is None:
+            raise DataFileError(f"{path}: column {col!r}: unit {unit!r} is not a unit of {name}")
+        tidy[f"charge_{kind}"] = to_number(raw[col]) * factor
+        tidy[f"discharge_{kind}"] = to_number(raw[col]) * factor
+        meta[f"{name}_from"] = f"{col} (one counter, split by the current's direction)"
     for q in tidy.columns:  # Neware's counters restart at each step: one counter per cycle (or phase)
         if q.endswith(("_Ah", "_Wh")):
             tidy[q] = split_counter(tidy[q], direction, "C" if q.startswith("charge") else "D", cyc)
@@ -167,7 +179,7 @@ def _read_regular(path: Path, text: str) -> RawCell:
     headers = [[c.strip() for c in r] for r in rows[:3]]
     cycle_h, step_h, rec_h = headers[0], headers[1][1:], headers[2][2:]
     cyc_i = 0
-    step_i = next((i for i, c in enumerate(step_h) if name_and_unit(c)[0] == "step id"), 0)
+    step_i = next((i for i, c in enumerate(step_h) if name_and_unit(c)[0] in ("step id", "step index")), 0)
     kind_i = next((i for i, c in enumerate(step_h) if name_and_unit(c)[0] in _STEP_KIND), None)
     records, cycles, steps = [], [], []
     cycle = step = kind = None
@@ -177,6 +189,11 @@ def _read_regular(path: Path, text: str) -> RawCell:
         if r[0].strip():
             cycle = r[cyc_i].strip()
             cycles.append(cycle)
+            rest = r[len(cycle_h):]  # BTS 8 writes the cycle's first step on the cycle's own line
+            if any(c.strip() for c in rest):
+                step = rest[step_i].strip()
+                kind = rest[kind_i].strip() if kind_i is not None and len(rest) > kind_i else None
+                steps.append(step)
         elif len(r) > 1 and r[1].strip():
             step = r[1 + step_i].strip()
             kind = r[1 + kind_i].strip() if kind_i is not None and len(r) > 1 + kind_i else None
@@ -189,7 +206,7 @@ def _read_regular(path: Path, text: str) -> RawCell:
         else:
             raise DataFileError(f"{path}: line {n}: neither a cycle, a step nor a record row")
     raw = pd.DataFrame([rec + [None] * (3 + len(rec_h) - len(rec)) for rec in records],
-                       columns=["Cycle ID", "Step ID", "Step Name", *rec_h], dtype=object)
+                       columns=["Cycle ID", "Step ID", "Step Type", *rec_h], dtype=object)
     raw = raw.replace({"": None})
     meta = {"export": "Neware regular (cycle / step / record levels)", "cycle_rows": len(cycles),
             "step_rows": len(steps), "cycle_header": ", ".join(cycle_h[:8])}
