@@ -346,8 +346,10 @@ def test_arbin_excel_split_over_sheets_in_milliamps(cycler_files, tmp_path, monk
     header, body = list(rows[0]), [list(r) for r in rows[1:]]
     ic = header.index("Current(A)")
     header[ic] = "Current(mA)"
-    for r in body:
+    header += ["Aux_Temperature_1(C)", "Aux_Temperature_2(C)"]  # Arbin's auxiliary channels
+    for n, r in enumerate(body):
         r[ic] = r[ic] * 1000.0
+        r += [25.0 + n / 1000.0, 30.0]
     wb = openpyxl.Workbook()
     wb.active.title = "Global_Info"
     wb.active.append(["TEST REPORT"])
@@ -366,7 +368,10 @@ def test_arbin_excel_split_over_sheets_in_milliamps(cycler_files, tmp_path, monk
     cell = read_cycler_file("CELL 3 (split).XLSX")
     assert cell.metadata["data_sheets"] == ["Channel_3_1", "Channel_3_2"]
     assert cell.metadata["points_per_sheet"] == [half, len(body) - half]
-    pd.testing.assert_frame_equal(cell.data, real.data, check_exact=False, rtol=1e-9)
+    np.testing.assert_allclose(cell.data["temperature_C"], [25.0 + n / 1000.0 for n in range(len(body))])
+    assert cell.metadata["temperature"].startswith("Aux_Temperature_1(C)")
+    others = [c for c in real.data.columns if c != "temperature_C"]
+    pd.testing.assert_frame_equal(cell.data[others], real.data[others], check_exact=False, rtol=1e-9)
     assert len(cell.cycles) == len(real.cycles)
 
 

@@ -205,5 +205,10 @@ def read(path: Path) -> RawCell:
     if stamp is not None and raw[stamp].notna().any():
         meta["first_datetime"], meta["last_datetime"] = str(raw[stamp].dropna().iloc[0]), \
             str(raw[stamp].dropna().iloc[-1])
+    aux = [c for c in raw.columns if re.fullmatch(r"aux_temperature_\d+", name_and_unit(c)[0])]
+    if aux and "temperature_C" not in map_named_columns(list(raw.columns)):  # Arbin's auxiliary channels
+        unit = name_and_unit(aux[0])[1]
+        raw = raw.rename(columns={aux[0]: f"Temperature({unit})" if unit else "Temperature"})
+        meta["temperature"] = aux[0] + (f" (also in the file: {', '.join(aux[1:])})" if aux[1:] else "")
     tidy, present = tidy_from_named(path, raw, meta["export"], required=("time_s", "current_A", "voltage_V"))
     return RawCell(tidy, present, meta)
