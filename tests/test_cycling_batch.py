@@ -244,8 +244,12 @@ def test_folder_glob_list_and_recursive(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in ("a.csv", "b.csv", "sub/c.csv", "sub/deep/d.csv"):
         _cycle_csv(tmp_path / "data" / name)
-    assert sorted(read_cycler_files("data", progress=False).cells) == ["a", "b"]
-    assert sorted(read_cycler_files("data/", recursive=True, progress=False).cells) == ["a", "b", "c", "d"]
+    batch = read_cycler_files("data", progress=False)
+    assert sorted(batch.cells) == ["a", "b"]
+    assert batch.failures.values.tolist() == [[os.path.join("data", "sub"), "a sub-folder, not read (recursive=True, "
+                                               "or --recursive, reads it)"]]
+    batch = read_cycler_files("data/", recursive=True, progress=False)
+    assert sorted(batch.cells) == ["a", "b", "c", "d"] and batch.ok
     assert sorted(read_cycler_files("data/**/*.csv", recursive=True, progress=False).cells) == ["a", "b", "c", "d"]
     assert sorted(read_cycler_files("data/*.csv", progress=False).cells) == ["a", "b"]
     assert sorted(read_cycler_files(["data/a.csv", Path("data/sub/c.csv")], progress=False).cells) == ["a", "c"]
@@ -339,6 +343,8 @@ def test_summary_rows_follow_the_cycle_tables(tmp_path):
         q = float(np.sum(-i[:-1][within] * np.diff(t)[within]) / 3600)
         assert row.capacity_first_Ah == pytest.approx(q / row.cycles)  # the discharge integral, split per cycle
     assert batch.summary["cycles"].tolist() == [3, 2]
+    empty = read_cycler_files([], progress=False).summary
+    assert list(empty.columns) == list(SUMMARY_COLUMNS) and empty["capacity_first_Ah"].dtype == float
 
 
 def test_save_and_load_round_trip(tmp_path):

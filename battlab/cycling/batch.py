@@ -139,8 +139,9 @@ def expand_paths(paths: str | Path | Iterable[str | Path], *, recursive: bool = 
     that name no file as ``(input, reason)``.
 
     A path that exists is taken as it is (a file named ``61[07005012] cell.csv`` is that file, not a glob); a
-    folder gives every file in it (in sub-folders too with ``recursive=True``; hidden files included, nothing is
-    skipped silently); anything else with ``*``, ``?`` or ``[`` is a glob (``**`` with ``recursive=True``).
+    folder gives every file in it, hidden ones included (in sub-folders too with ``recursive=True``; without it,
+    each sub-folder is listed as not read); anything else with ``*``, ``?`` or ``[`` is a glob (``**`` with
+    ``recursive=True``).
 
     Example
     -------
@@ -160,6 +161,9 @@ def expand_paths(paths: str | Path | Iterable[str | Path], *, recursive: bool = 
         path = Path(text)
         if path.is_dir():
             found = sorted(p for p in (path.rglob("*") if recursive else path.iterdir()) if p.is_file())
+            if not recursive:  # listed, not silently left out
+                missing += [(os.fspath(p), "a sub-folder, not read (recursive=True, or --recursive, reads it)")
+                            for p in sorted(path.iterdir()) if p.is_dir()]
             if not found:
                 missing.append((os.fspath(item), "folder holds no file"))
             files.extend(found)
@@ -279,6 +283,8 @@ def read_cycler_files(paths: str | Path | Iterable[str | Path], *, recursive: bo
         summary[col] = summary[col].astype(int)
     for col in ("first_usable_cycle", "last_usable_cycle"):
         summary[col] = summary[col].astype("Int64")
+    for col in ("capacity_first_Ah", "capacity_last_Ah"):
+        summary[col] = summary[col].astype(float)
     summary["cycles_derived"] = summary["cycles_derived"].astype(bool)
     return CellBatch(cells, pd.DataFrame(failures, columns=["file", "reason"]),
                      pd.DataFrame(companions, columns=["file", "companion_of"]), summary)
