@@ -230,6 +230,33 @@ def test_paths_as_typed_through_the_app_upload(kind, cycler_files, tmp_path, mon
     _check_arbin_cell(cell, _arbin_raw(cycler_files / ARBIN))
 
 
+@pytest.mark.parametrize("original, typed", [("neware_newarenda_TestFile.nda", "61[07005012].NDA"),
+                                             ("neware_newarenda_test_2.ndax", "~/my cells/61[07005012] (2).NDAX")])
+def test_a_binary_file_named_as_users_name_it(original, typed, cycler_files, tmp_path, monkeypatch, capsys):
+    """The issue's own example (``61[07005012].nda``), upper-case extension, spaces and ``~``: a copy in tmp_path
+    read through the API, the batch reader and the CLI; values against NewareNDA reading the original file."""
+    newarenda = pytest.importorskip("NewareNDA")
+    raw = newarenda.read(str(cycler_files / original))  # the maintained package, on the file as it is
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    target = Path(os.path.expanduser(typed))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cycler_files / original, target)
+
+    def check(cell: CellData) -> None:
+        assert cell.format == "neware" and len(cell.data) == len(raw)
+        assert cell.data["voltage_V"].iloc[[0, -1]].tolist() == pytest.approx(raw["Voltage"].iloc[[0, -1]].tolist())
+        assert cell.data["current_A"].abs().max() == pytest.approx(raw["Current(mA)"].abs().max() / 1000)  # mA -> A
+
+    check(read_cycler_file(typed))
+    batch = read_cycler_files([typed], progress=False)
+    assert batch.ok
+    check(batch.cells[target.stem])
+    assert _cli("cycling", "read", typed, "--out", "out") == 0
+    check(CellData.load("out"))
+    assert target.stem in capsys.readouterr().out
+
+
 def test_upper_case_extension_and_crlf_of_a_plain_csv(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _cycle_csv(tmp_path / "MY CELL.CSV", n_cycles=3, newline="\r\n")
