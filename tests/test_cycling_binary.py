@@ -460,6 +460,43 @@ def test_neware_excel_export_reads_like_its_csv(cycler_files, tmp_path, monkeypa
     np.testing.assert_allclose(cell.data["current_A"].abs(), [abs(float(r[ic])) for r in body])
 
 
+def test_neware_excel_record_sheet_without_cycle_column(cycler_files, tmp_path, monkeypatch):
+    """The layout cellpy's neware_xlsx loader reads (unit, test, step and record sheets; the record sheet without
+    cycle or step index, one Capacity column, |I|, 'CC DChg' step types): current signed by the step type, time
+    from Total Time, cycles derived from the current (and said so)."""
+    import csv
+
+    import openpyxl
+
+    with open(cycler_files / "neware_cellpy_neware_uio.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))[:3000]
+    wb = openpyxl.Workbook()
+    wb.active.title = "unit"
+    wb.active.append(["uio cell"])
+    wb.create_sheet("test").append(["Start Step ID", 1])
+    wb.create_sheet("step").append(["Cycle Index", "Step Index", "Step Type", "Oneset Date", "End Date"])
+    rec = wb.create_sheet("record")
+    rec.append(["DataPoint", "Date", "Total Time", "Step Time", "Step Type", "Current(A)", "Voltage(V)",
+                "Capacity(Ah)", "Energy(Wh)"])
+    for r in rows:
+        rec.append([int(r["DataPoint"]), r["Date"], r["Cumulative Time"], r["Time"], r["Step Type"],
+                    abs(float(r["Current(A)"])), float(r["Voltage(V)"]), float(r["Capacity(Ah)"]),
+                    float(r["Energy(Wh)"])])
+    wb.save(tmp_path / "neware export.xlsx")
+    monkeypatch.chdir(tmp_path)
+    cell = read_cycler_file("neware export.xlsx")
+    assert cell.metadata["export"].startswith("Neware Excel")
+    current = [float(r["Current(A)"]) for r in rows]  # the CSV's signed current
+    np.testing.assert_allclose(cell.data["current_A"], current)
+    np.testing.assert_allclose(cell.data["voltage_V"], [float(r["Voltage(V)"]) for r in rows])
+    h, m, sec = (int(x) for x in rows[-1]["Cumulative Time"].split(":"))
+    assert cell.data["time_s"].iloc[-1] == pytest.approx(3600 * h + 60 * m + sec)
+    assert "missing" in cell.metadata["cycles_derived"]
+    kinds = [r["Step Type"] for r in rows]
+    steps = np.cumsum([0] + [a != b for a, b in zip(kinds[:-1], kinds[1:], strict=True)]).tolist()  # step runs
+    assert len(cell.cycles) == _pairs_from_steps(steps, current)
+
+
 # --------------------------------------------------------------------------- Indigo HDF5
 
 

@@ -140,9 +140,14 @@ def _info(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     return meta
 
 
-def _is_neware(header: list[str]) -> bool:
-    low = [name_and_unit(h)[0] for h in header]
-    return any(h in ("step type", "step name") for h in low) and any("dchg" in h for h in low)
+def _is_neware(raw: pd.DataFrame) -> bool:
+    """A Neware record table: a ``Step Type``/``Step Name`` column whose values (or the headers) say ``DChg``."""
+    kinds = [c for c in raw.columns if name_and_unit(c)[0] in ("step type", "step name")]
+    if not kinds:
+        return False
+    if any("dchg" in name_and_unit(c)[0] for c in raw.columns):
+        return True
+    return bool(raw[kinds[0]].dropna().astype(str).str.contains("dchg", case=False).any())
 
 
 def read(path: Path) -> RawCell:
@@ -165,7 +170,7 @@ def read(path: Path) -> RawCell:
             rows = list(ws.iter_rows(values_only=True))
             at = header_row(rows)
             if at is None or is_summary_sheet(ws.title):
-                if rows and re.search(r"info|global|test", ws.title, re.I):
+                if rows and re.search(r"info|global|test|unit", ws.title, re.I):
                     meta.update({k: v for k, v in _info(rows[:_HEADER_ROWS]).items() if k not in meta})
                 continue
             header = [str(c).strip() if c is not None else "" for c in rows[at]]
@@ -193,7 +198,7 @@ def read(path: Path) -> RawCell:
                for r in body]
     keep = [i for i, h in enumerate(header) if h]
     raw = pd.DataFrame([[rec[i] for i in keep] for rec in records], columns=[header[i] for i in keep], dtype=object)
-    if _is_neware(list(raw.columns)):
+    if _is_neware(raw):
         from battlab.cycling.formats import neware_csv
 
         meta["export"] = "Neware Excel (record sheet)"
