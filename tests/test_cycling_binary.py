@@ -335,6 +335,8 @@ def test_arbin_excel_values_match_openpyxl(cycler_files, monkeypatch):
     steps = [int(r[col["Step_Index"]]) for r in body]
     assert len(cell.cycles) == _pairs_from_steps(steps, current) == 2
     assert cell.metadata["Channel"] == 11 and cell.metadata["data_sheets"] == ["Channel_11_1"]
+    info = _sheet_rows(cycler_files / XLSX, "Global_Info")
+    assert cell.metadata["test_name"] in info[1] and "TEST REPORT" in info[0]
 
 
 def test_arbin_excel_split_over_sheets_in_milliamps(cycler_files, tmp_path, monkeypatch):

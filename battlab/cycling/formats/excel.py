@@ -128,9 +128,15 @@ def _cell(value: Any) -> Any:
 def _info(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     """Label/value pairs of an info sheet: a row of labels followed by a row of values (Arbin's Global_Info)."""
     meta: dict[str, Any] = {}
+    for above, row in zip(rows, rows[1:], strict=False):  # Arbin: a 'TEST REPORT' title, then the test's name
+        if any(isinstance(c, str) and c.strip().upper() == "TEST REPORT" for c in above):
+            name = next((c for c in row if isinstance(c, str) and c.strip()), None)
+            if name:
+                meta["test_name"] = name.strip()
     for labels, values in zip(rows, rows[1:], strict=False):
         names = [c for c in labels if c is not None]
-        if len(names) < 3 or not all(isinstance(c, str) for c in names):
+        if len(names) < 3 or not all(isinstance(c, str) for c in names) \
+                or any(re.search(r"^/|\\", c) for c in names):  # a row holding a path holds values
             continue
         for label, value in zip(labels, values, strict=False):
             if not isinstance(label, str) or not label.strip() or value is None or not str(value).strip():
