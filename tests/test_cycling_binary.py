@@ -139,6 +139,24 @@ def test_mpr_with_current_and_cycle_number_columns(cycler_files, tmp_path, monke
     assert cell.data["temperature_C"].eq(25.0).all() and "temperature_C" in cell.present
 
 
+def test_mpr_of_an_impedance_measurement_is_refused(cycler_files, tmp_path, monkeypatch):
+    from galvani import BioLogic
+
+    data = np.zeros(3, dtype=[("freq/Hz", "<f4"), ("Re(Z)/Ohm", "<f4"), ("-Im(Z)/Ohm", "<f4"), ("time/s", "<f8"),
+                              ("Ewe/V", "<f4"), ("I/mA", "<f4")])
+
+    class FakeMPR:
+        def __init__(self, path):
+            self.data = data
+
+    monkeypatch.setattr(BioLogic, "MPRfile", FakeMPR)
+    shutil.copy(cycler_files / MPR, tmp_path / "peis.mpr")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataFileError, match="impedance") as exc:
+        read_cycler_file("peis.mpr")
+    _one_line_naming(exc, "peis.mpr")
+
+
 # --------------------------------------------------------------------------- Neware .nda / .ndax (NewareNDA)
 
 

@@ -85,6 +85,9 @@ def read(path: Path) -> RawCell:
                             f"layout): {_one_line(exc)}") from None
     if not len(raw):
         raise DataFileError(f"{path}: BioLogic .mpr with no data points")
+    if "freq/Hz" in raw:
+        raise DataFileError(f"{path}: BioLogic .mpr of an impedance measurement (freq/Hz, Re(Z)/Ohm columns), not a "
+                            "cycling record")
     if "time/s" not in raw or "Ewe/V" not in raw:
         raise DataFileError(f"{path}: BioLogic .mpr without a time/s or Ewe/V column (columns: "
                             f"{', '.join(map(str, raw.columns))}); not a cycling record")
