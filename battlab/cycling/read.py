@@ -266,11 +266,11 @@ def _cycle_column_is_stuck(data: pd.DataFrame, in_file: bool) -> bool:
 # --------------------------------------------------------------------------- summaries
 
 
-def _integrate(t: np.ndarray, i: np.ndarray, sign: int) -> np.ndarray:
-    """Cumulative charge (Ah) passed with current of ``sign`` (+1 charge, -1 discharge), left rectangles."""
-    dt = np.diff(t, prepend=t[:1])
-    part = np.where(sign * i > CURRENT_EPS, np.abs(i), 0.0)
-    return np.cumsum(np.r_[0.0, (part[:-1] * dt[1:])]) / 3600.0 if len(t) else np.zeros(0)
+#: Columns of :func:`summarize_cycles`' table.
+_SUMMARY_COLUMNS = ["cycle", "n_points", "start_s", "duration_s", "n_discharge_points", "charge_capacity_Ah",
+                    "discharge_capacity_Ah", "discharge_energy_Wh", "coulombic_efficiency", "mean_discharge_voltage_V",
+                    "min_voltage_V", "max_voltage_V", "internal_resistance_ohm", "temperature_mean_C",
+                    "temperature_max_C", "usable", "reason"]
 
 
 def summarize_cycles(data: pd.DataFrame) -> pd.DataFrame:
@@ -279,7 +279,8 @@ def summarize_cycles(data: pd.DataFrame) -> pd.DataFrame:
     Capacities are the rise of the cycle's counters (``max - min`` of ``charge_capacity_Ah`` /
     ``discharge_capacity_Ah``), or the integral of the current when the file has no counters. A cycle is
     ``usable`` when it has a discharge (points with current below ``-CURRENT_EPS`` and a positive discharge
-    capacity); otherwise ``reason`` says why.
+    capacity); otherwise ``reason`` says why. Vectorised over cycles (one pass of numpy reductions, no loop per
+    cycle), so a file of thousands of cycles summarises in milliseconds.
 
     Example
     -------
@@ -289,59 +290,80 @@ def summarize_cycles(data: pd.DataFrame) -> pd.DataFrame:
     >>> s[["cycle", "discharge_capacity_Ah", "usable", "reason"]].values.tolist()
     [[1, 1.0, True, ''], [2, 0.0, False, 'no discharge (no point with negative current)']]
     """
-    rows = []
-    known = data.dropna(subset=["cycle"])
-    for cycle, g in known.groupby("cycle", sort=True):
-        t = g["time_s"].to_numpy(dtype=float)
-        i = g["current_A"].to_numpy(dtype=float)
-        v = g["voltage_V"].to_numpy(dtype=float)
-        dis = i < -CURRENT_EPS
-        row: dict[str, Any] = {"cycle": int(cycle), "n_points": len(g), "start_s": float(np.nanmin(t)),
-                               "duration_s": float(np.nanmax(t) - np.nanmin(t)), "n_discharge_points": int(dis.sum())}
-        for kind, sign in (("charge", 1), ("discharge", -1)):
-            col = f"{kind}_capacity_Ah"
-            counter = g[col].to_numpy(dtype=float) if col in g else np.full(len(g), np.nan)
-            if np.isfinite(counter).any():
-                row[col] = float(np.nanmax(counter) - np.nanmin(counter))
-            else:
-                row[col] = float(_integrate(t, i, sign)[-1])
-        ecol = "discharge_energy_Wh"
-        energy = g[ecol].to_numpy(dtype=float) if ecol in g else np.full(len(g), np.nan)
-        if np.isfinite(energy).any():
-            row[ecol] = float(np.nanmax(np.abs(energy)) - np.nanmin(np.abs(energy)))
-        else:  # integrate V*|I| over the discharge
-            dt = np.diff(t, prepend=t[:1])
-            row[ecol] = float(np.nansum(np.where(dis, v * np.abs(i), 0.0)[:-1] * dt[1:]) / 3600.0) if len(t) else 0.0
-        qc, qd = row["charge_capacity_Ah"], row["discharge_capacity_Ah"]
-        row["coulombic_efficiency"] = qd / qc if qc > 0 else np.nan
-        row["mean_discharge_voltage_V"] = row[ecol] / qd if qd > 0 else np.nan
-        row["min_voltage_V"] = float(np.nanmin(v)) if len(v) else np.nan
-        row["max_voltage_V"] = float(np.nanmax(v)) if len(v) else np.nan
-        if "internal_resistance_ohm" in g and g["internal_resistance_ohm"].notna().any():
-            row["internal_resistance_ohm"] = float(g["internal_resistance_ohm"].dropna().median())
-        else:
-            row["internal_resistance_ohm"] = np.nan
-        temp = g["temperature_C"] if "temperature_C" in g else pd.Series(dtype=float)
-        row["temperature_mean_C"] = float(temp.mean()) if temp.notna().any() else np.nan
-        row["temperature_max_C"] = float(temp.max()) if temp.notna().any() else np.nan
-        if not dis.any():
-            reason = "no discharge (no point with negative current)"
-        elif not qd > 0:
-            reason = "no discharge capacity (the discharge counter does not rise)"
-        elif dis.sum() < 3:
-            reason = f"discharge has only {int(dis.sum())} points"
-        else:
-            reason = ""
-        row["usable"], row["reason"] = reason == "", reason
-        rows.append(row)
-    cols = ["cycle", "n_points", "start_s", "duration_s", "n_discharge_points", "charge_capacity_Ah",
-            "discharge_capacity_Ah", "discharge_energy_Wh", "coulombic_efficiency", "mean_discharge_voltage_V",
-            "min_voltage_V", "max_voltage_V", "internal_resistance_ohm", "temperature_mean_C", "temperature_max_C",
-            "usable", "reason"]
-    out = pd.DataFrame(rows, columns=cols)
-    out["usable"] = out["usable"].astype(bool)
-    out["reason"] = out["reason"].astype(str)
-    return out
+    def col(name: str) -> np.ndarray:
+        return data[name].to_numpy(dtype=float, na_value=np.nan) if name in data else np.full(len(data), np.nan)
+
+    cycle = pd.to_numeric(data["cycle"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    keep = ~np.isnan(cycle)
+    order = np.flatnonzero(keep)[np.argsort(cycle[keep], kind="stable")]
+    if not len(order):
+        out = pd.DataFrame(columns=_SUMMARY_COLUMNS)
+        out["usable"] = out["usable"].astype(bool)
+        out["reason"] = out["reason"].astype(str)
+        return out
+    c = cycle[order]
+    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+    first = np.zeros(len(c), dtype=bool)
+    first[starts] = True
+    n = np.diff(np.r_[starts, len(c)])
+    t, i, v = col("time_s")[order], col("current_A")[order], col("voltage_V")[order]
+
+    def red(ufunc, x):
+        return ufunc.reduceat(x, starts)
+
+    def finite_any(x):
+        return red(np.add, np.isfinite(x).astype(int)) > 0
+
+    def nanrange(x):
+        with np.errstate(invalid="ignore"):
+            return red(np.fmax, x) - red(np.fmin, x)
+
+    # per point: the step from the previous point of the same cycle (left rectangles), 0 at a cycle's first point
+    dt = np.diff(t, prepend=t[:1])
+    dt[first] = 0.0
+    prev_i = np.r_[0.0, i[:-1]]
+    prev_v = np.r_[0.0, v[:-1]]
+    dis = i < -CURRENT_EPS
+    out: dict[str, Any] = {"cycle": c[starts].astype(int), "n_points": n}
+    tmin, tmax = red(np.fmin, t), red(np.fmax, t)
+    out["start_s"], out["duration_s"] = tmin, tmax - tmin
+    out["n_discharge_points"] = red(np.add, dis.astype(int))
+    for kind, sign in (("charge", 1), ("discharge", -1)):
+        counter = col(f"{kind}_capacity_Ah")[order]
+        part = np.where(sign * prev_i > CURRENT_EPS, np.abs(prev_i), 0.0) * dt
+        part[first] = 0.0
+        integral = red(np.add, part) / 3600.0
+        out[f"{kind}_capacity_Ah"] = np.where(finite_any(counter), nanrange(counter), integral)
+    energy = np.abs(col("discharge_energy_Wh")[order])
+    prev_dis = np.r_[False, dis[:-1]]
+    e_part = np.where(prev_dis, np.abs(prev_v * prev_i), 0.0) * dt
+    e_part[first] = 0.0
+    e_int = red(np.add, np.nan_to_num(e_part, nan=0.0)) / 3600.0
+    out["discharge_energy_Wh"] = np.where(finite_any(energy), nanrange(energy), e_int)
+    qc, qd = out["charge_capacity_Ah"], out["discharge_capacity_Ah"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["coulombic_efficiency"] = np.where(qc > 0, qd / np.where(qc > 0, qc, 1.0), np.nan)
+        out["mean_discharge_voltage_V"] = np.where(qd > 0, out["discharge_energy_Wh"] / np.where(qd > 0, qd, 1.0),
+                                                   np.nan)
+    out["min_voltage_V"], out["max_voltage_V"] = red(np.fmin, v), red(np.fmax, v)
+    groups = pd.Series(np.repeat(np.arange(len(starts)), n))
+    ir = pd.Series(col("internal_resistance_ohm")[order])
+    out["internal_resistance_ohm"] = ir.groupby(groups).median().to_numpy()
+    temp = pd.Series(col("temperature_C")[order])
+    out["temperature_mean_C"] = temp.groupby(groups).mean().to_numpy()
+    out["temperature_max_C"] = temp.groupby(groups).max().to_numpy()
+    nd = out["n_discharge_points"]
+    reason = np.select([nd == 0, ~(qd > 0), nd < 3],
+                       ["no discharge (no point with negative current)",
+                        "no discharge capacity (the discharge counter does not rise)", ""], "")
+    few = (nd > 0) & (qd > 0) & (nd < 3)
+    reason = np.where(few, np.char.add(np.char.add("discharge has only ", nd.astype(str)), " points"), reason)
+    out["usable"] = reason == ""
+    out["reason"] = reason.astype(str)
+    frame = pd.DataFrame(out, columns=_SUMMARY_COLUMNS)
+    frame["usable"] = frame["usable"].astype(bool)
+    frame["reason"] = frame["reason"].astype(object).astype(str)
+    return frame
 
 
 # --------------------------------------------------------------------------- entry point
@@ -383,31 +405,42 @@ def read_cycler_file(path: str | Path, format: str | None = None) -> CellData:
     tidy, present, meta = raw.data, list(raw.present), dict(raw.metadata)
     if not len(tidy):
         raise DataFileError(f"{path}: header only, no data rows")
-    for col in TIDY_COLUMNS:
-        if col not in tidy:
-            tidy[col] = np.nan
-    tidy = tidy[list(TIDY_COLUMNS)].reset_index(drop=True)
-    for col in TIDY_COLUMNS[2:]:
-        tidy[col] = pd.to_numeric(tidy[col], errors="coerce").astype(float)
+    tidy = _tidy_frame(tidy)
     for col in ("time_s", "voltage_V", "current_A"):
         if tidy[col].isna().all():
             raise DataFileError(f"{path}: the {col.split('_')[0]} column holds no number")
     had = "cycle" in present
     if _cycle_column_is_stuck(tidy, had):
-        values = pd.to_numeric(tidy["cycle"], errors="coerce")
-        meta["file_cycle_column"] = (f"constant {values.dropna().iloc[0]:g}" if had and values.notna().any()
-                                     else "none")
-        tidy["cycle"] = derive_cycles(tidy["current_A"].to_numpy(dtype=float))
+        values = tidy["cycle"].dropna()
+        meta["file_cycle_column"] = f"constant {values.iloc[0]}" if had and len(values) else "none"
+        tidy["cycle"] = pd.array(derive_cycles(tidy["current_A"].to_numpy(dtype=float)), dtype="Int64")
         meta["cycles_derived"] = ("from the charge/discharge steps: the file's cycle column "
                                   + ("never increments" if had else "is missing")
                                   + "; a cycle starts each time the current returns to the first direction driven")
         if "cycle" not in present:
             present.append("cycle")
-    for col in ("cycle", "step"):
-        values = pd.to_numeric(tidy[col], errors="coerce")
-        tidy[col] = values.round().astype("Int64")
     return CellData(_cell_name(path), str(path), fmt, tidy, summarize_cycles(tidy),
                     [c for c in TIDY_COLUMNS if c in present], meta)
+
+
+def _tidy_frame(raw: pd.DataFrame) -> pd.DataFrame:
+    """The tidy table in one construction: every column of :data:`TIDY_COLUMNS` in order, floats (NaN where the
+    file has no value or no such column), ``cycle`` and ``step`` as nullable integers."""
+    n = len(raw)
+    columns: dict[str, Any] = {}
+    for col in TIDY_COLUMNS:
+        if col not in raw:
+            values = np.full(n, np.nan)
+        else:
+            series = raw[col]
+            if not pd.api.types.is_numeric_dtype(series):
+                series = pd.to_numeric(series, errors="coerce")
+            values = series.to_numpy(dtype=float, na_value=np.nan)
+        if col in ("cycle", "step"):
+            missing = np.isnan(values)
+            values = pd.arrays.IntegerArray(np.where(missing, 0, np.round(values)).astype(np.int64), missing)
+        columns[col] = values
+    return pd.DataFrame(columns)
 
 
 def _cell_name(path: Path) -> str:
