@@ -272,6 +272,34 @@ def test_maccor_csv_template_without_state(tmp_path):
     assert cell.cycles[["charge_capacity_Ah", "discharge_capacity_Ah"]].values.tolist() == [[1.0, 1.0]]
 
 
+def test_maccor_kit_template_minutes_decimal_commas_md_column(tmp_path):
+    # 12 metadata lines, a blank line after the header, decimal commas, 'Md' state, 'Cap. [Ah]', a trailing tab,
+    # TestTime as a plain number of minutes (the DPT Time stamps run 60 times faster)
+    meta = ["Name:\tCELL-1.081", "Channel:\t81", "Tester\tMaccor #4", "SCap\t0,017"]
+    header = "\t".join(["Rec", "Cycle P", "Cycle C", "Step", "TestTime", "StepTime", "Cap. [Ah]", "Ener. [Wh]",
+                        "Current [A]", "Voltage [V]", "Md", "ES", "DPT Time"])
+    rows = [(1, 0, 1, 1, "0,0", "0,0", "0", "0", "0,0", "3,50", "R", "06/05/2021 11:00:00"),
+            (2, 0, 1, 2, "60,0", "60,0", "0,5", "1,9", "0,5", "4,10", "C", "06/05/2021 12:00:00"),
+            (3, 0, 1, 3, "120,0", "60,0", "0,4", "1,5", "0,4", "3,00", "D", "06/05/2021 13:00:00")]
+    body = ["\t".join(map(str, r[:11])) + "\t1\t" + r[11] + "\t" for r in rows]
+    path = tmp_path / "kit.txt"
+    path.write_bytes("\r\n".join(meta + [header, ""] + body).encode("latin-1"))
+    cell = read_cycler_file(path)
+    assert cell.format == "maccor_text" and len(cell.data) == 3 and cell.metadata["blank_lines_skipped"] == 1
+    assert cell.data["time_s"].tolist() == [0, 3600, 7200] and "minutes" in cell.metadata["time_unit"]
+    assert cell.data["current_A"].tolist() == [0, 0.5, -0.4] and cell.data["voltage_V"].tolist() == [3.5, 4.1, 3.0]
+    assert cell.cycles[["charge_capacity_Ah", "discharge_capacity_Ah"]].values.tolist() == [[0.5, 0.4]]
+    assert "extra_fields" not in cell.metadata  # the trailing tab holds nothing
+
+
+def test_maccor_values_beyond_the_header_are_kept_and_reported(tmp_path):
+    path = tmp_path / "extra.txt"
+    path.write_text("X\t1\nRec#\tCyc#\tTestTime\tAmps\tVolts\n1\t0\t0d 00:00:00\t1\t3.5\n"
+                    "2\t0\t0d 00:00:01\t1\t3.6\tsurprise\n")
+    cell = read_cycler_file(path)
+    assert len(cell.data) == 2 and "1 rows hold values beyond the header's 5 columns" in cell.metadata["extra_fields"]
+
+
 def test_maccor_raw_052_still_reads_through_beep_and_the_template_reader_agrees(cycler_files, monkeypatch):
     monkeypatch.chdir(cycler_files)
     beep = read_cycler_file("PredictionDiagnostics_000151_test.052")
@@ -435,6 +463,18 @@ def test_pec_shorter_metadata_header(cycler_files, tmp_path):
     path.write_text("\n".join(lines[:3] + lines[at:at + 51]) + "\n")  # header + 50 rows
     cell = read_cycler_file(path)
     assert cell.format == "pec" and cell.metadata["header_lines"] == 3 and len(cell.data) == 50
+
+
+def test_pec_total_time_as_hh_mm_ss(tmp_path):
+    path = tmp_path / "Test1.csv"
+    path.write_text("Test:,1\nTest,Cell,Step,Instruction Name,Cycle,Total Time (Hours in hh:mm:ss.xxx),"
+                    "Load On Time (Hours in hh:mm:ss.xxx),Step Time (Seconds),Voltage (V),Current (A),"
+                    "Charge Capacity (mAh),Discharge Capacity (mAh),Charge Energy (mWh)\n"
+                    "1,1,1,Discharge,0,00:00:00.002,00:00:00.000,0.002,3.5,-1,0,0,0\n"
+                    "1,1,1,Discharge,0,25:00:00.502,25:00:00.000,90000.5,3.0,-1,0,1000,0\n")
+    cell = read_cycler_file(path)
+    assert cell.format == "pec" and cell.data["time_s"].tolist() == pytest.approx([0.002, 90000.502])
+    assert cell.data["discharge_capacity_Ah"].tolist() == [0, 1.0] and cell.data["voltage_V"].tolist() == [3.5, 3.0]
 
 
 def test_basytec_export(cycler_files, monkeypatch):

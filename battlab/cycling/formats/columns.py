@@ -150,7 +150,8 @@ def parse_duration(series: pd.Series) -> pd.Series:
 
 
 _STAMP_FORMATS = ("%m/%d/%Y %H:%M:%S.%f", "%d.%m.%Y %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f", "%m/%d/%Y %H:%M:%S",
-                  "%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M:%S.%f", "%d/%m/%Y %H:%M:%S")
+                  "%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%d/%m/%Y %H:%M:%S.%f",
+                  "%d/%m/%Y %H:%M:%S")
 
 
 def parse_stamps(values: pd.Series) -> pd.Series:

@@ -12,7 +12,9 @@ raw export (:mod:`battlab.cycling.formats.beep` keeps reading that one). So batt
 - units from the headers: ``Amps``/``mAmps``, ``Amp-hr``/``mAmp-hr``, ``Watt-hr``/``mWatt-hr``; ``Volts``
   holds millivolts in exports whose other columns are in milli-units and whose values exceed 100 (a cell is not
   at 100 V; the metadata says so);
-- ``TestTime`` as ``Nd hh:mm:ss[.f]`` or ``Test (Sec)`` in seconds;
+- ``TestTime`` as ``Nd hh:mm:ss[.f]``, ``Test (Sec)`` in seconds, or a plain number whose unit the ``DPt Time``
+  stamps tell (minutes in some templates: the stamps run 60 times faster);
+- the state letter from ``State`` or ``Md``; ``Cap. [Ah]``, ``Ener. [Wh]``, ``Current [A]``, ``Voltage [V]``;
 - the current's sign from the ``State`` column (``C`` charge positive, ``D`` discharge negative) when the file
   writes ``|I|``; one ``Amp-hr``/``Watt-hr`` column becomes the charge and discharge counters by state, whether it
   restarts at each step or runs on through a charge;
@@ -41,7 +43,14 @@ import numpy as np
 import pandas as pd
 
 from battlab.cycling.formats import RawCell, read_head, text_head
-from battlab.cycling.formats.columns import name_and_unit, parse_duration, split_counter, to_number
+from battlab.cycling.formats.columns import (
+    looks_like_duration,
+    name_and_unit,
+    parse_duration,
+    parse_stamps,
+    split_counter,
+    to_number,
+)
 from battlab.errors import DataFileError
 
 __all__ = ["read", "sniff"]
@@ -82,6 +91,18 @@ def _unit_column(columns: list[str], unit: str, name: str = "", units: dict[str,
     return None
 
 
+def _time_factor(test_time: pd.Series, stamps: pd.Series) -> float:
+    """60 or 3600 when a numeric test time runs 60 or 3600 times slower than the data-point stamps, else 1."""
+    ok = test_time.notna() & stamps.notna()
+    if ok.sum() < 2:
+        return 1.0
+    span = float(test_time[ok].iloc[-1] - test_time[ok].iloc[0])
+    wall = float((stamps[ok].iloc[-1] - stamps[ok].iloc[0]).total_seconds())
+    if span <= 0 or wall <= 0:
+        return 1.0
+    return next((f for f in (60.0, 3600.0) if abs(wall / span / f - 1) < 0.02), 1.0)
+
+
 def read(path: Path) -> RawCell:
     """Read a Maccor template text export."""
     lines = text_head(read_head(path)).splitlines()
@@ -89,16 +110,31 @@ def read(path: Path) -> RawCell:
     if skip is None:
         raise DataFileError(f"{path}: no Maccor column header (a line starting with Rec# that names Cyc# and Volts)")
     sep = _separator(lines[skip])
-    for enc in ("utf-8", "latin-1"):
-        try:
-            raw = pd.read_csv(path, sep=sep, skiprows=skip, encoding=enc, dtype=str, keep_default_na=False,
-                              na_values=[""], index_col=False, skip_blank_lines=False, low_memory=False)
-            break
-        except UnicodeDecodeError:
-            continue
-        except pd.errors.ParserError as exc:
-            raise DataFileError(f"{path}: cannot be read as a Maccor table ({exc})") from exc
-    raw.columns = [str(c).strip() for c in raw.columns]
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+        enc = "utf-8"
+    except UnicodeDecodeError:
+        text, enc = data.decode("latin-1"), "latin-1"
+    body = text.splitlines()[skip + 1:]
+    header = [c.strip() for c in lines[skip].split(sep)]
+    seen: dict[str, int] = {}
+    for i, c in enumerate(header):  # Maccor repeats ' Units' after each Aux column
+        if c in seen:
+            seen[c] += 1
+            header[i] = f"{c}.{seen[c]}"
+        else:
+            seen[c] = 0
+    width = max((line.count(sep) + 1 for line in body), default=len(header))
+    names = header + [f"extra_{i + 1}" for i in range(width - len(header))]
+    try:
+        raw = pd.read_csv(path, sep=sep, skiprows=skip + 1, header=None, names=names, encoding=enc, dtype=str,
+                          keep_default_na=False, na_values=[""], index_col=False, skip_blank_lines=False,
+                          low_memory=False)
+    except pd.errors.ParserError as exc:
+        raise DataFileError(f"{path}: cannot be read as a Maccor table ({exc})") from exc
+    extra = [c for c in names[len(header):] if raw[c].notna().any()]
+    raw = raw.drop(columns=[c for c in names[len(header):] if c not in extra])
     blank = raw.isna().all(axis=1)
     if blank.any():  # a blank line inside the data is not a point; say where
         raw = raw[~blank]
@@ -106,6 +142,9 @@ def read(path: Path) -> RawCell:
         raise DataFileError(f"{path}: header only, no data rows")
     cols = list(raw.columns)
     meta: dict[str, Any] = {"header_lines": skip}
+    if extra:
+        meta["extra_fields"] = (f"{int(raw[extra].notna().any(axis=1).sum())} rows hold values beyond the header's "
+                                f"{len(header)} columns (kept as {', '.join(extra)})")
     if blank.any():
         meta["blank_lines_skipped"] = int(blank.sum())
     for line in lines[:skip]:
@@ -136,6 +175,13 @@ def read(path: Path) -> RawCell:
         tidy["step"] = to_number(raw["Step"])
         present.append("step")
     tidy["time_s"] = parse_duration(raw[time_col]) * (3600.0 if "Hr" in time_col else 1.0)
+    stamp_col = next((c for c in ("DPt Time", "DPT Time", "DPtTime") if c in cols), None)
+    if not looks_like_duration(raw[time_col]) and time_col in ("TestTime", "Test Time") and stamp_col:
+        factor = _time_factor(tidy["time_s"], parse_stamps(raw[stamp_col]))
+        if factor != 1.0:  # e.g. TestTime in minutes (KIT/SIMBA templates): the stamps tell
+            tidy["time_s"] *= factor
+            meta["time_unit"] = f"{'minutes' if factor == 60 else 'hours'} (the {stamp_col!r} stamps run " \
+                                f"{factor:g} times faster than {time_col!r})"
     amps = to_number(raw[current[0]])
     bad = amps.isna() & raw[current[0]].notna()
     if bad.any():
@@ -143,10 +189,11 @@ def read(path: Path) -> RawCell:
         raise DataFileError(f"{path}: row {row + 1}, column {current[0]!r}: {raw[current[0]].iloc[row]!r} "
                             "is not a number")
     amps = amps * current[1]
-    state = raw["State"].astype(str).str.strip().str.upper() if "State" in cols else pd.Series("", index=raw.index)
+    state_col = next((c for c in ("State", "Md", "MD", "Mode") if c in cols), None)
+    state = raw[state_col].astype(str).str.strip().str.upper() if state_col else pd.Series("", index=raw.index)
     if (state == "D").any() or (state == "C").any():  # |I| or signed I: the state letter decides
         amps = amps.abs().where(state != "D", -amps.abs()).where(state.isin(["C", "D"]), amps)
-        meta["current_sign"] = "from the State column (C charge +, D discharge -)"
+        meta["current_sign"] = f"from the {state_col} column (C charge +, D discharge -)"
     else:  # no State column: the (signed) current tells charge from discharge
         state = pd.Series(np.where(amps > 0, "C", np.where(amps < 0, "D", "")), index=raw.index)
     tidy["current_A"] = amps
@@ -157,9 +204,11 @@ def read(path: Path) -> RawCell:
         meta["voltage_unit"] = (f"mV: the {voltage[0]!r} column of this milli-unit export holds values up to "
                                 f"{to_number(raw[voltage[0]]).abs().max():g}")
     tidy["voltage_V"] = volts
-    for unit, kind, name, units in (("Amp-hr", "capacity_Ah", "capacity", {"ah": 1.0, "ahr": 1.0, "mah": 1e-3}),
-                                    ("Watt-hr", "energy_Wh", "energy", {"wh": 1.0, "whr": 1.0, "mwh": 1e-3})):
-        col = _unit_column(cols, unit, name, units)
+    for unit, kind, names, units in (("Amp-hr", "capacity_Ah", ("capacity", "cap."), {"ah": 1.0, "ahr": 1.0,
+                                                                                      "mah": 1e-3}),
+                                     ("Watt-hr", "energy_Wh", ("energy", "ener."), {"wh": 1.0, "whr": 1.0,
+                                                                                   "mwh": 1e-3})):
+        col = _unit_column(cols, unit, names[0], units) or _unit_column(cols, "", names[1], units)
         if col is None:
             continue
         values = to_number(raw[col[0]]) * col[1]

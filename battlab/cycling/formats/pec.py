@@ -4,7 +4,8 @@ cellpy reads these (``pec_csv``) but pulls in PyGithub, fabric, cookiecutter, py
 battlab reads the text: ``Key:,value`` metadata lines (and a ``#RESULTS CHECK`` block) of any length before the
 column header, which is the first line naming ``Cycle``, ``Voltage (..)`` and ``Current (..)``; units from the
 headers (``Voltage (mV)``, ``Current (mA)``, ``Charge Capacity (mAh)``; ``Charge Capacity (mWh)`` is the charge
-*energy*); ``Total Time (Seconds)``; current negative on discharge as PEC writes it; the ``Cycle`` column as written.
+*energy*); ``Total Time (Seconds)`` or ``Total Time (Hours in hh:mm:ss.xxx)``; current negative on discharge as
+PEC writes it; the ``Cycle`` column as written.
 
 Example
 -------
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from battlab.cycling.formats import RawCell, read_head, text_head
-from battlab.cycling.formats.columns import name_and_unit, read_delimited, tidy_from_named
+from battlab.cycling.formats.columns import name_and_unit, parse_duration, read_delimited, tidy_from_named
 from battlab.errors import DataFileError
 
 __all__ = ["read", "sniff"]
@@ -63,14 +64,20 @@ def read(path: Path) -> RawCell:
     raw = read_delimited(path, skip)
     raw.columns = [str(c).strip() for c in raw.columns]
     raw = raw.drop(columns=[c for c in raw.columns if not c or c.startswith("Unnamed")])
-    rename = {}
+    rename, drop = {}, []
     for c in raw.columns:
         name, unit = name_and_unit(c)
         if name in ("charge capacity", "discharge capacity") and unit.endswith("wh"):  # PEC: energy as 'capacity'
             rename[c] = f"{name.replace('capacity', 'energy')} ({unit})"
-        elif name in ("total time", "load on time", "step time") and unit == "seconds":
-            rename[c] = {"total time": "time (s)"}.get(name, c)
-    raw = raw.rename(columns=rename).drop(columns=[c for c in ("Load On Time (Seconds)", "Step Time (Seconds)")
-                                                   if c in raw.columns])
+        elif name == "total time":
+            if "hh:mm:ss" in unit:  # 'Total Time (Hours in hh:mm:ss.xxx)'
+                raw[c] = parse_duration(raw[c]).astype(str)
+                meta["time_from"] = c
+                rename[c] = "time (s)"
+            elif unit in ("seconds", "s", "sec"):
+                rename[c] = "time (s)"
+        elif name in ("load on time", "step time", "cycle charge time", "cycle discharge time"):
+            drop.append(c)
+    raw = raw.drop(columns=drop).rename(columns=rename)
     tidy, present = tidy_from_named(path, raw, "PEC")
     return RawCell(tidy, present, meta)
