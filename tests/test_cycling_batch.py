@@ -436,6 +436,20 @@ def test_cli_batch_exit_codes_and_report(tmp_path, monkeypatch, capsys):
     assert _cli("cycling", "read", "cells/nothing*.csv", "--out", "t4", "--quiet") == 1  # a glob matching nothing
 
 
+def test_cli_a_reader_crash_on_one_file_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    import battlab.cycling.read as read_module
+
+    _cycle_csv(tmp_path / "a.csv")
+
+    def crash(path, format=None):
+        raise RuntimeError("no column Voltage\ntraceback details")
+
+    monkeypatch.setattr(read_module, "read_cycler_file", crash)
+    assert _cli("cycling", "read", str(tmp_path / "a.csv"), "--out", str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"battlab cycling: error: {tmp_path / 'a.csv'}: cannot be read as a cycler file (RuntimeError: no column Voltage)"
+
+
 # --------------------------------------------------------------------------- the app
 
 

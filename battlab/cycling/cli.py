@@ -42,11 +42,23 @@ def _single_file(inputs: list[str]) -> bool:
     return path.is_file() or not any(c in inputs[0] for c in "*?[")
 
 
-def _cmd_read(args: argparse.Namespace) -> int:
+def _read_one(path: str, format: str | None) -> Any:
+    """``read_cycler_file``, with a reader's own crash on an odd file turned into a one-line error naming it."""
     from battlab.cycling.read import read_cycler_file
+    from battlab.errors import BattlabError, DataFileError
 
+    try:
+        return read_cycler_file(path, format=format)
+    except BattlabError:
+        raise
+    except Exception as exc:
+        text = (f"{type(exc).__name__}: {exc}".strip().splitlines() or [type(exc).__name__])[0]
+        raise DataFileError(f"{path}: cannot be read as a cycler file ({text[:300]})") from exc
+
+
+def _cmd_read(args: argparse.Namespace) -> int:
     if _single_file(args.files):
-        cell = read_cycler_file(args.files[0], format=args.format)
+        cell = _read_one(args.files[0], args.format)
         paths = cell.save(Path(args.out).expanduser())
         print(cell.summary())
         print(f"wrote {', '.join(str(p) for p in paths.values())}")
@@ -96,10 +108,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from battlab.cycling.curves import curves_from_cell
     from battlab.cycling.models import CycleLifeModel
-    from battlab.cycling.read import read_cycler_file
 
     model = CycleLifeModel.load(args.model)
-    cell = read_cycler_file(args.file, format=args.format)
+    cell = _read_one(args.file, args.format)
     pred = model.predict(curves_from_cell(cell, model.voltages)).iloc[0]
     record = {"cell": cell.name, "file": str(args.file), "n_cycles_model": model.n_cycles,
               "predicted_cycle_life": round(float(pred["predicted_cycle_life"]), 1)}
