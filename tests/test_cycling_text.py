@@ -155,6 +155,17 @@ def test_mpt_german_locale_dates_day_first(tmp_path):
     assert cell.metadata["date_format"].startswith("dd.mm.yyyy")
 
 
+def test_bt_lab_banner_averaged_ewe_and_no_cycle_column(tmp_path):
+    # BT-Lab's banner, '<Ewe/V>' (averaged), no 'cycle number' column: the entry point derives the cycles
+    text = ("BT-Lab ASCII FILE\nNb header lines : 4\n\nmode\ttime/s\t<Ewe/V>\t<I>/mA\n"
+            "1\t0\t3,4\t1\n1\t1\t3,5\t-1\n1\t2\t3,4\t1\n1\t3\t3,3\t-1\n")
+    path = tmp_path / "bt.mpt"
+    path.write_bytes(text.encode("latin-1"))
+    cell = read_cycler_file(path)
+    assert cell.format == "biologic" and cell.data["voltage_V"].tolist() == [3.4, 3.5, 3.4, 3.3]
+    assert cell.data["cycle"].tolist() == [1, 1, 2, 2] and "is missing" in cell.metadata["cycles_derived"]
+
+
 def test_mpt_latin1_degree_sign_temperature(tmp_path):
     text = "time/s\tEwe/V\tI/mA\tcycle number\tTemperature/°C\n0\t3,4\t1\t1\t25,5\n10\t3,5\t1\t1\t26,0\n"
     path = tmp_path / "t.txt"

@@ -3,7 +3,8 @@
 BEEP's reader needs the ``.mpl`` settings file beside the export and reads it value by value in Python; galvani
 reads only the binary ``.mpr``; so battlab reads the text itself with pandas:
 
-- the header's length from its ``Nb header lines`` line (any EC-Lab version; exports without the header too);
+- the header's length from its ``Nb header lines`` line (any EC-Lab or BT-Lab version; exports without the header
+  too); without a ``cycle number`` column (OCV, wait techniques) the entry point derives cycles;
 - EC-Lab's own column names (``time/s``, ``<I>/mA`` or ``I/mA``, ``Ewe/V`` or ``Ecell/V``, ``cycle number``,
   ``Ns``, ``Q charge/mA.h`` and ``Q discharge/mA.h``);
 - ``Q charge/discharge/mA.h`` (older EC-Lab, or exports without the two counters): one signed capacity that restarts
@@ -40,7 +41,8 @@ from battlab.errors import DataFileError
 
 __all__ = ["read", "sniff"]
 
-_BANNER = "EC-Lab ASCII FILE"
+_BANNER = re.compile(r"(EC|BT)-Lab ASCII FILE")  # EC-Lab and BT-Lab exports
+_VOLTAGE = re.compile(r"(^|[;\t])(Ecell/V|Ewe/V|<Ewe>/V|<Ewe/V>)([;\t]|$)", re.M)
 _CAPACITY_UNITS = {"ma.h": 1e-3, "a.h": 1.0, "mah": 1e-3, "ah": 1.0, "µa.h": 1e-6}
 
 
@@ -48,13 +50,13 @@ def sniff(head: bytes, path: Path) -> bool:
     """An EC-Lab text export: its banner, or an ``Ewe/V``/``Ecell/V`` column."""
     text = text_head(head)
     first = text.split("\n", 1)[0]
-    return _BANNER in first or bool(re.search(r"(^|[;\t])(Ecell|Ewe|<Ewe>)/V([;\t]|$)", text[:20000], re.M))
+    return bool(_BANNER.search(first)) or bool(_VOLTAGE.search(text[:20000]))
 
 
 def _header(path: Path, lines: list[str]) -> tuple[int, dict[str, Any]]:
     """Lines before the column header, and what the header says."""
     meta: dict[str, Any] = {}
-    if not lines or _BANNER not in lines[0]:
+    if not lines or not _BANNER.search(lines[0]):
         return 0, meta
     m = next((re.search(r"Nb header lines\s*:\s*(\d+)", line) for line in lines[:5] if "Nb header" in line), None)
     if not m:
@@ -72,7 +74,7 @@ def _header(path: Path, lines: list[str]) -> tuple[int, dict[str, Any]]:
         if sep and key in ("Run on channel", "Acquisition started on", "Technique started on", "Device",
                            "Characteristic mass", "Electrode material", "Comments", "Cycle Definition"):
             meta[key] = value.strip()
-        elif line.strip() and not sep and not meta.get("technique") and line.strip() != _BANNER \
+        elif line.strip() and not sep and not meta.get("technique") and not _BANNER.search(line) \
                 and "Nb header" not in line:
             meta["technique"] = line.strip()
     if m := re.match(r"\s*(\d{1,2})\.(\d{1,2})\.(\d{4})", meta.get("Acquisition started on", "")):
@@ -100,7 +102,7 @@ def read(path: Path) -> RawCell:
     for c in raw.columns:  # EC-Lab's own names first: 'cycle number', 'Ns', 'Q discharge/mA.h', '<I>/mA'
         if c in ("<I>/mA", "I/mA") and "current/mA" not in rename.values():
             rename[c] = "current/mA"
-        elif c in ("Ecell/V", "Ewe/V", "<Ewe>/V") and "voltage/V" not in rename.values():
+        elif c in ("Ecell/V", "Ewe/V", "<Ewe>/V", "<Ewe/V>") and "voltage/V" not in rename.values():
             rename[c] = "voltage/V"
         elif c in ("T/°C", "Temperature/°C") and raw[c].notna().any():
             rename[c] = "temperature/°C"
@@ -110,7 +112,8 @@ def read(path: Path) -> RawCell:
             raw = raw.drop(columns=c)
     if "Ns" not in raw.columns and "half cycle" in raw.columns:
         raw = raw.rename(columns={"half cycle": "step"})
-    tidy, present = tidy_from_named(path, raw, "biologic", labels={v: k for k, v in rename.items()})
+    tidy, present = tidy_from_named(path, raw, "biologic", required=("time_s", "current_A", "voltage_V"),
+                                    labels={v: k for k, v in rename.items()})
     has_counters = "charge_capacity_Ah" in present and "discharge_capacity_Ah" in present
     if not has_counters:
         signed = _signed_capacity(raw, "q charge/discharge")
