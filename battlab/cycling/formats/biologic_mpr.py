@@ -47,8 +47,8 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
 
-def _first(df: pd.DataFrame, *names: str) -> str | None:
-    return next((n for n in names if n in df.columns), None)
+def _first(columns: dict[str, np.ndarray], *names: str) -> str | None:
+    return next((n for n in names if n in columns), None)
 
 
 def _current_from_charge(time_s: np.ndarray, dq_mAh: np.ndarray) -> tuple[np.ndarray, int]:
@@ -79,76 +79,67 @@ def read(path: Path) -> RawCell:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mpr = BioLogic.MPRfile(str(path))
-            raw = pd.DataFrame(mpr.data)
+            data = np.asarray(mpr.data)
+            raw = {name: data[name] for name in (data.dtype.names or ())}
     except Exception as exc:
         raise DataFileError(f"{path}: BioLogic .mpr that galvani cannot read (truncated, damaged or a newer EC-Lab "
                             f"layout): {_one_line(exc)}") from None
-    if not len(raw):
+    if not len(data) or not raw:
         raise DataFileError(f"{path}: BioLogic .mpr with no data points")
     if "freq/Hz" in raw:
         raise DataFileError(f"{path}: BioLogic .mpr of an impedance measurement (freq/Hz, Re(Z)/Ohm columns), not a "
                             "cycling record")
     if "time/s" not in raw or "Ewe/V" not in raw:
         raise DataFileError(f"{path}: BioLogic .mpr without a time/s or Ewe/V column (columns: "
-                            f"{', '.join(map(str, raw.columns))}); not a cycling record")
-    meta: dict[str, Any] = {"reader": "galvani.BioLogic.MPRfile", "file_columns": [str(c) for c in raw.columns]}
+                            f"{', '.join(raw)}); not a cycling record")
+    meta: dict[str, Any] = {"reader": "galvani.BioLogic.MPRfile", "file_columns": list(raw)}
     for key in ("startdate", "enddate", "timestamp"):
         value = getattr(mpr, key, None)
         if value is not None:
             meta[key] = str(value)
-    tidy = pd.DataFrame(index=raw.index)
-    present = ["time_s", "voltage_V", "current_A"]
-    tidy["time_s"] = raw["time/s"].astype(float)
-    tidy["voltage_V"] = raw["Ewe/V"].astype(float)
+    col = {name: np.asarray(values, dtype=float) for name, values in raw.items() if values.dtype.kind in "fiub"}
+    out: dict[str, np.ndarray] = {"time_s": col["time/s"], "voltage_V": col["Ewe/V"]}
 
-    icol = _first(raw, "I/mA", "<I>/mA")
-    dqcol = _first(raw, "dq/mA.h", "dQ/mA.h")
+    icol = _first(col, "I/mA", "<I>/mA")
+    dqcol = _first(col, "dq/mA.h", "dQ/mA.h")
     if icol is not None:
-        tidy["current_A"] = raw[icol].astype(float) / 1000.0
+        out["current_A"] = col[icol] / 1000.0
         meta["current"] = f"{icol} / 1000"
     elif dqcol is not None:
-        tidy["current_A"], n_filled = _current_from_charge(tidy["time_s"].to_numpy(), raw[dqcol].to_numpy(float))
+        out["current_A"], n_filled = _current_from_charge(out["time_s"], col[dqcol])
         meta["current"] = (f"derived: {dqcol} over each time step (the file has no I/mA column)"
                            + (f"; {n_filled} points without a time step take the previous point's current"
                               if n_filled else ""))
     else:
         raise DataFileError(f"{path}: BioLogic .mpr without a current column (no I/mA, <I>/mA or dq/mA.h; columns: "
-                            f"{', '.join(map(str, raw.columns))})")
+                            f"{', '.join(raw)})")
 
-    if "cycle number" in raw:
-        tidy["cycle"] = raw["cycle number"].astype(float)
+    if "cycle number" in col:
+        out["cycle"] = col["cycle number"]
         meta["cycle"] = "cycle number"
-        present.append("cycle")
-    elif "half cycle" in raw:
-        tidy["cycle"] = raw["half cycle"].astype(np.int64) // 2
+    elif "half cycle" in col:
+        out["cycle"] = raw["half cycle"].astype(np.int64) // 2
         meta["cycle"] = "half cycle // 2 (the file has no cycle number column)"
-        present.append("cycle")
     else:
         meta["cycle"] = "none in the file"
-    if "Ns" in raw:
-        tidy["step"] = raw["Ns"].astype(np.int64)
-        present.append("step")
+    if "Ns" in col:
+        out["step"] = raw["Ns"].astype(np.int64)
 
-    if "Q charge/mA.h" in raw and "Q discharge/mA.h" in raw:
-        tidy["charge_capacity_Ah"] = raw["Q charge/mA.h"].astype(float) / 1000.0
-        tidy["discharge_capacity_Ah"] = raw["Q discharge/mA.h"].astype(float).abs() / 1000.0
+    if "Q charge/mA.h" in col and "Q discharge/mA.h" in col:
+        out["charge_capacity_Ah"] = col["Q charge/mA.h"] / 1000.0
+        out["discharge_capacity_Ah"] = np.abs(col["Q discharge/mA.h"]) / 1000.0
         meta["capacity"] = "Q charge/mA.h, Q discharge/mA.h"
-        present += ["charge_capacity_Ah", "discharge_capacity_Ah"]
-    elif "Q charge/discharge/mA.h" in raw:
-        q = raw["Q charge/discharge/mA.h"].astype(float) / 1000.0
-        tidy["charge_capacity_Ah"] = q.clip(lower=0.0)
-        tidy["discharge_capacity_Ah"] = (-q).clip(lower=0.0)
+    elif "Q charge/discharge/mA.h" in col:
+        q = col["Q charge/discharge/mA.h"] / 1000.0
+        out["charge_capacity_Ah"] = np.clip(q, 0.0, None)
+        out["discharge_capacity_Ah"] = np.clip(-q, 0.0, None)
         meta["capacity"] = "Q charge/discharge/mA.h split by sign (positive: charge, negative: discharge)"
-        present += ["charge_capacity_Ah", "discharge_capacity_Ah"]
-    if "Energy charge/W.h" in raw and "Energy discharge/W.h" in raw:
-        tidy["charge_energy_Wh"] = raw["Energy charge/W.h"].astype(float)
-        tidy["discharge_energy_Wh"] = raw["Energy discharge/W.h"].astype(float).abs()
-        present += ["charge_energy_Wh", "discharge_energy_Wh"]
-    if "Temperature/°C" in raw and raw["Temperature/°C"].notna().any():
-        tidy["temperature_C"] = raw["Temperature/°C"].astype(float)
-        present.append("temperature_C")
-    rcol = _first(raw, "Rdc/Ohm", "R/Ohm")
-    if rcol is not None and (raw[rcol].fillna(0) != 0).any():
-        tidy["internal_resistance_ohm"] = raw[rcol].astype(float).replace(0.0, np.nan)
-        present.append("internal_resistance_ohm")
-    return RawCell(tidy, present, meta)
+    if "Energy charge/W.h" in col and "Energy discharge/W.h" in col:
+        out["charge_energy_Wh"] = col["Energy charge/W.h"]
+        out["discharge_energy_Wh"] = np.abs(col["Energy discharge/W.h"])
+    if "Temperature/°C" in col and np.isfinite(col["Temperature/°C"]).any():
+        out["temperature_C"] = col["Temperature/°C"]
+    rcol = _first(col, "Rdc/Ohm", "R/Ohm")
+    if rcol is not None and (np.nan_to_num(col[rcol]) != 0).any():
+        out["internal_resistance_ohm"] = np.where(col[rcol] == 0.0, np.nan, col[rcol])
+    return RawCell(pd.DataFrame(out), list(out), meta)
