@@ -303,6 +303,25 @@ def test_res_without_mdbtools_says_what_to_install(cycler_files, tmp_path, monke
     assert "Arbin .res needs mdbtools (Debian package mdbtools; `make system-deps`)" in msg
 
 
+def test_res_auxiliary_temperature_joined_on_data_points(monkeypatch):
+    """Arbin's Auxiliary_Table (long: one row per data point, channel and type) and Aux_Global_Data_Table (units):
+    the first channel in °C is joined on Data_Point; points without a reading stay NaN (none dropped)."""
+    from battlab.cycling.formats import arbin_res
+
+    tables = {
+        "Auxiliary_Table": pd.DataFrame({"Test_ID": [1, 1, 1, 1], "Data_Point": [1, 2, 1, 3],
+                                         "Auxiliary_Index": [0, 0, 1, 0], "Data_Type": [1, 1, 0, 1],
+                                         "X": [25.0, 25.5, 3.7, 26.0]}),
+        "Aux_Global_Data_Table": pd.DataFrame({"Channel_Index": [3, 3], "Auxiliary_Index": [1, 0],
+                                               "Data_Type": [0, 1], "Nickname": ["V1", "T_cell"],
+                                               "Unit": ["V", "°C"]}),
+    }
+    monkeypatch.setattr(arbin_res, "export_table", lambda path, table: tables[table])
+    temp, source = arbin_res._temperature(Path("x.res"), list(tables), pd.Series([1, 2, 3, 4]), 1)
+    assert temp.tolist()[:3] == [25.0, 25.5, 26.0] and np.isnan(temp.iloc[3])
+    assert "T_cell" in source
+
+
 # --------------------------------------------------------------------------- Excel exports (openpyxl)
 
 
