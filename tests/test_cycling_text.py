@@ -625,6 +625,31 @@ def test_old_files_read_with_relative_paths(cycler_files, monkeypatch):
     assert cell.data["voltage_V"].iloc[[0, -1]].tolist() == pytest.approx([float(v[0]), float(v[-1])])
 
 
+def test_novonix_with_24_hour_stamps_reads_when_beep_refuses_it(cycler_files, tmp_path):
+    # newer Novonix UHPC files write '2025-07-19 15:26:20' (no AM/PM); BEEP's parser aborts on them
+    import datetime as dt
+
+    src = cycler_files / "test_Nova_Form-CH01-01_short.csv"
+    lines = _lines(src)
+
+    def to24(line: str) -> str:
+        m = re.match(r'^"?(\d{4}-\d{2}-\d{2} \d{1,2}:\d{2}:\d{2} [AP]M)(,.*?)"?$', line)
+        if not m:
+            return line
+        stamp = dt.datetime.strptime(m.group(1), "%Y-%m-%d %I:%M:%S %p").strftime("%Y-%m-%d %H:%M:%S")
+        return stamp + m.group(2)
+
+    new = [to24(line) for line in lines]
+    assert sum(a != b for a, b in zip(lines, new, strict=True)) > 3000
+    (tmp_path / "nova24.csv").write_text("\n".join(new) + "\n", encoding="utf-8")
+    cell = read_cycler_file(tmp_path / "nova24.csv")
+    ref = read_cycler_file(src)
+    assert cell.format == "novonix" and "beep's Novonix reader failed" in cell.metadata["reader"]
+    assert len(cell.data) == len(ref.data)
+    for col in ("time_s", "current_A", "voltage_V", "cycle", "step"):
+        assert np.allclose(cell.data[col].astype(float), ref.data[col].astype(float), rtol=1e-6)
+
+
 # --------------------------------------------------------------------------- bad input
 
 

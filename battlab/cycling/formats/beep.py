@@ -1,7 +1,8 @@
 """Arbin CSV, Maccor raw text (``.0NN``) and Novonix HPC exports, read through TRI's BEEP.
 
 ``beep.structure`` datapaths read these exports; battlab maps their ``raw_data`` to the tidy table (Maccor current
-signed by the state letter, Novonix time h -> s). BEEP wants absolute paths: the path is resolved first.
+signed by the state letter, Novonix time h -> s). BEEP wants absolute paths: the path is resolved first. Novonix
+files BEEP's parser refuses (newer UHPC stamps) are read with pandas from the same columns.
 """
 
 from __future__ import annotations
@@ -139,7 +140,61 @@ def read_maccor(path: Path) -> RawCell:
 
 
 def read_novonix(path: Path) -> RawCell:
-    """Read a Novonix HPC export through ``beep.structure.novonix.NovonixDatapath``."""
-    return _read_beep(path, "novonix")
+    """Read a Novonix HPC export through ``beep.structure.novonix.NovonixDatapath``; files its parser refuses
+    (newer UHPC versions write 24-hour stamps without AM/PM: "Date-time was not parsable") are read with pandas
+    from the same columns, and the metadata says so."""
+    try:
+        return _read_beep(path, "novonix")
+    except DataFileError as exc:
+        if "reader (beep) failed" not in str(exc):
+            raise
+        cell = _read_novonix_pandas(path)
+        why = exc.__cause__ or exc
+        cell.metadata["reader"] = f"battlab (pandas); beep's Novonix reader failed: {type(why).__name__}: {why}"
+        return cell
+
+
+def _read_novonix_pandas(path: Path) -> RawCell:
+    import io
+
+    from battlab.cycling.formats.columns import split_counter, to_number
+
+    text = text_head(path.read_bytes())
+    lines = [ln.strip().strip('"') for ln in text.splitlines()]
+    at = next((i for i, ln in enumerate(lines) if ln.startswith("Date and Time,Cycle Number")), None)
+    if at is None:
+        raise DataFileError(f"{path}: Novonix export without its 'Date and Time,Cycle Number,...' header")
+    raw = pd.read_csv(io.StringIO("\n".join(ln for ln in lines[at:] if ln)), dtype=str, keep_default_na=False,
+                      na_values=[""], index_col=False)
+    raw.columns = [c.strip() for c in raw.columns]
+    _check_header(path, ",".join(raw.columns), {"current": ("Current (A)",), "voltage": ("Potential (V)",),
+                                                "time": ("Run Time (h)",), "cycle": ("Cycle Number",)}, "Novonix")
+    if not len(raw):
+        raise DataFileError(f"{path}: header only, no data rows")
+    tidy = pd.DataFrame(index=raw.index)
+    tidy["cycle"] = to_number(raw["Cycle Number"])
+    if "Step Number" in raw:
+        tidy["step"] = to_number(raw["Step Number"])
+    tidy["time_s"] = to_number(raw["Run Time (h)"]) * 3600.0
+    current = to_number(raw["Current (A)"])
+    bad = current.isna() & raw["Current (A)"].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataFileError(f"{path}: row {row + 1}, column 'Current (A)': {raw['Current (A)'].iloc[row]!r} "
+                            "is not a number")
+    tidy["current_A"] = current
+    tidy["voltage_V"] = to_number(raw["Potential (V)"])
+    direction = pd.Series(np.where(current > 0, "C", np.where(current < 0, "D", "")), index=raw.index)
+    cyc = tidy["cycle"] if tidy["cycle"].nunique() > 1 else None
+    for col, kind in (("Capacity (Ah)", "capacity_Ah"), ("Energy (Wh)", "energy_Wh")):
+        if col in raw:  # one step counter for both directions
+            tidy[f"charge_{kind}"] = split_counter(to_number(raw[col]), direction, "C", cyc)
+            tidy[f"discharge_{kind}"] = split_counter(to_number(raw[col]), direction, "D", cyc)
+    temp = next((c for c in raw.columns if c.startswith("Temperature (")), None)
+    if temp is not None and to_number(raw[temp]).notna().any():
+        tidy["temperature_C"] = to_number(raw[temp])
+    meta = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[:at])
+            if k.strip() in ("Channel", "Cell", "Description", "Capacity (Ah)", "Started", "Version")}
+    return RawCell(tidy, list(tidy.columns), meta)
 
 
