@@ -194,6 +194,22 @@ def test_empty_and_binary_files(tmp_path, content, message):
         detect_format(path)
 
 
+def test_git_lfs_pointer_says_what_it_is(tmp_path):
+    path = tmp_path / "cell.csv"
+    path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 123456\n")
+    with pytest.raises(DataFileError, match=r"cell\.csv: a Git LFS pointer, not the data itself"):
+        read_cycler_file(path)
+
+
+def test_unknown_binary_advice_is_given_once(tmp_path):
+    path = tmp_path / "cell.ccs"
+    path.write_bytes(b"\x00\x01LANHE" * 100)
+    with pytest.raises(DataFileError) as exc:
+        read_cycler_file(path)
+    message = str(exc.value)
+    assert message.count("export") == 1 and "LANHE .ccs" in message and "\n" not in message
+
+
 def test_header_only(tmp_path):
     path = tmp_path / "header.csv"
     path.write_text("cycle,time_s,current_A,voltage_V\n")

@@ -200,9 +200,14 @@ def detect_format(path: str | Path) -> str:
         if fmt.sniff(head, path):
             return fmt.name
     if is_binary(head):
-        raise DataFileError(f"{path}: {describe_binary(head, path)}: no reader for this binary format in battlab; "
+        what = describe_binary(head, path)
+        if ":" in what:  # the description already says what to do (LANHE: export as Excel; a zip: unpack it)
+            raise DataFileError(f"{path}: {what}")
+        raise DataFileError(f"{path}: {what}: no reader for this binary format in battlab; "
                             f"export it as text/CSV or Excel (formats read: {', '.join(FORMATS)})")
     first = text_head(head).split("\n", 1)[0].strip()
+    if first.startswith("version https://git-lfs.github.com/spec/"):
+        raise DataFileError(f"{path}: a Git LFS pointer, not the data itself (run `git lfs pull` in its repository)")
     cols = split_header(first)
     if len(cols) > 1:
         found = map_named_columns(cols)
