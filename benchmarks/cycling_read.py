@@ -34,12 +34,12 @@ metadata lines for data, or a reader that drops points); ``max_overhead`` over t
 Exits 1 (message on stderr) if FOLDER holds no data file, if a maintained reader fails on a file battlab reads, or
 if battlab reads none.
 
-Measured (2 cores shared with other sessions, best of 3, 2026-12-02, 35 s): ``cycler_files_read: 17 of 17``;
-``overhead_`` excel 0.90, indigo 0.88, arbin_res 1.43 (0.86 on another run), neware 1.47 (1.05), novonix 1.84
-(1.09), maccor 1.87 (1.49), arbin 1.78, biologic_mpr 9.06 (``entry_point_share`` 0.70: detection and summaries
-around galvani's 3 ms), biologic text 4.24, maccor_text 5.44, neware_csv 8.09, pec 11.81, basytec 17.07;
-``max_overhead: 17.07 (basytec)``, ``overall_overhead: 1.74``. The goal (<= 1.5x) is met by 2-6 of 13 formats
-depending on the run; timings of files this small vary by 30-50 % between runs on this machine.
+Measured (2 cores shared with other sessions, best of 3, 2026-12-02, two runs of about 35 s):
+``cycler_files_read: 17 of 17``; ``overhead_`` indigo 0.16 (h5py vs beep's datapath), novonix 1.00-1.07, neware
+1.03-1.06, arbin_res 1.05-1.08, excel 1.08-1.17, maccor 1.25-1.38 (within the goal); arbin 2.05-3.25, biologic_mpr
+5.0-7.8 (``entry_point_share`` 0.7), maccor_text 4.5-4.9, biologic 5.0-7.9, pec 6.8, neware_csv 8.3-8.7, basytec
+11.5-18.6 (not); ``max_overhead`` 11.5-18.6 (basytec), ``overall_overhead`` 1.58-1.61, 6 of 13 formats within the
+goal. Timings of files this small vary by 30-50 % between runs on this machine.
 """
 
 from __future__ import annotations
