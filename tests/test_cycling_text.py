@@ -701,6 +701,22 @@ def test_text_in_the_current_column_names_file_row_and_column(tmp_path, kind):
     assert path.name in msg and "row 2" in msg and repr(column) in msg and "'oops' is not a number" in msg
 
 
+@pytest.mark.parametrize("kind", sorted(_TYPO))
+def test_text_in_the_voltage_column_is_an_error_too(tmp_path, kind):
+    text, column = _TYPO[kind]
+    lines = text.splitlines()
+    sep = "\t" if "\t" in lines[-1] else ("," if "," in lines[-1] else ";")
+    header = lines[-3].split(sep)  # every text has a header and two data rows
+    vcol = next(i for i, h in enumerate(header) if re.match(r"(Ewe|Volt|U\[|Voltage)", h.strip()))
+    good = lines[-2].split(sep)
+    good[vcol] = "3.x5"
+    lines[-1] = sep.join(good)
+    path = tmp_path / f"{kind}_vtypo.txt"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFileError, match=rf"{kind}_vtypo\.txt: row 2, column '.*': '3\.x5' is not a number"):
+        read_cycler_file(path)
+
+
 @pytest.mark.parametrize("name", ["empty.mpt", "empty.txt", "EMPTY.CSV", "blank.070"])
 def test_empty_files(tmp_path, name):
     path = tmp_path / name

@@ -157,7 +157,7 @@ def read_novonix(path: Path) -> RawCell:
 def _read_novonix_pandas(path: Path) -> RawCell:
     import io
 
-    from battlab.cycling.formats.columns import split_counter, to_number
+    from battlab.cycling.formats.columns import check_numbers, split_counter, to_number
 
     text = text_head(path.read_bytes())
     lines = [ln.strip().strip('"') for ln in text.splitlines()]
@@ -177,11 +177,8 @@ def _read_novonix_pandas(path: Path) -> RawCell:
         tidy["step"] = to_number(raw["Step Number"])
     tidy["time_s"] = to_number(raw["Run Time (h)"]) * 3600.0
     current = to_number(raw["Current (A)"])
-    bad = current.isna() & raw["Current (A)"].notna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataFileError(f"{path}: row {row + 1}, column 'Current (A)': {raw['Current (A)'].iloc[row]!r} "
-                            "is not a number")
+    check_numbers(path, raw["Current (A)"], current, "Current (A)")
+    check_numbers(path, raw["Potential (V)"], to_number(raw["Potential (V)"]), "Potential (V)")
     tidy["current_A"] = current
     tidy["voltage_V"] = to_number(raw["Potential (V)"])
     direction = pd.Series(np.where(current > 0, "C", np.where(current < 0, "D", "")), index=raw.index)

@@ -20,8 +20,8 @@ import pandas as pd
 from battlab.cycling.formats import read_head, text_head
 from battlab.errors import DataFileError
 
-__all__ = ["REQUIRED", "looks_like_duration", "map_named_columns", "name_and_unit", "parse_duration", "parse_stamps",
-           "read_delimited", "split_counter", "tidy_from_named", "to_number"]
+__all__ = ["REQUIRED", "check_numbers", "looks_like_duration", "map_named_columns", "name_and_unit", "parse_duration",
+           "parse_stamps", "read_delimited", "split_counter", "tidy_from_named", "to_number"]
 
 #: Tidy quantities every cell needs.
 REQUIRED = ("cycle", "time_s", "current_A", "voltage_V")
@@ -217,12 +217,29 @@ def split_counter(capacity: pd.Series, kind: pd.Series, which: str, group: pd.Se
     return pd.Series(out, index=capacity.index)
 
 
+def check_numbers(path: Path, text: pd.Series, numbers: pd.Series, column: str) -> None:
+    """A one-line :class:`DataFileError` naming the file, the (1-based data) row and the column of the first value
+    that is written but is not a number.
+
+    Example
+    -------
+    >>> check_numbers(Path("x.csv"), pd.Series(["1", "oops"]), pd.Series([1.0, np.nan]), "Current")
+    Traceback (most recent call last):
+    ...
+    battlab.errors.DataFileError: x.csv: row 2, column 'Current': 'oops' is not a number
+    """
+    bad = numbers.isna().to_numpy() & text.notna().to_numpy() & (text.astype(str).str.strip() != "").to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataFileError(f"{path}: row {row + 1}, column {column!r}: {text.iloc[row]!r} is not a number")
+
+
 def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str, required: tuple[str, ...] = REQUIRED,
                     labels: dict[str, str] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The tidy columns (tidy units) of a table whose headers name their quantities, and the ones it holds.
 
     Raises a one-line :class:`DataFileError` naming the file when a ``required`` quantity has no column, when the
-    table has no rows, and (row and column) when a current is not a number. ``labels`` maps columns a reader
+    table has no rows, and (row and column) when a current or voltage is not a number. ``labels`` maps columns a reader
     renamed back to the file's own headers, for the messages.
 
     Example
@@ -250,12 +267,10 @@ def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str, required: tuple[str
                 values = (stamps - stamps.dropna().iloc[0]).dt.total_seconds() if stamps.notna().any() else values
             factor = 1.0
         out[quantity] = to_number(values) * factor
-    bad = out["current_A"].isna() & raw[found["current_A"][0]].notna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        label = (labels or {}).get(found["current_A"][0], found["current_A"][0])
-        raise DataFileError(f"{path}: row {row + 1}, column {label!r}: "
-                            f"{raw[found['current_A'][0]].iloc[row]!r} is not a number")
+    for quantity in ("current_A", "voltage_V"):
+        if quantity in found:
+            header = found[quantity][0]
+            check_numbers(path, raw[header], out[quantity], (labels or {}).get(header, header))
     # a column the file names but leaves blank throughout is not a quantity it holds (the required ones stay)
     return out, [q for q in found if q in required or out[q].notna().any()]
 

@@ -44,6 +44,7 @@ import pandas as pd
 
 from battlab.cycling.formats import RawCell, read_head, text_head
 from battlab.cycling.formats.columns import (
+    check_numbers,
     looks_like_duration,
     name_and_unit,
     parse_duration,
@@ -183,11 +184,8 @@ def read(path: Path) -> RawCell:
             meta["time_unit"] = f"{'minutes' if factor == 60 else 'hours'} (the {stamp_col!r} stamps run " \
                                 f"{factor:g} times faster than {time_col!r})"
     amps = to_number(raw[current[0]])
-    bad = amps.isna() & raw[current[0]].notna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataFileError(f"{path}: row {row + 1}, column {current[0]!r}: {raw[current[0]].iloc[row]!r} "
-                            "is not a number")
+    check_numbers(path, raw[current[0]], amps, current[0])
+    check_numbers(path, raw[voltage[0]], to_number(raw[voltage[0]]), voltage[0])
     amps = amps * current[1]
     state_col = next((c for c in ("State", "Md", "MD", "Mode") if c in cols), None)
     state = raw[state_col].astype(str).str.strip().str.upper() if state_col else pd.Series("", index=raw.index)

@@ -43,6 +43,7 @@ import pandas as pd
 
 from battlab.cycling.formats import RawCell, read_head, text_head
 from battlab.cycling.formats.columns import (
+    check_numbers,
     looks_like_duration,
     map_named_columns,
     name_and_unit,
@@ -138,11 +139,8 @@ def _tidy(path: Path, raw: pd.DataFrame, meta: dict[str, Any]) -> RawCell:
     for q, (name, factor) in quantities.items():
         col = back[name]
         values = to_number(raw[col])
-        if q == "current_A":
-            bad = values.isna() & raw[col].notna()
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise DataFileError(f"{path}: row {row + 1}, column {col!r}: {raw[col].iloc[row]!r} is not a number")
+        if q in ("current_A", "voltage_V"):
+            check_numbers(path, raw[col], values, col)
         tidy[q] = values * factor
     tidy["time_s"] = _time(path, raw, tidy.get("step"), meta)
     kind_col = next((c for c in raw.columns if name_and_unit(str(c))[0] in _STEP_KIND), None)
