@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from shared_data import SHARED_DATASETS
+from test_apps_browser import open_app, upload, voila  # noqa: F401  (voila: the Voilà server fixture)
 
 from battlab.cycling.batch import SUMMARY_COLUMNS, CellBatch, expand_paths, read_cycler_files
 from battlab.cycling.formats import is_binary, read_head
@@ -447,7 +448,8 @@ def test_cli_a_reader_crash_on_one_file_is_one_line_exit_2(tmp_path, monkeypatch
     monkeypatch.setattr(read_module, "read_cycler_file", crash)
     assert _cli("cycling", "read", str(tmp_path / "a.csv"), "--out", str(tmp_path / "o")) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"battlab cycling: error: {tmp_path / 'a.csv'}: cannot be read as a cycler file (RuntimeError: no column Voltage)"
+    assert err == (f"battlab cycling: error: {tmp_path / 'a.csv'}: cannot be read as a cycler file "
+                   "(RuntimeError: no column Voltage)")
 
 
 # --------------------------------------------------------------------------- the app
@@ -516,3 +518,31 @@ def test_a_binary_upload_reaches_the_model(cycler_files, small_model_dir):
         if n_usable < 100:
             assert app.state == "FAIL" and f"the cell has {n_usable} cycles with a usable discharge" in app.message
         assert np.isfinite(app.cell.data["voltage_V"]).any()
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty ``runs/`` for the ``voila`` fixture: the app builds its default model from the shipped subset."""
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.mark.browser
+def test_app_upload_of_a_binary_file_in_a_browser(browser, voila, cycler_files, tmp_path):  # noqa: F811
+    """A binary Neware .ndax, named as users name files (brackets, spaces, upper-case extension), uploaded through
+    the cycle_life app's button in Chromium: read (format and points as read_cycler_file reads the original), then
+    the model's own check of its cycles."""
+    original = cycler_files / "neware_newarenda_test_2.ndax"
+    disk = read_cycler_file(original)
+    if disk.format != "neware":
+        pytest.skip(f"the .ndax is read as {disk.format!r}")
+    named = tmp_path / "61[07005012] cell.NDAX"
+    shutil.copyfile(original, named)
+    page = open_app(browser, voila, "cycle_life")
+    upload(page, named)
+    page.wait_for_selector(".battlab-cycle-life.battlab-cycle-life-fail", timeout=120_000)
+    message = page.inner_text(".battlab-cycle-life-message")
+    assert "61[07005012] cell: the model predicts from the first 100 cycles" in message  # after a warning sign
+    assert f"the cell has {len(disk.usable_cycles)} cycles with a usable discharge" in message
+    info = page.inner_text(".battlab-cycle-life-cell")
+    assert f"61[07005012] cell (neware): {len(disk.data)} points" in info
+    page.close()
