@@ -124,9 +124,14 @@ def to_number(series: pd.Series) -> pd.Series:
     >>> to_number(pd.Series(["3,5", " 1e-3 ", ""])).tolist()
     [3.5, 0.001, nan]
     """
-    if series.dtype == object:
-        series = series.astype(str).str.strip().str.replace(",", ".", regex=False).replace({"": None, "nan": None})
-    return pd.to_numeric(series, errors="coerce")
+    out = pd.to_numeric(series, errors="coerce")
+    if series.dtype == object:  # only the values pandas could not read: decimal commas, blanks
+        again = out.isna() & series.notna()
+        if again.any():
+            fixed = series[again].astype(str).str.strip().str.replace(",", ".", regex=False)
+            out = out.astype(float)
+            out[again] = pd.to_numeric(fixed.replace({"": None, "nan": None}), errors="coerce").astype(float)
+    return out
 
 
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*d(?:ays?)?,?\s*)?(\d+):(\d{1,2}):(\d{1,2}(?:[.,]\d*)?)\s*$")
