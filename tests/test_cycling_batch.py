@@ -389,6 +389,20 @@ def test_save_and_load_round_trip(tmp_path):
         CellBatch.load(tmp_path / "in")
 
 
+def test_cells_written_as_read(tmp_path):
+    _cycle_csv(tmp_path / "in" / "a.csv", n_cycles=3)
+    _cycle_csv(tmp_path / "in" / "b.csv", n_cycles=2, q=0.5)
+    (tmp_path / "in" / "bad.txt").write_text("hello\n")
+    kept = read_cycler_files(tmp_path / "in", progress=False)
+    streamed = read_cycler_files(tmp_path / "in", progress=False, out_dir=tmp_path / "out")
+    assert not streamed.cells and "2 cells read, 1 file not read" in streamed.report()  # nothing kept in memory
+    pd.testing.assert_frame_equal(streamed.summary, kept.summary)
+    back = CellBatch.load(tmp_path / "out")
+    assert list(back.cells) == ["a", "b"] and len(back.failures) == 1
+    for name, cell in kept.cells.items():
+        pd.testing.assert_frame_equal(back.cells[name].data, cell.data, check_dtype=False)
+
+
 def test_progress_bar(tmp_path, capsys):
     _cycle_csv(tmp_path / "a.csv")
     read_cycler_files(tmp_path, progress=True)

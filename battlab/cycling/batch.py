@@ -90,7 +90,8 @@ class CellBatch:
           not read: x.bin: unknown format
         """
         n_fail, n_comp = len(self.failures), len(self.companions)
-        lines = [f"{len(self.cells)} cell{'s' * (len(self.cells) != 1)} read, {n_fail} file{'s' * (n_fail != 1)} "
+        n_cells = len(self.summary)
+        lines = [f"{n_cells} cell{'s' * (n_cells != 1)} read, {n_fail} file{'s' * (n_fail != 1)} "
                  f"not read, {n_comp} companion file{'s' * (n_comp != 1)}"]
         lines += [f"  not read: {f}: {r}" for f, r in self.failures[["file", "reason"]].itertuples(index=False)]
         return "\n".join(lines)
@@ -237,7 +238,7 @@ def summary_row(name: str, cell: CellData) -> dict[str, Any]:
 
 
 def read_cycler_files(paths: str | Path | Iterable[str | Path], *, recursive: bool = False, format: str | None = None,
-                      progress: bool = True) -> CellBatch:
+                      progress: bool = True, out_dir: str | Path | None = None) -> CellBatch:
     """Read every cycler file named by ``paths`` (files, folders, quoted globs such as ``"data/*.nda"``, or a list
     of them) into a :class:`CellBatch`.
 
@@ -251,6 +252,10 @@ def read_cycler_files(paths: str | Path | Iterable[str | Path], *, recursive: bo
         One format for every file (skip detection; default: each file's format found from its content).
     progress
         Show a ``tqdm`` progress bar.
+    out_dir
+        Write each cell into ``out_dir/<cell>`` as soon as it is read, and the tables at the end (the layout of
+        :meth:`CellBatch.save`), keeping no cell in memory (for folders of hundreds of large files): the returned
+        batch then has its summary, failures and companions but empty ``cells``; :meth:`CellBatch.load` reads them.
 
     Nothing is skipped silently: a file that cannot be read is a row of ``failures`` with its reason, a metadata
     companion a row of ``companions``.
@@ -261,6 +266,8 @@ def read_cycler_files(paths: str | Path | Iterable[str | Path], *, recursive: bo
     failures: list[dict[str, str]] = [{"file": f, "reason": r} for f, r in missing]
     companions: list[dict[str, str]] = []
     cells: dict[str, CellData] = {}
+    taken: set[str] = set()  # cell names given so far
+    out = None if out_dir is None else Path(out_dir).expanduser()
     rows: list[dict[str, Any]] = []
     bar = tqdm(files, desc="reading cycler files", unit="file", disable=not progress or not files)
     for path in bar:
@@ -274,9 +281,13 @@ def read_cycler_files(paths: str | Path | Iterable[str | Path], *, recursive: bo
             else:
                 failures.append({"file": str(path), "reason": _reason(exc, path)})
             continue
-        name = _unique_name(path, set(cells))
+        name = _unique_name(path, taken)
+        taken.add(name)
         cell.name = name
-        cells[name] = cell
+        if out is not None:
+            cell.save(out / name)
+        else:
+            cells[name] = cell
         rows.append(summary_row(name, cell))
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     for col in ("points", "cycles", "usable_cycles"):
@@ -286,5 +297,8 @@ def read_cycler_files(paths: str | Path | Iterable[str | Path], *, recursive: bo
     for col in ("capacity_first_Ah", "capacity_last_Ah"):
         summary[col] = summary[col].astype(float)
     summary["cycles_derived"] = summary["cycles_derived"].astype(bool)
-    return CellBatch(cells, pd.DataFrame(failures, columns=["file", "reason"]),
-                     pd.DataFrame(companions, columns=["file", "companion_of"]), summary)
+    batch = CellBatch(cells, pd.DataFrame(failures, columns=["file", "reason"]),
+                      pd.DataFrame(companions, columns=["file", "companion_of"]), summary)
+    if out is not None:
+        batch.save(out)  # the tables (the cells are written already)
+    return batch

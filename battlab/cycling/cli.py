@@ -72,9 +72,9 @@ def _read_many(args: argparse.Namespace) -> int:
 
     from battlab.cycling.batch import read_cycler_files
 
-    batch = read_cycler_files(args.files, recursive=args.recursive, format=args.format, progress=not args.quiet)
     out = Path(args.out).expanduser()
-    batch.save(out)
+    batch = read_cycler_files(args.files, recursive=args.recursive, format=args.format, progress=not args.quiet,
+                              out_dir=out)  # each cell written as read: hundreds of files, one in memory at a time
     if len(batch.summary):
         cols = ["cell", "format", "points", "cycles", "usable_cycles", "capacity_first_Ah", "capacity_last_Ah",
                 "cycles_derived"]
@@ -83,7 +83,7 @@ def _read_many(args: argparse.Namespace) -> int:
     print(batch.report())
     for f, of in batch.companions[["file", "companion_of"]].itertuples(index=False):
         print(f"  companion: {f} (metadata of {of})")
-    print(f"wrote {len(batch.cells)} cell folders, summary.csv, failures.csv and companions.csv to {out}")
+    print(f"wrote {len(batch.summary)} cell folders, summary.csv, failures.csv and companions.csv to {out}")
     return 0 if batch.ok else 1
 
 
