@@ -9,6 +9,7 @@ decimal commas, Latin-1, German locale, milli-units), and bad input gets one-lin
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -183,7 +184,7 @@ def _maccor_raw(path: Path) -> tuple[list[str], list[list[str]]]:
     return _table(lines, at, "\t")
 
 
-def test_maccor_001_stuck_cycle_column_gets_cycles_from_the_state(cycler_files, monkeypatch):
+def test_maccor_001_stuck_cycle_column_gets_cycles_from_the_state(cycler_files, monkeypatch, tmp_path):
     cell = _read(monkeypatch, cycler_files, MACCOR_001)
     header, rows = _maccor_raw(cycler_files / MACCOR_001)
     assert cell.format == "maccor_text" and len(cell.data) == len(rows) == 6704
@@ -201,6 +202,8 @@ def test_maccor_001_stuck_cycle_column_gets_cycles_from_the_state(cycler_files, 
     assert (amps >= 0).all()
     assert np.allclose(cell.data["current_A"][state == "D"], -amps[state == "D"])
     assert np.allclose(cell.data["current_A"][state == "C"], amps[state == "C"])
+    saved = json.loads(cell.save(tmp_path / "out")["cell.json"].read_text())  # cell.json says the cycles are derived
+    assert "never increments" in saved["metadata"]["cycles_derived"] and saved["format"] == "maccor_text"
 
 
 def test_maccor_001_counters_restart_each_step(cycler_files):
