@@ -351,12 +351,17 @@ def summarize_cycles(data: pd.DataFrame) -> pd.DataFrame:
         out["mean_discharge_voltage_V"] = np.where(qd > 0, out["discharge_energy_Wh"] / np.where(qd > 0, qd, 1.0),
                                                    np.nan)
     out["min_voltage_V"], out["max_voltage_V"] = red(np.fmin, v), red(np.fmax, v)
-    groups = pd.Series(np.repeat(np.arange(len(starts)), n))
-    ir = pd.Series(col("internal_resistance_ohm")[order])
-    out["internal_resistance_ohm"] = ir.groupby(groups).median().to_numpy()
-    temp = pd.Series(col("temperature_C")[order])
-    out["temperature_mean_C"] = temp.groupby(groups).mean().to_numpy()
-    out["temperature_max_C"] = temp.groupby(groups).max().to_numpy()
+    ir = col("internal_resistance_ohm")[order]
+    if np.isfinite(ir).any():  # a median per cycle: pandas' grouped median (most files have no resistance)
+        out["internal_resistance_ohm"] = pd.Series(ir).groupby(np.repeat(np.arange(len(starts)), n)).median().to_numpy()
+    else:
+        out["internal_resistance_ohm"] = np.full(len(starts), np.nan)
+    temp = col("temperature_C")[order]
+    n_temp = red(np.add, np.isfinite(temp).astype(int))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["temperature_mean_C"] = np.where(n_temp > 0, red(np.add, np.nan_to_num(temp)) / np.maximum(n_temp, 1),
+                                             np.nan)
+    out["temperature_max_C"] = red(np.fmax, temp)
     nd = out["n_discharge_points"]
     reason = np.select([nd == 0, ~(qd > 0), nd < 3],
                        ["no discharge (no point with negative current)",
