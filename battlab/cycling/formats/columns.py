@@ -20,7 +20,7 @@ import pandas as pd
 from battlab.cycling.formats import read_head, text_head
 from battlab.errors import DataFileError
 
-__all__ = ["REQUIRED", "check_numbers", "looks_like_duration", "map_named_columns", "name_and_unit", "parse_duration",
+__all__ = ["REQUIRED", "check_numbers", "decimal_mark", "looks_like_duration", "map_named_columns", "name_and_unit", "parse_duration",
            "parse_stamps", "read_delimited", "split_counter", "tidy_from_named", "to_number"]
 
 #: Tidy quantities every cell needs.
@@ -233,6 +233,8 @@ def check_numbers(path: Path, text: pd.Series, numbers: pd.Series, column: str) 
     ...
     battlab.errors.DataFileError: x.csv: row 2, column 'Current': 'oops' is not a number
     """
+    if text.dtype != object:  # parsed as numbers: every written value is one
+        return
     bad = numbers.isna().to_numpy() & text.notna().to_numpy() & (text.astype(str).str.strip() != "").to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -261,7 +263,7 @@ def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str, required: tuple[str
                             f"columns are: {', '.join(map(str, raw.columns[:15]))}")
     if not len(raw):
         raise DataFileError(f"{path}: header only, no data rows")
-    out = pd.DataFrame(index=raw.index)
+    columns: dict[str, pd.Series] = {}
     for quantity, (header, factor) in found.items():
         values = raw[header]
         if quantity == "time_s" and values.dtype == object and not to_number(values).notna().all():
@@ -271,7 +273,8 @@ def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str, required: tuple[str
                 stamps = parse_stamps(values)
                 values = (stamps - stamps.dropna().iloc[0]).dt.total_seconds() if stamps.notna().any() else values
             factor = 1.0
-        out[quantity] = to_number(values) * factor
+        columns[quantity] = to_number(values) * factor
+    out = pd.DataFrame(columns, index=raw.index)
     for quantity in ("current_A", "voltage_V"):
         if quantity in found:
             header = found[quantity][0]
@@ -280,18 +283,46 @@ def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str, required: tuple[str
     return out, [q for q in found if q in required or out[q].notna().any()]
 
 
+_DECIMAL_COMMA = re.compile(r"(?:^|[;\t])\s*\"?-?\d+,\d+(?:[eE][-+]?\d+)?\"?\s*(?=[;\t]|$)", re.M)
+
+
+def decimal_mark(lines: list[str], sep: str) -> str:
+    """``","`` when ``;``- or tab-separated data lines write numbers with decimal commas, else ``"."``.
+
+    Example
+    -------
+    >>> decimal_mark(["1,5;2;3"], ";"), decimal_mark(["1.5;2;3"], ";"), decimal_mark(["1,5,2"], ",")
+    (',', '.', '.')
+    """
+    if sep == ",":
+        return "."
+    return "," if any(_DECIMAL_COMMA.search(line) for line in lines[:200]) else "."
+
+
 def read_delimited(path: Path, skip: int = 0) -> pd.DataFrame:
+    """The table of a delimited text file whose column header is line ``skip`` (0-based): the separator (``;``,
+    tab or ``,``) from that line, the decimal mark from the data lines after it, UTF-8 else Latin-1. Numeric columns
+    come back as numbers (parsed by pandas' C parser); a column with text in it stays text (its raw strings), for
+    :func:`to_number` and :func:`check_numbers` to convert and report.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.txt")
+    >>> _ = open(p, "w").write("~ header\\na;b;c\\n1,5;2;x\\n2,5;3;y\\n")
+    >>> read_delimited(Path(p), 1).dtypes.astype(str).tolist()
+    ['float64', 'int64', 'object']
+    """
     head = text_head(read_head(path)).splitlines()
     header = head[skip] if len(head) > skip else ""
     sep = max((";", "\t", ","), key=header.count)
+    decimal = decimal_mark(head[skip + 1:-1] or head[skip + 1:], sep)
     for enc in ("utf-8", "latin-1"):
         try:
-            return pd.read_csv(path, sep=sep, skiprows=skip, encoding=enc, dtype=str, keep_default_na=False,
-                               na_values=[""], index_col=False)
+            return pd.read_csv(path, sep=sep, skiprows=skip, encoding=enc, keep_default_na=False, na_values=[""],
+                               index_col=False, decimal=decimal, engine="c", low_memory=False)
         except UnicodeDecodeError:
             continue
         except pd.errors.ParserError as exc:
             raise DataFileError(f"{path}: cannot be read as a {sep!r}-separated table ({exc})") from exc
     raise DataFileError(f"{path}: neither UTF-8 nor Latin-1 text")  # pragma: no cover
-
-
