@@ -71,6 +71,12 @@ def shared_datasets() -> Path:
 
 
 @pytest.fixture(scope="session")
+def cycler_files(shared_datasets: Path) -> Path:
+    """``shared/datasets/cycler_files``: real files as cyclers write them (read-only; never copied into the repo)."""
+    return shared_datasets / "cycler_files"
+
+
+@pytest.fixture(scope="session")
 def data_cache(shared_datasets: Path, _battlab_test_env: Path) -> Path:
     """The session's filled data cache (BATTLAB_DATA); skips without shared/datasets."""
     return _battlab_test_env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,6 @@ import pytest
 
 from battlab.cycling.read import TIDY_COLUMNS, CellData, detect_format, read_cycler_file
 from battlab.errors import DataFileError
-
-
-@pytest.fixture(scope="module")
-def cycler_files(shared_datasets: Path) -> Path:
-    return shared_datasets / "cycler_files"
 
 
 def _raw_rows(path: Path, delimiter: str, skip: int = 0, encoding: str = "utf-8") -> list[dict[str, str]]:
@@ -186,7 +182,8 @@ def test_text_in_the_current_column_names_row_and_column(tmp_path):
         read_cycler_file(path)
 
 
-@pytest.mark.parametrize("content, message", [(b"", "empty file"), (b"\x00\x01\x02BIN", "unknown binary .csv file: no reader")])
+@pytest.mark.parametrize("content, message", [(b"", "empty file"),
+                                              (b"\x00\x01\x02BIN", "unknown binary .csv file: no reader")])
 def test_empty_and_binary_files(tmp_path, content, message):
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
@@ -753,3 +750,14 @@ def test_read_text_of_an_upload():
     cell = read_text("cycle,time_s,current_A,voltage_V\n1,0,-1,3.3\n1,1800,-1,3.1\n1,3600,-1,2.9\n", "up.csv")
     assert cell.source == "up.csv" and cell.usable_cycles == [1]
     assert cell.cycles["discharge_capacity_Ah"].iloc[0] == pytest.approx(1.0)
+
+
+def test_readme_reader_table_lists_every_registered_format():
+    """The README's reader table names each format of the registry with the package that reads it."""
+    from battlab.cycling.formats import REGISTRY
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\s*\| `(\w+)` \|[^|]*\| ([^|]*) \|", readme, re.M)}
+    for fmt in REGISTRY:
+        assert fmt.name in rows, f"README reader table has no row for {fmt.name}"
+        assert fmt.package.lower() in rows[fmt.name].lower(), (fmt.name, fmt.package, rows[fmt.name])

@@ -29,11 +29,6 @@ REPO = Path(__file__).resolve().parents[1]
 ARBIN = "FastCharge_000025_CH8.csv"  # the file the README's first cycling command reads
 
 
-@pytest.fixture(scope="module")
-def cycler_files(shared_datasets: Path) -> Path:
-    return shared_datasets / "cycler_files"
-
-
 def _is_companion_or_licence(name: str) -> bool:
     return name.upper().startswith("LICENSE") or bool(re.search(r"_metadata\.[^.]+$", name, re.IGNORECASE))
 

@@ -30,11 +30,6 @@ H5 = "indigo_beep_indigo_test_sample.h5"
 BINARY = (MPR, NDA, NDAX, RES, XLSX, H5)
 
 
-@pytest.fixture(scope="module")
-def cycler_files(shared_datasets: Path) -> Path:
-    return shared_datasets / "cycler_files"
-
-
 def _one_line_naming(exc: pytest.ExceptionInfo, name: str) -> str:
     msg = str(exc.value)
     assert "\n" not in msg and name in msg, msg

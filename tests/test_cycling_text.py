@@ -27,11 +27,6 @@ PEC = "pec_cellpy_pec.csv"
 BASYTEC = "basytec_pyprobe_sample_data_basytec.txt"
 
 
-@pytest.fixture(scope="module")
-def cycler_files(shared_datasets: Path) -> Path:
-    return shared_datasets / "cycler_files"
-
-
 def _num(text: str) -> float:
     return float(text.strip().replace(",", "."))
 
