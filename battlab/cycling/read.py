@@ -43,8 +43,8 @@ from battlab.cycling.formats.columns import map_named_columns
 from battlab.cycling.formats.plain import split_header
 from battlab.errors import DataFileError
 
-__all__ = ["TIDY_COLUMNS", "CellData", "read_cycler_file", "read_bytes", "detect_format", "derive_cycles",
-           "summarize_cycles", "FORMATS"]
+__all__ = ["TIDY_COLUMNS", "CellData", "read_cycler_file", "read_bytes", "safe_file_name", "detect_format",
+           "derive_cycles", "summarize_cycles", "FORMATS"]
 
 #: Columns of the tidy table, in order.
 TIDY_COLUMNS = ("cycle", "step", "time_s", "current_A", "voltage_V", "charge_capacity_Ah",
@@ -458,8 +458,27 @@ def _cell_name(path: Path) -> str:
     return path.stem
 
 
-def read_bytes(content: bytes, name: str = "upload.csv") -> CellData:
-    """Read a cycler file given as bytes (an upload), via a temporary file named like ``name``.
+def safe_file_name(name: str) -> str:
+    r"""A file's own name from what a browser or user sends, without folders; spaces and brackets kept.
+
+    Example
+    -------
+    >>> safe_file_name("C:\\data\\61[07005012] cell.NDA"), safe_file_name("../x.csv"), safe_file_name("..")
+    ('61[07005012] cell.NDA', 'x.csv', 'upload')
+    """
+    import re
+
+    base = Path(str(name).replace("\\", "/")).name
+    base = re.sub(r"[^\w.\[\] ()+,#-]", "_", base).strip()
+    if not base.strip("."):  # "", "." and ".." name folders, not files
+        base = "upload"
+    return base[:160]
+
+
+def read_bytes(content: bytes | memoryview, name: str = "upload.csv") -> CellData:
+    """Read a cycler file given as bytes (an upload), via a temporary file named like ``name`` (its own name,
+    :func:`safe_file_name`), deleted afterwards. Errors name the file as ``name``, never the temporary path; a
+    reader's own failure on an odd file is still one line naming the file.
 
     Example
     -------
@@ -468,14 +487,19 @@ def read_bytes(content: bytes, name: str = "upload.csv") -> CellData:
     """
     import tempfile
 
-    safe = Path(name).name or "upload"
+    from battlab.errors import BattlabError
+
+    safe = safe_file_name(name)
     with tempfile.TemporaryDirectory(prefix="battlab-read-") as tmp:
         path = Path(tmp) / safe
         path.write_bytes(bytes(content))
         try:
             cell = read_cycler_file(path)
-        except DataFileError as exc:
-            raise DataFileError(str(exc).replace(str(path), safe)) from None
+        except BattlabError as exc:
+            raise type(exc)(str(exc).replace(str(path), safe)) from None
+        except Exception as exc:  # a reader's own failure on an odd file: still one line naming the file
+            text = f"{type(exc).__name__}: {exc}".replace(str(path), safe).splitlines()[0]
+            raise DataFileError(f"{safe}: cannot read the file as a cycler export ({text})") from None
     cell.source = safe
     return cell
 

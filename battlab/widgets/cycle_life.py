@@ -39,8 +39,6 @@ Example
 from __future__ import annotations
 
 import html
-import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +50,7 @@ import traitlets as tl
 from battlab.cycling.curves import DischargeCurves, _ranges, curves_from_cell, load_severson, load_severson_subset
 from battlab.cycling.formats import REGISTRY
 from battlab.cycling.models import CycleLifeModel
-from battlab.cycling.read import CellData, read_cycler_file
+from battlab.cycling.read import CellData, read_bytes, safe_file_name
 from battlab.errors import BattlabError
 from battlab.widgets.data import (
     ACTIVE,
@@ -74,24 +72,13 @@ __all__ = ["CycleLifePredictor", "cell_contributions", "read_cycler_upload"]
 UPLOAD_ACCEPT = ""
 
 
-def _upload_name(name: str) -> str:
-    r"""The uploaded file's own name, without folders; spaces and brackets kept (``61[07005012] cell.csv``).
-
-    Example
-    -------
-    >>> _upload_name("C:\\data\\61[07005012] cell.NDA"), _upload_name("../x.csv"), _upload_name("..")
-    ('61[07005012] cell.NDA', 'x.csv', 'upload')
-    """
-    base = Path(str(name).replace("\\", "/")).name
-    base = re.sub(r"[^\w.\[\] ()+,#-]", "_", base).strip()
-    if not base.strip("."):  # "", "." and ".." name folders, not files
-        base = "upload"
-    return base[:160]
+_upload_name = safe_file_name
 
 
 def read_cycler_upload(name: str, content: bytes | memoryview) -> CellData:
-    """Read uploaded bytes as a cycler file: written to a temporary file with the original (safe) name, read with
-    :func:`~battlab.cycling.read.read_cycler_file` (format found from the content), then the file is deleted.
+    """Read uploaded bytes as a cycler file: :func:`battlab.cycling.read.read_bytes` (a temporary file with the
+    original name, spaces and brackets kept, read by :func:`~battlab.cycling.read.read_cycler_file` with the format
+    found from the content, then deleted).
 
     Raises :class:`~battlab.errors.BattlabError` naming the uploaded file, not the temporary path.
 
@@ -103,19 +90,7 @@ def read_cycler_upload(name: str, content: bytes | memoryview) -> CellData:
     >>> cell.name, cell.source, cell.usable_cycles
     ('cell', 'cell.csv', [1])
     """
-    safe = _upload_name(name)
-    with tempfile.TemporaryDirectory(prefix="battlab-upload-") as tmp:
-        path = Path(tmp) / safe
-        path.write_bytes(bytes(content))
-        try:
-            cell = read_cycler_file(path)
-        except BattlabError as exc:
-            raise type(exc)(str(exc).replace(str(path), safe)) from None
-        except Exception as exc:  # a reader's own failure on an odd file: still one line naming the file
-            text = f"{type(exc).__name__}: {exc}".replace(str(path), safe).splitlines()[0]
-            raise BattlabError(f"{safe}: cannot read the file as a cycler export ({text})") from None
-    cell.source = safe
-    return cell
+    return read_bytes(content, name)
 
 
 def cell_contributions(model: CycleLifeModel, curves: DischargeCurves) -> tuple[pd.DataFrame, float, str]:
