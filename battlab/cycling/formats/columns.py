@@ -135,6 +135,8 @@ def to_number(series: pd.Series) -> pd.Series:
 
 
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*d(?:ays?)?,?\s*)?(\d+):(\d{1,2}):(\d{1,2}(?:[.,]\d*)?)\s*$")
+# a whole column of durations pandas' timedelta parser reads the same way, one per line (no decimal commas)
+_DURATIONS = re.compile(r"(?:[ \t]*(?:\d+[ \t]*d(?:ays?)?[ \t]*)?\d+:\d{1,2}:\d{1,2}(?:\.\d{0,9})?[ \t]*(?:\n|\Z))+")
 
 
 def parse_duration(series: pd.Series) -> pd.Series:
@@ -145,6 +147,14 @@ def parse_duration(series: pd.Series) -> pd.Series:
     >>> parse_duration(pd.Series(["  2d 02:52:51.57", "144:01:18", "00:00:0", "12.5"])).tolist()
     [183171.57, 518478.0, 0.0, 12.5]
     """
+    if series.dtype != object:  # parsed as numbers already: seconds
+        return to_number(series).astype(float).round(9)
+    written = series.dropna()
+    if len(written) and _DURATIONS.fullmatch("\n".join(written.astype(str))):  # one check for the whole column
+        try:  # pandas' timedelta parser reads exactly these (hours past 24, 1-digit fields, <= 9 decimals)
+            return pd.to_timedelta(series).dt.total_seconds().round(9)
+        except (ValueError, TypeError):  # pragma: no cover - the regex admits only what it reads
+            pass
     text = series.astype(str)
     parts = text.str.extract(_DURATION)
     days = pd.to_numeric(parts[0], errors="coerce").fillna(0.0)

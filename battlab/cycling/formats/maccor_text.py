@@ -45,6 +45,7 @@ import pandas as pd
 from battlab.cycling.formats import RawCell, read_head, text_head
 from battlab.cycling.formats.columns import (
     check_numbers,
+    decimal_mark,
     looks_like_duration,
     name_and_unit,
     parse_duration,
@@ -129,9 +130,9 @@ def read(path: Path) -> RawCell:
     width = max((line.count(sep) + 1 for line in body), default=len(header))
     names = header + [f"extra_{i + 1}" for i in range(width - len(header))]
     try:
-        raw = pd.read_csv(path, sep=sep, skiprows=skip + 1, header=None, names=names, encoding=enc, dtype=str,
+        raw = pd.read_csv(path, sep=sep, skiprows=skip + 1, header=None, names=names, encoding=enc,
                           keep_default_na=False, na_values=[""], index_col=False, skip_blank_lines=False,
-                          low_memory=False)
+                          low_memory=False, engine="c", decimal=decimal_mark(body[:200], sep))
     except pd.errors.ParserError as exc:
         raise DataFileError(f"{path}: cannot be read as a Maccor table ({exc})") from exc
     extra = [c for c in names[len(header):] if raw[c].notna().any()]
