@@ -21,6 +21,7 @@ Example
 from __future__ import annotations
 
 import importlib
+import struct
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,8 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["CyclerFormat", "RawCell", "REGISTRY", "by_name", "describe_binary", "is_binary", "read_head", "text_head"]
+__all__ = ["CyclerFormat", "RawCell", "REGISTRY", "by_name", "describe_binary", "first_zip_member", "is_binary",
+           "read_head", "text_head", "zip_opens"]
 
 #: Bytes of a file the sniffers see.
 SNIFF_BYTES = 64_000
@@ -165,6 +167,30 @@ _EXTENSIONS = {
     ".dta": "Gamry .DTA", ".idf": "Digatron .idf: no maintained reader; export as CSV",
     ".bdat": "BaSyTec binary: no maintained reader; export as text",
 }
+
+
+def first_zip_member(head: bytes) -> str | None:
+    """The name of a zip file's first member, from its first local header (readable when the file is truncated
+    and its central directory lost).
+
+    Example
+    -------
+    >>> first_zip_member(b"PK\\x03\\x04" + bytes(22) + bytes([8, 0, 0, 0]) + b"data.ndc")
+    'data.ndc'
+    """
+    if head[:4] != b"PK\x03\x04" or len(head) < 30:
+        return None
+    (length,) = struct.unpack("<H", head[26:28])
+    return head[30:30 + length].decode("utf-8", "replace") or None
+
+
+def zip_opens(path: Path) -> bool:
+    """Whether a zip container opens (its central directory is there: not truncated)."""
+    try:
+        with zipfile.ZipFile(path):
+            return True
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
 
 
 def describe_binary(head: bytes, path: Path) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import struct
 import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -34,11 +33,11 @@ from typing import Any
 
 import pandas as pd
 
-from battlab.cycling.formats import RawCell
+from battlab.cycling.formats import RawCell, first_zip_member, zip_opens
 from battlab.cycling.formats.columns import map_named_columns, name_and_unit, tidy_from_named
 from battlab.errors import DataFileError
 
-__all__ = ["read", "sniff", "first_zip_member", "header_row", "is_summary_sheet", "is_xlsx"]
+__all__ = ["read", "sniff", "header_row", "is_summary_sheet", "is_xlsx"]
 
 _SUMMARY = re.compile(r"^\s*(statis|cycle|step|chart|channel_chart|info|global|unit|test\b|summary|log)", re.I)
 _HEADER_ROWS = 30
@@ -53,21 +52,6 @@ def is_xlsx(path: Path) -> bool:
         return False
 
 
-def first_zip_member(head: bytes) -> str | None:
-    """The name of a zip file's first member, from its first local header (readable when the file is truncated
-    and its central directory lost).
-
-    Example
-    -------
-    >>> first_zip_member(b"PK\\x03\\x04" + bytes(22) + bytes([8, 0, 0, 0]) + b"data.ndc")
-    'data.ndc'
-    """
-    if head[:4] != b"PK\x03\x04" or len(head) < 30:
-        return None
-    (length,) = struct.unpack("<H", head[26:28])
-    return head[30:30 + length].decode("utf-8", "replace") or None
-
-
 def sniff(head: bytes, path: Path) -> bool:
     """An ``.xlsx`` workbook, whatever its name (which sheets hold data is decided when it is read); a damaged one
     too when its first member is a workbook's (the reader then says it is damaged)."""
@@ -76,15 +60,7 @@ def sniff(head: bytes, path: Path) -> bool:
     if is_xlsx(path):
         return True
     first = first_zip_member(head) or ""
-    return not _zip_opens(path) and first.startswith(("[Content_Types].xml", "xl/", "_rels/", "docProps/"))
-
-
-def _zip_opens(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path):
-            return True
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return False
+    return not zip_opens(path) and first.startswith(("[Content_Types].xml", "xl/", "_rels/", "docProps/"))
 
 
 def is_summary_sheet(name: str) -> bool:

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from battlab.cycling.formats import RawCell
+from battlab.cycling.formats import RawCell, first_zip_member, zip_opens
 from battlab.errors import DataFileError
 
 __all__ = ["read", "sniff", "is_ndax", "nda_truncated", "restarts_at_steps", "steps_added_up"]
@@ -59,17 +59,7 @@ def sniff(head: bytes, path: Path) -> bool:
         return True
     if head[:4] != b"PK\x03\x04":
         return False
-    from battlab.cycling.formats.excel import first_zip_member
-
-    return is_ndax(path) or (first_zip_member(head) or "").lower().endswith(".ndc") and not _zip_opens(path)
-
-
-def _zip_opens(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path):
-            return True
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return False
+    return is_ndax(path) or (first_zip_member(head) or "").lower().endswith(".ndc") and not zip_opens(path)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -183,7 +173,7 @@ def read(path: Path) -> RawCell:
         magic = fh.read(6)
     ndax = magic[:4] == b"PK\x03\x04"
     kind = "Neware .ndax" if ndax else "Neware .nda"
-    if ndax and not _zip_opens(path):
+    if ndax and not zip_opens(path):
         raise DataFileError(f"{path}: truncated or damaged Neware .ndax (its zip directory is unreadable; copy it "
                             "again from the cycler's computer)")
     if ndax and not is_ndax(path):
