@@ -63,9 +63,8 @@ def read(path: Path) -> RawCell:
     raw.columns = [str(c).strip().lstrip("~").strip() for c in raw.columns]
     rename = {"Cyc-Count": "cycle", "Line": "step"}
     raw = raw.rename(columns={k: v for k, v in rename.items() if k in raw.columns})
-    for c in list(raw.columns):  # one column per quantity: the test time, not the step/set/cycle times
-        if re.match(r"t-(Step|Set|Cyc)\b", c):
-            raw = raw.drop(columns=c)
+    # one column per quantity: the test time, not the step/set/cycle times
+    raw = raw.drop(columns=[c for c in raw.columns if re.match(r"t-(Step|Set|Cyc)\b", c)])
     tidy, present = tidy_from_named(path, raw, "BaSyTec")
     for col in ("charge_capacity_Ah", "discharge_capacity_Ah", "charge_energy_Wh", "discharge_energy_Wh"):
         if col in tidy:

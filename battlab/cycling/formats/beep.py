@@ -27,13 +27,17 @@ def sniff_novonix(head: bytes, path: Path) -> bool:
     text = text_head(head)
     first = text.split("\n", 1)[0]
     return "[Summary]" in first or (text.lstrip().startswith("[") and "Novonix" in text[:2000]) \
-        or bool(re.search(r'^"?Date and Time,Cycle Number,Step Type', text, re.M))
+        or ("Date and Time,Cycle Number,Step Type" in text  # a substring test first: the regex is slow on 64 kB
+            and bool(re.search(r'^"?Date and Time,Cycle Number,Step Type', text, re.M)))
 
 
 def sniff_maccor(head: bytes, path: Path) -> bool:
     """A Maccor raw text export as BEEP reads it: one metadata line, then ``Rec#<TAB>Cyc#<TAB>Step<TAB>Test (Sec)
     ... Volts`` (other Maccor templates: :mod:`battlab.cycling.formats.maccor_text`)."""
-    lines = text_head(head).splitlines()
+    text = text_head(head)
+    if "Rec#\tCyc#\tStep\tTest (Sec)" not in text:  # cheap test before splitting 64 kB into lines
+        return False
+    lines = text.splitlines()
     return len(lines) > 1 and bool(re.match(r"\s*Rec#\tCyc#\tStep\tTest \(Sec\)", lines[1])) \
         and "Volts" in lines[1]
 

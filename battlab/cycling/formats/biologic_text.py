@@ -50,7 +50,10 @@ def sniff(head: bytes, path: Path) -> bool:
     """An EC-Lab text export: its banner, or an ``Ewe/V``/``Ecell/V`` column."""
     text = text_head(head)
     first = text.split("\n", 1)[0]
-    return bool(_BANNER.search(first)) or bool(_VOLTAGE.search(text[:20000]))
+    if _BANNER.search(first):
+        return True
+    start = text[:20000]  # every voltage name holds 'Ewe' or 'Ecell': a substring test before the slow regex
+    return ("Ewe" in start or "Ecell" in start) and bool(_VOLTAGE.search(start))
 
 
 def _header(path: Path, lines: list[str]) -> tuple[int, dict[str, Any]]:

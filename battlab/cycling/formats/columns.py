@@ -306,7 +306,7 @@ def decimal_mark(lines: list[str], sep: str) -> str:
     """
     if sep == ",":
         return "."
-    return "," if any(_DECIMAL_COMMA.search(line) for line in lines[:200]) else "."
+    return "," if _DECIMAL_COMMA.search("\n".join(lines[:200])) else "."
 
 
 def read_delimited(path: Path, skip: int = 0) -> pd.DataFrame:

@@ -71,7 +71,8 @@ def _header_index(lines: list[str]) -> int | None:
 def sniff(head: bytes, path: Path) -> bool:
     """A Maccor template export: a ``Rec#`` (or ``Rec``), cycle and ``Volts``/``Voltage`` header line after any
     metadata lines."""
-    return _header_index(text_head(head).splitlines()) is not None
+    text = text_head(head)
+    return "Rec" in text and _header_index(text.splitlines()) is not None
 
 
 def _separator(line: str) -> str:

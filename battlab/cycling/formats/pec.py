@@ -35,8 +35,8 @@ __all__ = ["read", "sniff"]
 def _header_index(lines: list[str]) -> int | None:
     for i, line in enumerate(lines[:200]):
         low = line.lower()
-        if re.search(r"(^|,)cycle(,|$)", low) and re.search(r"voltage \(", low) and re.search(r"current \(", low) \
-                and "total time" in low:
+        if "total time" in low and re.search(r"(^|,)cycle(,|$)", low) and re.search(r"voltage \(", low) \
+                and re.search(r"current \(", low):
             return i
     return None
 
