@@ -11,6 +11,7 @@ Example
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -135,8 +136,8 @@ def to_number(series: pd.Series) -> pd.Series:
 
 
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*d(?:ays?)?,?\s*)?(\d+):(\d{1,2}):(\d{1,2}(?:[.,]\d*)?)\s*$")
-# a whole column of durations pandas' timedelta parser reads the same way, one per line (no decimal commas)
-_DURATIONS = re.compile(r"(?:[ \t]*(?:\d+[ \t]*d(?:ays?)?[ \t]*)?\d+:\d{1,2}:\d{1,2}(?:\.\d{0,9})?[ \t]*(?:\n|\Z))+")
+# a whole column of durations, one per line (no decimal commas): rewritten to 'D:H:M:S' lines for pandas' C parser
+_DURATIONS = re.compile(r"(?:[ \t]*(?:\d+[ \t]*d(?:ays?)?[ \t]*)?\d+:\d{1,2}:\d{1,2}(?:\.\d*)?[ \t]*(?:\n|\Z))+")
 
 
 def parse_duration(series: pd.Series) -> pd.Series:
@@ -149,12 +150,20 @@ def parse_duration(series: pd.Series) -> pd.Series:
     """
     if series.dtype != object:  # parsed as numbers already: seconds
         return to_number(series).astype(float).round(9)
-    written = series.dropna()
-    if len(written) and _DURATIONS.fullmatch("\n".join(written.astype(str))):  # one check for the whole column
-        try:  # pandas' timedelta parser reads exactly these (hours past 24, 1-digit fields, <= 9 decimals)
-            return pd.to_timedelta(series).dt.total_seconds().round(9)
-        except (ValueError, TypeError):  # pragma: no cover - the regex admits only what it reads
-            pass
+    written = series.notna().to_numpy()
+    whole = "\n".join(series[written].astype(str))
+    # one check for the whole column, then, when every value has days or none has, 'D:H:M:S' (or 'H:M:S') lines for
+    # pandas' C parser (after the check, a 'd' can only follow the days)
+    days = whole.count("d")
+    if whole and days in (0, whole.count("\n") + 1) and _DURATIONS.fullmatch(whole):
+        whole = whole.replace("days", "d").replace("day", "d").replace("d", ":")
+        parts = pd.read_csv(io.StringIO(whole), sep=":", header=None, names=["d", "h", "m", "s"][0 if days else 1:],
+                            dtype=float, engine="c", skipinitialspace=True).to_numpy()
+        if not days:
+            parts = np.column_stack([np.zeros(len(parts)), parts])
+        seconds = np.full(len(series), np.nan)
+        seconds[written] = parts[:, 0] * 86400 + parts[:, 1] * 3600 + parts[:, 2] * 60 + parts[:, 3]
+        return pd.Series(seconds, index=series.index).round(9)
     text = series.astype(str)
     parts = text.str.extract(_DURATION)
     days = pd.to_numeric(parts[0], errors="coerce").fillna(0.0)
@@ -213,22 +222,43 @@ def split_counter(capacity: pd.Series, kind: pd.Series, which: str, group: pd.Se
     """
     values = capacity.astype(float).abs().to_numpy()
     k = kind.astype(str).to_numpy()
-    phase_kind = pd.Series(np.where(np.isin(k, ["C", "D"]), k, None), dtype=object).ffill().to_numpy()
+    n = len(k)
+    rows = np.arange(n)
+    code = np.where(k == "C", 1, np.where(k == "D", 2, 0))
+    last = np.maximum.accumulate(np.where(code > 0, rows, 0)) if n else rows
+    phase = code[last] if n else code  # the kind of the phase a row is in (0 before the first C or D)
     if group is None:
-        starts = np.r_[True, phase_kind[1:] != phase_kind[:-1]]
+        starts = np.r_[True, phase[1:] != phase[:-1]]
     else:
-        g = pd.Series(group).astype(str).to_numpy()
-        starts = np.r_[True, g[1:] != g[:-1]]
-    segment = pd.Series(np.cumsum(starts))
+        g = pd.Series(group)
+        if g.dtype.kind == "f":  # a change of value (NaN after NaN is none, -0.0 after 0.0 is one: as their text)
+            v = g.to_numpy()
+            same = (v[1:] == v[:-1]) & (np.signbit(v[1:]) == np.signbit(v[:-1]))
+            same |= np.isnan(v[1:]) & np.isnan(v[:-1])
+            starts = np.r_[True, ~same]
+        elif g.dtype.kind in "iub":
+            v = g.to_numpy()
+            starts = np.r_[True, v[1:] != v[:-1]]
+        else:
+            t = g.astype(str).to_numpy()
+            starts = np.r_[True, t[1:] != t[:-1]]
+    starts = starts[:n]
+    segment = np.cumsum(starts)
     mine = k == which
-    own = pd.Series(np.nan_to_num(values[mine]))
-    seg_own = segment[mine].reset_index(drop=True)
-    step = own.groupby(seg_own).diff()
-    inc = own.where(~(step >= 0), step)  # the rise, or the value itself after a fall (a restart) or at the start
-    running = np.full(len(values), np.nan)
-    running[mine] = inc.groupby(seg_own).cumsum().to_numpy()
-    out = pd.Series(running).groupby(segment).ffill().fillna(0.0).to_numpy()
-    out[phase_kind != which] = 0.0
+    own = np.nan_to_num(values[mine])
+    seg_own = segment[mine]
+    same_seg = np.r_[False, seg_own[1:] == seg_own[:-1]]
+    step = np.where(same_seg, own - np.r_[np.nan, own[:-1]], np.nan) if len(own) else own
+    inc = np.where(step >= 0, step, own)  # the rise, or the value itself after a fall (a restart) or at the start
+    running = np.zeros(n)
+    if len(own):  # pandas' grouped cumsum (compensated) within each segment
+        running[mine] = pd.Series(inc).groupby(seg_own).cumsum().to_numpy()
+    # carried on over the other rows of the segment: the last own row, when it is in the same segment
+    last_own = np.maximum.accumulate(np.where(mine, rows, -1)) if n else rows
+    seg_start = np.maximum.accumulate(np.where(starts, rows, 0)) if n else rows
+    carried = (last_own >= seg_start) & (last_own >= 0)
+    out = np.where(carried, running[np.maximum(last_own, 0)], 0.0) if n else running
+    out[phase != (1 if which == "C" else 2)] = 0.0
     return pd.Series(out, index=capacity.index)
 
 
