@@ -110,9 +110,9 @@ def read(path: Path) -> RawCell:
         elif c in ("T/°C", "Temperature/°C") and raw[c].notna().any():
             rename[c] = "temperature/°C"
     raw = raw.rename(columns=rename)
-    for c in list(raw.columns):  # keep one column per quantity: the named ones win over later aliases
-        if c in ("cycle_index", "control/mA", "control/V", "|I|/A", "|Ewe|/V", "T/°C", "Temperature/°C/°c"):
-            raw = raw.drop(columns=c)
+    # keep one column per quantity: the named ones win over later aliases
+    raw = raw.drop(columns=[c for c in raw.columns if c in ("cycle_index", "control/mA", "control/V", "|I|/A",
+                                                            "|Ewe|/V", "T/°C", "Temperature/°C/°c")])
     if "Ns" not in raw.columns and "half cycle" in raw.columns:
         raw = raw.rename(columns={"half cycle": "step"})
     tidy, present = tidy_from_named(path, raw, "biologic", required=("time_s", "current_A", "voltage_V"),

@@ -137,7 +137,7 @@ def to_number(series: pd.Series) -> pd.Series:
 
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*d(?:ays?)?,?\s*)?(\d+):(\d{1,2}):(\d{1,2}(?:[.,]\d*)?)\s*$")
 # a whole column of durations, one per line (no decimal commas): rewritten to 'D:H:M:S' lines for pandas' C parser
-_DURATIONS = re.compile(r"(?:[ \t]*(?:\d+[ \t]*d(?:ays?)?[ \t]*)?\d+:\d{1,2}:\d{1,2}(?:\.\d*)?[ \t]*(?:\n|\Z))+")
+_DURATIONS = re.compile(r"(?:[ \t]*+(?:\d++[ \t]*+d(?:ays?)?+[ \t]*+)?+\d++:\d{1,2}+:\d{1,2}+(?:\.\d*+)?+[ \t]*+(?:\n|\Z))++")
 
 
 def parse_duration(series: pd.Series) -> pd.Series:
@@ -320,7 +320,7 @@ def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str, required: tuple[str
             header = found[quantity][0]
             check_numbers(path, raw[header], out[quantity], (labels or {}).get(header, header))
     # a column the file names but leaves blank throughout is not a quantity it holds (the required ones stay)
-    return out, [q for q in found if q in required or out[q].notna().any()]
+    return out, [q for q in found if q in required or not np.isnan(out[q].to_numpy(dtype=float)).all()]
 
 
 _DECIMAL_COMMA = re.compile(r"(?:^|[;\t])\s*\"?-?\d+,\d+(?:[eE][-+]?\d+)?\"?\s*(?=[;\t]|$)", re.M)
@@ -353,11 +353,17 @@ def read_delimited(path: Path, skip: int = 0) -> pd.DataFrame:
     >>> read_delimited(Path(p), 1).dtypes.astype(str).tolist()
     ['float64', 'int64', 'object']
     """
-    head = text_head(read_head(path)).splitlines()
+    raw_head = read_head(path)
+    head = text_head(raw_head).splitlines()
     header = head[skip] if len(head) > skip else ""
     sep = max((";", "\t", ","), key=header.count)
     decimal = decimal_mark(head[skip + 1:-1] or head[skip + 1:], sep)
-    for enc in ("utf-8", "latin-1"):
+    try:
+        raw_head.decode("utf-8")
+        encodings = ("utf-8", "latin-1")
+    except UnicodeDecodeError as exc:  # not UTF-8 (unless only a character cut at the end of the head)
+        encodings = ("utf-8", "latin-1") if exc.start >= len(raw_head) - 3 else ("latin-1",)
+    for enc in encodings:
         try:
             return pd.read_csv(path, sep=sep, skiprows=skip, encoding=enc, keep_default_na=False, na_values=[""],
                                index_col=False, decimal=decimal, engine="c", low_memory=False)
