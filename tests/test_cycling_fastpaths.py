@@ -61,7 +61,7 @@ def _reference_counter(cap: list[float], kind: list[str], which: str) -> list[fl
     """split_counter's rules, one row at a time: a phase runs from a row of its kind to the first row of the other
     kind; rises add, a fall restarts from the value; rows of the other phase are 0."""
     out, phase, total, prev = [], None, 0.0, None
-    for c, k in zip(cap, kind):
+    for c, k in zip(cap, kind, strict=True):
         c = 0.0 if np.isnan(c) else abs(c)
         if k in ("C", "D") and k != phase:
             phase, total, prev = k, 0.0, None

@@ -103,31 +103,31 @@ def _read_beep(path: Path, fmt: str) -> RawCell:
         except Exception as exc:
             raise DataFileError(f"{path}: the {fmt} reader (beep) failed: {type(exc).__name__}: {exc}") from exc
     raw = dp.raw_data
-    tidy = pd.DataFrame(index=raw.index)
-    tidy["cycle"] = raw["cycle_index"]
-    tidy["step"] = raw["step_num"] if fmt == "novonix" else raw["step_index"]
-    tidy["time_s"] = raw["test_time"].astype(float) * (3600.0 if fmt == "novonix" else 1.0)
+    cols: dict[str, pd.Series] = {"cycle": raw["cycle_index"],
+                                  "step": raw["step_num"] if fmt == "novonix" else raw["step_index"],
+                                  "time_s": raw["test_time"].astype(float) * (3600.0 if fmt == "novonix" else 1.0)}
     current = raw["current"].astype(float)
     if fmt == "maccor":  # Maccor writes |I| or signed I depending on the setup: the state letter decides
         state = raw["_state"].astype(str)
         current = current.abs().where(state != "D", -current.abs()).where(state.isin(["C", "D"]), current)
-    tidy["current_A"] = current
-    tidy["voltage_V"] = raw["voltage"].astype(float)
+    cols["current_A"] = current
+    cols["voltage_V"] = raw["voltage"].astype(float)
     for col in ("charge_capacity", "discharge_capacity"):
-        tidy[f"{col}_Ah"] = raw[col].astype(float)
+        cols[f"{col}_Ah"] = raw[col].astype(float)
     for col in ("charge_energy", "discharge_energy"):
-        tidy[f"{col}_Wh"] = raw[col].astype(float)
+        cols[f"{col}_Wh"] = raw[col].astype(float)
     if fmt == "novonix":  # beep leaves the other half-cycle's counter empty
         for col in ("charge_capacity_Ah", "discharge_capacity_Ah", "charge_energy_Wh", "discharge_energy_Wh"):
-            tidy[col] = tidy[col].fillna(0.0)
+            cols[col] = cols[col].fillna(0.0)
     present = ["cycle", "step", "time_s", "current_A", "voltage_V", "charge_capacity_Ah", "discharge_capacity_Ah",
                "charge_energy_Wh", "discharge_energy_Wh"]
     if "temperature" in raw and raw["temperature"].notna().any():
-        tidy["temperature_C"] = raw["temperature"].astype(float)
+        cols["temperature_C"] = raw["temperature"].astype(float)
         present.append("temperature_C")
     if "internal_resistance" in raw and (raw["internal_resistance"].fillna(0) != 0).any():
-        tidy["internal_resistance_ohm"] = raw["internal_resistance"].astype(float).replace(0.0, np.nan)
+        cols["internal_resistance_ohm"] = raw["internal_resistance"].astype(float).replace(0.0, np.nan)
         present.append("internal_resistance_ohm")
+    tidy = pd.DataFrame(cols, index=raw.index)  # one construction
     meta = {k: v for k, v in (dp.metadata.raw if hasattr(dp.metadata, "raw") else {}).items()
             if isinstance(v, (str, int, float, bool)) and not str(k).startswith("_")}
     return RawCell(tidy, present, meta)

@@ -21,8 +21,8 @@ import pandas as pd
 from battlab.cycling.formats import read_head, text_head
 from battlab.errors import DataFileError
 
-__all__ = ["REQUIRED", "check_numbers", "decimal_mark", "looks_like_duration", "map_named_columns", "name_and_unit", "parse_duration",
-           "parse_stamps", "read_delimited", "split_counter", "tidy_from_named", "to_number"]
+__all__ = ["REQUIRED", "check_numbers", "decimal_mark", "looks_like_duration", "map_named_columns", "name_and_unit",
+           "parse_duration", "parse_stamps", "read_delimited", "split_counter", "tidy_from_named", "to_number"]
 
 #: Tidy quantities every cell needs.
 REQUIRED = ("cycle", "time_s", "current_A", "voltage_V")
@@ -137,7 +137,8 @@ def to_number(series: pd.Series) -> pd.Series:
 
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*d(?:ays?)?,?\s*)?(\d+):(\d{1,2}):(\d{1,2}(?:[.,]\d*)?)\s*$")
 # a whole column of durations, one per line (no decimal commas): rewritten to 'D:H:M:S' lines for pandas' C parser
-_DURATIONS = re.compile(r"(?:[ \t]*+(?:\d++[ \t]*+d(?:ays?)?+[ \t]*+)?+\d++:\d{1,2}+:\d{1,2}+(?:\.\d*+)?+[ \t]*+(?:\n|\Z))++")
+_DURATIONS = re.compile(r"(?:[ \t]*+(?:\d++[ \t]*+d(?:ays?)?+[ \t]*+)?+\d++:\d{1,2}+:\d{1,2}+(?:\.\d*+)?+[ \t]*+"
+                        r"(?:\n|\Z))++")
 
 
 def parse_duration(series: pd.Series) -> pd.Series:

@@ -106,6 +106,31 @@ def _time_factor(test_time: pd.Series, stamps: pd.Series) -> float:
     return next((f for f in (60.0, 3600.0) if abs(wall / span / f - 1) < 0.02), 1.0)
 
 
+_OTHER_BREAKS = re.compile(rb"[\x0b\x0c\x1c-\x1e\x85]|\xe2\x80[\xa8\xa9]")
+
+
+def _widest(data: bytes, skip: int, sep: str, enc: str, default: int) -> int:
+    """The most fields on a line of ``data`` after its first ``skip`` lines (lines as ``str.splitlines`` splits
+    them; ``default`` when there is none), counted in numpy.
+
+    Example
+    -------
+    >>> _widest(b"h\\na,b\\r\\n1,2,3\\r4\\n", 1, ",", "utf-8", 9), _widest(b"h\\n", 1, ",", "utf-8", 9)
+    (3, 9)
+    """
+    if _OTHER_BREAKS.search(data):  # line breaks other than \n, \r\n, \r: split the text
+        body = data.decode(enc if enc == "latin-1" else "utf-8-sig").splitlines()[skip:]
+        return max((line.count(sep) + 1 for line in body), default=default)
+    arr = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero((arr == 10) | ((arr == 13) & np.r_[arr[1:] != 10, True]))
+    starts, stops = np.r_[0, ends + 1], np.r_[ends, len(arr)]
+    if starts[-1] >= len(arr):  # the text ends with a line break: no last, empty line
+        starts, stops = starts[:-1], stops[:-1]
+    seps = np.r_[0, np.cumsum(arr == ord(sep))]
+    counts = (seps[stops] - seps[starts])[skip:]
+    return int(counts.max()) + 1 if len(counts) else default
+
+
 def read(path: Path) -> RawCell:
     """Read a Maccor template text export."""
     lines = text_head(read_head(path)).splitlines()
@@ -115,11 +140,10 @@ def read(path: Path) -> RawCell:
     sep = _separator(lines[skip])
     data = path.read_bytes()
     try:
-        text = data.decode("utf-8-sig")
+        data.decode("utf-8-sig")
         enc = "utf-8"
     except UnicodeDecodeError:
-        text, enc = data.decode("latin-1"), "latin-1"
-    body = text.splitlines()[skip + 1:]
+        enc = "latin-1"
     header = [c.strip() for c in lines[skip].split(sep)]
     seen: dict[str, int] = {}
     for i, c in enumerate(header):  # Maccor repeats ' Units' after each Aux column
@@ -128,12 +152,12 @@ def read(path: Path) -> RawCell:
             header[i] = f"{c}.{seen[c]}"
         else:
             seen[c] = 0
-    width = max((line.count(sep) + 1 for line in body), default=len(header))
+    width = _widest(data, skip + 1, sep, enc, len(header))
     names = header + [f"extra_{i + 1}" for i in range(width - len(header))]
     try:
         raw = pd.read_csv(path, sep=sep, skiprows=skip + 1, header=None, names=names, encoding=enc,
                           keep_default_na=False, na_values=[""], index_col=False, skip_blank_lines=False,
-                          low_memory=False, engine="c", decimal=decimal_mark(body[:200], sep))
+                          low_memory=False, engine="c", decimal=decimal_mark(lines[skip + 1:-1], sep))
     except pd.errors.ParserError as exc:
         raise DataFileError(f"{path}: cannot be read as a Maccor table ({exc})") from exc
     extra = [c for c in names[len(header):] if raw[c].notna().any()]
