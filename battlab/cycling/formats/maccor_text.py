@@ -131,6 +131,22 @@ def _widest(data: bytes, skip: int, sep: str, enc: str, default: int) -> int:
     return int(counts.max()) + 1 if len(counts) else default
 
 
+def _letters(column: pd.Series) -> pd.Series:
+    """A column's values as stripped upper-case text (``NAN`` for blanks), each distinct value converted once.
+
+    Example
+    -------
+    >>> _letters(pd.Series([" c", "D", np.nan, " c"])).tolist()
+    ['C', 'D', 'NAN', 'C']
+    """
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    text = np.array([str(u).strip().upper() for u in uniques] + [""], dtype=object)[codes]
+    blank = codes < 0
+    if blank.any():  # NaN -> 'NAN', None -> 'NONE', as their text
+        text[blank] = [str(v).strip().upper() for v in column.to_numpy()[blank]]
+    return pd.Series(text, index=column.index, dtype=object)
+
+
 def read(path: Path) -> RawCell:
     """Read a Maccor template text export."""
     lines = text_head(read_head(path)).splitlines()
@@ -214,7 +230,7 @@ def read(path: Path) -> RawCell:
     check_numbers(path, raw[voltage[0]], to_number(raw[voltage[0]]), voltage[0])
     amps = amps * current[1]
     state_col = next((c for c in ("State", "Md", "MD", "Mode") if c in cols), None)
-    state = raw[state_col].astype(str).str.strip().str.upper() if state_col else pd.Series("", index=raw.index)
+    state = _letters(raw[state_col]) if state_col else pd.Series("", index=raw.index)
     if (state == "D").any() or (state == "C").any():  # |I| or signed I: the state letter decides
         amps = amps.abs().where(state != "D", -amps.abs()).where(state.isin(["C", "D"]), amps)
         meta["current_sign"] = f"from the {state_col} column (C charge +, D discharge -)"
