@@ -106,7 +106,9 @@ def _time_factor(test_time: pd.Series, stamps: pd.Series) -> float:
     return next((f for f in (60.0, 3600.0) if abs(wall / span / f - 1) < 0.02), 1.0)
 
 
-_OTHER_BREAKS = re.compile(rb"[\x0b\x0c\x1c-\x1e\x85]|\xe2\x80[\xa8\xa9]")
+# line breaks str.splitlines knows besides \n, \r\n and \r, as bytes of each encoding
+_OTHER_BREAKS = {"utf-8": (b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9"),
+                 "latin-1": (b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x85")}
 
 
 def _widest(data: bytes, skip: int, sep: str, enc: str, default: int) -> int:
@@ -118,16 +120,19 @@ def _widest(data: bytes, skip: int, sep: str, enc: str, default: int) -> int:
     >>> _widest(b"h\\na,b\\r\\n1,2,3\\r4\\n", 1, ",", "utf-8", 9), _widest(b"h\\n", 1, ",", "utf-8", 9)
     (3, 9)
     """
-    if _OTHER_BREAKS.search(data):  # line breaks other than \n, \r\n, \r: split the text
+    if any(b in data for b in _OTHER_BREAKS[enc]):  # line breaks other than \n, \r\n, \r: split the text
         body = data.decode(enc if enc == "latin-1" else "utf-8-sig").splitlines()[skip:]
         return max((line.count(sep) + 1 for line in body), default=default)
     arr = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero((arr == 10) | ((arr == 13) & np.r_[arr[1:] != 10, True]))
+    breaks = arr == 10
+    if b"\r" in data:  # a \r not followed by \n ends a line too
+        breaks |= (arr == 13) & np.r_[arr[1:] != 10, True]
+    ends = np.flatnonzero(breaks)
     starts, stops = np.r_[0, ends + 1], np.r_[ends, len(arr)]
     if starts[-1] >= len(arr):  # the text ends with a line break: no last, empty line
         starts, stops = starts[:-1], stops[:-1]
-    seps = np.r_[0, np.cumsum(arr == ord(sep))]
-    counts = (seps[stops] - seps[starts])[skip:]
+    seps = np.flatnonzero(arr == ord(sep))
+    counts = (np.searchsorted(seps, stops) - np.searchsorted(seps, starts))[skip:]
     return int(counts.max()) + 1 if len(counts) else default
 
 
