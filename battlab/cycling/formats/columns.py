@@ -282,6 +282,12 @@ def check_numbers(path: Path, text: pd.Series, numbers: pd.Series, column: str) 
         raise DataFileError(f"{path}: row {row + 1}, column {column!r}: {text.iloc[row]!r} is not a number")
 
 
+def _all_numbers(values: pd.Series) -> bool:
+    """Whether every value of a text column reads as a number (its first 50 values tried first)."""
+    head = values.head(50)
+    return bool(to_number(head).notna().all()) and bool(to_number(values).notna().all())
+
+
 def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str, required: tuple[str, ...] = REQUIRED,
                     labels: dict[str, str] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The tidy columns (tidy units) of a table whose headers name their quantities, and the ones it holds.
@@ -307,7 +313,7 @@ def tidy_from_named(path: Path, raw: pd.DataFrame, fmt: str, required: tuple[str
     columns: dict[str, pd.Series] = {}
     for quantity, (header, factor) in found.items():
         values = raw[header]
-        if quantity == "time_s" and values.dtype == object and not to_number(values).notna().all():
+        if quantity == "time_s" and values.dtype == object and not _all_numbers(values):
             if looks_like_duration(values):
                 values = parse_duration(values)
             else:  # EC-Lab 'time/s' written as dates (dd.mm.yyyy in German-locale exports)
