@@ -34,12 +34,16 @@ metadata lines for data, or a reader that drops points); ``max_overhead`` over t
 Exits 1 (message on stderr) if FOLDER holds no data file, if a maintained reader fails on a file battlab reads, or
 if battlab reads none.
 
-Measured (2 cores shared with other sessions, best of 3, 2026-12-02, two runs of about 35 s):
-``cycler_files_read: 17 of 17``; ``overhead_`` indigo 0.16 (h5py vs beep's datapath), novonix 1.00-1.07, neware
-1.03-1.06, arbin_res 1.05-1.08, excel 1.08-1.17, maccor 1.25-1.38 (within the goal); arbin 2.05-3.25, biologic_mpr
-5.0-7.8 (``entry_point_share`` 0.7), maccor_text 4.5-4.9, biologic 5.0-7.9, pec 6.8, neware_csv 8.3-8.7, basytec
-11.5-18.6 (not); ``max_overhead`` 11.5-18.6 (basytec), ``overall_overhead`` 1.58-1.61, 6 of 13 formats within the
-goal. Timings of files this small vary by 30-50 % between runs on this machine.
+Measured (2 cores shared with other sessions, best of 3, 2026-12-02, three runs of about 35 s, after the text readers
+parse numbers in pandas' C parser, durations and counters vectorised, sniffers with substring pre-tests):
+``cycler_files_read: 17 of 17``; ``overhead_`` indigo 0.16-0.18, excel 0.62-1.38, maccor 0.74-2.40, novonix
+0.87-1.22, neware 1.04-1.26, arbin_res 1.12-1.64, arbin 1.35-1.51, pec 1.25-1.74 (was 4.8-7.7), neware_csv 1.62-2.04
+(1.09 in a quieter run; was 5.3-8.7), maccor_text 1.97-2.46 (was 4.5-6.6), biologic 2.06-3.25 (was 4.5-7.9),
+biologic_mpr 3.82-4.94, basytec 5.68-6.10 (was 9.2-18.6); ``max_overhead`` 5.68-6.10 (basytec),
+``overall_overhead`` 1.00-1.32, 5-7 of 13 formats within the goal. The BaSyTec and small EC-Lab samples have 74 and
+132 rows: pandas.read_csv takes 2-4 ms, battlab 10-12 ms, which is the fixed cost of some 60 pandas operations
+(~0.1 ms each: column mapping, checks, the tidy frame, derived cycles and summaries; ``entry_point_share_basytec``
+0.44), not time per row. Timings of files this small vary by 30-50 % between runs on this machine.
 """
 
 from __future__ import annotations
