@@ -2,7 +2,8 @@
 
 Submodules (imported on use, so that ``import battlab.cycling`` stays light):
 
-- :mod:`battlab.cycling.read`: cycler files (Arbin, Maccor, BioLogic, Novonix, plain CSV) -> :class:`CellData`
+- :mod:`battlab.cycling.read`: cycler files (every format of :mod:`battlab.cycling.formats`: BioLogic, Neware,
+  Arbin, Maccor, Novonix, Indigo, PEC, BaSyTec, BDF, plain CSV) -> :class:`CellData`
 - :mod:`battlab.cycling.batch`: many cycler files (a folder, a glob, a list) -> :class:`CellBatch` with a summary
 - :mod:`battlab.cycling.curves`: discharge curves Q(V) per cycle (:class:`DischargeCurves`), the Severson dataset
 - :mod:`battlab.cycling.features`: early-life featurizers (dQ(V), capacity fade, whole-curve components)
