@@ -216,3 +216,20 @@ def test_tbsi_sunwoda_lives_match_the_published_range():
     assert life.min() == 481 and life.max() == 1025 and life.mean() == pytest.approx(776, abs=2)
     assert lab.summary() == "32 cells labelled: 32 reached 80 % of nominal (life 481-1025), 0 censored, 0 set aside"
     assert (lab.table["knee_cycle"].dropna() < life[lab.table["knee_cycle"].notna()]).all()
+
+
+def test_novonix_header_capacity_is_the_nominal_capacity(cycler_files):
+    from battlab.cycling import read_cycler_file
+    from battlab.cycling.formats.beep import _novonix_nominal
+
+    path = cycler_files / "test_Nova_Form-CH01-01_short.csv"
+    assert "Capacity (Ah): 0.24" in path.read_text(encoding="utf-8", errors="replace")[:2000]
+    cell = read_cycler_file(path)
+    assert cell.metadata["nominal_capacity_Ah"] == 0.24
+    lab = label_cells(cell)  # no nominal_Ah needed; the file's one cycle has no usable discharge
+    assert lab.table.empty and lab.unlabelled == [cell.name]
+    # battlab's own Novonix parser keeps the header line as "Capacity (Ah)"; blank or zero values state nothing
+    for meta, expected in (({"Capacity (Ah)": "1.5"}, 1.5), ({"Capacity (Ah)": ""}, None),
+                           ({"nominal_capacity": "0"}, None)):
+        _novonix_nominal(meta)
+        assert meta.get("nominal_capacity_Ah") == expected
