@@ -77,6 +77,8 @@ INITIAL_CYCLES = 10
 MIN_KNEE_CYCLES = 30
 #: A knee is kept only when the fitted slope after it is at least this many times as steep as before it.
 KNEE_MIN_SLOPE_RATIO = 1.5
+#: ... and when the Bacon-Watts fit leaves at most this share of a straight line's squared residuals.
+KNEE_MAX_SSE_RATIO = 0.5
 _SET_ASIDE_COLUMNS = ["cell", "reason"]
 
 
@@ -123,6 +125,10 @@ def _capacity_table(cells: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
         aside += [{"cell": str(f), "reason": f"file not read: {r}"}
                   for f, r in cells.failures[["file", "reason"]].itertuples(index=False)]
         items = list(cells.cells.items())
+        held = set(cells.summary["cell"].astype(str)) if "cell" in cells.summary else set()
+        if held - set(cells.cells):
+            raise BattlabError(f"capacity table: the batch holds {len(held - set(cells.cells))} cells on disk only "
+                               "(read with out_dir=): load them first with CellBatch.load(out_dir)")
     elif isinstance(cells, CellData):
         items = [(cells.name, cells)]
     elif isinstance(cells, Mapping):
@@ -188,18 +194,20 @@ def _validate_table(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         have = ", ".join(map(str, table.columns)) or "no columns"
         raise BattlabError(f"capacity table: no column {missing[0]!r} (it has: {have})")
     t = table.reset_index(drop=True)
-    t["cell"] = t["cell"].astype(str)
+    no_name = t["cell"].isna() | (t["cell"].astype(str).str.strip() == "")
+    t["cell"] = t["cell"].astype(str).where(~no_name, "")
     raw_q, raw_c = t["discharge_capacity_Ah"], t["cycle"]
     q = pd.to_numeric(raw_q, errors="coerce").astype(float)
     c = pd.to_numeric(raw_c, errors="coerce").astype(float)
     reasons = pd.Series("", index=t.index, dtype=object)
     bad_c = ~np.isfinite(c) | (c != np.round(c))
     reasons[bad_c] = [f"cycle {v!r} is not a whole number" for v in raw_c[bad_c]]
-    cyc_txt = raw_c.astype(str)
+    cyc_txt = c.where(~bad_c, 0).astype(int).astype(str)
     bad_q = ~bad_c & ~(q > 0)
     reasons[bad_q] = [f"cycle {k}: discharge capacity {v!r} is not a number" if not np.isfinite(x)
                       else f"cycle {k}: discharge capacity {x!r} Ah is not positive"
                       for k, v, x in zip(cyc_txt[bad_q], raw_q[bad_q], q[bad_q], strict=True)]
+    reasons[no_name] = [f"row {i + 1}: no cell name" for i in np.flatnonzero(no_name)]
     ok = reasons == ""
     t["discharge_capacity_Ah"], t["cycle"] = q, c
     # a repeat of a kept (cell, cycle): only rows that are otherwise good count
@@ -240,7 +248,9 @@ def knee_points(cycles: Any, capacity_Ah: Any) -> tuple[float, float]:
 
     Returns ``(nan, nan)`` when there are fewer than :data:`MIN_KNEE_CYCLES` finite points, when a fit fails,
     or when there is no knee: the fitted slope after ``x1`` must be negative and at least
-    :data:`KNEE_MIN_SLOPE_RATIO` times as steep as before it, with ``x1`` inside the observed cycles. The onset
+    :data:`KNEE_MIN_SLOPE_RATIO` times as steep as before it, with ``x1`` inside the observed cycles, and the fit
+    must leave at most :data:`KNEE_MAX_SSE_RATIO` of the squared residuals of a straight line (noise around a line
+    has no knee). The onset
     alone is NaN when its fit fails or puts it outside the observed cycles; it is never after the knee.
     Give the curve up to the end of life (as :func:`label_cells` does): an ageing curve after a steep knee
     flattening again would otherwise move the knee.
@@ -301,6 +311,9 @@ def knee_points(cycles: Any, capacity_Ah: Any) -> tuple[float, float]:
         return nan
     if before < 0 and after > KNEE_MIN_SLOPE_RATIO * before:
         return nan
+    line_sse = float(np.sum((np.polyval(np.polyfit(u, v, 1), u) - v) ** 2))
+    if best_sse > KNEE_MAX_SSE_RATIO * line_sse:
+        return nan
     knee = float(x_lo + x1 * x_span)
 
     def dbw(u, a0, a1, a2, a3, x0, x2):
@@ -341,7 +354,8 @@ class LifeLabels:
         ``cell``, ``reason``: cells that could not be labelled, and capacity rows left out (the reason names
         the cycle).
     settings : dict
-        ``fraction``, ``reference``, ``nominal_Ah``, ``smooth``, ``knee``, ``initial_cycles``.
+        ``fraction``, ``reference``, ``nominal_Ah``, ``smooth``, ``knee`` and the rules' constants
+        (``initial_cycles``, ``min_knee_cycles``, ``knee_min_slope_ratio``, ``knee_max_sse_ratio``).
     """
 
     table: pd.DataFrame
@@ -504,6 +518,14 @@ def label_cells(cells: Any, *, nominal_Ah: float | dict[str, float] | None = Non
     if nominal_Ah is not None and not isinstance(nominal_Ah, Mapping) and _positive_float(nominal_Ah) is None:
         raise BattlabError(f"nominal_Ah must be a positive number of Ah (or a dict of cell to Ah), got {nominal_Ah!r}")
     table, aside = _capacity_table(cells)
+    if isinstance(nominal_Ah, Mapping):
+        known = set(table["cell"]) | set(aside["cell"].astype(str))
+        unknown = [str(k) for k in nominal_Ah if str(k) not in known]
+        if unknown:
+            raise BattlabError(f"nominal_Ah names {len(unknown)} cell{'s' * (len(unknown) != 1)} not found: "
+                               f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} "
+                               f"(cells: {', '.join(list(pd.unique(table['cell']))[:5])}"
+                               f"{' ...' if table['cell'].nunique() > 5 else ''})")
     extra = [c for c in table.columns if c not in CAPACITY_COLUMNS
              and bool((table.groupby("cell", sort=False)[c].nunique(dropna=False) <= 1).all())]
     rows = []
@@ -534,7 +556,10 @@ def label_cells(cells: Any, *, nominal_Ah: float | dict[str, float] | None = Non
         rows.append(row)
     out = pd.DataFrame(rows, columns=list(LABEL_COLUMNS) + extra)
     out = _typed(out) if len(out) else out
-    nominal_setting: Any = dict(nominal_Ah) if isinstance(nominal_Ah, Mapping) else nominal_Ah
+    nominal_setting: Any = ({str(k): _positive_float(v) for k, v in nominal_Ah.items()}
+                            if isinstance(nominal_Ah, Mapping) else None if nominal_Ah is None else float(nominal_Ah))
     settings = {"fraction": float(fraction), "reference": reference, "nominal_Ah": nominal_setting,
-                "smooth": int(smooth), "knee": bool(knee), "initial_cycles": INITIAL_CYCLES}
+                "smooth": int(smooth), "knee": bool(knee), "initial_cycles": INITIAL_CYCLES,
+                "min_knee_cycles": MIN_KNEE_CYCLES, "knee_min_slope_ratio": KNEE_MIN_SLOPE_RATIO,
+                "knee_max_sse_ratio": KNEE_MAX_SSE_RATIO}
     return LifeLabels(out, aside.reset_index(drop=True), settings)
