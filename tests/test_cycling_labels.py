@@ -257,3 +257,12 @@ def test_novonix_header_capacity_is_the_nominal_capacity(cycler_files):
                            ({"nominal_capacity": "0"}, None)):
         _novonix_nominal(meta)
         assert meta.get("nominal_capacity_Ah") == expected
+
+
+def test_capacity_table_set_aside_travels_and_tables_concatenate():
+    a = capacity_table(pd.DataFrame({"cell": "a", "cycle": [1, 2], "discharge_capacity_Ah": [1.0, -1.0]}))
+    b = capacity_table(_fade("b", 40))
+    both = pd.concat([a, b])  # plain records in attrs: pandas can compare them
+    assert len(both) == 41
+    lab = label_cells(a, nominal_Ah=1.0)  # the rows set aside by capacity_table are still reported
+    assert lab.set_aside.values.tolist() == [["a", "cycle 2: discharge capacity -1.0 Ah is not positive"]]

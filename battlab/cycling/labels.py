@@ -93,23 +93,24 @@ def capacity_table(cells: Any) -> pd.DataFrame:
     columns; other columns are kept). From a ``CellData``: its usable cycles, and a ``nominal_capacity_Ah`` column
     when a cell's metadata states it. Rows that cannot be used (capacity not a positive number, cycle not a whole
     number, a repeated (cell, cycle)) are left out of the table and listed in ``table.attrs["set_aside"]``
-    (columns ``cell``, ``reason``), as are cells without any usable cycle and files a batch could not read;
-    :func:`label_cells` reports them in :attr:`LifeLabels.set_aside`.
+    (records ``{"cell", "reason"}``: plain values, so the table still concatenates), as are cells without any
+    usable cycle and files a batch could not read; :func:`label_cells` reports them in
+    :attr:`LifeLabels.set_aside`, including those of a table made here and passed on.
 
     Example
     -------
     >>> t = pd.DataFrame({"cell": ["a", "a", "a"], "cycle": [1, 2, 3], "discharge_capacity_Ah": [1.0, -1, 0.9]})
     >>> capacity_table(t).values.tolist()
     [['a', 1, 1.0], ['a', 3, 0.9]]
-    >>> capacity_table(t).attrs["set_aside"].values.tolist()
-    [['a', 'cycle 2: discharge capacity -1.0 Ah is not positive']]
+    >>> capacity_table(t).attrs["set_aside"]
+    [{'cell': 'a', 'reason': 'cycle 2: discharge capacity -1.0 Ah is not positive'}]
     >>> capacity_table(t.drop(columns="cycle"))
     Traceback (most recent call last):
     ...
     battlab.errors.BattlabError: capacity table: no column 'cycle' (it has: cell, discharge_capacity_Ah)
     """
     table, aside = _capacity_table(cells)
-    table.attrs["set_aside"] = aside
+    table.attrs["set_aside"] = aside.to_dict("records")
     return table
 
 
@@ -119,7 +120,10 @@ def _capacity_table(cells: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     from battlab.cycling.read import CellData
 
     if isinstance(cells, pd.DataFrame):
-        return _validate_table(cells)
+        before = pd.DataFrame(list(cells.attrs.get("set_aside", [])), columns=_SET_ASIDE_COLUMNS)
+        table, aside = _validate_table(cells)
+        table.attrs = {}
+        return table, pd.concat([before, aside], ignore_index=True) if len(before) else aside
     aside: list[dict[str, str]] = []
     if isinstance(cells, CellBatch):
         aside += [{"cell": str(f), "reason": f"file not read: {r}"}
@@ -194,6 +198,7 @@ def _validate_table(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         have = ", ".join(map(str, table.columns)) or "no columns"
         raise BattlabError(f"capacity table: no column {missing[0]!r} (it has: {have})")
     t = table.reset_index(drop=True)
+    t.attrs = {}
     no_name = t["cell"].isna() | (t["cell"].astype(str).str.strip() == "")
     t["cell"] = t["cell"].astype(str).where(~no_name, "")
     raw_q, raw_c = t["discharge_capacity_Ah"], t["cycle"]
@@ -250,8 +255,8 @@ def knee_points(cycles: Any, capacity_Ah: Any) -> tuple[float, float]:
     or when there is no knee: the fitted slope after ``x1`` must be negative and at least
     :data:`KNEE_MIN_SLOPE_RATIO` times as steep as before it, with ``x1`` inside the observed cycles, and the fit
     must leave at most :data:`KNEE_MAX_SSE_RATIO` of the squared residuals of a straight line (noise around a line
-    has no knee). The onset
-    alone is NaN when its fit fails or puts it outside the observed cycles; it is never after the knee.
+    has no knee). The onset alone is NaN when its fit fails or puts it outside the observed cycles; it is never
+    after the knee.
     Give the curve up to the end of life (as :func:`label_cells` does): an ageing curve after a steep knee
     flattening again would otherwise move the knee.
 
@@ -308,9 +313,7 @@ def knee_points(cycles: Any, capacity_Ah: Any) -> tuple[float, float]:
     _, a1, a2, x1 = best
     before, after = a1 - a2, a1 + a2
     if not (after < 0 and after < KNEE_MIN_SLOPE_RATIO * min(before, 0.0) and 0.0 < x1 < 1.0):
-        return nan
-    if before < 0 and after > KNEE_MIN_SLOPE_RATIO * before:
-        return nan
+        return nan  # not steeper after x1 (a rising start counts as a slope of 0), or x1 at an end
     line_sse = float(np.sum((np.polyval(np.polyfit(u, v, 1), u) - v) ** 2))
     if best_sse > KNEE_MAX_SSE_RATIO * line_sse:
         return nan
@@ -324,7 +327,9 @@ def knee_points(cycles: Any, capacity_Ah: Any) -> tuple[float, float]:
         warnings.simplefilter("ignore")
         for frac in (0.5, 0.7, 0.85):
             x0 = frac * x1
-            p0 = [np.interp(x0, u, v), before / 2, before / 2, (after - before) / 2, x0, min(x1 * 1.05, 1.0)]
+            # slopes a1 - a2 - a3 before x0 (= before), a1 + a2 + a3 after x2 (= after), their mean in between
+            p0 = [np.interp(x0, u, v), (before + after) / 2, (after - before) / 4, (after - before) / 4, x0,
+                  min(x1 * 1.05, 1.0)]
             try:
                 p, _ = curve_fit(dbw, u, v, p0=p0,
                                  bounds=([-np.inf] * 4 + [0.0, 0.0], [np.inf] * 4 + [x1, 1.0]), maxfev=8000)
