@@ -74,6 +74,18 @@ def test_lasting_drop_counts_and_fraction_and_initial_reference():
     assert lab.summary().startswith("1 cell labelled: 1 reached 80 % of initial")
 
 
+def test_partial_first_discharges_do_not_end_a_life_and_cells_never_above_are_set_aside():
+    t = _fade("shipped", 300)
+    t.loc[t["cycle"] <= 3, "discharge_capacity_Ah"] = [0.3, 0.5, 0.7]  # as received: partly charged
+    assert label_cells(t, nominal_Ah=1.1, smooth=1, knee=False).table.loc[0, "cycle_life"] == 221
+    lab = label_cells(pd.concat([t, _fade("small", 50, q0=0.25)]), nominal_Ah=1.1, knee=False)
+    assert lab.table["cell"].tolist() == ["shipped"] and lab.table.loc[0, "cycle_life"] == 221
+    assert lab.set_aside.values.tolist() == [
+        ["small", "capacity never at or above the threshold 0.88 Ah (0.8 x nominal 1.1 Ah; largest smoothed "
+                  "capacity 0.248 Ah at cycle 1): wrong nominal capacity?"]]
+    assert lab.summary().endswith("0 censored, 1 set aside")
+
+
 def test_nominal_from_metadata_per_cell_dict_and_cell_inputs():
     a = _cell("a", list(1.0 - 0.01 * np.arange(40)), nominal=1.0)  # 0.8 reached at cycle 21 (0.80 is not below)
     b = _cell("b", list(2.0 - 0.01 * np.arange(40)))
@@ -217,8 +229,10 @@ def test_every_real_cycler_file_gets_a_label_or_a_reason(cycler_files):
     assert lab.table["censored"].sum() >= len(lab.table) - 2  # short files: nearly all censored
     assert (lab.table["last_cycle"] >= 0).all() and (lab.table["n_cycles"] >= 1).all()
     assert lab.set_aside["reason"].str.len().gt(0).all()
-    # with a nominal capacity for all, the same cells are labelled
-    assert set(label_cells(batch, nominal_Ah=1.0, knee=False).table["cell"]) == labelled
+    # with a nominal capacity for all (1 Ah: too large for most of these small cells), every cell still has a row
+    lab1 = label_cells(batch, nominal_Ah=1.0, knee=False)
+    assert set(batch.cells) <= set(lab1.table["cell"]) | set(lab1.set_aside["cell"])
+    assert lab1.set_aside["reason"].str.contains("never at or above the threshold 0.8 Ah").sum() >= 5
 
 
 @pytest.mark.skipif(not TBSI.is_file(), reason=f"{TBSI} not found (shared/datasets beside the repository)")

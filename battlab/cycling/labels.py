@@ -16,6 +16,10 @@ Rules (each one a documented constant or parameter):
 - **Smoothing**: the capacity is thresholded after a centred rolling median over ``smooth`` observed cycles
   (default 5; ``smooth=1``: raw values), so a one-cycle dip (a check-up, a glitch) does not end a cell's life,
   while a lasting drop does (at a monotone crossing the median is the raw value: the life is unchanged).
+- **Crossing**: the life is the first cycle below the threshold *after* the smoothed capacity has been at or
+  above it, so low first cycles (a partial first discharge of a cell shipped half charged) do not end a life.
+  A cell whose smoothed capacity is never at or above the threshold has no life to count: it is set aside
+  with its largest capacity (most often its nominal capacity is wrong).
 - **Initial capacity** (``reference="initial"``): the largest value of the same rolling median taken over the
   cell's observed cycles 2 to :data:`INITIAL_CYCLES` + 1 only (its first observed cycle is left out: a formation
   or partial cycle is often an outlier; a cell with one cycle uses it).
@@ -498,7 +502,8 @@ def label_cells(cells: Any, *, nominal_Ah: float | dict[str, float] | None = Non
     ``smooth`` observed cycles before thresholding (``smooth=1``: raw), so a one-cycle dip does not end a life.
     The reference is the nominal capacity (``nominal_Ah``, else the table's ``nominal_capacity_Ah`` column /
     the file's header) or, with ``reference="initial"``, the cell's initial capacity (module docstring). A cell
-    that never falls below the threshold is censored: ``cycle_life`` NaN, ``last_cycle`` its last cycle.
+    that never falls below the threshold is censored: ``cycle_life`` NaN, ``last_cycle`` its last cycle. The
+    crossing counts only after the capacity has been at or above the threshold; a cell never there is set aside.
     ``knee=False`` skips :func:`knee_points` (its columns are then NaN). Per-cell columns of the input (constant
     within each cell) follow the label columns.
 
@@ -533,7 +538,8 @@ def label_cells(cells: Any, *, nominal_Ah: float | dict[str, float] | None = Non
                                f"{' ...' if table['cell'].nunique() > 5 else ''})")
     extra = [c for c in table.columns if c not in CAPACITY_COLUMNS
              and bool((table.groupby("cell", sort=False)[c].nunique(dropna=False) <= 1).all())]
-    rows = []
+    rows: list[dict[str, Any]] = []
+    never: list[dict[str, str]] = []
     for cell, group in table.groupby("cell", sort=False):
         cycles = group["cycle"].to_numpy(dtype=int)
         q = group["discharge_capacity_Ah"].to_numpy(dtype=float)
@@ -547,12 +553,20 @@ def label_cells(cells: Any, *, nominal_Ah: float | dict[str, float] | None = Non
             early = q[1:INITIAL_CYCLES + 1] if len(q) > 1 else q
             ref = float(pd.Series(early).rolling(int(smooth), center=True, min_periods=1).median().max())
         threshold = round(float(fraction) * ref, 12)  # 0.8 * 1.1 is 0.8800000000000001: a reading of 0.88 is not below
-        below = np.flatnonzero(smoothed < threshold)
+        above = np.flatnonzero(smoothed >= threshold)
+        if not len(above):
+            never.append({"cell": str(cell), "reason": f"capacity never at or above the threshold {threshold:.6g} Ah "
+                          f"({fraction:g} x {reference} {ref:.6g} Ah; largest smoothed capacity "
+                          f"{np.max(smoothed):.6g} Ah at cycle {cycles[np.argmax(smoothed)]}): wrong nominal "
+                          "capacity?"})
+            continue
+        start = above[0]  # a partial first discharge (a cell shipped half charged) does not end a life
+        below = start + np.flatnonzero(smoothed[start:] < threshold)
         life = float(cycles[below[0]]) if len(below) else float("nan")
         k, onset = float("nan"), float("nan")
         if knee:
             end = below[0] + 1 if len(below) else len(cycles)
-            k, onset = knee_points(cycles[:end], q[:end])
+            k, onset = knee_points(cycles[start:end], q[start:end])
         row = {"cell": str(cell), "cycle_life": life, "censored": not len(below), "last_cycle": int(cycles[-1]),
                "n_cycles": len(cycles), "reference": reference, "reference_capacity_Ah": ref,
                "fraction": float(fraction), "threshold_Ah": threshold, "knee_cycle": k,
@@ -567,4 +581,5 @@ def label_cells(cells: Any, *, nominal_Ah: float | dict[str, float] | None = Non
                 "smooth": int(smooth), "knee": bool(knee), "initial_cycles": INITIAL_CYCLES,
                 "min_knee_cycles": MIN_KNEE_CYCLES, "knee_min_slope_ratio": KNEE_MIN_SLOPE_RATIO,
                 "knee_max_sse_ratio": KNEE_MAX_SSE_RATIO}
+    aside = pd.concat([aside, pd.DataFrame(never, columns=_SET_ASIDE_COLUMNS)], ignore_index=True) if never else aside
     return LifeLabels(out, aside.reset_index(drop=True), settings)
