@@ -204,6 +204,8 @@ def test_rows_without_a_cell_name_and_unknown_nominal_names():
     lab = label_cells(t, nominal_Ah=1.1, knee=False)
     assert lab.table["cell"].tolist() == ["a"]
     assert lab.set_aside.values.tolist() == [["", "row 31: no cell name"], ["", "row 32: no cell name"]]
+    numbered = _fade("a", 30).assign(cell=7)  # cell names are text; a dict keyed by number still matches
+    assert label_cells(numbered, nominal_Ah={7: 1.0}, knee=False).table["reference_capacity_Ah"].tolist() == [1.0]
     with pytest.raises(BattlabError, match=r"^nominal_Ah names 1 cell not found: b \(cells: a\)$"):
         label_cells(_fade("a", 30), nominal_Ah={"a": 1.1, "b": 1.0})
 

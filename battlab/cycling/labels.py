@@ -529,6 +529,7 @@ def label_cells(cells: Any, *, nominal_Ah: float | dict[str, float] | None = Non
         raise BattlabError(f"nominal_Ah must be a positive number of Ah (or a dict of cell to Ah), got {nominal_Ah!r}")
     table, aside = _capacity_table(cells)
     if isinstance(nominal_Ah, Mapping):
+        nominal_Ah = {str(k): v for k, v in nominal_Ah.items()}  # cell names are text in the table
         known = set(table["cell"]) | set(aside["cell"].astype(str))
         unknown = [str(k) for k in nominal_Ah if str(k) not in known]
         if unknown:
