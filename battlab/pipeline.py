@@ -53,8 +53,8 @@ STEPS: tuple[Step, ...] = (
     Step("02_featurize", inputs={"curated": "01_curate:curated", "report": "01_curate:report"}),
     Step("03_tune", inputs={"features": "02_featurize:features", "feature_info": "02_featurize:feature_info",
                             "target": "02_featurize:target"},
-         parameters={"n_trials": 25, "timeout": 300},
-         quick={"n_trials": 4, "models": ["ridge", "knn"], "timeout": 60}),
+         parameters={"n_trials": 25},  # a budget in trials: the same model on an idle and a loaded machine
+         quick={"n_trials": 4, "models": ["ridge", "knn"]}),
     Step("04_explain", inputs={"model": "03_tune:model", "features": "03_tune:features",
                                "feature_info": "03_tune:feature_info", "target": "03_tune:target"},
          parameters={"max_rows": 2000, "interaction_rows": 20, "max_seconds": 120},

@@ -31,6 +31,7 @@ import os
 import platform
 import re
 import socket
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -240,9 +241,12 @@ def tune(
         :func:`battlab.models.default_models`). A new study first tries each model with its default
         parameters, so that even a short budget compares sensible models.
     n_trials, timeout
-        Budget of the whole study (trials of every worker count), and of this call in seconds: a trial
-        still running at the timeout stops after its current fold (pruned, ``stopped: timeout``) once the
-        study has a completed trial; the refit of the best model and its intervals come on top.
+        Budget of the whole study in trials (trials of every worker count): the same parameters give the same
+        model on an idle and on a loaded machine. ``timeout`` is only a cap a user may set on this call, in
+        seconds: a trial still running at the timeout stops after its current fold (pruned, ``stopped:
+        timeout``) once the study has a completed trial; the refit of the best model and its intervals come on
+        top. A run the cap cuts short says so (a warning, a line on stderr, and ``card["study"]``:
+        ``n_trials_requested``, ``n_trials_finished``, ``cut_short_by_timeout``).
     storage, study_name
         Optuna storage URL (default: SQLite ``study.db`` in ``out_dir``) and study name; workers that
         give the same pair share one study (``load_if_exists``).
@@ -314,6 +318,13 @@ def tune(
                        callbacks=[MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
                                   *(callbacks or [])])
     seconds = time.perf_counter() - t0
+    finished = len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    cut_short = timeout is not None and finished < n_trials
+    if cut_short:  # a time cap is the user's; the result then depends on the machine's speed and load: say so
+        note = (f"TIME CAP: the timeout of {timeout:g} s stopped tuning after {finished} of {n_trials} trials; the "
+                "chosen model depends on this machine's speed and load (drop the timeout for a reproducible result)")
+        warnings.warn(note, stacklevel=2)
+        print(note, file=sys.stderr, flush=True)
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     if not complete:
         raise BattlabError("no trial completed: raise n_trials or the timeout")
@@ -358,6 +369,8 @@ def tune(
     card = _model_card(table, features, target, splitter, best_name, best_params, metrics, cover, study, url,
                        seed, seconds, n_dropped=int((~usable).sum()))
     card["intervals"]["calibration"] = calibration.describe()
+    card["study"].update(n_trials_requested=int(n_trials), n_trials_finished=int(finished),
+                         timeout_seconds=timeout, cut_short_by_timeout=bool(cut_short))
     return TuneResult(model, best_name, best_params, splitter.describe(), folds_df, metrics, comparison,
                       predictions, conformal, cover, card, study)
 

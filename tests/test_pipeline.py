@@ -294,10 +294,20 @@ def test_failed_step_keeps_earlier_outputs_and_resume_starts_there(tmp_path):
     assert again["steps"]["b"].get("resumed") is True  # nothing left to do
 
 
-def test_quick_run_is_reproducible(quick_run, tmp_path):
-    """The same parameters and seed give identical figures (timings aside)."""
-    proc = battlab("run", "--quick", "--out", str(tmp_path / "again"))
+def test_quick_run_is_reproducible_on_a_loaded_machine(quick_run, tmp_path):
+    """The same parameters and seed give identical figures (timings aside), also beside processes that keep every
+    core busy: budgets are trials, not seconds (issue 24)."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        proc = battlab("run", "--quick", "--out", str(tmp_path / "again"))
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
     assert proc.returncode == 0, proc.stderr
     first, second = _figures(quick_run), _figures(tmp_path / "again")
     assert first == second
     assert len(first) == len(STEPS)
+    tuned = first["03_tune"]
+    assert tuned["n_trials_finished"] == tuned["n_trials_requested"] == 4
+    assert tuned["cut_short_by_timeout"] is False

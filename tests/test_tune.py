@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
+import pytest
 
 from battlab.cli import main
 from battlab.tune import _cross_validate, tune
@@ -54,6 +55,20 @@ def test_a_trial_running_past_the_deadline_is_stopped_after_a_fold(synthetic):
     except optuna.TrialPruned:
         pass
     assert second.user_attrs["stopped"] == "timeout"
+
+
+def test_a_time_cap_that_cuts_the_budget_short_says_so(synthetic, capsys, tmp_path):
+    table, features, _ = synthetic
+    kw = {"models": MODELS, "progress": False, "intervals": False, "out_dir": tmp_path, "study_name": "capped"}
+    tune(table, features, "y", n_trials=1, **kw)  # one finished trial, then a call whose cap stops it at once
+    with pytest.warns(UserWarning, match="TIME CAP: the timeout of 1e-06 s stopped tuning after 1 of 50 trials"):
+        result = tune(table, features, "y", n_trials=50, timeout=1e-6, **kw)
+    assert "TIME CAP" in capsys.readouterr().err
+    study = result.card["study"]
+    assert (study["n_trials_requested"], study["n_trials_finished"], study["cut_short_by_timeout"]) == (50, 1, True)
+    full = tune(table, features, "y", models=MODELS, n_trials=3, progress=False, storage="sqlite:///:memory:",
+                intervals=False)
+    assert (full.card["study"]["n_trials_finished"], full.card["study"]["cut_short_by_timeout"]) == (3, False)
 
 
 def test_study_resumes_and_counts_trials_of_the_whole_study(synthetic, tmp_path):
