@@ -123,7 +123,7 @@ class CycleLifeModel:
         """
         table = self.feature_table(curves)
         out = self._predict(table)
-        domain = getattr(self, "domain", None)  # older pickles
+        domain = self.domain_of_applicability()
         if domain is None:
             return out
         from battlab.cycling.domain import cell_domain_info
@@ -135,13 +135,26 @@ class CycleLifeModel:
         shift = bounded / out["predicted_cycle_life"].to_numpy(dtype=float)
         out["predicted_cycle_life"] = bounded
         if "interval_low" in out:  # a bounded prediction moves its interval with it (same width in log10)
-            out["interval_low"] = domain.bound(out["interval_low"] * shift)
-            out["interval_high"] = domain.bound(out["interval_high"] * shift)
+            out["interval_low"] = out["interval_low"] * shift
+            out["interval_high"] = out["interval_high"] * shift
         out.loc[check["refused"].to_numpy(), cols] = np.nan
         out["bounded"] = ~np.isclose(shift, 1.0)
         for c in ("in_domain", "refused", "domain_warnings"):
             out[c] = check[c].to_numpy()
         return out
+
+    def domain_of_applicability(self) -> Any:
+        """:attr:`domain`; for a model saved before it existed, learned from its stored training table."""
+        domain = getattr(self, "domain", None)  # older pickles
+        train = getattr(self, "train_table", None)
+        if domain is None and train is not None and "cycle_life" in train:
+            from battlab.cycling.domain import CAPACITY, DomainOfApplicability
+
+            t = train.copy()
+            if CAPACITY not in t and "Qd_cycle2" in t:
+                t[CAPACITY] = t["Qd_cycle2"]
+            domain = DomainOfApplicability.learn(t, self.features, n_cycles=self.n_cycles, voltages=self.voltages)
+        return domain
 
     def _predict(self, table: pd.DataFrame) -> pd.DataFrame:
         X = table[self.features].to_numpy(dtype=float)
@@ -286,7 +299,8 @@ def fit_cycle_life(
 
     domain = DomainOfApplicability.learn(
         pd.concat([cell_domain_info(train).drop(columns=list(table.columns), errors="ignore"), table], axis=1),
-        features, n_cycles=n_cycles, voltages=curves.voltages, margin=domain_margin, label_settings=label_settings)
+        features, n_cycles=n_cycles, voltages=curves.voltages, label_settings=label_settings,
+        margin=max(domain_margin, clip_margin or 0.0))  # bounds asked for by clip_margin are not narrowed
     card = dict(result.card)
     card["domain"] = domain.describe()
     card["cycle_life"] = {"n_cycles": n_cycles, "feature_set": feature_set, "components": components,
@@ -432,7 +446,10 @@ class CycleLifeCV:
         if not (folder / "cv.json").is_file():
             raise BattlabError(f"{folder}: no cv.json (not a folder written by CycleLifeCV.save)")
         meta = json.loads((folder / "cv.json").read_text())
-        return cls(meta["metrics"], pd.read_csv(folder / "cv_predictions.csv"), meta.get("settings", {}))
+        p = pd.read_csv(folder / "cv_predictions.csv")
+        if "domain_warnings" in p:  # an empty text is read back as NaN
+            p["domain_warnings"] = p["domain_warnings"].fillna("")
+        return cls(meta["metrics"], p, meta.get("settings", {}))
 
 
 def cross_validate_cycle_life(curves: DischargeCurves, *, n_splits: int = 5, n_repeats: int = 4, seed: int = 0,

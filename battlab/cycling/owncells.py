@@ -143,12 +143,13 @@ def _missing_cycles(curves: DischargeCurves, featurizers: list[Any], n_cycles: i
     need = required_cycles(featurizers)
     reasons: list[str | None] = []
     for cell in curves:
-        have_q = {int(c) for c, row in zip(cell.cycles, cell.Q) if np.isfinite(row).all()}
+        have_q = {int(c) for c, row in zip(cell.cycles, cell.Q, strict=True) if np.isfinite(row).all()}
         have_c = {int(c) for c in cell.capacity_cycles[np.isfinite(cell.capacity)]}
         have = have_q & have_c
         lacking = [c for c in need if c not in have]
         reasons.append(None if not lacking else
-                       f"too few cycles: the features from the first {n_cycles} cycles need cycles {_ranges(need)}; "
+                       f"too few cycles: the model predicts from the first {n_cycles} cycles and needs cycles "
+                       f"{_ranges(need)}; "
                        f"the cell has {len(have_c)} cycles with a usable discharge ({_ranges(have_c)})")
     return reasons
 
@@ -271,8 +272,8 @@ def cell_features(cells: Any, *, labels: Any = None, nominal_Ah: float | dict[st
         raise BattlabError(f"no cell has the cycles the features need: {reasons[0]}")
     curves = curves.select(ok)
     feats, info = featurize_curves(curves, featurizers)
-    set_aside = pd.concat([a[ASIDE_COLUMNS] for a in aside if len(a)], ignore_index=True) if any(len(a) for a in aside) \
-        else pd.DataFrame(columns=ASIDE_COLUMNS)
+    parts = [a[ASIDE_COLUMNS] for a in aside if len(a)]
+    set_aside = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=ASIDE_COLUMNS)
     return CellFeatures(feats, info, set_aside, np.asarray(voltages, dtype=float), int(n_cycles), feature_set, lab,
                         curves, settings)
 
@@ -323,17 +324,20 @@ def fit_cycle_life_cells(cells: Any, *, labels: Any = None, nominal_Ah: float | 
     k = max(2, min(n_splits, n // 2))
     if group_by:
         n_groups = curves.cells[group_by].nunique()
-        if n_groups < 2:
-            raise BattlabError(f"group column {group_by!r} has {n_groups} group: a grouped split needs 2 or more")
-        split = GroupKFoldBy(n_splits=min(k, n_groups), by=group_by, seed=seed)
+        if n_groups < 4:  # the tuning splits the first fold's training cells again by group for its intervals
+            raise BattlabError(f"group column {group_by!r} has {n_groups} groups among the labelled cells: a grouped "
+                               "split needs 4 or more (without --group-by the folds hold out single cells)")
+        k = max(2, min(n_splits, n_groups // 2))
+        split = GroupKFoldBy(n_splits=k, by=group_by, seed=seed)
     else:
         split = RandomKFold(n_splits=k, seed=seed)
-    n_fit = n - int(np.ceil(n / k))  # cells of the smallest training fold
+    n_fit = min(len(fit_rows) for fit_rows, _ in split.split(curves.cells))  # cells of the smallest training fold
     reachable = np.floor(20 * (1 - 1 / max(n_fit - 1, 2))) / 20
     used_coverage = float(min(coverage, reachable))
-    model = fit_cycle_life(curves, coverage=used_coverage, n_cycles=n_cycles, components=components, feature_set=feature_set,
-                           models=tuple(models or CYCLE_LIFE_MODELS), n_trials=n_trials, n_splits=k, seed=seed,
-                           progress=progress, split=split, min_cells=min_cells, label_settings=feats.settings)
+    model = fit_cycle_life(curves, coverage=used_coverage, n_cycles=n_cycles, components=components,
+                           feature_set=feature_set, models=tuple(models or CYCLE_LIFE_MODELS), n_trials=n_trials,
+                           n_splits=k, seed=seed, progress=progress, split=split, min_cells=min_cells,
+                           label_settings=feats.settings)
     model.card["cells"] = {"training_cells": feats.table["cell"].tolist(),
                            "set_aside": feats.set_aside.to_dict("records"), "labels": feats.settings,
                            "group_by": group_by, "coverage_asked": coverage, "coverage_used": used_coverage,
@@ -361,7 +365,7 @@ def predict_cells(model: Any, cells: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
         else pd.DataFrame(columns=ASIDE_COLUMNS)
     if not ok.any():
         return pd.DataFrame(columns=["cell", "predicted_cycle_life"]), set_aside
-    keep = [c for c, good in zip(read, ok) if good]
+    keep = [c for c, good in zip(read, ok, strict=True) if good]
     pred = model.predict(curves.select(ok))
     pred.insert(1, "file", [str(c.source) for c in keep])
     settings = getattr(getattr(model, "domain", None), "label_settings", None) or {}

@@ -62,8 +62,8 @@ def synthetic_cycles(life: float, n_cycles: int, *, nominal_Ah: float = EXAMPLE_
     q = nominal_Ah * (1 - 0.02 * u * signal - 0.18 * u ** 3 * signal ** 0.5) * (1 + 1e-4 * rng.standard_normal(len(n)))
     current = nominal_Ah  # 1 C
     rows, t = [], 0.0
-    for cyc, qn in zip(n.astype(int), q):
-        for k, frac in enumerate((0.0, 0.5, 1.0)):  # charge, its counter from 0
+    for cyc, qn in zip(n.astype(int), q, strict=True):
+        for frac in (0.0, 0.5, 1.0):  # charge, its counter from 0
             rows.append((cyc, 1, t + frac * qn / current * 3600, current, 3.35 + 0.25 * frac - 0.3 * (frac == 0),
                          frac * qn, 0.0))
         t += qn / current * 3600 + 600  # and a 10-minute rest
@@ -73,6 +73,13 @@ def synthetic_cycles(life: float, n_cycles: int, *, nominal_Ah: float = EXAMPLE_
         t += qn / current * 3600 + 600
     return pd.DataFrame(rows, columns=["cycle", "step", "time_s", "current_A", "voltage_V", "charge_capacity_Ah",
                                        "discharge_capacity_Ah"])
+
+
+def _crossing(signal: float) -> float:
+    """u = n / L at which the fade law with this ``signal`` reaches 80 % of the nominal capacity."""
+    from scipy.optimize import brentq
+
+    return float(brentq(lambda u: 0.02 * u * signal + 0.18 * u ** 3 * signal ** 0.5 - 0.2, 1e-6, 10.0))
 
 
 def _write_arbin(table: pd.DataFrame, path: Path) -> None:
@@ -104,8 +111,10 @@ def write_example_cells(out_dir: str | Path, *, n_cells: int = 12, seed: int = 0
 
     Cells alternate between Arbin CSV (``cell_01.csv``) and EC-Lab text (``cell_02.mpt``). Latent lives are spread
     evenly in log over ``life_range`` (shuffled with ``seed``); each file runs ``extra_cycles`` past its cell's life,
-    except the last cell's, which stops at 60 % of a life beyond the range (right-censored). Returns ``cell``,
-    ``file``, ``format``, ``true_life`` (the latent life), ``censored``, ``last_cycle``, ``nominal_Ah``.
+    except the last cell's, which stops at 60 % of a life beyond the range (right-censored). ``noise``: the spread (log)
+    of each cell's fade ``signal``. Returns ``cell``, ``file``, ``format``, ``true_life`` (the cycle at which the
+    noiseless fade reaches 80 % of nominal), ``latent_life``, ``signal``, ``censored``, ``last_cycle``,
+    ``nominal_Ah``.
     """
     if n_cells < 2:
         raise BattlabError(f"write_example_cells needs 2 cells or more, got n_cells={n_cells}")
@@ -116,14 +125,16 @@ def write_example_cells(out_dir: str | Path, *, n_cells: int = 12, seed: int = 0
     rng.shuffle(lives)
     lives = np.r_[lives, life_range[1] * 1.2]
     rows = []
-    for i, life in enumerate(lives, start=1):
+    for i, latent in enumerate(lives, start=1):
         censored = i == n_cells
+        signal = float(np.exp(noise * rng.standard_normal()))
+        life = latent * _crossing(signal)
         last = int(round(0.6 * life)) if censored else int(np.ceil(life)) + extra_cycles
-        table = synthetic_cycles(life, last, signal=float(np.exp(noise * rng.standard_normal())),
-                                 seed=seed * 1000 + i)
+        table = synthetic_cycles(latent, last, signal=signal, seed=seed * 1000 + i)
         fmt = "arbin" if i % 2 else "biologic"
         path = out / f"cell_{i:02d}.{'csv' if fmt == 'arbin' else 'mpt'}"
         (_write_arbin if fmt == "arbin" else _write_biologic)(table, path)
         rows.append({"cell": path.stem, "file": path.name, "format": fmt, "true_life": float(life),
+                     "latent_life": float(latent), "signal": signal,
                      "censored": censored, "last_cycle": last, "nominal_Ah": EXAMPLE_NOMINAL_AH})
     return pd.DataFrame(rows)
