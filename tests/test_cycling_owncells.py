@@ -218,3 +218,11 @@ def test_models_saved_before_the_domain_still_load_and_predict(cells, severson50
     old.train_table = None  # nothing to learn from: today's behaviour, no check, no crash
     pred, _ = predict_cells(old, folder)
     assert "in_domain" not in pred and np.isfinite(pred["predicted_cycle_life"]).all()
+
+
+def test_example_command_writes_cells_with_known_lives(tmp_path, capsys):
+    assert _cli("cycling", "example", "--out", tmp_path / "ex", "--n-cells", 4) == 0
+    truth = pd.read_csv(tmp_path / "ex" / "known_lives.csv")
+    assert sorted(p.name for p in (tmp_path / "ex" / "cells").iterdir()) == truth["file"].tolist()
+    assert truth["censored"].tolist() == [False, False, False, True]
+    assert "battlab cycling fit" in capsys.readouterr().out

@@ -9,10 +9,19 @@ Examples
     $ battlab cycling read 'data/*.nda' more.mpr --out cells/  # globs (quoted) and files, any number
     $ battlab cycling fit --out model/ --n-cycles 100          # tuned on the severson2019 training cells
     $ battlab cycling predict cell_CH8.csv --model model/      # cycle life with its interval
+    $ battlab cycling fit cells/ --nominal 1.1 --out model/    # tuned on your own cells (labels computed)
+    $ battlab cycling fit cells/ --labels cells.csv --group-by batch --out model/   # your labels, folds by batch
+    $ battlab cycling features cells/ --nominal 1.1 --out features.csv   # one row per cell, for battlab tune
+    $ battlab cycling labels cells/ --nominal 1.1 --out labels/          # cycles to 80 % of nominal, censoring
+    $ battlab cycling example --out example/                   # synthetic cells with known lives (offline)
 
-Bad input (unreadable file, unknown format, missing column, too few cycles for the model) exits with code 2
-and a one-line message. ``read`` of several files, a folder or a glob lists each unreadable file with its reason
-and exits with code 1 when any could not be read, 0 when all were. Paths are taken as users type them: relative,
+Bad input (unreadable file, unknown format, missing column, too few cycles for the model, no nominal capacity,
+too few labelled cells) exits with code 2 and a one-line message; so does a cell outside what the model knows
+(an 18 Ah cell for a model of 1.1 Ah cells). A cell just outside the training cells is predicted with a warning,
+its life bounded to the training lives' range (widened). Cells set aside when fitting (censored, unlabelled, too
+few cycles, labels naming no file) are listed one line each, and in the model's ``set_aside.csv``.
+``read`` of several files, a folder or a glob lists each unreadable file with its reason and exits with code 1
+when any could not be read, 0 when all were. Paths are taken as users type them: relative,
 ``~``, spaces or brackets in names, any case of extension.
 Hook: ``battlab.cli.build_parser`` calls :func:`add_parser` with its subparsers.
 """
@@ -252,6 +261,13 @@ def add_parser(subparsers: Any) -> None:
     _cell_options(lb, fit=False, labels_file=False)
     lb.set_defaults(func=_cmd_labels)
 
+    ex = sub.add_parser("example", help="write synthetic cycler files of cells with known lives (offline example)")
+    ex.add_argument("--out", required=True, help="folder: cells/ (Arbin CSV and EC-Lab text files) and "
+                    "known_lives.csv")
+    ex.add_argument("--n-cells", type=int, default=12, help="cells to write (default 12; the last one censored)")
+    ex.add_argument("--seed", type=int, default=0)
+    ex.set_defaults(func=_cmd_example)
+
     pr = sub.add_parser("predict", help="predicted cycle life of the cell in a cycler file")
     pr.add_argument("file", help="cycler file of one cell (its first cycles)")
     pr.add_argument("--model", required=True, help="folder written by `battlab cycling fit`")
@@ -301,4 +317,18 @@ def _cmd_labels(args: argparse.Namespace) -> int:
     _print_aside(unreadable)
     _print_aside(labels.set_aside)
     print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_example(args: argparse.Namespace) -> int:
+    from battlab.cycling.synthetic import EXAMPLE_NOMINAL_AH, write_example_cells
+
+    out = Path(args.out).expanduser()
+    truth = write_example_cells(out / "cells", n_cells=args.n_cells, seed=args.seed)
+    truth.to_csv(out / "known_lives.csv", index=False)
+    print(f"wrote {len(truth)} cells to {out / 'cells'} ({', '.join(sorted(set(truth['format'])))}; nominal "
+          f"{EXAMPLE_NOMINAL_AH} Ah; {int(truth['censored'].sum())} censored) and their lives to "
+          f"{out / 'known_lives.csv'}")
+    print(f"next: battlab cycling fit {out / 'cells'} --nominal {EXAMPLE_NOMINAL_AH} --out model/ && "
+          f"battlab cycling predict {out / 'cells' / truth['file'].iloc[0]} --model model/")
     return 0
