@@ -11,7 +11,7 @@ LOCK := requirements.lock
 PIP_QUIET := 2>&1 | { grep -v -e "is ignored: it is neither" -e "^\s*$$" || true; }
 
 export PYBAMM_DISABLE_TELEMETRY := true
-export MPLBACKEND := Agg
+# (no MPLBACKEND here: it would reach the pipeline's kernels and leave the notebooks without figures)
 
 .PHONY: run test quick apps lab lock test-latest clean system-deps
 

@@ -14,6 +14,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
@@ -354,6 +355,30 @@ def run_pipeline(
     }
     previous = _previous_steps(out) if resume else {}
     outputs: dict[str, dict[str, str]] = {}
+    with _inline_figures():
+        _run_steps(steps, pm, notebooks_dir, out, quick, plan, outputs, previous, summary, kernel, log_output)
+    return summary
+
+
+@contextlib.contextmanager
+def _inline_figures() -> Any:
+    """Run the kernels without a non-interactive ``MPLBACKEND`` (e.g. ``Agg`` exported for scripts): it reaches
+    papermill's kernels, replaces ipykernel's inline backend, and the executed notebooks then hold no figure."""
+    import os
+
+    saved = os.environ.get("MPLBACKEND")
+    if saved is not None and not saved.startswith("module://matplotlib_inline"):
+        del os.environ["MPLBACKEND"]
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["MPLBACKEND"] = saved
+
+
+def _run_steps(steps: Any, pm: Any, notebooks_dir: Path, out: Path, quick: bool, plan: Any,
+               outputs: dict[str, dict[str, str]], previous: dict[str, Any], summary: dict[str, Any], kernel: Any,
+               log_output: bool) -> None:
     for step in steps:
         step_dir = out / step.name
         params = _params_for(step, quick, plan.per_step[step.name], outputs, step_dir)
@@ -381,7 +406,6 @@ def run_pipeline(
         summary["steps"][step.name] = {"status": "ok", "seconds": round(time.perf_counter() - t0, 2),
                                        "notebook": str(executed), "parameters": params, **record}
         _write_summary(out, summary)
-    return summary
 
 
 def _previous_steps(out: Path) -> dict[str, dict[str, Any]]:

@@ -1,6 +1,7 @@
 """`battlab run`: papermill pipeline, parameters, outputs passed between steps, failures."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,15 @@ def test_run_quick_writes_summary_and_notebooks(quick_run):
     executed = nbformat.read(out / "01_curate.ipynb", as_version=4)
     assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+
+
+def test_executed_notebooks_hold_their_figures_although_the_tests_export_an_agg_backend(quick_run):
+    """MPLBACKEND=Agg (set for the test process) must not reach the kernels: the plots land in the notebooks."""
+    assert os.environ.get("MPLBACKEND") == "Agg"
+    executed = nbformat.read(quick_run / "06_cycle_life.ipynb", as_version=4)
+    images = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 3
 
 
 def test_kernels_start_without_the_unencrypted_tcp_warning(quick_run_proc):

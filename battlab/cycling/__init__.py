@@ -6,6 +6,8 @@ Submodules (imported on use, so that ``import battlab.cycling`` stays light):
   Arbin, Maccor, Novonix, Indigo, PEC, BaSyTec, BDF, plain CSV) -> :class:`CellData`
 - :mod:`battlab.cycling.batch`: many cycler files (a folder, a glob, a list) -> :class:`CellBatch` with a summary
 - :mod:`battlab.cycling.curves`: discharge curves Q(V) per cycle (:class:`DischargeCurves`), the Severson dataset
+- :mod:`battlab.cycling.labels`: cycle life (cycles to X % of nominal or initial capacity, right-censored cells
+  kept and flagged), knee and knee-onset (Fermin-Cueto et al. 2020) -> :class:`LifeLabels`
 - :mod:`battlab.cycling.features`: early-life featurizers (dQ(V), capacity fade, whole-curve components)
 - :mod:`battlab.cycling.models`: cycle-life regression and classification, tuned on training cells only
 - :mod:`battlab.cycling.cli`: ``battlab cycling read|predict``
@@ -27,6 +29,7 @@ _EXPORTS = {
     "DischargeCurves": "curves", "curves_from_cell": "curves", "load_severson": "curves",
     "DeltaQFeatures": "features", "CapacityFadeFeatures": "features", "DeltaQComponents": "features",
     "early_life_features": "features",
+    "LifeLabels": "labels", "capacity_table": "labels", "knee_points": "labels", "label_cells": "labels",
     "CycleLifeModel": "models", "fit_cycle_life": "models",
 }
 

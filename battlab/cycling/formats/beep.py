@@ -148,14 +148,36 @@ def read_novonix(path: Path) -> RawCell:
     (newer UHPC versions write 24-hour stamps without AM/PM: "Date-time was not parsable") are read with pandas
     from the same columns, and the metadata says so."""
     try:
-        return _read_beep(path, "novonix")
+        cell = _read_beep(path, "novonix")
     except DataFileError as exc:
         if "reader (beep) failed" not in str(exc):
             raise
         cell = _read_novonix_pandas(path)
         why = exc.__cause__ or exc
         cell.metadata["reader"] = f"battlab (pandas); beep's Novonix reader failed: {type(why).__name__}: {why}"
-        return cell
+    _novonix_nominal(cell.metadata)
+    return cell
+
+
+def _novonix_nominal(meta: dict) -> None:
+    """``meta["nominal_capacity_Ah"]`` from the header's ``Capacity (Ah):`` line (beep keeps it as
+    ``nominal_capacity``), when it is a positive number.
+
+    Example
+    -------
+    >>> meta = {"nominal_capacity": "0.24"}
+    >>> _novonix_nominal(meta)
+    >>> meta["nominal_capacity_Ah"]
+    0.24
+    """
+    for key in ("nominal_capacity", "Capacity (Ah)"):
+        try:
+            value = float(meta.get(key, "nan"))
+        except (TypeError, ValueError):
+            continue
+        if np.isfinite(value) and value > 0:
+            meta["nominal_capacity_Ah"] = value
+            return
 
 
 def _read_novonix_pandas(path: Path) -> RawCell:
