@@ -226,3 +226,11 @@ def test_example_command_writes_cells_with_known_lives(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "ex" / "cells").iterdir()) == truth["file"].tolist()
     assert truth["censored"].tolist() == [False, False, False, True]
     assert "battlab cycling fit" in capsys.readouterr().out
+
+
+def test_a_wrong_nominal_capacity_sets_every_cell_aside_in_one_line(cells, tmp_path, capsys):
+    folder, _ = cells
+    capsys.readouterr()
+    assert _cli("cycling", "fit", folder, "--nominal", 2.0, "--quiet", "--out", tmp_path / "m") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no cell left to featurize (12 set aside)" in err and "cell_01" in err

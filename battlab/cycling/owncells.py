@@ -237,7 +237,10 @@ def cell_features(cells: Any, *, labels: Any = None, nominal_Ah: float | dict[st
     lab = lab.reset_index(drop=True)
     by_name = lab.set_index("cell")
     keep = []
+    already = {str(c) for a in aside for c in a["cell"]}  # set aside by the labelling: listed once, with its reason
     for c in read:
+        if c.name in already:
+            continue
         if c.name not in by_name.index:
             if require_labels:
                 aside.append(pd.DataFrame({"cell": [c.name], "reason": ["no label (not in the labels table or "
@@ -258,8 +261,9 @@ def cell_features(cells: Any, *, labels: Any = None, nominal_Ah: float | dict[st
         keep.append(c)
     featurizers = early_life_features(n_cycles, feature_set)
     if not keep:
-        raise BattlabError("no cell left to featurize: " + "; ".join(
-            f"{c}: {r}" for c, r in pd.concat(aside)[ASIDE_COLUMNS].itertuples(index=False)))
+        gone = pd.concat(aside)[ASIDE_COLUMNS]
+        raise BattlabError(f"no cell left to featurize ({len(gone)} set aside): " + "; ".join(
+            f"{c}: {r}" for c, r in gone.head(2).itertuples(index=False)) + ("; ..." if len(gone) > 2 else ""))
     if voltages is None:
         high, low = discharge_window(keep, n_cycles)
         voltages = np.linspace(high, low, n_voltages)
