@@ -54,6 +54,10 @@ def test_fit_on_a_folder_of_two_vendor_formats_labels_and_sets_aside_the_censore
     card = json.loads((model_dir / "model_card.json").read_text())
     assert card["cells"]["set_aside"][0]["cell"] == "cell_12" and len(card["cells"]["training_cells"]) == 11
     assert card["domain"]["n_cycles"] == 100 and card["domain"]["capacity_Ah"][0] == pytest.approx(1.1, abs=0.01)
+    # the censored cell checks the model: its prediction is not below the cycles it already ran
+    (check,) = card["cells"]["censored_check"]
+    assert check["cell"] == "cell_12" and check["life_at_least"] == last and check["consistent"]
+    assert check["predicted_cycle_life"] == pytest.approx(truth.set_index("cell").loc["cell_12", "true_life"], rel=0.2)
 
 
 def test_predict_a_cell_with_its_interval_observed_or_censored(cells, model_dir, tmp_path, capsys):

@@ -125,6 +125,10 @@ def _cmd_fit_cells(args: argparse.Namespace) -> int:
           + (f"; cross-validated error {100 * (10 ** mae - 1):.1f} % of life (MAE {mae:.3f} log10 cycles, "
              f"{m.card['split']['description']})" if mae is not None else ""))
     _print_aside(fit.features.set_aside)
+    for r in fit.censored_check.itertuples(index=False):
+        print(f"  censored check: {r.cell} ran {r.life_at_least:.0f} cycles without reaching end of life; predicted "
+              f"{r.predicted_cycle_life:.0f}" + ("" if r.consistent else " - below what it already lived: the model "
+                                                 "underestimates cells like it"))
     print(f"wrote {args.out} (model, model_card.json, labels.csv, training_cells.csv, set_aside.csv)")
     return 0
 

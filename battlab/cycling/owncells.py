@@ -41,7 +41,7 @@ from battlab.cycling.features import early_life_features, featurize_curves, requ
 from battlab.errors import BattlabError
 
 __all__ = ["CellFeatures", "OwnCellsFit", "read_cells", "discharge_window", "cells_to_curves", "cell_features",
-           "read_labels", "fit_cycle_life_cells", "predict_cells", "ASIDE_COLUMNS"]
+           "read_labels", "fit_cycle_life_cells", "predict_cells", "censored_check", "ASIDE_COLUMNS"]
 
 ASIDE_COLUMNS = ["cell", "reason"]
 
@@ -191,6 +191,9 @@ class CellFeatures:
     labels: pd.DataFrame | None = None
     curves: DischargeCurves | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: Right-censored cells set aside from training (CellData, with ``last_cycle`` in :attr:`labels`): what a fitted
+    #: model is checked against (:attr:`OwnCellsFit.censored_check`).
+    censored_cells: list[Any] = field(default_factory=list)
 
     @property
     def features(self) -> list[str]:
@@ -236,7 +239,7 @@ def cell_features(cells: Any, *, labels: Any = None, nominal_Ah: float | dict[st
         settings = {}
     lab = lab.reset_index(drop=True)
     by_name = lab.set_index("cell")
-    keep = []
+    keep, censored_cells = [], []
     already = {str(c) for a in aside for c in a["cell"]}  # set aside by the labelling: listed once, with its reason
     for c in read:
         if c.name in already:
@@ -253,7 +256,8 @@ def cell_features(cells: Any, *, labels: Any = None, nominal_Ah: float | dict[st
                 aside.append(pd.DataFrame({"cell": [c.name], "reason": [
                     "right-censored: never reached the end-of-life threshold"
                     + (f" in its {int(last)} cycles (life >= {int(last)})" if pd.notna(last) else "")
-                    + "; not used as a training label"]}))
+                    + "; not used as a training label (the fitted model is checked against this lower bound)"]}))
+                censored_cells.append(c)
                 continue
             if require_labels and not np.isfinite(float(row["cycle_life"])):
                 aside.append(pd.DataFrame({"cell": [c.name], "reason": ["no cycle life in its label"]}))
@@ -279,7 +283,7 @@ def cell_features(cells: Any, *, labels: Any = None, nominal_Ah: float | dict[st
     parts = [a[ASIDE_COLUMNS] for a in aside if len(a)]
     set_aside = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=ASIDE_COLUMNS)
     return CellFeatures(feats, info, set_aside, np.asarray(voltages, dtype=float), int(n_cycles), feature_set, lab,
-                        curves, settings)
+                        curves, settings, censored_cells)
 
 
 @dataclass
@@ -288,6 +292,10 @@ class OwnCellsFit:
 
     model: Any
     features: CellFeatures
+    #: One row per right-censored cell with the model's cycles: ``cell``, ``life_at_least`` (cycles it ran without
+    #: reaching end of life), ``predicted_cycle_life`` (before any lower bound) and ``consistent`` (prediction >= it).
+    censored_check: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["cell", "life_at_least", "predicted_cycle_life", "consistent"]))
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """The model (``CycleLifeModel.save``), ``labels.csv``, ``training_cells.csv`` and ``set_aside.csv``."""
@@ -342,12 +350,34 @@ def fit_cycle_life_cells(cells: Any, *, labels: Any = None, nominal_Ah: float | 
                            feature_set=feature_set, models=tuple(models or CYCLE_LIFE_MODELS), n_trials=n_trials,
                            n_splits=k, seed=seed, progress=progress, split=split, min_cells=min_cells,
                            label_settings=feats.settings)
+    check = censored_check(model, feats)
     model.card["cells"] = {"training_cells": feats.table["cell"].tolist(),
+                           "censored_check": check.to_dict("records"),
                            "set_aside": feats.set_aside.to_dict("records"), "labels": feats.settings,
                            "group_by": group_by, "coverage_asked": coverage, "coverage_used": used_coverage,
                            "voltage_window_V": [float(feats.voltages[0]),
                                                                       float(feats.voltages[-1])]}
-    return OwnCellsFit(model, feats)
+    return OwnCellsFit(model, feats, check)
+
+
+def censored_check(model: Any, feats: CellFeatures) -> pd.DataFrame:
+    """The model's predictions for the right-censored cells of ``feats`` beside the cycles they already ran: a
+    model that predicts a censored cell below its observed lower bound is wrong about it (a check on cells no label
+    could use)."""
+    cols = ["cell", "life_at_least", "predicted_cycle_life", "consistent"]
+    if not feats.censored_cells:
+        return pd.DataFrame(columns=cols)
+    curves = cells_to_curves(feats.censored_cells, model.voltages, model.n_cycles)
+    ok = np.array([r is None for r in _missing_cycles(curves, model.featurizers, model.n_cycles)])
+    if not ok.any():
+        return pd.DataFrame(columns=cols)
+    pred = model.predict(curves.select(ok))
+    last = feats.labels.set_index("cell")["last_cycle"] if feats.labels is not None and "last_cycle" in feats.labels \
+        else pd.Series(dtype=float)
+    out = pd.DataFrame({"cell": pred["cell"], "life_at_least": pred["cell"].map(last).astype(float),
+                        "predicted_cycle_life": pred["predicted_cycle_life"].astype(float)})
+    out["consistent"] = out["predicted_cycle_life"] >= out["life_at_least"]
+    return out.reset_index(drop=True)
 
 
 def predict_cells(model: Any, cells: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
