@@ -238,3 +238,20 @@ def test_a_wrong_nominal_capacity_sets_every_cell_aside_in_one_line(cells, tmp_p
     assert _cli("cycling", "fit", folder, "--nominal", 2.0, "--quiet", "--out", tmp_path / "m") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no cell left to featurize (12 set aside)" in err and "cell_01" in err
+
+
+def test_a_short_labelled_cell_is_set_aside_with_the_cycles_it_has_and_needs(cells, tmp_path, capsys):
+    folder, _ = cells
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for p in folder.iterdir():
+        (mixed / p.name).write_bytes(p.read_bytes())
+    _write_arbin(synthetic_cycles(60, 70), mixed / "short.csv")  # reaches end of life at cycle 60: labelled
+    capsys.readouterr()
+    assert _cli("cycling", "fit", mixed, "--nominal", 1.1, "--n-trials", 2, "--quiet", "--out", tmp_path / "m") == 0
+    out = capsys.readouterr().out
+    (line,) = [s for s in out.splitlines() if "short:" in s]
+    assert "too few cycles" in line and "needs cycles 2-100" in line and "has 70 cycles" in line
+    assert "tuned on 11 of your cells" in out
+    labels = pd.read_csv(tmp_path / "m" / "labels.csv").set_index("cell")
+    assert labels.loc["short", "cycle_life"] == pytest.approx(60, abs=2)  # its label is kept in labels.csv
