@@ -100,7 +100,10 @@ def test_upload_of_a_cell_with_100_cycles_is_predicted_with_its_interval(app, mo
     # the drivers add up to the prediction (log10 cycles), every feature is there, largest first
     c = app.contributions
     assert sorted(c["feature"]) == sorted(model.features)
-    assert np.isclose(10 ** (app.base_value + c["shap"].sum()), row["predicted_cycle_life"])
+    # (before the domain's bound on the life: a prediction beyond the training lives, widened, is held there)
+    raw = 10 ** (app.base_value + c["shap"].sum())
+    assert np.isclose(np.clip(raw, *model.domain.life_bounds()), row["predicted_cycle_life"])
+    assert bool(row["bounded"]) == (not np.isclose(raw, row["predicted_cycle_life"]))
     assert (np.diff(c["shap"].abs().to_numpy()) <= 1e-12).all()
     assert c["feature"].iloc[0] in app.drivers.value and "factor" in app.drivers.value
 
@@ -326,3 +329,15 @@ def test_app_pick_a_dataset_cell_shows_prediction_interval_and_drivers(browser, 
     assert page.locator(ERRORS).count() == 0
     shot(page, "cycle_life")
     page.close()
+
+
+def test_a_cell_the_model_knows_nothing_about_is_refused_not_predicted(app):
+    """An 18 Ah cell for a model of 1.1 Ah cells (issue 22 item 7): a clear refusal, no number."""
+    from battlab.cycling.synthetic import synthetic_cycles
+
+    table = synthetic_cycles(300, 100, nominal_Ah=18.0)
+    content = table.drop(columns=["step", "charge_capacity_Ah"]).to_csv(index=False).encode()
+    app.upload.value = payload("big.csv", content)
+    assert app.state == "FAIL" and app.prediction is None
+    assert app.message.startswith("big: no prediction, the cell is outside what the model knows")
+    assert "initial capacity 18 Ah far outside" in app.message

@@ -582,7 +582,11 @@ def test_clip_margin_keeps_predictions_within_the_training_range(subset):
     far.Q[:] = far.Q[:, :1]  # every cycle's curve is its first one: dQ ~ 0
     far.Q[:, -1] += 1e-6 * np.linspace(0, 1, far.Q.shape[2])
     p_free, p_held = free.predict(far), held.predict(far)
-    assert (p_free["predicted_cycle_life"] > 10 ** lives.max() * 1.5).all()
+    raw = 10 ** free.model.predict(free.feature_table(far)[free.features].to_numpy(dtype=float))
+    assert (raw > 10 ** lives.max() * 1.5).all()
+    # ... and the domain check bounds it to the training lives (widened) and flags the cells (issue 22 item 7)
+    assert np.allclose(p_free["predicted_cycle_life"], free.domain.life_bounds()[1])
+    assert not p_free["in_domain"].any() and p_free["domain_warnings"].str.contains("log10_var").all()
     # held: the feature is winsorised to the lowest training variance, the life stays in the training range
     edge = 10 ** free.model.predict(feats.min().to_numpy()[None, :])[0]
     assert np.allclose(p_held["predicted_cycle_life"], edge) and edge <= 10 ** lives.max()

@@ -10,7 +10,11 @@ Submodules (imported on use, so that ``import battlab.cycling`` stays light):
   kept and flagged), knee and knee-onset (Fermin-Cueto et al. 2020) -> :class:`LifeLabels`
 - :mod:`battlab.cycling.features`: early-life featurizers (dQ(V), capacity fade, whole-curve components)
 - :mod:`battlab.cycling.models`: cycle-life regression and classification, tuned on training cells only
-- :mod:`battlab.cycling.cli`: ``battlab cycling read|predict``
+- :mod:`battlab.cycling.owncells`: a lab's own cycler files -> labels, early-life features, a tuned model
+  (:func:`fit_cycle_life_cells`), predictions checked against what the cells already show
+- :mod:`battlab.cycling.domain`: the domain of applicability a model learns from its training cells
+- :mod:`battlab.cycling.synthetic`: cycler files of synthetic cells with known lives (the offline example)
+- :mod:`battlab.cycling.cli`: ``battlab cycling read|fit|predict|features|labels|example``
 
 Example
 -------
@@ -31,6 +35,8 @@ _EXPORTS = {
     "early_life_features": "features",
     "LifeLabels": "labels", "capacity_table": "labels", "knee_points": "labels", "label_cells": "labels",
     "CycleLifeModel": "models", "fit_cycle_life": "models",
+    "fit_cycle_life_cells": "owncells", "cell_features": "owncells", "predict_cells": "owncells",
+    "DomainOfApplicability": "domain", "write_example_cells": "synthetic",
 }
 
 __all__ = sorted(_EXPORTS)

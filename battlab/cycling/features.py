@@ -250,7 +250,11 @@ class CapacityFadeFeatures(_CurveFeaturizer):
         if missing:
             raise BattlabError(f"{cell.name or 'cell'}: capacity-fade features need cycles {first} and {lo}-{hi}; "
                                f"no discharge capacity for cycle(s) {missing[:10]}")
-        glitch = self._glitch(cell)
+        # the first cycle is the reference of the rise: kept as measured (a cell fading fast flags every cycle)
+        glitch = self._glitch(cell) & (np.asarray(cell.capacity_cycles) != first)
+        in_window = (cell.capacity_cycles >= lo) & (cell.capacity_cycles <= hi) & np.isfinite(cell.capacity)
+        if not (in_window & ~glitch).any():  # nothing left of the window: the measured values, not an empty fit
+            glitch &= ~in_window
         if glitch.any():
             cell = CellCurves(cell.Q, cell.voltages, cell.cycles, np.where(glitch, np.nan, cell.capacity),
                               cell.capacity_cycles, cell.name)

@@ -98,6 +98,8 @@ class CycleLifeModel:
     #: training cells when ``clip_margin`` is set.
     feature_bounds: pd.DataFrame | None = None
     target_bounds: tuple[float, float] | None = None
+    #: :class:`battlab.cycling.domain.DomainOfApplicability` learned on the training cells (None in older models).
+    domain: Any = None
 
     def required_cycles(self) -> list[int]:
         """Cycles a cell must have (a usable discharge) to be predicted."""
@@ -113,8 +115,48 @@ class CycleLifeModel:
         return table
 
     def predict(self, curves: DischargeCurves) -> pd.DataFrame:
-        """Predicted cycle life of each cell, with the conformal interval at :attr:`coverage`."""
+        """Predicted cycle life of each cell, with the conformal interval at :attr:`coverage`.
+
+        With a :attr:`domain` (models fitted since issue 22), each cell is checked against the training cells:
+        columns ``in_domain`` and ``domain_warnings``; every prediction is bounded to the training lives' range
+        (widened), and a cell the model knows nothing about (``refused``) gets no number (NaN).
+        """
         table = self.feature_table(curves)
+        out = self._predict(table)
+        domain = self.domain_of_applicability()
+        if domain is None:
+            return out
+        from battlab.cycling.domain import cell_domain_info
+
+        info = cell_domain_info(curves).reset_index(drop=True)
+        check = domain.check(pd.concat([info, table[self.features].reset_index(drop=True)], axis=1))
+        cols = [c for c in ("predicted_cycle_life", "interval_low", "interval_high") if c in out]
+        bounded = domain.bound(out["predicted_cycle_life"])
+        shift = bounded / out["predicted_cycle_life"].to_numpy(dtype=float)
+        out["predicted_cycle_life"] = bounded
+        if "interval_low" in out:  # a bounded prediction moves its interval with it (same width in log10)
+            out["interval_low"] = out["interval_low"] * shift
+            out["interval_high"] = out["interval_high"] * shift
+        out.loc[check["refused"].to_numpy(), cols] = np.nan
+        out["bounded"] = ~np.isclose(shift, 1.0)
+        for c in ("in_domain", "refused", "domain_warnings"):
+            out[c] = check[c].to_numpy()
+        return out
+
+    def domain_of_applicability(self) -> Any:
+        """:attr:`domain`; for a model saved before it existed, learned from its stored training table."""
+        domain = getattr(self, "domain", None)  # older pickles
+        train = getattr(self, "train_table", None)
+        if domain is None and train is not None and "cycle_life" in train:
+            from battlab.cycling.domain import CAPACITY, DomainOfApplicability
+
+            t = train.copy()
+            if CAPACITY not in t and "Qd_cycle2" in t:
+                t[CAPACITY] = t["Qd_cycle2"]
+            domain = DomainOfApplicability.learn(t, self.features, n_cycles=self.n_cycles, voltages=self.voltages)
+        return domain
+
+    def _predict(self, table: pd.DataFrame) -> pd.DataFrame:
         X = table[self.features].to_numpy(dtype=float)
         out = pd.DataFrame({"cell": table["cell"].astype(str)})
         if "cycle_life" in table:
@@ -159,12 +201,12 @@ class CycleLifeModel:
         return model
 
 
-def _train(curves: DischargeCurves) -> DischargeCurves:
+def _train(curves: DischargeCurves, min_cells: int = 10) -> DischargeCurves:
     if "split" not in curves.cells:
         raise BattlabError("the curves' cells have no 'split' column: say which cells are for training")
     train = curves.select(curves.cells["split"].to_numpy() == "train")
-    if len(train) < 10:
-        raise BattlabError(f"{len(train)} training cells: a cycle-life model needs at least 10")
+    if len(train) < min_cells:
+        raise BattlabError(f"{len(train)} training cells: a cycle-life model needs at least {min_cells}")
     return train
 
 
@@ -183,6 +225,10 @@ def fit_cycle_life(
     storage: str | None = None,
     progress: bool = True,
     clip_margin: float | None = None,
+    split: Any = None,
+    min_cells: int = 10,
+    domain_margin: float = 0.25,
+    label_settings: dict[str, Any] | None = None,
 ) -> CycleLifeModel:
     """Fit a cycle-life model on the cells of ``curves`` whose ``split`` is ``"train"`` (the others are not read).
 
@@ -205,6 +251,14 @@ def fit_cycle_life(
         to the training cells' range widened by ``m`` of its width on both sides, and the predicted log10 life
         is clipped to the training lives' log10 range widened the same way (its interval moves with it). The
         bounds are learned on the training cells only.
+    split, min_cells
+        The splitter of the tuning's cross-validation (default: a random ``n_splits``-fold over the training cells,
+        one row per cell; e.g. :class:`battlab.split.GroupKFoldBy` on a batch or protocol column of the cells
+        table), and the fewest training cells accepted (10; small labs may go lower, with wider intervals).
+    domain_margin, label_settings
+        The domain of applicability learned on the training cells (:mod:`battlab.cycling.domain`): ranges widened
+        by ``domain_margin`` of their width, and how the training labels were made (stored to label a predicted
+        cell the same way).
 
     Example
     -------
@@ -221,7 +275,7 @@ def fit_cycle_life(
 
     if clip_margin is not None and not (np.isfinite(clip_margin) and clip_margin >= 0):
         raise BattlabError(f"clip_margin must be None or a fraction >= 0 of the training range, got {clip_margin}")
-    train = _train(curves)
+    train = _train(curves, min_cells)
     featurizers: list[Any] = early_life_features(n_cycles, feature_set)
     check_cycles(train, n_cycles, featurizers)
     if components:
@@ -230,7 +284,7 @@ def fit_cycle_life(
     table, info = featurize_curves(train, featurizers)
     table[TARGET] = np.log10(table["cycle_life"].to_numpy(dtype=float))
     features = info["feature"].tolist()
-    result = tune(table, features, TARGET, split=RandomKFold(n_splits=n_splits, seed=seed), models=models,
+    result = tune(table, features, TARGET, split=split or RandomKFold(n_splits=n_splits, seed=seed), models=models,
                   n_trials=n_trials, timeout=timeout, storage=storage or "sqlite:///:memory:", coverage=coverage,
                   seed=seed, progress=progress, heartbeat=None, study_name=f"cycle-life-{n_cycles}-{seed}")
     feature_bounds, target_bounds = None, None
@@ -241,13 +295,20 @@ def fit_cycle_life(
         y = table[TARGET]
         width = float(y.max() - y.min())
         target_bounds = (float(y.min()) - clip_margin * width, float(y.max()) + clip_margin * width)
+    from battlab.cycling.domain import DomainOfApplicability, cell_domain_info
+
+    domain = DomainOfApplicability.learn(
+        pd.concat([cell_domain_info(train).drop(columns=list(table.columns), errors="ignore"), table], axis=1),
+        features, n_cycles=n_cycles, voltages=curves.voltages, label_settings=label_settings,
+        margin=max(domain_margin, clip_margin or 0.0))  # bounds asked for by clip_margin are not narrowed
     card = dict(result.card)
+    card["domain"] = domain.describe()
     card["cycle_life"] = {"n_cycles": n_cycles, "feature_set": feature_set, "components": components,
                           "target": f"{TARGET} (log10 cycles)", "clip_margin": clip_margin,
                           "train_cells": int(len(train)), "required_cycles": required_cycles(featurizers),
                           "note": "tuned and calibrated on the training cells only"}
     return CycleLifeModel(n_cycles, featurizers, features, info, result.model, result.intervals, coverage,
-                          np.asarray(curves.voltages), card, table, clip_margin, feature_bounds, target_bounds)
+                          np.asarray(curves.voltages), card, table, clip_margin, feature_bounds, target_bounds, domain)
 
 
 @dataclass
@@ -385,7 +446,10 @@ class CycleLifeCV:
         if not (folder / "cv.json").is_file():
             raise BattlabError(f"{folder}: no cv.json (not a folder written by CycleLifeCV.save)")
         meta = json.loads((folder / "cv.json").read_text())
-        return cls(meta["metrics"], pd.read_csv(folder / "cv_predictions.csv"), meta.get("settings", {}))
+        p = pd.read_csv(folder / "cv_predictions.csv")
+        if "domain_warnings" in p:  # an empty text is read back as NaN
+            p["domain_warnings"] = p["domain_warnings"].fillna("")
+        return cls(meta["metrics"], p, meta.get("settings", {}))
 
 
 def cross_validate_cycle_life(curves: DischargeCurves, *, n_splits: int = 5, n_repeats: int = 4, seed: int = 0,

@@ -407,6 +407,10 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
             self._fail(f"{label}: prediction failed ({type(exc).__name__}: {exc})")
             return None
         row = pred.iloc[0]
+        if bool(row.get("refused", False)):  # outside what the model knows (issue 22 item 7): no number
+            self._fail(f"{label}: no prediction, the cell is outside what the model knows "
+                       f"({row['domain_warnings']})")
+            return None
         self.prediction = pred
         self.result.value = self._result_html(row, label, curves)
         try:
@@ -432,7 +436,12 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
             seen = " (a training cell: the model has seen it)" if split == "train" else \
                 f" ({split} cell: not used for any choice of the model)" if split else ""
             text += f"; observed <b>{observed:,.0f}</b>{html.escape(seen)}"
-        return f"<p style='font-size:1.15em'>{text}</p>"
+        warn = ""
+        if not bool(row.get("in_domain", True)):
+            warn = ("<p class='battlab-cycle-life-domain'>warning: outside the training cells ("
+                    f"{html.escape(str(row['domain_warnings']))}); the prediction is bounded to the training lives' "
+                    "range and less reliable</p>")
+        return f"<p style='font-size:1.15em'>{text}</p>{warn}"
 
     def _drivers_html(self, table: pd.DataFrame, base: float, explainer: str) -> str:
         shown = table.head(self.n_drivers)
