@@ -209,6 +209,19 @@ def _held_out_coverage(name: str, params: dict[str, Any], table: pd.DataFrame, X
             "mean_width": float(np.mean(hi - lo)), "n_test": int(len(test))}
 
 
+def reachable_coverage(coverage: float, n_fit: int) -> float:
+    """The coverage CV+ intervals can reach when the smallest training fold has ``n_fit`` rows: ``coverage``, or
+    less (in steps of 5 %) for small tables - MAPIE needs more than ``1 / (1 - coverage)`` calibration rows, and
+    the held-out check calibrates on a fold's training rows split again.
+
+    Example
+    -------
+    >>> reachable_coverage(0.9, 100), reachable_coverage(0.9, 8)
+    (0.9, 0.85)
+    """
+    return float(min(coverage, np.floor(20 * (1 - 1 / max(n_fit - 1, 2))) / 20))
+
+
 def tune(
     table: pd.DataFrame,
     features: list[str],
@@ -281,6 +294,12 @@ def tune(
     # random K-fold instead, and its coverage measured on the official test rows
     calibration = RandomKFold(5, seed=seed) if isinstance(splitter, OfficialSplit) else splitter
     cal_folds = folds if calibration is splitter else list(calibration.split(table))
+    coverage_asked = coverage
+    if intervals:
+        coverage = reachable_coverage(coverage, min(len(train) for train, _ in folds))
+        if coverage < coverage_asked:
+            warnings.warn(f"{len(table)} rows: conformal intervals cannot reach {coverage_asked:.0%} coverage on "
+                          f"folds this small; using {coverage:.0%}", stacklevel=2)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage_url(storage, out_dir)
@@ -369,6 +388,7 @@ def tune(
     card = _model_card(table, features, target, splitter, best_name, best_params, metrics, cover, study, url,
                        seed, seconds, n_dropped=int((~usable).sum()))
     card["intervals"]["calibration"] = calibration.describe()
+    card["intervals"]["coverage_asked"] = coverage_asked
     card["study"].update(n_trials_requested=int(n_trials), n_trials_finished=int(finished),
                          timeout_seconds=timeout, cut_short_by_timeout=bool(cut_short))
     return TuneResult(model, best_name, best_params, splitter.describe(), folds_df, metrics, comparison,

@@ -196,3 +196,13 @@ def test_knn_tunes_on_a_table_smaller_than_its_search_space():
     model = make_model("knn", suggest("knn", trial)).fit(X[:11], y[:11])
     assert model[-1].n_neighbors == 30 and model[-1].n_neighbors_ == 11
     np.testing.assert_allclose(model.predict(X[11:]), np.full(3, y[:11].mean()))  # every neighbour: the mean
+
+
+def test_a_table_too_small_for_the_asked_coverage_gets_the_coverage_it_can_reach():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(10, 3)), columns=["a", "b", "c"])
+    table["y"] = table.to_numpy() @ [1.0, 2.0, 3.0]
+    with pytest.warns(UserWarning, match="10 rows: conformal intervals cannot reach 90% coverage .* using 85%"):
+        result = tune(table, ["a", "b", "c"], "y", split="random", models=("ridge",), n_trials=2,
+                      storage="sqlite:///:memory:", progress=False)
+    assert (result.card["intervals"]["coverage_asked"], result.card["intervals"]["target"]) == (0.9, 0.85)

@@ -324,6 +324,7 @@ def fit_cycle_life_cells(cells: Any, *, labels: Any = None, nominal_Ah: float | 
     needs more than ``1 / (1 - coverage)`` cells; the card says so)."""
     from battlab.cycling.models import CYCLE_LIFE_MODELS, fit_cycle_life
     from battlab.split import GroupKFoldBy, RandomKFold
+    from battlab.tune import reachable_coverage
 
     feats = cell_features(cells, labels=labels, nominal_Ah=nominal_Ah, reference=reference, fraction=fraction,
                           n_cycles=n_cycles, feature_set=feature_set, group_by=group_by, recursive=recursive)
@@ -344,8 +345,7 @@ def fit_cycle_life_cells(cells: Any, *, labels: Any = None, nominal_Ah: float | 
     else:
         split = RandomKFold(n_splits=k, seed=seed)
     n_fit = min(len(fit_rows) for fit_rows, _ in split.split(curves.cells))  # cells of the smallest training fold
-    reachable = np.floor(20 * (1 - 1 / max(n_fit - 1, 2))) / 20
-    used_coverage = float(min(coverage, reachable))
+    used_coverage = reachable_coverage(coverage, n_fit)  # what battlab.tune will use (it says so too)
     model = fit_cycle_life(curves, coverage=used_coverage, n_cycles=n_cycles, components=components,
                            feature_set=feature_set, models=tuple(models or CYCLE_LIFE_MODELS), n_trials=n_trials,
                            n_splits=k, seed=seed, progress=progress, split=split, min_cells=min_cells,
