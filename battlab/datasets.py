@@ -939,7 +939,7 @@ _register(
     DataCard(
         name="tbsi_sunwoda",
         description=(
-            "32 NCM811 / graphite + 13 wt% SiOx pouch cells (Sunwoda, 1.1 Ah) cycled to end of life with a 9-step "
+            "32 NCM811 / graphite + 13 wt% SiOx cells (Sunwoda, 1.1 Ah) cycled to end of life with a 9-step "
             "fast charge (0.33-3 C) and a 1 C discharge at 25, 35, 45 and 55 degC (9/9/7/7 cells; Tao et al. "
             "2025): the discharge capacity of every cycle (1299 cycles at 25/35 degC, 1099 at 45 degC, 899 at "
             "55 degC). A capacity table: one row per (cell, cycle)."
@@ -957,7 +957,7 @@ _register(
             "cell is the upstream sheet name B<i>T<temperature> (B1T25 ... B32T55); temperature_C is read from it; "
             "cycle counts from 1 in sheet order. Nominal capacity 1.1 Ah; life = first cycle below 0.88 Ah (80 % "
             "of nominal): 481-1025 cycles, every cell reaches it (none censored). The capacity jumps up by a "
-            "few mAh at regular intervals (rests/characterisation in the protocol), then fades again. The "
+            "few mAh about every 100-200 cycles (seen in the data), then fades again. The "
             "per-cycle feature table and the voltage curves of the upstream repository (Zenodo 10715209) are not "
             "loaded."
         ),
