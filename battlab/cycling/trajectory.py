@@ -13,7 +13,7 @@ columns ``cell`` (str), ``cycle`` (int), ``discharge_capacity_Ah`` (float) and o
   quantile per horizon).
 - :class:`EmpiricalFadeModel`: the practitioners' baseline, the cell's own first N cycles fitted with a power
   law ``Q = a - b n^c`` or a double exponential ``Q = a e^(b n) + c e^(d n)`` (scipy ``curve_fit``) and
-  extrapolated; a fit that fails is reported (``predict(...).attrs["failures"]``), never raised.
+  extrapolated; a fit that fails is reported (``predict(...).attrs["failures"]``: cell -> reason), never raised.
 
 Both have ``fit(table)``, ``predict(table, horizon=...)`` (columns ``cell``, ``cycle``,
 ``predicted_capacity_Ah``, ``low``, ``high``) and ``predict_life(table)`` (the first predicted cycle below
@@ -67,6 +67,11 @@ _REQUIRED = ("cell", "cycle", CAPACITY)
 # --------------------------------------------------------------------------- tables
 
 
+def _show(value: Any) -> str:
+    """A value as the user typed it (numpy scalars as plain numbers)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def check_capacity_table(table: pd.DataFrame, covariates: Sequence[str] = (),
                          what: str = "capacity table") -> pd.DataFrame:
     """Validate a capacity table and return a clean copy sorted by cell and cycle.
@@ -92,19 +97,19 @@ def check_capacity_table(table: pd.DataFrame, covariates: Sequence[str] = (),
         bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():
             i = bad.to_numpy().nonzero()[0][0]
-            raise BattlabError(f"{what}: column {col!r}, row {table.index[i]!r} (cell {out['cell'].iloc[i]!r}) "
-                               f"is {table[col].iloc[i]!r}, not a finite number")
+            raise BattlabError(f"{what}: column {col!r}, row {_show(table.index[i])} (cell {out['cell'].iloc[i]!r}) "
+                               f"is {_show(table[col].iloc[i])}, not a finite number")
         out[col] = values.astype(float)
     if (out["cycle"] != out["cycle"].round()).any():
         i = (out["cycle"] != out["cycle"].round()).to_numpy().nonzero()[0][0]
-        raise BattlabError(f"{what}: column 'cycle', row {table.index[i]!r}: {table['cycle'].iloc[i]!r} "
+        raise BattlabError(f"{what}: column 'cycle', row {_show(table.index[i])}: {_show(table['cycle'].iloc[i])} "
                            "is not a whole cycle number")
     out["cycle"] = out["cycle"].astype(int)
     dup = out.duplicated(["cell", "cycle"])
     if dup.any():
         i = dup.to_numpy().nonzero()[0][0]
         raise BattlabError(f"{what}: cell {out['cell'].iloc[i]!r} has cycle {out['cycle'].iloc[i]} twice "
-                           f"(row {table.index[i]!r})")
+                           f"(row {_show(table.index[i])})")
     for col in covariates:
         varies = out.groupby("cell")[col].nunique() > 1
         if varies.any():
@@ -189,7 +194,7 @@ def early_features(table: pd.DataFrame, n_cycles: int = 100, covariates: Sequenc
 def synthetic_capacity_table(n_cells: int = 12, n_last: int = 900, seed: int = 0) -> pd.DataFrame:
     """A small capacity table of made-up cells whose fade speeds up with temperature (for examples and tests).
 
-    Capacity ``1.1 - k n - m (n/500)^3`` plus noise, with ``k`` and ``m`` growing with ``temperature_C``.
+    Capacity ``1.1 (1 - s (1e-4 n + 0.04 (n/500)^3))`` plus noise, with a speed ``s``, with ``k`` and ``m`` growing with ``temperature_C``.
 
     >>> t = synthetic_capacity_table(n_cells=2, n_last=300)
     >>> t.shape, sorted(t.columns)
@@ -201,7 +206,7 @@ def synthetic_capacity_table(n_cells: int = 12, n_last: int = 900, seed: int = 0
         temp = float([25, 35, 45][i % 3])
         speed = (1 + (temp - 25) / 20) * rng.uniform(0.8, 1.25)
         n = np.arange(1, n_last + 1)
-        q = 1.1 * (1 - 8e-5 * speed * n - 0.05 * speed ** 2 * (n / 500) ** 3) + rng.normal(0, 5e-4, n.size)
+        q = 1.1 * (1 - speed * (1e-4 * n + 0.04 * (n / 500) ** 3)) + rng.normal(0, 5e-4, n.size)
         parts.append(pd.DataFrame({"cell": f"c{i:02d}", "cycle": n, CAPACITY: q, "temperature_C": temp}))
     return pd.concat(parts, ignore_index=True)
 
@@ -505,6 +510,16 @@ def _double_exp(x: np.ndarray, a: float, b: float, c: float, d: float) -> np.nda
     return a * np.exp(b * x) + c * np.exp(d * x)
 
 
+def _power_jac(x: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+    xc = np.power(x, c)
+    return np.c_[np.ones_like(x), -xc, -b * xc * np.log(x)]
+
+
+def _double_exp_jac(x: np.ndarray, a: float, b: float, c: float, d: float) -> np.ndarray:
+    eb, ed = np.exp(b * x), np.exp(d * x)
+    return np.c_[eb, a * x * eb, ed, c * x * ed]
+
+
 @dataclass(frozen=True)
 class FadeCurveFit:
     """One cell's empirical fade curve, fitted on cycles scaled by ``scale`` (``x = cycle / scale``).
@@ -551,10 +566,11 @@ def fit_fade_curve(cycles: np.ndarray, capacity: np.ndarray, form: str = "power"
     x = n / scale
     qmax = float(q.max())
     if form == "power":
-        fn, lower, upper = _power, [0.0, 0.0, 0.1], [2 * qmax, 2 * qmax, 10.0]
+        fn, jac, lower, upper = _power, _power_jac, [0.0, 0.0, 0.1], [2 * qmax, 2 * qmax, 10.0]
         starts = [[q[:3].mean(), max(q[:3].mean() - q[-3:].mean(), 1e-4), c] for c in (0.5, 1.0, 2.0)]
     else:
-        fn, lower, upper = _double_exp, [0.0, -5.0, -2 * qmax, -5.0], [2 * qmax, 5.0, 2 * qmax, 5.0]
+        fn, jac = _double_exp, _double_exp_jac
+        lower, upper = [0.0, -5.0, -2 * qmax, -5.0], [2 * qmax, 5.0, 2 * qmax, 5.0]
         starts = [[q[0], -0.01, -1e-3, 1.0], [q[0], -0.05, 1e-3, -2.0], [q[0] * 0.99, 0.0, -0.01, 2.0]]
     best, reasons = None, []
     for p0 in starts:
@@ -562,7 +578,8 @@ def fit_fade_curve(cycles: np.ndarray, capacity: np.ndarray, form: str = "power"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                p, cov = curve_fit(fn, x, q, p0=p0, bounds=(lower, upper), method="trf", maxfev=5000)
+                p, cov = curve_fit(fn, x, q, p0=p0, bounds=(lower, upper), method="trf", jac=jac,
+                                   maxfev=1000)
         except (RuntimeError, ValueError) as exc:
             reasons.append(str(exc).splitlines()[0])
             continue
@@ -598,12 +615,12 @@ class EmpiricalFadeModel(_Saveable, BaseEstimator):
     seed : int, default 0
 
     ``fit`` learns nothing from other cells (it only checks its input); ``predict(table).attrs["failures"]``
-    lists cells whose fit failed, with the reason (their rows are NaN).
+    maps each cell whose fit failed to the reason (its rows are NaN).
 
     >>> t = synthetic_capacity_table(n_cells=2, seed=3)
     >>> out = EmpiricalFadeModel("power").fit(t).predict(t[t["cycle"] <= 100], horizon=300)
-    >>> len(out), out.attrs["failures"].empty
-    (400, True)
+    >>> len(out), out.attrs["failures"]
+    (400, {})
     """
 
     def __init__(self, form: str = "power", n_cycles: int = 100, coverage: float = 0.9,
@@ -653,12 +670,12 @@ class EmpiricalFadeModel(_Saveable, BaseEstimator):
             if cov.size and np.isfinite(cov).all():
                 draws = rng.multivariate_normal(fit.params, cov, size=int(self.n_draws), check_valid="ignore")
                 sims = np.array([dataclass_replace(fit, params=tuple(d))(cycles) for d in draws])
-                low, high = np.nanquantile(sims, a, axis=0), np.nanquantile(sims, 1 - a, axis=0)
+                low, high = np.quantile(sims, [a, 1 - a], axis=0)
                 low, high = np.minimum(low, mid), np.maximum(high, mid)
             parts.append(pd.DataFrame({"cell": cell, "cycle": cycles, "predicted_capacity_Ah": mid,
                                        "low": low, "high": high}))
         out = pd.concat(parts, ignore_index=True)
-        out.attrs["failures"] = pd.DataFrame(failures, columns=["cell", "reason"])
+        out.attrs["failures"] = {f["cell"]: f["reason"] for f in failures}
         return out
 
     def predict_life(self, table: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
