@@ -194,7 +194,8 @@ def early_features(table: pd.DataFrame, n_cycles: int = 100, covariates: Sequenc
 def synthetic_capacity_table(n_cells: int = 12, n_last: int = 900, seed: int = 0) -> pd.DataFrame:
     """A small capacity table of made-up cells whose fade speeds up with temperature (for examples and tests).
 
-    Capacity ``1.1 (1 - s (1e-4 n + 0.04 (n/500)^3))`` plus noise, with a speed ``s``, with ``k`` and ``m`` growing with ``temperature_C``.
+    Capacity ``1.1 (1 - s (1e-4 n + 0.04 (n/500)^3))`` plus noise, the speed ``s`` growing with
+    ``temperature_C`` (25/35/45 degC in turn) times a random factor 0.8-1.25 per cell.
 
     >>> t = synthetic_capacity_table(n_cells=2, n_last=300)
     >>> t.shape, sorted(t.columns)
@@ -220,7 +221,7 @@ def _life_rows(curves: pd.DataFrame, threshold_Ah: float) -> pd.DataFrame:
     for cell, g in curves.groupby("cell", sort=False):
         cyc = g["cycle"].to_numpy()
 
-        def first(values: np.ndarray) -> float:
+        def first(values: np.ndarray, cyc: np.ndarray = cyc) -> float:
             below = np.flatnonzero(values < threshold_Ah)
             return float(cyc[below[0]]) if len(below) else math.nan
 
@@ -331,7 +332,7 @@ class TrajectoryModel(_Saveable, BaseEstimator):
         for i, (cell, g) in enumerate(t.groupby("cell", sort=False)):
             n, q = g["cycle"].to_numpy(float), g[CAPACITY].to_numpy(float) / feats.loc[cell, "q0_Ah"]
             idx = np.searchsorted(n, grid - half, side="left"), np.searchsorted(n, grid + half, side="right")
-            for j, (a, b) in enumerate(zip(*idx)):
+            for j, (a, b) in enumerate(zip(*idx, strict=True)):
                 if b > a and n[b - 1] >= grid[j] - 1e-9:
                     y[i, j] = q[a:b].mean() - level_n[i]
         return y
