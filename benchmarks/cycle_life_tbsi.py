@@ -1,7 +1,7 @@
 """Cycle life and capacity-fade trajectories on the TBSI-Sunwoda cells (32 NCM811/SiOx cells, 25-55 degC).
 
-    python benchmarks/cycle_life_tbsi.py            # about a minute on one core
-    python benchmarks/cycle_life_tbsi.py --quick    # the fixed design only (no nested choice)
+    python benchmarks/cycle_life_tbsi.py            # about 2 minutes on one core
+    python benchmarks/cycle_life_tbsi.py --quick    # the fixed design (ridge) only, no nested choice, ~40 s
 
 Data: ``load_dataset("tbsi_sunwoda")`` (the capacity of every cycle); life = first cycle below 0.88 Ah.
 Every model sees cycles 1..100 of a test cell and nothing else of it.
@@ -16,7 +16,33 @@ five capacity features of cycles 2-100 plus temperature (``ridge5``), the traini
 first 100 cycles fitted with a power law or a double exponential and extrapolated.
 
 Trajectory RMSE (Ah) is over cycles 101 to each test cell's end of life; coverage is the share of those
-observed capacities inside the 90 % band.
+observed capacities inside the 90 % band. ``*_trajectory_readoff_rmse`` is the life read off the trajectory
+model of the fold (the inner choice, or ridge when the inner choice was ``direct``); ``*_rmse`` is the nested
+choice's. A power-law/double-exponential curve that never falls below 0.88 Ah by cycle 3000 counts as 3000.
+
+Measured (2026-12-06, seed 0, 100 cycles; RMSE in cycles, MAPE in %):
+
+=================================  ==============  ==============
+model                              LOCO (32 folds)  LOTO (4 folds)
+=================================  ==============  ==============
+nested choice (headline)           35.4 (3.5 %)    81.4 (10.1 %)
+trajectory read-off                35.4            76.1
+direct ridge on the same features  43.9            103.2
+ridge5 (issue's baseline)          40.5 (4.0 %)    104.8 (12.5 %)
+training mean                      181.1           231.0
+power law, own 100 cycles          1500            1500
+double exponential, own cycles     926             926
+=================================  ==============  ==============
+
+Inner choices: LOCO blend 28 folds, neighbours 4; LOTO ridge 2, neighbours 1, direct 1 (the inner
+leave-one-temperature-out over three temperatures is noisy: the fold that chose ``direct`` lost to the
+trajectory read-off). Trajectory RMSE to end of life: learned 0.007 Ah (LOCO) / 0.019 Ah (LOTO), power law
+0.052, double exponential 0.180 (14 and 4 of the 32 extrapolated curves never fall below 0.88 Ah by cycle
+3000: the early fade of these cells is nearly linear and the knee comes later; both fitted per cell, so the same under either split); 90 % band coverage
+0.98 (LOCO) / 0.70 (LOTO: the band is calibrated on seen temperatures and too narrow for an unseen one), power
+law 0.04, double exponential 0.19. Goals: LOCO <= 30 not met, LOTO <= 80 not met by the headline (met by the
+trajectory read-off alone, which was not what the inner CV chose in every fold). ridge5 here (RidgeCV on
+standardised features) is stronger than the issue's anchor (43 / 132).
 """
 
 from __future__ import annotations
@@ -127,6 +153,7 @@ def _run_split(df: pd.DataFrame, lives: pd.Series, temps: pd.Series, split: str,
     traj = {k: [] for k in ("trajectory", "power", "double_exp")}
     chosen: Counter[str] = Counter()
     failures = {"power": 0, "double_exp": 0}
+    not_reached = {"power": 0, "double_exp": 0}
     for g in pd.unique(groups):
         test_cells, train_cells = cells[groups == g], cells[groups != g]
         train, test = df[df["cell"].isin(train_cells)], df[df["cell"].isin(test_cells)]
@@ -154,8 +181,9 @@ def _run_split(df: pd.DataFrame, lives: pd.Series, temps: pd.Series, split: str,
             failures[form] += len(out.attrs["failures"])
             traj[form].append(out)
             below = out[out["predicted_capacity_Ah"] < THRESHOLD].groupby("cell")["cycle"].min()
+            not_reached[form] += len(test_cells) - len(below)
             pred[form].update(below.reindex(test_cells).fillna(3000.0).to_dict())  # never below: the horizon
-    result = {"chosen": dict(chosen), "failures": failures}
+    result = {"chosen": dict(chosen), "failures": failures, "not_reached": not_reached}
     for key, p in pred.items():
         s = pd.Series(p, dtype=float)
         err = s - lives.loc[s.index]
@@ -206,6 +234,8 @@ def measure(quick: bool = False) -> list[tuple[str, float, str]]:
             (f"tbsi_{split}_double_exp_band_coverage", r["double_exp_coverage"], ""),
             (f"tbsi_{split}_power_law_fit_failures", float(r["failures"]["power"]), ""),
             (f"tbsi_{split}_double_exp_fit_failures", float(r["failures"]["double_exp"]), ""),
+            (f"tbsi_{split}_power_law_cells_above_threshold_at_3000", float(r["not_reached"]["power"]), ""),
+            (f"tbsi_{split}_double_exp_cells_above_threshold_at_3000", float(r["not_reached"]["double_exp"]), ""),
             (f"tbsi_{split}_seconds", time.perf_counter() - t0, ""),
         ]
     out.append(("tbsi_goals_met", float(met), f"{len(GOALS)} of {len(GOALS)}"))
