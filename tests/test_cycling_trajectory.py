@@ -138,6 +138,11 @@ def test_horizon_and_state_errors(synthetic: pd.DataFrame) -> None:
     assert model.predict(early, horizon=150)["cycle"].max() == 150
     with pytest.raises(BattlabError, match="method must be"):
         TrajectoryModel(method="magic").fit(synthetic)
+    with pytest.raises(BattlabError, match=r"unknown feature\(s\) \['nope'\]"):
+        TrajectoryModel(features=("loss_N", "nope")).fit(synthetic)
+    few = TrajectoryModel(n_cycles=N, features=("loss_N", "slope_late"), covariates=("temperature_C",)).fit(synthetic)
+    assert list(few.feature_names_in_) == ["loss_N", "slope_late", "temperature_C"]
+    assert len(few.predict(early, horizon=200)) == early["cell"].nunique() * 100
     with pytest.raises(BattlabError, match="needs at least 3 training cells"):
         TrajectoryModel().fit(synthetic[synthetic["cell"].isin(["c00", "c01"])])
     with pytest.raises(BattlabError, match="fewer than 3 training cells go beyond cycle 110"):

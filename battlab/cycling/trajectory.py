@@ -286,6 +286,9 @@ class TrajectoryModel(_Saveable, BaseEstimator):
         Folds (grouped by cell) of the cross-validation that gives the band's residuals.
     threshold_Ah : float, default 0.88
         End-of-life capacity for :meth:`predict_life`.
+    features : sequence of str or None, default None
+        Early features (columns of :func:`early_features`) used as regressors, besides the covariates;
+        None: all of them.
     seed : int, default 0
         Seed of the fold assignment of the band's cross-validation.
 
@@ -302,7 +305,8 @@ class TrajectoryModel(_Saveable, BaseEstimator):
     def __init__(self, n_cycles: int = 100, method: str = "ridge", covariates: Sequence[str] = (),
                  grid_step: int = 10, n_neighbours: int = 5,
                  alphas: Sequence[float] = (0.01, 0.1, 1.0, 10.0, 100.0), coverage: float = 0.9,
-                 n_splits: int = 5, threshold_Ah: float = 0.88, seed: int = 0) -> None:
+                 n_splits: int = 5, threshold_Ah: float = 0.88, features: Sequence[str] | None = None,
+                 seed: int = 0) -> None:
         self.n_cycles = n_cycles
         self.method = method
         self.covariates = covariates
@@ -312,9 +316,21 @@ class TrajectoryModel(_Saveable, BaseEstimator):
         self.coverage = coverage
         self.n_splits = n_splits
         self.threshold_Ah = threshold_Ah
+        self.features = features
         self.seed = seed
 
     # ----------------------------------------------------------------- helpers
+    def _columns(self, feats: pd.DataFrame) -> list[str]:
+        """Regressors: ``features`` (default every early feature) plus the covariates."""
+        if self.features is None:
+            return list(feats.columns)
+        wanted = list(dict.fromkeys([*self.features, *self.covariates]))
+        unknown = [c for c in wanted if c not in feats.columns]
+        if unknown:
+            raise BattlabError(f"TrajectoryModel: unknown feature(s) {unknown}; the early features are "
+                               f"{list(feats.columns)}")
+        return wanted
+
     def _check_params(self) -> None:
         if self.method not in ("ridge", "neighbours", "blend"):
             raise BattlabError("TrajectoryModel: method must be 'ridge', 'neighbours' or 'blend', "
@@ -421,9 +437,9 @@ class TrajectoryModel(_Saveable, BaseEstimator):
                                "there is nothing after the first cycles to learn from")
         grid = np.arange(n + step, last + 1, step, dtype=float)
         yy = self._targets(t, feats, grid)
-        x = feats.to_numpy(float)
+        x = feats[self._columns(feats)].to_numpy(float)
         self.state_ = self._fit_core(x, yy)
-        self.feature_names_in_ = np.array(feats.columns, dtype=object)
+        self.feature_names_in_ = np.array(self._columns(feats), dtype=object)
         self.n_features_in_ = x.shape[1]
         self.grid_, self.cells_ = grid, list(feats.index)
         self.feature_range_ = feats.agg(["min", "max"])
@@ -477,7 +493,7 @@ class TrajectoryModel(_Saveable, BaseEstimator):
         covs = tuple(self.covariates)
         t = check_capacity_table(table, covs, "TrajectoryModel.predict")
         feats = early_features(t, n, covs)
-        drop = self._predict_core(self.state_, feats.to_numpy(float))
+        drop = self._predict_core(self.state_, feats[list(self.feature_names_in_)].to_numpy(float))
         level = (1.0 - feats["loss_N"].to_numpy())[:, None]
         grid = np.r_[n, self.grid_]
         cycles = np.arange(n + 1, horizon + 1)
