@@ -82,11 +82,12 @@ def test_early_features_are_relative_to_the_initial_capacity() -> None:
 # --------------------------------------------------------------------------- learned model
 
 
-@pytest.mark.parametrize("method", ["ridge", "neighbours", "blend"])
-def test_trajectory_model_predicts_held_out_cells(synthetic: pd.DataFrame, method: str) -> None:
+@pytest.mark.parametrize(("method", "target"), [("ridge", "drop"), ("neighbours", "drop"), ("blend", "drop"),
+                                                ("ridge", "log_drop")])
+def test_trajectory_model_predicts_held_out_cells(synthetic: pd.DataFrame, method: str, target: str) -> None:
     test_cells = ["c00", "c05", "c10", "c16", "c20"]
     train, test = _split(synthetic, test_cells)
-    model = TrajectoryModel(n_cycles=N, method=method, covariates=("temperature_C",)).fit(train)
+    model = TrajectoryModel(n_cycles=N, method=method, covariates=("temperature_C",), target=target).fit(train)
     early = test[test["cycle"] <= N]
     curve = model.predict(early)
     assert list(curve.columns) == ["cell", "cycle", "predicted_capacity_Ah", "low", "high"]
@@ -138,6 +139,8 @@ def test_horizon_and_state_errors(synthetic: pd.DataFrame) -> None:
     assert model.predict(early, horizon=150)["cycle"].max() == 150
     with pytest.raises(BattlabError, match="method must be"):
         TrajectoryModel(method="magic").fit(synthetic)
+    with pytest.raises(BattlabError, match="target must be 'drop' or 'log_drop'"):
+        TrajectoryModel(target="log").fit(synthetic)
     with pytest.raises(BattlabError, match=r"unknown feature\(s\) \['nope'\]"):
         TrajectoryModel(features=("loss_N", "nope")).fit(synthetic)
     few = TrajectoryModel(n_cycles=N, features=("loss_N", "slope_late"), covariates=("temperature_C",)).fit(synthetic)

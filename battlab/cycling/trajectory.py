@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 CAPACITY = "discharge_capacity_Ah"
+_LOG_EPS = 0.003  # relative capacity: the loss since cycle N is regressed as log(loss + 0.3 %) when asked
 _REQUIRED = ("cell", "cycle", CAPACITY)
 
 
@@ -289,6 +290,9 @@ class TrajectoryModel(_Saveable, BaseEstimator):
     features : sequence of str or None, default None
         Early features (columns of :func:`early_features`) used as regressors, besides the covariates;
         None: all of them.
+    target : {"drop", "log_drop"}, default "drop"
+        What the ridge regressions fit (``ridge`` and ``blend``): the drop in relative capacity since cycle N,
+        or the log of that loss plus 0.003 (multiplicative effects of the features become additive).
     seed : int, default 0
         Seed of the fold assignment of the band's cross-validation.
 
@@ -306,7 +310,7 @@ class TrajectoryModel(_Saveable, BaseEstimator):
                  grid_step: int = 10, n_neighbours: int = 5,
                  alphas: Sequence[float] = (0.01, 0.1, 1.0, 10.0, 100.0), coverage: float = 0.9,
                  n_splits: int = 5, threshold_Ah: float = 0.88, features: Sequence[str] | None = None,
-                 seed: int = 0) -> None:
+                 target: str = "drop", seed: int = 0) -> None:
         self.n_cycles = n_cycles
         self.method = method
         self.covariates = covariates
@@ -317,6 +321,7 @@ class TrajectoryModel(_Saveable, BaseEstimator):
         self.n_splits = n_splits
         self.threshold_Ah = threshold_Ah
         self.features = features
+        self.target = target
         self.seed = seed
 
     # ----------------------------------------------------------------- helpers
@@ -335,6 +340,8 @@ class TrajectoryModel(_Saveable, BaseEstimator):
         if self.method not in ("ridge", "neighbours", "blend"):
             raise BattlabError("TrajectoryModel: method must be 'ridge', 'neighbours' or 'blend', "
                                f"got {self.method!r}")
+        if self.target not in ("drop", "log_drop"):
+            raise BattlabError(f"TrajectoryModel: target must be 'drop' or 'log_drop', got {self.target!r}")
         if not 0 < self.coverage < 1:
             raise BattlabError(f"TrajectoryModel: coverage must be in (0, 1), got {self.coverage}")
         if int(self.grid_step) < 1:
@@ -353,6 +360,13 @@ class TrajectoryModel(_Saveable, BaseEstimator):
                     y[i, j] = q[a:b].mean() - level_n[i]
         return y
 
+    def _to_target(self, drop: np.ndarray) -> np.ndarray:
+        """What the ridge regresses: the drop, or ``log(loss since N + 0.003)`` (``target="log_drop"``)."""
+        return np.log(np.clip(-drop, 0.0, None) + _LOG_EPS) if self.target == "log_drop" else drop
+
+    def _from_target(self, z: np.ndarray) -> np.ndarray:
+        return -(np.exp(z) - _LOG_EPS) if self.target == "log_drop" else z
+
     def _fit_core(self, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         from sklearn.linear_model import Ridge
         from sklearn.preprocessing import StandardScaler
@@ -361,7 +375,7 @@ class TrajectoryModel(_Saveable, BaseEstimator):
         xs = scaler.transform(x)
         if self.method == "neighbours":
             return {"scaler": scaler, "x": xs, "y": y}
-        alpha = self._choose_alpha(xs, y)
+        alpha = self._choose_alpha(xs, self._to_target(y))
         coefs = np.zeros((y.shape[1], xs.shape[1]))
         intercepts = np.zeros(y.shape[1])
         masks = ~np.isnan(y)
@@ -370,7 +384,7 @@ class TrajectoryModel(_Saveable, BaseEstimator):
             cols = np.flatnonzero(np.ravel(which) == k)
             if ok.sum() == 0:
                 continue
-            reg = Ridge(alpha=alpha).fit(xs[ok], y[np.ix_(ok, cols)])
+            reg = Ridge(alpha=alpha).fit(xs[ok], self._to_target(y[np.ix_(ok, cols)]))
             coefs[cols], intercepts[cols] = reg.coef_, reg.intercept_
         state = {"scaler": scaler, "coef": coefs, "intercept": intercepts, "alpha": alpha}
         if self.method == "blend":
@@ -414,7 +428,7 @@ class TrajectoryModel(_Saveable, BaseEstimator):
         if self.method == "neighbours":
             drop = self._neighbour_drop(state, xs)
         else:
-            drop = xs @ state["coef"].T + state["intercept"]
+            drop = self._from_target(xs @ state["coef"].T + state["intercept"])
             if self.method == "blend":
                 drop = 0.5 * (drop + self._neighbour_drop(state, xs))
         return np.minimum.accumulate(np.minimum(drop, 0.0), axis=1)  # monotone non-increasing
