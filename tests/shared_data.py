@@ -23,6 +23,7 @@ CACHE_LAYOUT: dict[tuple[str, str], str] = {
         "electrode_manufacturing/artistic_calendering_experimental_porosity.csv",
     ("artistic_hybrid_mesostructures", "hybrid-dataset.csv"):
         "electrode_manufacturing/artistic_aiworkshop_hybrid-dataset.csv",
+    ("tbsi_sunwoda", "Labels.xlsx"): "battery_health/tbsi_sunwoda/Labels.xlsx",
 }
 # severson2019: 124 per-cell curve files and 3 cycle-life files, cached flat as <split>_<file>
 CACHE_LAYOUT.update({("severson2019", f"{split}_cycle_lives.csv"): f"severson/{split}_cycle_lives.csv"

@@ -29,7 +29,7 @@ from battlab.errors import DatasetError
 
 FILE_DATASETS = [
     "obelix", "matbench_expt_gap", "matbench_steels", "artistic_coating_heterogeneity",
-    "artistic_calendering", "artistic_hybrid_mesostructures",
+    "artistic_calendering", "artistic_hybrid_mesostructures", "tbsi_sunwoda",
 ]
 ARTISTIC = [n for n in FILE_DATASETS if n.startswith("artistic_")]
 UNREACHABLE = "http://127.0.0.1:9/x.csv"
@@ -209,6 +209,38 @@ def test_artistic_loaders(data_cache: Path) -> None:
 
 
 # --------------------------------------------------------------------------- failure modes
+
+
+def test_tbsi_sunwoda_capacity_table(data_cache: Path) -> None:
+    df, card = load_dataset("tbsi_sunwoda")
+    assert list(df.columns) == ["cell", "temperature_C", "cycle", "discharge_capacity_Ah"]
+    assert df["cell"].nunique() == 32 and df["cell"].iloc[0] == "B1T25"
+    per_cell = df.groupby("cell", sort=False).agg(t=("temperature_C", "first"), n=("cycle", "size"),
+                                                 first=("cycle", "min"), last=("cycle", "max"))
+    assert per_cell.groupby("t").size().to_dict() == {25.0: 9, 35.0: 9, 45.0: 7, 55.0: 7}
+    assert per_cell.groupby("t")["n"].unique().map(list).to_dict() == {25.0: [1299], 35.0: [1299],
+                                                                       45.0: [1099], 55.0: [899]}
+    assert (per_cell["first"] == 1).all() and (per_cell["last"] == per_cell["n"]).all()
+    assert df.loc[0, "discharge_capacity_Ah"] == pytest.approx(1.0812)  # the sheet whose header is 'Capacity '
+    life = df[df["discharge_capacity_Ah"] < 0.88].groupby("cell")["cycle"].min()
+    assert len(life) == 32 and (life.min(), life.max()) == (481, 1025) and round(life.mean()) == 776
+    assert "10.1039/d4ee03839h" in card.citation and card.licence == "MIT"
+    assert card.units["discharge_capacity_Ah"] == "Ah" and card.units["temperature_C"] == "degC"
+
+
+@pytest.mark.parametrize(("sheets", "message"), [
+    ({"Cell1": [1.0, 0.9]}, "sheet 'Cell1' .* not named B<cell>T<temperature>"),
+    ({"B1T25": [1.0, "x"]}, "sheet 'B1T25' .* row 3: 'Capacity' is not a number"),
+])
+def test_tbsi_sunwoda_bad_sheets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                 sheets: dict, message: str) -> None:
+    path = tmp_path / "Labels.xlsx"
+    with pd.ExcelWriter(path) as writer:
+        for name, values in sheets.items():
+            pd.DataFrame({"Capacity": values}).to_excel(writer, sheet_name=name, index=False)
+    monkeypatch.setattr(ds, "fetch", lambda name, filename: path)
+    with pytest.raises(DatasetError, match=message):
+        load_dataset("tbsi_sunwoda")
 
 
 def test_offline_empty_cache_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from battlab.cycling.curves import DischargeCurves
 
-__all__ = ["plot_capacity_fade", "plot_delta_q", "plot_predicted_vs_observed"]
+__all__ = ["plot_capacity_fade", "plot_delta_q", "plot_predicted_vs_observed", "plot_trajectories"]
 
 
 def _life_colours(lives: np.ndarray) -> tuple[Any, Any]:
@@ -83,5 +83,65 @@ def plot_predicted_vs_observed(predictions: Any, title: str = "Predicted vs obse
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
     ax.set(xlabel="observed cycle life", ylabel="predicted cycle life", xlim=(lo, hi), ylim=(lo, hi), title=title)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_trajectories(observed_table: Any, predicted_table: Any, threshold_Ah: float | None = 0.88,
+                      cells: Any = None, title: str = "Observed and predicted capacity fade", ax: Any = None):
+    """Observed capacity against cycle beside the predicted trajectory and its band, per cell.
+
+    ``observed_table`` is a capacity table (``cell``, ``cycle``, ``discharge_capacity_Ah``); ``predicted_table``
+    is what :meth:`battlab.cycling.trajectory.TrajectoryModel.predict` returns (``cell``, ``cycle``,
+    ``predicted_capacity_Ah``, ``low``, ``high``). Drawn: per cell the observed curve (solid) and the predicted
+    one (dashed) with its band (shaded), the threshold (dotted, unless ``threshold_Ah`` is None), and the
+    first-N-cycles window the prediction saw (shaded up to a vertical line at N). ``cells`` restricts the
+    drawing to some cells (default: every cell of ``predicted_table``).
+
+    >>> import pandas as pd
+    >>> obs = pd.DataFrame({"cell": "a", "cycle": [1, 2, 3, 4], "discharge_capacity_Ah": [1.0, 0.98, 0.95, 0.9]})
+    >>> pred = pd.DataFrame({"cell": "a", "cycle": [3, 4], "predicted_capacity_Ah": [0.96, 0.93],
+    ...                      "low": [0.94, 0.9], "high": [0.97, 0.95]})
+    >>> len(plot_trajectories(obs, pred).axes[0].lines)  # observed, predicted, threshold, window end
+    4
+    """
+    import matplotlib.pyplot as plt
+
+    from battlab.errors import BattlabError
+
+    for name, table, cols in (("observed_table", observed_table, ("cell", "cycle", "discharge_capacity_Ah")),
+                              ("predicted_table", predicted_table,
+                               ("cell", "cycle", "predicted_capacity_Ah", "low", "high"))):
+        missing = [c for c in cols if c not in table.columns]
+        if missing:
+            raise BattlabError(f"plot_trajectories: {name} has no column(s) {missing}")
+    chosen = list(dict.fromkeys(predicted_table["cell"].astype(str))) if cells is None else [str(c) for c in cells]
+    unknown = [c for c in chosen if c not in set(predicted_table["cell"].astype(str))]
+    if unknown:
+        raise BattlabError(f"plot_trajectories: cell(s) {unknown} are not in predicted_table")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+    else:
+        fig = ax.figure
+    colours = plt.get_cmap("tab10")
+    window_end = None
+    for k, cell in enumerate(chosen):
+        colour = colours(k % 10)
+        obs = observed_table[observed_table["cell"].astype(str) == cell].sort_values("cycle")
+        pred = predicted_table[predicted_table["cell"].astype(str) == cell].sort_values("cycle")
+        ax.plot(obs["cycle"], obs["discharge_capacity_Ah"], color=colour, lw=1.0, label=f"{cell} observed")
+        ax.plot(pred["cycle"], pred["predicted_capacity_Ah"], color=colour, lw=1.2, ls="--",
+                label=f"{cell} predicted")
+        ax.fill_between(pred["cycle"], pred["low"], pred["high"], color=colour, alpha=0.18, lw=0)
+        if len(pred):
+            end = int(pred["cycle"].min()) - 1
+            window_end = end if window_end is None else min(window_end, end)
+    if threshold_Ah is not None:
+        ax.axhline(threshold_Ah, color="k", ls=":", lw=1.0, label=f"threshold {threshold_Ah:g} Ah")
+    if window_end is not None:
+        ax.axvspan(0, window_end, color="0.85", alpha=0.5, lw=0)
+        ax.axvline(window_end, color="0.4", lw=0.8, label=f"first {window_end} cycles seen")
+    ax.set(xlabel="cycle", ylabel="discharge capacity (Ah)", title=title)
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
