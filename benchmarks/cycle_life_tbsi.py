@@ -211,11 +211,12 @@ def measure(quick: bool = False) -> list[tuple[str, float, str]]:
     from matbench import _ensure_data
 
     _ensure_data()
-    from battlab.cycling.trajectory import life_from_table
+    from battlab.cycling.labels import label_cells
     from battlab.datasets import load_dataset
 
     df, _ = load_dataset("tbsi_sunwoda")
-    labels = life_from_table(df, THRESHOLD).set_index("cell")
+    # the dataset's life: the first cycle below 0.88 Ah, unsmoothed
+    labels = label_cells(df, nominal_Ah=THRESHOLD / 0.8, fraction=0.8, smooth=1, knee=False).table.set_index("cell")
     lives = labels["cycle_life"].astype(float)
     temps = df.groupby("cell")["temperature_C"].first().loc[lives.index]
     out: list[tuple[str, float, str]] = [("tbsi_cells", float(len(lives)), ""),

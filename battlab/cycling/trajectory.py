@@ -56,7 +56,6 @@ __all__ = [
     "check_capacity_table",
     "early_features",
     "fit_fade_curve",
-    "life_from_table",
     "synthetic_capacity_table",
 ]
 
@@ -117,24 +116,6 @@ def check_capacity_table(table: pd.DataFrame, covariates: Sequence[str] = (),
             raise BattlabError(f"{what}: covariate {col!r} changes within cell {varies.index[varies][0]!r}; "
                                "a covariate is one value per cell")
     return out.sort_values(["cell", "cycle"], kind="stable").reset_index(drop=True)
-
-
-def life_from_table(table: pd.DataFrame, threshold_Ah: float = 0.88) -> pd.DataFrame:
-    """Observed cycle life: the first cycle whose capacity is below ``threshold_Ah`` (censored if none).
-
-    >>> t = pd.DataFrame({"cell": "a", "cycle": [1, 2, 3], "discharge_capacity_Ah": [1.0, 0.9, 0.8]})
-    >>> life_from_table(t, 0.88).to_dict("records")
-    [{'cell': 'a', 'cycle_life': 3, 'censored': False, 'last_cycle': 3}]
-    """
-    # TODO: labels.label_cells (battlab/cycling/labels.py, once on main)
-    t = check_capacity_table(table)
-    rows = []
-    for cell, g in t.groupby("cell", sort=False):
-        below = g["cycle"].to_numpy()[g[CAPACITY].to_numpy() < threshold_Ah]
-        last = int(g["cycle"].max())
-        rows.append({"cell": cell, "cycle_life": int(below[0]) if len(below) else last,
-                     "censored": not len(below), "last_cycle": last})
-    return pd.DataFrame(rows)
 
 
 def _first_cycles(t: pd.DataFrame, n_cycles: int, what: str) -> pd.DataFrame:
