@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -306,6 +307,8 @@ def _cmd_cycling(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``battlab`` command."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    # a Gaussian-process kernel at its bound during tuning is the search's business, not the user's
+    warnings.filterwarnings("ignore", message=r"The optimal value found for dimension .* is close to the specified")
     parser = build_parser()
     if argv[:1] == ["electrode"]:  # its own parser reads every later argument, --help included
         args = argparse.Namespace(command="electrode", rest=argv[1:], func=_cmd_electrode)

@@ -92,7 +92,7 @@ def test_features_table_feeds_battlab_tune(tmp_path, capsys):
     labelled = table.loc[~table["censored"]]
     labelled.to_csv(tmp_path / "labelled.csv", index=False)
     features = ["log10_var_dQ100_10", "log10_abs_min_dQ100_10", "Qd_cycle2", "fade_slope_2_100"]
-    exclude = [c for c in table.columns if c not in features and c != "cycle_life"]
+    exclude = [c for c in table.columns if c not in features and c != "cycle_life"]  # the long way round
     assert _cli("tune", tmp_path / "labelled.csv", "--target", "cycle_life", "--exclude", ",".join(exclude),
                 "--split", "random", "--n-trials", 2, "--models", "ridge", "--out", tmp_path / "tuned") == 0
     assert (tmp_path / "tuned").is_dir()
@@ -255,3 +255,22 @@ def test_a_short_labelled_cell_is_set_aside_with_the_cycles_it_has_and_needs(cel
     assert "tuned on 11 of your cells" in out
     labels = pd.read_csv(tmp_path / "m" / "labels.csv").set_index("cell")
     assert labels.loc["short", "cycle_life"] == pytest.approx(60, abs=2)  # its label is kept in labels.csv
+
+
+def test_the_readmes_own_cells_commands_run_as_written(tmp_path, monkeypatch, capsys):
+    """Every command of the README's offline own-cells block (the lines on example/), in order, exits 0."""
+    import shlex
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("Your own cells, offline")[1].split("```bash")[1].split("```")[0]
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.startswith("battlab cycling")]
+    runnable = [c for c in commands if "example" in c]
+    assert len(runnable) >= 6 and any(c.startswith("battlab cycling fit example/cells") for c in runnable)
+    monkeypatch.chdir(tmp_path)
+    for command in runnable:
+        argv = shlex.split(command)[1:]
+        if argv[:2] == ["cycling", "fit"]:
+            argv += ["--n-trials", "4", "--quiet"]  # the README's default budget, made small for the suite
+        assert _cli(*argv) == 0, (command, capsys.readouterr())
+    out = capsys.readouterr().out
+    assert "censored: 236 cycles run without reaching end of life" in out

@@ -302,9 +302,8 @@ def _cmd_features(args: argparse.Namespace) -> int:
     print(f"{len(feats.table)} cells x {len(feats.features)} features from the first {args.n_cycles} cycles "
           f"(voltage window {feats.voltages[0]:.2f}-{feats.voltages[-1]:.2f} V)")
     _print_aside(feats.set_aside)
-    print(f"wrote {path} (next: battlab tune {path} --target cycle_life --exclude "
-          f"{','.join(c for c in feats.table.columns if c not in feats.features and c != 'cycle_life')} "
-          f"--split random --out tuned/)")
+    print(f"wrote {path}\nnext: battlab tune {path} --target cycle_life --features {','.join(feats.features)} "
+          "--split random --out tuned/")
     return 0
 
 
