@@ -25,6 +25,8 @@ _SUBSCRIPTS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 # Hydrate dots: '·', '•', '∙', '*' always; '.' only after a letter or ')' so 'Li0.5CoO2' keeps its decimal.
 _HYDRATE = re.compile(r"[·•∙*]|(?<=[A-Za-z\)])\.(?=\d*[A-Z(])")
 _LEADING_COUNT = re.compile(r"^(\d+(?:\.\d+)?)(.+)$")
+# Fractional amounts as people write them: 'LiNi1/3Mn1/3Co1/3O2' (NMC111), 'Li(Ni1/3Mn1/3Co1/3)O2'
+_FRACTION = re.compile(r"(?<=[A-Za-z\)\]])(\d+(?:\.\d+)?)/(\d*[1-9]\d*(?:\.\d+)?)")
 
 #: Elements that almost never occur in battery materials: noble gases and radioactive elements.
 #: A formula containing one is kept but flagged, since such hits are usually typos (``Po`` for ``PO``).
@@ -56,9 +58,12 @@ def clean_formula_text(text: str) -> str:
     -------
     >>> clean_formula_text("CuSO4 · 5H2O")
     'CuSO4(H2O)5'
+    >>> clean_formula_text("LiNi1/3Mn1/3Co1/3O2")
+    'LiNi0.333333333333Mn0.333333333333Co0.333333333333O2'
     """
     s = str(text).translate(_SUBSCRIPTS)
     s = re.sub(r"\s+", "", s)
+    s = _FRACTION.sub(lambda m: f"{float(m.group(1)) / float(m.group(2)):.12g}", s)
     parts = _HYDRATE.split(s)
     out = parts[0]
     for part in parts[1:]:

@@ -14,6 +14,9 @@ from battlab.formulas import clean_formula_text, parse_formula
     ("Li6.4La3Zr1.4Ta0.6O12", "Li6.4La3Zr1.4Ta0.6O12"),
     ("NaN", "NaN"),  # sodium nitride, not a missing value
     ("Li2O2", "Li2O2"),
+    ("LiNi1/3Mn1/3Co1/3O2", "Li1Mn0.33333333Co0.33333333Ni0.33333333O2"),  # NMC111 as people write it
+    ("Li(Ni1/3Mn1/3Co1/3)O2", "Li1Mn0.33333333Co0.33333333Ni0.33333333O2"),
+    ("Li3/2PO4", "Li1.5P1O4"),
 ])
 def test_normalized_formulas(text, formula):
     p = parse_formula(text)
@@ -61,3 +64,8 @@ def test_zero_typed_for_letter_o_is_flagged():
     assert parse_formula("LiFeP04").warnings == ["amount with a leading zero: 'P04' (did you mean 'LiFePO4'?)"]
     assert parse_formula("Li0.5CoO2").warnings == []  # a decimal amount, not a typo
     assert parse_formula("Li10GeP2S12").warnings == []
+
+
+def test_a_fraction_with_a_zero_denominator_is_an_error_not_a_crash():
+    p = parse_formula("Li1/0O")
+    assert p.formula == "" and "cannot parse formula 'Li1/0O'" in p.error
