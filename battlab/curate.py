@@ -181,6 +181,9 @@ class CuratedSet:
         return (f"{r['source']}: {r['n_input']} rows -> {r['n_kept']} kept, {r['n_merged']} merged, "
                 f"{r['n_quarantined']} quarantined, {r['n_flagged']} kept with flags")
 
+    def __repr__(self) -> str:
+        return f"CuratedSet({self.summary()})"
+
     def _repr_html_(self) -> str:
         reasons = "".join(f"<li>{k}: {v}</li>" for k, v in self.report["quarantine_reasons"].items())
         return f"<p><b>{self.summary()}</b></p><ul>{reasons}</ul>"

@@ -216,6 +216,12 @@ class Explanation:
                             "mean_abs_interaction": m[i, j] + m[j, i]})
         return out.sort_values("mean_abs_interaction", ascending=False).head(n).reset_index(drop=True)
 
+    def __repr__(self) -> str:
+        top = self.importance().index[0] if len(self.features) and len(self.values) else "-"
+        return (f"Explanation({self.explainer}{' (exact)' if self.exact else ''}: {len(self.values)} of "
+                f"{self.n_rows_total or len(self.values)} rows x {len(self.features)} features of "
+                f"{self.target or 'the target'}; top feature {top})")
+
     def summary(self) -> dict[str, Any]:
         """Key figures for ``save_step`` and logs."""
         fam = self.importance("family")

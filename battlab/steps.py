@@ -227,6 +227,11 @@ class FeatureSet:
         table, model_target = add_model_target(self.table, target, log=log)
         return replace(self, table=table, target=target, model_target=model_target)
 
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"FeatureSet({s['n_rows']} rows, {s['n_kept_features']} of {s['n_features']} features kept, "
+                f"target {s['target'] or '-'}, split {s['split']})")
+
     def summary(self) -> dict[str, Any]:
         """Key figures for ``save_step`` and logs."""
         kept = self.info["kept"] if "kept" in self.info else pd.Series(True, index=self.info.index)
@@ -526,6 +531,15 @@ class TunedModel:
     predictions: pd.DataFrame
     card: dict[str, Any]
     study: Any = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        m = self.metrics
+        mae = f"CV MAE {m['mae_mean']:.4g} ± {m.get('mae_std', float('nan')):.2g}" if "mae_mean" in m else "no metrics"
+        cover = self.coverage.get("empirical") if isinstance(self.coverage, dict) else None
+        intervals = f"; {self.coverage.get('target', 0):.0%} intervals cover {cover:.0%} held out" \
+            if cover is not None and cover == cover else ""
+        return (f"TunedModel({self.best_name} on {self.model_target}, {len(self.recipe.features)} features; "
+                f"{mae} ({self.split}){intervals})")
 
     @property
     def features(self) -> list[str]:
