@@ -155,3 +155,19 @@ def test_apps_are_thin_and_clean(path):
     assert all(not c.outputs and c.execution_count is None for c in code), "strip outputs (nbstripout)"
     assert sum(len(c.source.splitlines()) for c in code) <= 25, "apps compose battlab.widgets; logic lives there"
     assert "battlab-app-ready" in "".join(c.source for c in code)  # the browser tests wait for it
+
+
+#: Tracked files allowed above 2 MB (expected data, each named here with why): none today.
+LARGE_FILES_EXPECTED: dict[str, str] = {}
+
+
+def test_no_tracked_file_over_2_mb_unless_expected():
+    """A clone stays small: a stray wheel, dataset or executed notebook over 2 MB fails here (issue 25)."""
+    root = Path(__file__).resolve().parents[1]
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
+    large = {}
+    for name in filter(None, files.decode().split("\0")):
+        path = root / name
+        if path.is_file() and path.stat().st_size > 2 * 1024 * 1024 and name not in LARGE_FILES_EXPECTED:
+            large[name] = path.stat().st_size
+    assert not large, f"tracked files over 2 MB (add to LARGE_FILES_EXPECTED with a reason, or remove): {large}"
