@@ -234,7 +234,49 @@ def voila_command(target: str | Path, port: int = 8866, *, open_browser: bool = 
 
 
 def serve(name: str | None = None, port: int = 8866, *, open_browser: bool = False) -> int:
-    """Serve one app (or, with no name, the app folder) with Voilà; returns Voilà's exit code."""
+    """Serve one app (or, with no name, the app folder) with Voilà; returns Voilà's exit code.
+
+    Ctrl-C or a SIGTERM of this process stops the server and every kernel it started (Voilà's kernels run in
+    sessions of their own, and a server killed in the middle of a request leaves them behind): nothing of the
+    app keeps running after ``battlab app`` returns."""
+    import signal
+
     target = app_path(name) if name else APPS_DIR
     env = {**os.environ, "PYBAMM_DISABLE_TELEMETRY": "true"}
-    return subprocess.call(voila_command(target, port, open_browser=open_browser), cwd=APPS_DIR, env=env)
+    server = subprocess.Popen(voila_command(target, port, open_browser=open_browser), cwd=APPS_DIR, env=env)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stop_process_tree(server.pid)
+
+
+def stop_process_tree(pid: int, timeout: float = 10.0) -> None:
+    """Terminate process ``pid`` and all its descendants (SIGTERM, then SIGKILL for what is left after
+    ``timeout`` seconds)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=timeout)

@@ -265,7 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.set_defaults(func=_cmd_explain)
 
     app = sub.add_parser("app", help="serve a Voila app (no name: all apps)")
-    app.add_argument("name", nargs="?", help="curation, predictor, shap_explorer or electrode_designer")
+    from battlab.apps import APPS
+
+    app.add_argument("name", nargs="?", choices=sorted(APPS), metavar="NAME",
+                     help=f"one of: {', '.join(sorted(APPS))} (--list says what each does)")
     app.add_argument("--port", type=int, default=8866)
     app.add_argument("--list", action="store_true", help="list the apps")
     app.set_defaults(func=_cmd_app)

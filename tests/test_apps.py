@@ -45,3 +45,54 @@ def test_a_pipeline_model_without_explanation_is_explained_not_replaced_by_the_s
     folder, source = apps.default_explanation_dir(max_rows=50)
     assert folder != apps.SHIPPED_EXPLANATION and "explained now" in source
     assert Explanation.load(folder).model_name == "ridge"
+
+
+def test_stopping_battlab_app_ends_the_server_and_its_kernels(tmp_path):
+    """SIGTERM (or Ctrl-C) of `battlab app` leaves no Voila server or kernel behind (issue 25)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+    import urllib.request
+
+    import psutil
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "app.log"
+    proc = subprocess.Popen([sys.executable, "-m", "battlab", "app", "curation", "--port", str(port)],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            env={**os.environ, "BATTLAB_RUNS": str(tmp_path / "runs")})
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # the server answers
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+                time.sleep(0.3)
+
+        def render() -> None:  # a visitor: Voila starts a kernel for the page
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/voila/render/curation.ipynb", timeout=60).read()
+            except OSError:
+                pass
+
+        threading.Thread(target=render, daemon=True).start()
+        tree = psutil.Process(proc.pid)
+        while len(tree.children(recursive=True)) < 2:  # the server and a kernel
+            assert time.monotonic() < deadline, (tree.children(recursive=True), log.read_text()[-2000:])
+            time.sleep(0.3)
+        started = tree.children(recursive=True)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        gone, alive = psutil.wait_procs(started, timeout=10)
+        assert not alive, [p.cmdline() for p in alive]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
