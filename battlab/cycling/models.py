@@ -514,7 +514,7 @@ class CycleLifeComparison:
         return str(self.table()["candidate"].iloc[0])
 
     def best_by(self, by: str = "rmse_lot") -> str:
-        """The candidate with the lowest ``by`` (default: the RMSE averaged over simulated lots, :class:`CycleLifeCV`)."""
+        """The candidate with the lowest ``by`` (default: the RMSE over simulated lots, see :class:`CycleLifeCV`)."""
         return str(self.table(by)["candidate"].iloc[0])
 
     def average(self, names: list[str] | tuple[str, ...], name: str | None = None) -> CycleLifeCV:
