@@ -14,10 +14,12 @@ features of one cell (:class:`~battlab.cycling.curves.CellCurves`), ``transform(
   (on training cells only; Attia et al. 2021 model whole curves).
 
 Each featurizer can compute a subset of its features (``stats`` of :class:`DeltaQFeatures`, ``values`` of
-:class:`CapacityFadeFeatures`). Cycle windows are parameters: :func:`early_life_features` gives a named feature
-set (:data:`FEATURE_SETS`: the published variance and discharge models, the discharge-curve part of the full model,
-or every feature) for a prediction from the first ``n_cycles`` cycles (100, 50, 20, or 5 for the classification
-task).
+:class:`CapacityFadeFeatures`), and both can give them relative to the cell's own capacity (``per_capacity_of``,
+``relative``): features that do not move when another lot of the same cell type has a few % more or less
+capacity (the ``"relative"`` feature set). Cycle windows are parameters: :func:`early_life_features` gives a
+named feature set (:data:`FEATURE_SETS`: the published variance and discharge models, the discharge-curve part of
+the full model, its capacity-relative version, or every feature) for a prediction from the first ``n_cycles``
+cycles (100, 50, 20, or 5 for the classification task).
 
 Example
 -------
