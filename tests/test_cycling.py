@@ -484,7 +484,7 @@ def test_feature_sets_are_the_published_models():
                                             "fade_slope_2_50", "fade_intercept_2_50"]
     default = [label for f in early_life_features(100) for label in f.feature_labels()]
     assert len(labels("all")) == 10 and labels("all") == default
-    assert set(FEATURE_SETS) == {"all", "variance", "discharge", "full_discharge"}
+    assert set(FEATURE_SETS) == {"all", "variance", "discharge", "full_discharge", "relative"}
     with pytest.raises(BattlabError, match=r"unknown feature set 'paper'; feature sets are \['all', 'discharge'"):
         early_life_features(100, "paper")
 

@@ -14,10 +14,12 @@ features of one cell (:class:`~battlab.cycling.curves.CellCurves`), ``transform(
   (on training cells only; Attia et al. 2021 model whole curves).
 
 Each featurizer can compute a subset of its features (``stats`` of :class:`DeltaQFeatures`, ``values`` of
-:class:`CapacityFadeFeatures`). Cycle windows are parameters: :func:`early_life_features` gives a named feature
-set (:data:`FEATURE_SETS`: the published variance and discharge models, the discharge-curve part of the full model,
-or every feature) for a prediction from the first ``n_cycles`` cycles (100, 50, 20, or 5 for the classification
-task).
+:class:`CapacityFadeFeatures`), and both can give them relative to the cell's own capacity (``per_capacity_of``,
+``relative``): features that do not move when another lot of the same cell type has a few % more or less
+capacity (the ``"relative"`` feature set). Cycle windows are parameters: :func:`early_life_features` gives a
+named feature set (:data:`FEATURE_SETS`: the published variance and discharge models, the discharge-curve part of
+the full model, its capacity-relative version, or every feature) for a prediction from the first ``n_cycles``
+cycles (100, 50, 20, or 5 for the classification task).
 
 Example
 -------
@@ -135,6 +137,11 @@ class DeltaQFeatures(_CurveFeaturizer):
     ``voltage`` (the grid voltage nearest to it), each suffixed ``_dQ{a}_{b}``; ``stats`` (names of
     :data:`DELTA_Q_STATS`) keeps a subset of them, e.g. ``("var", "min")`` for the paper's full model.
 
+    ``per_capacity_of`` (a cycle, e.g. 2): dQ(V) is divided by the cell's discharge capacity of that cycle (the
+    last point of its curve) before the statistics, and the labels end in ``_per_Q{cycle}``. The features are
+    then unchanged when all of a cell's capacities are scaled by one factor (another lot of the same cell type
+    with a few % more or less capacity): see :data:`FEATURE_SETS` ``"relative"``.
+
     Example
     -------
     >>> import numpy as np
@@ -146,16 +153,21 @@ class DeltaQFeatures(_CurveFeaturizer):
     -0.1
     >>> DeltaQFeatures(stats=("min", "var")).feature_labels()
     ['log10_var_dQ100_10', 'log10_abs_min_dQ100_10']
+    >>> rel = DeltaQFeatures(100, 10, stats=("var",), per_capacity_of=10)
+    >>> half = CellCurves(cell.Q / 2, v, cell.cycles, cell.capacity / 2, cell.capacity_cycles)
+    >>> rel.feature_labels(), bool(np.isclose(rel.featurize(cell)[0], rel.featurize(half)[0]))
+    (['log10_var_dQ100_10_per_Q10'], True)
     """
 
     family = "dQ(V) statistics"
 
     def __init__(self, cycle_a: int = 100, cycle_b: int = 10, voltage: float = 2.0,
-                 stats: tuple[str, ...] = DELTA_Q_STATS):
+                 stats: tuple[str, ...] = DELTA_Q_STATS, per_capacity_of: int | None = None):
         self.cycle_a = cycle_a
         self.cycle_b = cycle_b
         self.voltage = voltage
         self.stats = stats
+        self.per_capacity_of = per_capacity_of
 
     def _keep(self) -> list[int]:
         return _pick("stats", self.stats, DELTA_Q_STATS)
@@ -163,21 +175,26 @@ class DeltaQFeatures(_CurveFeaturizer):
     def _suffix(self) -> str:
         return f"dQ{self.cycle_a}_{self.cycle_b}"
 
+    def _rel(self) -> str:
+        return "" if self.per_capacity_of is None else f"_per_Q{int(self.per_capacity_of)}"
+
     def delta_q(self, cell: CellCurves) -> np.ndarray:
         """The dQ(V) curve of one cell (Ah on the cell's voltage grid)."""
         return np.asarray(cell.curve(self.cycle_a), dtype=float) - np.asarray(cell.curve(self.cycle_b), dtype=float)
 
     def featurize(self, cell: CellCurves) -> list[float]:
         d = self.delta_q(cell)
+        if self.per_capacity_of is not None:  # Ah per Ah of the cell's own capacity at that cycle
+            d = d / float(np.asarray(cell.curve(int(self.per_capacity_of)), dtype=float)[-1])
         at = d[int(np.argmin(np.abs(cell.voltages - self.voltage)))]
         values = [np.log10(np.var(d)), np.log10(abs(d.min())), np.log10(abs(d.mean())),
                   np.log10(abs(stats.skew(d))), np.log10(abs(stats.kurtosis(d, fisher=False))), float(at)]
         return [values[i] for i in self._keep()]
 
     def feature_labels(self) -> list[str]:
-        s = self._suffix()
-        labels = [f"log10_var_{s}", f"log10_abs_min_{s}", f"log10_abs_mean_{s}", f"log10_abs_skew_{s}",
-                  f"log10_abs_kurt_{s}", f"{s}_at_{self.voltage:g}V"]
+        s, r = self._suffix(), self._rel()
+        labels = [f"log10_var_{s}{r}", f"log10_abs_min_{s}{r}", f"log10_abs_mean_{s}{r}", f"log10_abs_skew_{s}",
+                  f"log10_abs_kurt_{s}", f"{s}_at_{self.voltage:g}V{r}"]
         return [labels[i] for i in self._keep()]
 
     def _properties(self) -> list[str]:
@@ -186,10 +203,13 @@ class DeltaQFeatures(_CurveFeaturizer):
 
     def _units(self) -> list[str]:
         units = ["log10(Ah^2)", "log10(Ah)", "log10(Ah)", "log10", "log10", "Ah"]
+        if self.per_capacity_of is not None:
+            units = ["log10", "log10", "log10", "log10", "log10", "Ah/Ah"]
         return [units[i] for i in self._keep()]
 
     def required_cycles(self) -> list[int]:
-        return sorted({int(self.cycle_a), int(self.cycle_b)})
+        extra = set() if self.per_capacity_of is None else {int(self.per_capacity_of)}
+        return sorted({int(self.cycle_a), int(self.cycle_b), *extra})
 
 
 class CapacityFadeFeatures(_CurveFeaturizer):
@@ -199,6 +219,10 @@ class CapacityFadeFeatures(_CurveFeaturizer):
     ``first_cycle..window[1]`` minus it (``Qd_max_minus_cycle2``), and the slope (Ah/cycle) and intercept (Ah, at
     cycle 0) of a least-squares line through the capacities of the cycles in ``window`` (default 91-100; the
     paper's full model fits cycles 2-100). ``values`` (names of :data:`FADE_VALUES`) keeps a subset of them.
+
+    ``relative=True``: each value is divided by the cell's own capacity at ``first_cycle`` (fade as a fraction
+    of it: slope in 1/cycle, intercept and rise in Ah/Ah; labels end in ``_per_Q{first_cycle}``; ``"first"`` would
+    be 1 and is not allowed). Such features do not move when a lot of cells has a few % more or less capacity.
 
     A capacity that differs by more than ``tolerance`` (relative) from the median of the cycles within
     ``half_window`` cycles of it is a logging glitch of one cycle, not fade (a Hampel filter; the Severson data
@@ -216,20 +240,28 @@ class CapacityFadeFeatures(_CurveFeaturizer):
     [1.098, 0.0, -0.001, 1.1]
     >>> CapacityFadeFeatures(window=(2, 100), values=("first", "slope", "intercept")).feature_labels()
     ['Qd_cycle2', 'fade_slope_2_100', 'fade_intercept_2_100']
+    >>> rel = CapacityFadeFeatures(window=(6, 10), values=("slope", "intercept"), relative=True)
+    >>> rel.feature_labels(), [round(x, 5) for x in rel.featurize(cell)]
+    (['fade_slope_6_10_per_Q2', 'fade_intercept_6_10_per_Q2'], [-0.00091, 1.00182])
     """
 
     family = "capacity fade"
 
     def __init__(self, first_cycle: int = 2, window: tuple[int, int] = (91, 100), tolerance: float = 0.02,
-                 half_window: int = 3, values: tuple[str, ...] = FADE_VALUES):
+                 half_window: int = 3, values: tuple[str, ...] = FADE_VALUES, relative: bool = False):
         self.first_cycle = first_cycle
         self.window = window
         self.tolerance = tolerance
         self.half_window = half_window
         self.values = values
+        self.relative = relative
 
     def _keep(self) -> list[int]:
-        return _pick("values", self.values, FADE_VALUES)
+        keep = _pick("values", self.values, FADE_VALUES)
+        if self.relative and 0 in keep:
+            raise BattlabError("values of relative capacity-fade features cannot include 'first' (it would be 1); "
+                               f"choose from {list(FADE_VALUES[1:])}")
+        return keep
 
     def _glitch(self, cell: CellCurves) -> np.ndarray:
         cap = pd.Series(np.asarray(cell.capacity, dtype=float), index=np.asarray(cell.capacity_cycles, dtype=int))
@@ -263,12 +295,15 @@ class CapacityFadeFeatures(_CurveFeaturizer):
         wc, wq = cell.capacities(lo, hi)
         slope, intercept = np.polyfit(wc.astype(float), wq, 1) if len(wc) > 1 else (np.nan, float(wq[0]))
         values = [q_first, float(np.max(cap) - q_first), float(slope), float(intercept)]
+        if self.relative:  # fractions of the cell's own capacity at first_cycle
+            values = [v / q_first for v in values]
         return [values[i] for i in self._keep()]
 
     def feature_labels(self) -> list[str]:
         lo, hi = self.window
-        labels = [f"Qd_cycle{self.first_cycle}", f"Qd_max_minus_cycle{self.first_cycle}", f"fade_slope_{lo}_{hi}",
-                  f"fade_intercept_{lo}_{hi}"]
+        r = f"_per_Q{self.first_cycle}" if self.relative else ""
+        labels = [f"Qd_cycle{self.first_cycle}", f"Qd_max_minus_cycle{self.first_cycle}{r}", f"fade_slope_{lo}_{hi}{r}",
+                  f"fade_intercept_{lo}_{hi}{r}"]
         return [labels[i] for i in self._keep()]
 
     def _properties(self) -> list[str]:
@@ -276,7 +311,7 @@ class CapacityFadeFeatures(_CurveFeaturizer):
         return [names[i] for i in self._keep()]
 
     def _units(self) -> list[str]:
-        units = ["Ah", "Ah", "Ah/cycle", "Ah"]
+        units = ["Ah/Ah", "Ah/Ah", "1/cycle", "Ah/Ah"] if self.relative else ["Ah", "Ah", "Ah/cycle", "Ah"]
         return [units[i] for i in self._keep()]
 
     def required_cycles(self) -> list[int]:
@@ -369,6 +404,9 @@ FEATURE_SETS: dict[str, str] = {
     "full_discharge": "log variance and |min| of dQn-b, capacity at cycle 2, slope and intercept of the fade line "
                       "over cycles 2-n (Severson 2019, full model without its charge-time, temperature and "
                       "resistance features)",
+    "relative": "log variance and |min| of dQn-b divided by the cell's cycle-2 capacity, slope and intercept of "
+                "the fade line over cycles 2-n as fractions of the cycle-2 capacity: full_discharge without "
+                "absolute Ah, unchanged when a lot of cells has a few % more or less capacity (battlab, issue 22)",
 }
 
 
@@ -402,6 +440,9 @@ def early_life_features(n_cycles: int = 100, preset: str = "all") -> list[_Curve
     if preset == "full_discharge":
         return [DeltaQFeatures(n, b, stats=("var", "min")),
                 CapacityFadeFeatures(2, (2, n), values=("first", "slope", "intercept"))]
+    if preset == "relative":
+        return [DeltaQFeatures(n, b, stats=("var", "min"), per_capacity_of=2),
+                CapacityFadeFeatures(2, (2, n), values=("slope", "intercept"), relative=True)]
     return [DeltaQFeatures(n, b), CapacityFadeFeatures(2, (max(2, n - 9), n))]
 
 
