@@ -169,9 +169,9 @@ def default_cycle_life_model(workdir: str | Path | None = None, *, n_trials: int
     and where it came from.
 
     ``runs/latest/06_cycle_life`` (notebook 06 of ``make run``) when present; otherwise a small model built once
-    from the severson2019 subset shipped with battlab (no network): ridge and elastic net on the early-life
-    features ``full_discharge`` (the set benchmarks/cycle_life.py chose by cross-validation; it needs cycles
-    2-100) of the 41 training cells, ``n_trials`` optuna trials (a few seconds on 2 cores), kept in ``workdir``
+    from the severson2019 subset shipped with battlab (no network): the default of
+    :mod:`battlab.cycling.models` (``DEFAULT_FEATURE_SET``, ``DEFAULT_MODELS``: ridge on the ``relative`` early-life
+    features that benchmarks/cycle_life.py chose on the training cells; they need cycles 2-100) of the 41 training cells, ``n_trials`` optuna trials (a few seconds on 2 cores), kept in ``workdir``
     (default ``runs/app-default/cycle_life``) for the next start. Built in a private folder and renamed into
     place, so two kernels starting at once never read a half-written model. Why built and not shipped: see
     :func:`default_tune_dir`.
@@ -193,15 +193,15 @@ def default_cycle_life_model(workdir: str | Path | None = None, *, n_trials: int
     import tempfile
 
     from battlab.cycling.curves import load_severson_subset
-    from battlab.cycling.models import fit_cycle_life
+    from battlab.cycling.models import DEFAULT_FEATURE_SET, DEFAULT_MODELS, fit_cycle_life
 
     say = progress or _quiet
     say(0.0, "reading the severson2019 subset shipped with battlab")
     curves = load_severson_subset()
     train = curves.select(curves.cells["split"].to_numpy() == "train")
     say(0.2, f"tuning ridge and elastic net on the {len(train)} training cells ({n_trials} trials of 5-fold CV)")
-    model = fit_cycle_life(train, n_cycles=100, components=0, feature_set="full_discharge",
-                           models=("ridge", "elasticnet"), n_trials=n_trials, progress=False)
+    model = fit_cycle_life(train, n_cycles=100, components=0, feature_set=DEFAULT_FEATURE_SET,
+                           models=DEFAULT_MODELS, n_trials=n_trials, progress=False)
     say(0.9, "saving the cycle-life model")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))

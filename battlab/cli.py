@@ -41,24 +41,22 @@ def _value(text: str) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from battlab.pipeline import StepFailed, resolve_parameters, run_pipeline
+    from battlab.pipeline import StepFailed, resolve_parameters, run_pipeline, summary_table
 
     params = {name: _value(value) for name, value in args.parameter}
     for note in resolve_parameters(params).notes:  # an unknown parameter fails here (exit 2)
         print(f"battlab run: {note}", file=sys.stderr)
     try:
         summary = run_pipeline(args.out, quick=args.quick, parameters=params, log_output=args.verbose,
-                               resume=args.resume)
+                               resume=args.resume, progress=lambda line: print(line, flush=True))
     except StepFailed as exc:
         print(f"battlab run: {exc}", file=sys.stderr)
         return 1
-    for name, step in summary["steps"].items():
-        if step.get("resumed"):
-            print(f"{name}: kept from the earlier run")
-            continue
-        figures = ", ".join(f"{k}={v}" for k, v in step["summary"].items() if not isinstance(v, (dict, list)))
-        print(f"{name}: {step['seconds']} s  {figures}")
-    print(f"wrote {Path(args.out) / 'summary.json'}")
+    print()
+    print(summary_table(summary))
+    out = Path(args.out)
+    print(f"\nexecuted notebooks (with their figures): {out}/*.ipynb (open them with `make lab` or jupyter lab)")
+    print(f"every step's figures: {out / 'summary.json'}")
     return 0
 
 

@@ -18,7 +18,9 @@ import contextlib
 import json
 import platform
 import shutil
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +44,10 @@ class Step:
     parameters: dict[str, Any] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
+    #: What the step does, in a few words (the line ``battlab run`` prints as it starts).
+    title: str = ""
+    #: The figure of the step's summary shown in the final table of ``battlab run``.
+    key: str = ""
 
     @property
     def notebook(self) -> str:
@@ -49,21 +55,29 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("01_curate", parameters={"dataset": "exp_formation_enthalpy"}),
-    Step("02_featurize", inputs={"curated": "01_curate:curated", "report": "01_curate:report"}),
+    Step("01_curate", parameters={"dataset": "exp_formation_enthalpy"}, title="curate the table: units, formulas, "
+         "duplicates, quarantine", key="n_kept"),
+    Step("02_featurize", inputs={"curated": "01_curate:curated", "report": "01_curate:report"},
+         title="featurize compositions (Magpie and battery descriptors), prune", key="n_kept_features"),
     Step("03_tune", inputs={"features": "02_featurize:features", "feature_info": "02_featurize:feature_info",
                             "target": "02_featurize:target"},
          parameters={"n_trials": 25},  # a budget in trials: the same model on an idle and a loaded machine
-         quick={"n_trials": 4, "models": ["ridge", "knn"]}),
+         quick={"n_trials": 4, "models": ["ridge", "knn"]},
+         title="tune the model zoo with optuna on a grouped split, conformal intervals", key="mae_mean"),
     Step("04_explain", inputs={"model": "03_tune:model", "features": "03_tune:features",
                                "feature_info": "03_tune:feature_info", "target": "03_tune:target"},
          parameters={"max_rows": 2000, "interaction_rows": 20, "max_seconds": 120},
-         quick={"max_rows": 200, "interaction_rows": 10, "max_seconds": 30}),
-    Step("05_electrode_optimization", quick={"budget": 1, "batch_size": 2}),
+         quick={"max_rows": 200, "interaction_rows": 10, "max_seconds": 30},
+         title="explain the model with SHAP", key="top_feature"),
+    Step("05_electrode_optimization", quick={"budget": 1, "batch_size": 2},
+         title="optimize an electrode on the PyBaMM virtual line (surrogate, PSO, NSGA-II, closed loop)",
+         key="best_simulated"),
     Step("06_cycle_life", parameters={"models": ["elasticnet", "ridge", "svr", "krr", "gp", "knn", "et"],
                                       "n_trials": 40},
-         quick={"models": ["ridge", "elasticnet"], "n_trials": 4}),
-    Step("07_plan", quick={"budget": 30, "n_seeds": 1}),
+         quick={"models": ["ridge", "elasticnet"], "n_trials": 4},
+         title="cycle life from early cycles, labels, trajectories, your own cells", key="primary_test_rmse"),
+    Step("07_plan", quick={"budget": 30, "n_seeds": 1}, title="plan the next experiments (retrospective screening)",
+         key="ef_at_30"),
 )
 
 
@@ -308,6 +322,7 @@ def run_pipeline(
     notebooks_dir: str | Path | None = None,
     log_output: bool = False,
     resume: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the notebooks with papermill into ``out_dir`` and write ``out_dir/summary.json``.
 
@@ -325,6 +340,9 @@ def run_pipeline(
     resume
         Keep the steps that an earlier run in ``out_dir`` finished with the same parameters, and start
         at the first step that failed, changed or never ran (every later step runs again).
+    progress
+        Called with a line as each step starts and ends (step, what it does, elapsed time); with it, and on a
+        terminal, papermill's bar shows the cells of a long step. ``battlab run`` prints the lines.
 
     Raises
     ------
@@ -356,7 +374,8 @@ def run_pipeline(
     previous = _previous_steps(out) if resume else {}
     outputs: dict[str, dict[str, str]] = {}
     with _inline_figures():
-        _run_steps(steps, pm, notebooks_dir, out, quick, plan, outputs, previous, summary, kernel, log_output)
+        _run_steps(steps, pm, notebooks_dir, out, quick, plan, outputs, previous, summary, kernel, log_output,
+                   progress)
     return summary
 
 
@@ -378,8 +397,11 @@ def _inline_figures() -> Any:
 
 def _run_steps(steps: Any, pm: Any, notebooks_dir: Path, out: Path, quick: bool, plan: Any,
                outputs: dict[str, dict[str, str]], previous: dict[str, Any], summary: dict[str, Any], kernel: Any,
-               log_output: bool) -> None:
-    for step in steps:
+               log_output: bool, progress: Callable[[str], None] | None) -> None:
+    say = progress or (lambda line: None)
+    started = time.perf_counter()
+    for i, step in enumerate(steps, 1):
+        tag = f"[{i}/{len(steps)}] {step.name}"
         step_dir = out / step.name
         params = _params_for(step, quick, plan.per_step[step.name], outputs, step_dir)
         done = previous.pop(step.name, None)
@@ -387,18 +409,22 @@ def _run_steps(steps: Any, pm: Any, notebooks_dir: Path, out: Path, quick: bool,
                 (step_dir / "step.json").is_file():
             outputs[step.name] = done["outputs"]
             summary["steps"][step.name] = {**done, "resumed": True}
+            say(f"{tag}: kept from the earlier run")
             continue
         previous = {}  # this step runs again, so every later one must too
         if step_dir.exists():
             shutil.rmtree(step_dir)  # stale outputs from an earlier run must not pass as this run's
         executed = out / step.notebook
         t0 = time.perf_counter()
+        say(f"{tag}: {step.title or 'running ' + step.notebook} ...")
         try:
             pm.execute_notebook(str(notebooks_dir / step.notebook), str(executed), parameters=params,
-                                cwd=str(notebooks_dir), progress_bar=False, log_output=log_output,
+                                cwd=str(notebooks_dir), progress_bar=progress is not None and sys.stderr.isatty(),
+                                log_output=log_output,
                                 kernel_name="python3", config=kernel)
         except pm.PapermillExecutionError as exc:
             summary["steps"][step.name] = {"status": "failed", "error": f"{exc.ename}: {exc.evalue}"}
+            say(f"{tag}: FAILED after {time.perf_counter() - t0:.0f} s")
             _write_summary(out, summary)
             raise StepFailed(f"step {step.name} failed (see {executed}):\n{_error_cell(exc)}") from exc
         record = json.loads((step_dir / "step.json").read_text())
@@ -406,6 +432,31 @@ def _run_steps(steps: Any, pm: Any, notebooks_dir: Path, out: Path, quick: bool,
         summary["steps"][step.name] = {"status": "ok", "seconds": round(time.perf_counter() - t0, 2),
                                        "notebook": str(executed), "parameters": params, **record}
         _write_summary(out, summary)
+        say(f"{tag}: done in {time.perf_counter() - t0:.0f} s (elapsed {time.perf_counter() - started:.0f} s)")
+
+
+def summary_table(summary: dict[str, Any], steps: tuple[Step, ...] | list[Step] | None = None) -> str:
+    """The short final table of a run: step, its key figure, seconds (``battlab run`` prints it).
+
+    Example
+    -------
+    >>> print(summary_table({"steps": {"01_curate": {"status": "ok", "seconds": 4.9,
+    ...                                              "summary": {"n_kept": 2135}}}}))
+    step       key figure     seconds
+    01_curate  n_kept = 2135      4.9
+    """
+    keys = {s.name: s.key for s in (STEPS if steps is None else steps)}
+    rows = [("step", "key figure", "seconds")]
+    for name, record in summary["steps"].items():
+        figures = record.get("summary", {})
+        key = keys.get(name) or next((k for k, v in figures.items() if isinstance(v, (int, float))), "")
+        value = figures.get(key, "")
+        value = f"{value:.4g}" if isinstance(value, float) else str(value)
+        shown = "failed" if record.get("status") == "failed" else (f"{key} = {value}" if key else "")
+        seconds = "kept" if record.get("resumed") else f"{record.get('seconds', 0):.1f}"
+        rows.append((name, shown[:60], seconds))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}".rstrip() for a, b, c in rows)
 
 
 def _previous_steps(out: Path) -> dict[str, dict[str, Any]]:

@@ -153,8 +153,10 @@ Train RMSE of the paper: 103 / 76 / 51 (variance / discharge / full). Classifica
 88.8 % (variance) and 95.1 % (full) accuracy on the test cells. Goal of battlab's issue 14: primary <= 86 and
 secondary <= 173 from the discharge curves alone, with 90 % intervals covering at least 85 % of test cells.
 
-Prints ``name: value`` lines, ``severson_mean_test_rmse`` (mean of the primary-without-outlier and secondary
-test RMSE) last; exits 1 if it could not measure.
+Then the TBSI-Sunwoda figures of ``benchmarks/cycle_life_tbsi.py`` (``--datasets severson,tbsi``). Prints ``name:
+value`` lines, ``battery_life_datasets: K of N goals met`` last (Severson primary <= 80 and secondary <= 160, TBSI
+leave-one-cell-out <= 30 and leave-one-temperature-out <= 80); before it, ``severson_mean_test_rmse`` (mean of the
+primary-without-outlier and secondary test RMSE); exits 1 if it could not measure.
 """
 
 from __future__ import annotations
@@ -198,7 +200,43 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="compare the linear candidates only (~3 min)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", help="folder to write the fitted model into (for `battlab cycling predict`)")
+    parser.add_argument("--datasets", default="severson,tbsi",
+                        help="comma-separated: severson (this file's protocol), tbsi (benchmarks/cycle_life_tbsi.py)")
     args = parser.parse_args()
+    wanted = {d.strip() for d in args.datasets.split(",") if d.strip()}
+    if not wanted or wanted - {"severson", "tbsi"}:
+        parser.error(f"--datasets: severson and/or tbsi, got {args.datasets!r}")
+    warnings.filterwarnings("ignore")
+    goals: list[bool] = []
+    if "severson" in wanted:
+        goals += severson(args)
+    if "tbsi" in wanted:
+        goals += tbsi(args)
+    print(f"battery_life_datasets: {sum(goals)} of {len(goals)} goals met")
+    return 0
+
+
+#: Goals of issue 22 (RMSE in cycles): beyond Severson et al.'s discharge model (86 / 173).
+SEVERSON_GOALS = {"primary": 80.0, "secondary": 160.0}
+
+
+def tbsi(args: argparse.Namespace) -> list[bool]:
+    """TBSI-Sunwoda cycle life and trajectories (benchmarks/cycle_life_tbsi.py), each goal met or not."""
+    from cycle_life_tbsi import GOALS, measure
+
+    met = []
+    for name, value, goal in measure(quick=args.quick):
+        if name == "tbsi_goals_met":
+            continue
+        text = f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+        print(f"{name}: {text}" + (f"  (goal {goal})" if goal else ""), flush=True)
+        if name in GOALS:
+            met.append(value <= GOALS[name])
+    return met
+
+
+def severson(args: argparse.Namespace) -> list[bool]:
+    """The Severson protocol of this file's docstring; returns its goals, met or not."""
     warnings.filterwarnings("ignore")
     _ensure_data()
     from battlab.cycling.curves import load_severson
@@ -278,7 +316,11 @@ def main() -> int:
         single.save(args.save)
         print(f"severson_model_saved: {args.save}" + (" (first member of the average)" if single is not model else ""))
     print(f"severson_mean_test_rmse: {mean:.1f}")
-    return 0
+    primary, secondary = scores["test1_without_outlier"]["rmse"], scores["test2"]["rmse"]
+    print(f"severson_goals: primary {primary:.1f} <= {SEVERSON_GOALS['primary']:g}: "
+          f"{primary <= SEVERSON_GOALS['primary']}; secondary {secondary:.1f} <= {SEVERSON_GOALS['secondary']:g}: "
+          f"{secondary <= SEVERSON_GOALS['secondary']}", flush=True)
+    return [primary <= SEVERSON_GOALS["primary"], secondary <= SEVERSON_GOALS["secondary"]]
 
 
 if __name__ == "__main__":

@@ -276,7 +276,7 @@ def test_default_model_is_built_once_then_reused_or_taken_from_the_pipeline(tmp_
     assert [p.name for p in folder.parent.iterdir()] == ["cycle_life"]  # no private build folder left behind
     model = CycleLifeModel.load(folder)
     assert model.card["cycle_life"]["train_cells"] == 41 and model.n_cycles == 100
-    assert model.card["cycle_life"]["feature_set"] == "full_discharge"  # the benchmark's choice
+    assert model.card["cycle_life"]["feature_set"] == "relative"  # the benchmark's choice
     assert model.required_cycles() == list(range(2, 101))
     pred = model.predict(subset.select(subset.cells["split"] == "test2"))
     assert len(pred) == 40 and (pred["interval_low"] < pred["interval_high"]).all()

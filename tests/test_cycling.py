@@ -717,7 +717,7 @@ def test_cli_fit_uses_the_benchmark_feature_set_by_default(tmp_path, capsys):
 
     assert _cli("cycling", "fit", "--subset", "--quiet", "--n-trials", "2", "--out", str(tmp_path / "m")) == 0
     model = CycleLifeModel.load(tmp_path / "m")
-    assert model.card["cycle_life"]["feature_set"] == "full_discharge"
+    assert model.card["cycle_life"]["feature_set"] == "relative" and model.card["model"]["name"] == "ridge"
     assert model.required_cycles() == list(range(2, 101))
     assert "RMSE (cycles): primary test" in capsys.readouterr().out
     assert _cli("cycling", "fit", "--subset", "--quiet", "--n-trials", "2", "--feature-set", "variance", "--out",

@@ -88,12 +88,12 @@ def test_features_table_feeds_battlab_tune(tmp_path, capsys):
     table = pd.read_csv(path)
     assert len(table) == 20 and table["cell"].is_unique  # one row per cell, the censored one too (flagged)
     assert bool(table.set_index("cell").loc["cell_20", "censored"])
-    assert {"log10_var_dQ100_10", "Qd_cycle2", "cycle_life"} <= set(table.columns)
+    features = ["log10_var_dQ100_10_per_Q2", "log10_abs_min_dQ100_10_per_Q2", "fade_slope_2_100_per_Q2",
+                "fade_intercept_2_100_per_Q2"]  # the default feature set, relative to each cell's capacity
+    assert {*features, "cycle_life"} <= set(table.columns)
     labelled = table.loc[~table["censored"]]
     labelled.to_csv(tmp_path / "labelled.csv", index=False)
-    features = ["log10_var_dQ100_10", "log10_abs_min_dQ100_10", "Qd_cycle2", "fade_slope_2_100"]
-    exclude = [c for c in table.columns if c not in features and c != "cycle_life"]  # the long way round
-    assert _cli("tune", tmp_path / "labelled.csv", "--target", "cycle_life", "--exclude", ",".join(exclude),
+    assert _cli("tune", tmp_path / "labelled.csv", "--target", "cycle_life", "--features", ",".join(features),
                 "--split", "random", "--n-trials", 2, "--models", "ridge", "--out", tmp_path / "tuned") == 0
     assert (tmp_path / "tuned").is_dir()
 

@@ -76,6 +76,18 @@ def test_executed_notebooks_hold_their_figures_although_the_tests_export_an_agg_
     assert len(images) >= 3
 
 
+def test_run_says_what_each_step_does_as_it_starts_and_ends_then_a_short_table(quick_run_proc):
+    out, proc = quick_run_proc
+    lines = proc.stdout.splitlines()
+    n = len(STEPS)
+    assert lines[0].startswith(f"[1/{n}] 01_curate: curate the table")
+    for i, step in enumerate(STEPS, 1):
+        assert any(line.startswith(f"[{i}/{n}] {step.name}: done in ") for line in lines), step.name
+    table = proc.stdout.split("\n\nstep ")[1]
+    assert "key figure" in table and "n_kept = 2135" in table and "03_tune" in table
+    assert f"executed notebooks (with their figures): {out}" in proc.stdout
+
+
 def test_kernels_start_without_the_unencrypted_tcp_warning(quick_run_proc):
     _, proc = quick_run_proc
     assert UNENCRYPTED not in proc.stderr, proc.stderr[-2000:]

@@ -113,6 +113,7 @@ def _cmd_fit_cells(args: argparse.Namespace) -> int:
     fit = fit_cycle_life_cells(args.cells, **_label_options(args), n_cycles=args.n_cycles,
                                feature_set=args.feature_set, components=args.components, group_by=args.group_by,
                                n_trials=args.n_trials, min_cells=args.min_cells, seed=args.seed,
+                               models=tuple(m.strip() for m in args.models.split(",")) if args.models else None,
                                progress=not args.quiet, recursive=args.recursive)
     fit.save(args.out)
     m = fit.model
@@ -135,14 +136,15 @@ def _cmd_fit_cells(args: argparse.Namespace) -> int:
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from battlab.cycling.curves import load_severson, load_severson_subset
-    from battlab.cycling.models import evaluate, fit_cycle_life
+    from battlab.cycling.models import DEFAULT_MODELS, evaluate, fit_cycle_life
 
     if args.cells:
         return _cmd_fit_cells(args)
     curves = load_severson_subset() if args.subset else load_severson(progress=not args.quiet)
     train = curves.select(curves.cells["split"].to_numpy() == "train")
+    models = tuple(m.strip() for m in args.models.split(",")) if args.models else DEFAULT_MODELS
     model = fit_cycle_life(train, n_cycles=args.n_cycles, components=args.components, n_trials=args.n_trials,
-                           feature_set=args.feature_set, seed=args.seed, progress=not args.quiet,
+                           feature_set=args.feature_set, models=models, seed=args.seed, progress=not args.quiet,
                            label_settings={"nominal_Ah": 1.1, "reference": "nominal", "fraction": 0.8})
     model.save(args.out)
     scores = evaluate(model, curves).metrics
@@ -211,6 +213,7 @@ def add_parser(subparsers: Any) -> None:
     ['a.nda', 'data/*.mpr']
     """
     from battlab.cycling.features import FEATURE_SETS
+    from battlab.cycling.models import CYCLE_LIFE_MODELS, DEFAULT_FEATURE_SET, DEFAULT_MODELS
     from battlab.cycling.read import FORMATS
 
     cy = subparsers.add_parser("cycling", help="cycler files and cycle-life models: read, fit, predict")
@@ -239,9 +242,12 @@ def add_parser(subparsers: Any) -> None:
                      "protocol) instead of single cells")
     fit.add_argument("--min-cells", type=int, default=6, help="fewest labelled cells accepted (default 6)")
     fit.add_argument("--n-cycles", type=int, default=100, help="predict from the first N cycles (default 100)")
-    fit.add_argument("--feature-set", choices=sorted(FEATURE_SETS), default="full_discharge",
-                     help="early-life features (default full_discharge, chosen by benchmarks/cycle_life.py's "
-                          "cross-validation on the training cells)")
+    fit.add_argument("--feature-set", choices=sorted(FEATURE_SETS), default=DEFAULT_FEATURE_SET,
+                     help=f"early-life features (default {DEFAULT_FEATURE_SET}: dQ(V) and fade relative to each cell's "
+                          "own capacity, chosen by benchmarks/cycle_life.py on the training cells)")
+    fit.add_argument("--models", help="comma-separated model families searched (default: "
+                     f"{','.join(DEFAULT_MODELS)} on the severson2019 cells, as the benchmark chose; the zoo "
+                     f"{','.join(CYCLE_LIFE_MODELS)} on your own cells)")
     fit.add_argument("--components", type=int, default=0, help="whole-curve principal components (default 0)")
     fit.add_argument("--n-trials", type=int, default=60, help="optuna trials (default 60)")
     fit.add_argument("--subset", action="store_true", help="the subset shipped with battlab (no download)")
@@ -254,7 +260,7 @@ def add_parser(subparsers: Any) -> None:
     ft.add_argument("cells", nargs="+", metavar="CELLS", help="cycler files, folders or quoted globs")
     ft.add_argument("--out", required=True, help="CSV file (and <stem>_set_aside.csv beside it)")
     ft.add_argument("--n-cycles", type=int, default=100, help="features from the first N cycles (default 100)")
-    ft.add_argument("--feature-set", choices=sorted(FEATURE_SETS), default="full_discharge")
+    ft.add_argument("--feature-set", choices=sorted(FEATURE_SETS), default=DEFAULT_FEATURE_SET)
     _cell_options(ft, fit=False)
     ft.set_defaults(func=_cmd_features)
 

@@ -38,6 +38,7 @@ import pandas as pd
 from battlab.cycling.curves import DischargeCurves, _ranges, curves_from_cell
 from battlab.cycling.domain import CAPACITY, CHEMISTRY, V_HIGH, V_LOW
 from battlab.cycling.features import early_life_features, featurize_curves, required_cycles
+from battlab.cycling.models import DEFAULT_FEATURE_SET
 from battlab.errors import BattlabError
 
 __all__ = ["CellFeatures", "OwnCellsFit", "read_cells", "discharge_window", "cells_to_curves", "cell_features",
@@ -211,7 +212,7 @@ class CellFeatures:
 
 def cell_features(cells: Any, *, labels: Any = None, nominal_Ah: float | dict[str, float] | None = None,
                   reference: str = "nominal", fraction: float = 0.8, n_cycles: int = 100,
-                  feature_set: str = "full_discharge", voltages: Any = None, n_voltages: int = 200,
+                  feature_set: str = DEFAULT_FEATURE_SET, voltages: Any = None, n_voltages: int = 200,
                   group_by: str | None = None, recursive: bool = False, require_labels: bool = True) -> CellFeatures:
     """Labels and early-life features of ``cells`` (see the module docstring); ``voltages``: a grid to use (a model's),
     else ``n_voltages`` voltages over the cells' common discharge window. Censored cells are set aside (their
@@ -312,7 +313,7 @@ class OwnCellsFit:
 
 def fit_cycle_life_cells(cells: Any, *, labels: Any = None, nominal_Ah: float | dict[str, float] | None = None,
                          reference: str = "nominal", fraction: float = 0.8, n_cycles: int = 100,
-                         feature_set: str = "full_discharge", components: int = 0, group_by: str | None = None,
+                         feature_set: str = DEFAULT_FEATURE_SET, components: int = 0, group_by: str | None = None,
                          models: tuple[str, ...] | None = None, n_trials: int = 30, n_splits: int = 5,
                          min_cells: int = 6, coverage: float = 0.9, seed: int = 0, progress: bool = False,
                          recursive: bool = False) -> OwnCellsFit:
