@@ -45,7 +45,8 @@ import pandas as pd
 from battlab.errors import BattlabError
 
 __all__ = ["TRAJECTORY_FILE", "RANGE_MARGIN", "Forecast", "fit_cells_trajectory", "save_trajectory",
-           "load_trajectory", "trajectory_card", "forecast_cells", "capacity_at", "describe_forecast"]
+           "load_trajectory", "trajectory_card", "forecast_cells", "life_threshold", "curves_capacity_table",
+           "capacity_at", "describe_forecast"]
 
 #: File name of the trajectory model in a model folder.
 TRAJECTORY_FILE = "trajectory.joblib"
@@ -234,3 +235,45 @@ def describe_forecast(forecast: Forecast, cell: str, n_points: int = 4) -> str:
     if not bool(row["in_range"]):
         text += "\nwarning: the cell's early fade is outside the training cells' (the forecast extrapolates)"
     return text
+
+
+def life_threshold(model: Any, observed: pd.DataFrame | None = None) -> tuple[float | None, str]:
+    """``(threshold_Ah, what it is)``: the end-of-life capacity a cycle-life model's labels used, from the label
+    settings it was fitted with (``fraction`` of ``nominal_Ah``; of the cell's initial capacity, the median of its
+    observed cycles 2-6, for ``reference="initial"``); ``(None, why)`` when the model does not say.
+
+    >>> from types import SimpleNamespace
+    >>> m = SimpleNamespace(domain=SimpleNamespace(label_settings={"nominal_Ah": 1.1, "fraction": 0.8,
+    ...                                                            "reference": "nominal"}))
+    >>> life_threshold(m)
+    (0.88, '80 % of the nominal 1.1 Ah')
+    """
+    settings = getattr(getattr(model, "domain", None), "label_settings", None) or {}
+    fraction = float(settings.get("fraction", 0.8) or 0.8)
+    nominal = settings.get("nominal_Ah")
+    if settings.get("reference", "nominal") == "nominal" and isinstance(nominal, (int, float)) and nominal > 0:
+        return round(fraction * float(nominal), 6), f"{fraction:.0%} of the nominal {float(nominal):g} Ah".replace(
+            "%", " %")
+    if settings.get("reference") == "initial" and observed is not None and len(observed):
+        early = observed[(observed["cycle"] >= 2) & (observed["cycle"] <= 6)]["discharge_capacity_Ah"]
+        q0 = float(early.median()) if len(early) else float(observed["discharge_capacity_Ah"].iloc[0])
+        return round(fraction * q0, 6), f"{fraction:.0%} of the cell's initial {q0:.3g} Ah".replace("%", " %")
+    return None, "the model does not record the end-of-life threshold of its labels"
+
+
+def curves_capacity_table(curves: Any) -> pd.DataFrame:
+    """The capacity table (``cell``, ``cycle``, ``discharge_capacity_Ah``) of a
+    :class:`~battlab.cycling.curves.DischargeCurves`' per-cycle capacities (missing cycles left out).
+
+    >>> from battlab.cycling.curves import load_severson_subset
+    >>> s = load_severson_subset()
+    >>> t = curves_capacity_table(s.select(np.arange(len(s)) < 2))
+    >>> t.groupby("cell")["cycle"].agg(["min", "max"]).values.tolist()
+    [[2, 100], [2, 100]]
+    """
+    cells = np.repeat(curves.cells["cell"].astype(str).to_numpy(), len(curves.capacity_cycles))
+    cycles = np.tile(np.asarray(curves.capacity_cycles, dtype=int), len(curves.cells))
+    table = pd.DataFrame({"cell": cells, "cycle": cycles,
+                          "discharge_capacity_Ah": np.asarray(curves.capacity, dtype=float).ravel()})
+    return table[np.isfinite(table["discharge_capacity_Ah"]) & (table["discharge_capacity_Ah"] > 0)].reset_index(
+        drop=True)
