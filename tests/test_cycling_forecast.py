@@ -23,6 +23,7 @@ from battlab.cycling.forecast import (
 from battlab.cycling.labels import capacity_table
 from battlab.cycling.owncells import read_cells
 from battlab.cycling.synthetic import EXAMPLE_NOMINAL_AH, _write_arbin, synthetic_cycles, write_example_cells
+from battlab.errors import BattlabError
 
 
 def _cli(*argv: str) -> int:
@@ -142,3 +143,18 @@ def test_a_severson_model_folder_says_why_it_has_no_trajectory(tmp_path):
     (tmp_path / "model_card.json").write_text(json.dumps({"model": {"name": "ridge"}}))
     model, why = load_trajectory(tmp_path)
     assert model is None and "capacities stop at cycle 100" in why
+
+
+def test_a_capacity_table_with_a_covariate_is_fitted_and_forecast():
+    """tbsi_sunwoda's shape (a capacity table with temperature_C, no cycler files), as notebook 06 uses it."""
+    from battlab.cycling.trajectory import synthetic_capacity_table
+
+    table = synthetic_capacity_table(n_cells=9, n_last=400, seed=2)
+    train, test = table[table["cell"] != "c00"], table[table["cell"] == "c00"]
+    model, why = fit_cells_trajectory(train, n_cycles=100, threshold_Ah=1.0, covariates=("temperature_C",))
+    assert why == "" and list(model.covariates) == ["temperature_C"]
+    fc = forecast_cells(model, pd.concat([test, train[train["cell"] == "c01"]]))
+    assert fc.life["cell"].tolist() == ["c00", "c01"] and bool(fc.life["in_range"].iloc[1])  # a training cell
+    assert fc.curve["cycle"].min() == 101 and fc.curve["cycle"].max() == int(model.grid_[-1])
+    with pytest.raises(BattlabError, match="temperature_C"):  # the covariate is needed to forecast
+        forecast_cells(model, test.drop(columns="temperature_C"))

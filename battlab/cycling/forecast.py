@@ -46,7 +46,7 @@ from battlab.errors import BattlabError
 
 __all__ = ["TRAJECTORY_FILE", "RANGE_MARGIN", "Forecast", "fit_cells_trajectory", "save_trajectory",
            "load_trajectory", "trajectory_card", "forecast_cells", "life_threshold", "curves_capacity_table",
-           "capacity_at", "describe_forecast"]
+           "capacity_at", "describe_forecast", "trajectory_scores"]
 
 #: File name of the trajectory model in a model folder.
 TRAJECTORY_FILE = "trajectory.joblib"
@@ -61,7 +61,7 @@ def _table(cells: Any) -> pd.DataFrame:
     from battlab.cycling.labels import capacity_table
 
     if isinstance(cells, pd.DataFrame):
-        return capacity_table(cells)
+        return capacity_table(cells)  # per-cell columns (covariates) kept
     from battlab.cycling.owncells import read_cells
 
     read, _ = read_cells(cells)
@@ -85,10 +85,11 @@ def _long_enough(table: pd.DataFrame, n_cycles: int) -> tuple[pd.DataFrame, list
 
 
 def fit_cells_trajectory(cells: Any, *, n_cycles: int = 100, threshold_Ah: float | None = None,
-                         coverage: float = 0.9, seed: int = 0) -> tuple[Any, str]:
+                         coverage: float = 0.9, covariates: tuple[str, ...] = (), seed: int = 0) -> tuple[Any, str]:
     """``(model, "")`` or ``(None, reason)``: a :class:`TrajectoryModel` learned from the whole capacity curves of
     ``cells`` (see the module docstring). ``threshold_Ah`` is the end-of-life capacity its life read-off uses (the
-    labels' threshold); None: not fitted (no threshold to read a life off)."""
+    labels' threshold); None: not fitted (no threshold to read a life off). ``covariates``: per-cell columns of a
+    capacity table used as features (``("temperature_C",)`` for tbsi_sunwoda)."""
     from battlab.cycling.trajectory import TrajectoryModel
 
     if threshold_Ah is None or not np.isfinite(threshold_Ah):
@@ -102,7 +103,8 @@ def fit_cells_trajectory(cells: Any, *, n_cycles: int = 100, threshold_Ah: float
     if n < 3:
         return None, (f"{n} cell(s) have the first {n_cycles} cycles; a fade-curve model needs at least 3 "
                       "training cells")
-    model = TrajectoryModel(n_cycles=int(n_cycles), threshold_Ah=float(threshold_Ah), coverage=coverage, seed=seed)
+    model = TrajectoryModel(n_cycles=int(n_cycles), threshold_Ah=float(threshold_Ah), coverage=coverage,
+                            covariates=tuple(covariates), seed=seed)
     try:
         model.fit(table)
     except BattlabError as exc:
@@ -194,7 +196,8 @@ def forecast_cells(model: Any, cells: Any, *, refused: Any = ()) -> Forecast:
     life = model.predict_life(early)
     life["horizon"] = int(model.grid_[-1])
     life["threshold_Ah"] = float(model.threshold_Ah)
-    life["in_range"] = life["cell"].map(_in_range(model, early_features(early, n))).astype(bool)
+    feats = early_features(early, n, tuple(model.covariates))
+    life["in_range"] = life["cell"].map(_in_range(model, feats)).astype(bool)
     return Forecast(curve, life[_LIFE_COLUMNS], set_aside, float(model.coverage))
 
 
@@ -277,3 +280,26 @@ def curves_capacity_table(curves: Any) -> pd.DataFrame:
                           "discharge_capacity_Ah": np.asarray(curves.capacity, dtype=float).ravel()})
     return table[np.isfinite(table["discharge_capacity_Ah"]) & (table["discharge_capacity_Ah"] > 0)].reset_index(
         drop=True)
+
+
+def trajectory_scores(observed: pd.DataFrame, predicted: pd.DataFrame, until: Any = None) -> dict[str, float]:
+    """How well predicted curves match observed capacities: ``rmse_Ah`` over the (cell, cycle) rows both have
+    (finite predictions; ``until``: a cell -> last cycle Series, e.g. each cell's end of life, to stop there),
+    ``coverage`` (share of observed capacities inside ``low``-``high``) and ``n_points``.
+
+    >>> obs = pd.DataFrame({"cell": "a", "cycle": [101, 102], "discharge_capacity_Ah": [1.0, 0.9]})
+    >>> pred = pd.DataFrame({"cell": "a", "cycle": [101, 102], "predicted_capacity_Ah": [1.0, 1.0],
+    ...                      "low": [0.95, 0.95], "high": [1.05, 1.05]})
+    >>> {k: round(v, 4) for k, v in trajectory_scores(obs, pred).items()}
+    {'rmse_Ah': 0.0707, 'coverage': 0.5, 'n_points': 2}
+    """
+    both = observed[["cell", "cycle", "discharge_capacity_Ah"]].merge(
+        predicted[["cell", "cycle", "predicted_capacity_Ah", "low", "high"]], on=["cell", "cycle"])
+    both = both[np.isfinite(both["predicted_capacity_Ah"].to_numpy(dtype=float))]
+    if until is not None:
+        both = both[both["cycle"] <= both["cell"].map(until).fillna(np.inf)]
+    if not len(both):
+        return {"rmse_Ah": float("nan"), "coverage": float("nan"), "n_points": 0}
+    err = both["predicted_capacity_Ah"] - both["discharge_capacity_Ah"]
+    inside = (both["discharge_capacity_Ah"] >= both["low"]) & (both["discharge_capacity_Ah"] <= both["high"])
+    return {"rmse_Ah": float(np.sqrt((err ** 2).mean())), "coverage": float(inside.mean()), "n_points": len(both)}

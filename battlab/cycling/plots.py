@@ -16,7 +16,8 @@ import numpy as np
 
 from battlab.cycling.curves import DischargeCurves
 
-__all__ = ["plot_capacity_fade", "plot_cell_fade", "plot_delta_q", "plot_predicted_vs_observed", "plot_trajectories"]
+__all__ = ["plot_capacity_fade", "plot_cell_fade", "plot_labels", "plot_delta_q", "plot_predicted_vs_observed",
+           "plot_trajectories"]
 
 
 def _life_colours(lives: np.ndarray) -> tuple[Any, Any]:
@@ -206,3 +207,68 @@ def plot_cell_fade(observed: Any, label: str, *, curve: Any = None, life: Any = 
     ax.legend(loc="lower left", fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def plot_labels(observed: Any, labels: Any, title: str = "Cycle life, censoring and knees", ax: Any = None):
+    """Capacity against cycle of every labelled cell with what :func:`battlab.cycling.labels.label_cells` found:
+    the end-of-life threshold(s) (dotted), each cell's life (a dot on its curve), knee-onset and knee (open
+    triangles and squares), and right-censored cells dashed, ending in an arrow ("life > last cycle").
+
+    ``observed``: a capacity table (``cell``, ``cycle``, ``discharge_capacity_Ah``); ``labels``: a
+    :class:`~battlab.cycling.labels.LifeLabels` or its ``table``.
+
+    >>> import numpy as np, pandas as pd
+    >>> from battlab.cycling.labels import label_cells
+    >>> cyc = np.arange(1, 301)
+    >>> t = pd.concat([pd.DataFrame({"cell": "a", "cycle": cyc, "discharge_capacity_Ah": 1.1 - 1e-8 * cyc ** 3}),
+    ...                pd.DataFrame({"cell": "b", "cycle": cyc, "discharge_capacity_Ah": 1.1 - 1e-4 * cyc})])
+    >>> fig = plot_labels(t, label_cells(t, nominal_Ah=1.1))
+    >>> [text.get_text() for text in fig.axes[0].get_legend().get_texts()][:3]
+    ['reached end of life', 'right-censored (life > last cycle)', 'cycle life']
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    table = getattr(labels, "table", labels)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    else:
+        fig = ax.figure
+    lab = table.set_index(table["cell"].astype(str))
+    colours = plt.get_cmap("tab20")
+    for k, (cell, g) in enumerate(observed.groupby(observed["cell"].astype(str), sort=False)):
+        if cell not in lab.index:
+            continue
+        row, colour = lab.loc[cell], colours(k % 20)
+        g = g.sort_values("cycle")
+        censored = bool(row["censored"])
+        ax.plot(g["cycle"], g["discharge_capacity_Ah"], color=colour, lw=1.0, ls="--" if censored else "-")
+        q = g.set_index("cycle")["discharge_capacity_Ah"]
+        if censored:
+            ax.annotate("", xy=(q.index[-1] + 15, q.iloc[-1]), xytext=(q.index[-1], q.iloc[-1]),
+                        arrowprops={"arrowstyle": "->", "color": colour})
+        elif np.isfinite(row["cycle_life"]) and row["cycle_life"] in q.index:
+            ax.plot([row["cycle_life"]], [q.loc[row["cycle_life"]]], "o", color=colour, ms=5)
+        for col, marker in (("knee_onset_cycle", "^"), ("knee_cycle", "s")):
+            c = row.get(col, np.nan)
+            if np.isfinite(c):
+                c = int(round(c))
+                near = q.index[np.argmin(np.abs(q.index.to_numpy() - c))]
+                ax.plot([near], [q.loc[near]], marker, mfc="none", color=colour, ms=7)
+    for thr in sorted(set(_finite_rounded(table["threshold_Ah"]))):
+        ax.axhline(thr, color="k", ls=":", lw=1.0)
+    handles = [Line2D([], [], color="0.3", lw=1), Line2D([], [], color="0.3", lw=1, ls="--"),
+               Line2D([], [], color="0.3", marker="o", ls=""), Line2D([], [], color="0.3", marker="^", mfc="none",
+                                                                      ls=""),
+               Line2D([], [], color="0.3", marker="s", mfc="none", ls=""), Line2D([], [], color="k", ls=":")]
+    ax.legend(handles, ["reached end of life", "right-censored (life > last cycle)", "cycle life", "knee onset",
+                        "knee", "end-of-life threshold"], fontsize=7, loc="lower left")
+    ax.set(xlabel="cycle", ylabel="discharge capacity (Ah)", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def _finite_rounded(values: Any, digits: int = 4) -> list[float]:
+    """Finite values rounded (the thresholds drawn once each)."""
+    v = np.asarray(values, dtype=float)
+    return [round(float(x), digits) for x in v[np.isfinite(v)]]
