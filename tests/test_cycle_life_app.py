@@ -398,15 +398,14 @@ def test_a_model_without_a_fade_curve_draws_the_life_on_the_threshold_line_and_s
     assert app.state == "SUCCESS" and app.fade_mode == "threshold" and app.forecast is None
     assert np.isfinite(row["predicted_cycle_life"])
     text = app.forecast_info.value
-    assert "no fade-curve forecast: the model folder has no trajectory model" in text
-    assert "on the end-of-life threshold line" in text
+    assert "no fade-curve forecast with this model" in text and "on the end-of-life threshold line" in text
     assert bytes(app.fade_plot.value).startswith(b"\x89PNG")
 
 
 def test_a_severson_model_says_it_has_no_fade_curve(app, subset):
     app.pick("test1_cell3")
     assert app.state == "SUCCESS" and app.fade_mode == "threshold" and app.forecast is None
-    assert "capacities stop at cycle 100" in app.forecast_info.value
+    assert "no fade-curve forecast with this model" in app.forecast_info.value
     assert "capacities stop at cycle 100" in app.model_info.value
 
 

@@ -558,7 +558,7 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
                                         coverage=self.model.coverage)
                 self.fade_mode = "threshold"
                 why = describe_forecast(fc, label) if fc is not None and len(fc.set_aside) else \
-                    f"no fade-curve forecast: {self.trajectory_note}" if self.trajectory is None else ""
+                    "no fade-curve forecast with this model (why: above)" if self.trajectory is None else ""
                 if why:
                     self.forecast_info.value = (f"<p>{html.escape(why)}; the capacity plot shows the predicted life "
                                                 "and its interval on the end-of-life threshold line.</p>")
