@@ -378,5 +378,5 @@ def _cmd_example(args: argparse.Namespace) -> int:
           f"{EXAMPLE_NOMINAL_AH} Ah; {int(truth['censored'].sum())} censored) and their lives to "
           f"{out / 'known_lives.csv'}")
     print(f"next: battlab cycling fit {out / 'cells'} --nominal {EXAMPLE_NOMINAL_AH} --out model/ && "
-          f"battlab cycling predict {out / 'cells' / truth['file'].iloc[0]} --model model/")
+          f"battlab cycling predict {out / 'cells' / truth['file'].iloc[0]} --model model/ --curve fade.csv")
     return 0

@@ -213,14 +213,16 @@ def capacity_at(curve: pd.DataFrame, cycles: Any) -> pd.DataFrame:
 
 
 def describe_forecast(forecast: Forecast, cell: str, n_points: int = 4) -> str:
-    """One or two lines for a cell: predicted capacity at ``n_points`` cycles up to the horizon, and the life read
-    off the curve with its band (or why there is none)."""
+    """One or two lines for a cell: predicted capacity at ``n_points`` cycles up to its end of life (the band's
+    latest) or the horizon, and the life read off the curve with its band (or why there is none)."""
     aside = forecast.set_aside[forecast.set_aside["cell"].astype(str) == str(cell)]
     if len(aside):
         return f"no fade forecast: {aside['reason'].iloc[0]}"
     g = forecast.curve[forecast.curve["cell"].astype(str) == str(cell)]
     row = forecast.life[forecast.life["cell"].astype(str) == str(cell)].iloc[0]
     first, last = int(g["cycle"].min()), int(g["cycle"].max())
+    if bool(row["reached"]) and np.isfinite(row["life_high"]):  # the points up to the end of life, not past it
+        last = max(first, min(last, int(row["life_high"])))
     points = np.unique(np.linspace(first - 1, last, n_points + 1)[1:].round(-1).clip(first, last).astype(int))
     at = capacity_at(g, points)
     text = (f"fade forecast from the first {first - 1} cycles ({forecast.coverage:.0%} band): "
