@@ -236,7 +236,9 @@ def describe_forecast(forecast: Forecast, cell: str, n_points: int = 4) -> str:
                 f"(band {lo}-{hi})"
     else:
         text += (f"\nlife read off the curve: beyond cycle {int(row['horizon'])} (the curve stays above {thr:.3g} Ah "
-                 "as far as the training cells' data go)")
+                 "as far as the training cells' data go"
+                 + (f"; the band's low edge crosses it at cycle {row['life_low']:.0f})" if np.isfinite(row["life_low"])
+                    else ")"))
     if not bool(row["in_range"]):
         text += "\nwarning: the cell's early fade is outside the training cells' (the forecast extrapolates)"
     return text
