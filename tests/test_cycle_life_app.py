@@ -234,8 +234,8 @@ def test_a_dataset_on_another_voltage_grid_is_not_offered(model_dir, subset):
     assert app.state == "READY" and app.picker.options == () and app.predict_button.disabled
     assert "No dataset cells to pick from" in app.model_info.value and "50 voltages" in app.model_info.value
     app.upload.value = payload("c.csv", cell_csv(subset, "test1_cell5"))
-    assert app.state == "SUCCESS"  # uploads still work, without the training cells' plots
-    assert app.fade_plot.layout.display == "none"
+    assert app.state == "SUCCESS"  # uploads still work, without the training cells' plots: the cell's fade alone
+    assert app.dq_plot.layout.display == "none" and app.fade_plot.layout.display is None
 
 
 def test_state_is_shown_as_a_css_class(app):
@@ -278,6 +278,12 @@ def test_default_model_is_built_once_then_reused_or_taken_from_the_pipeline(tmp_
     assert model.card["cycle_life"]["train_cells"] == 41 and model.n_cycles == 100
     assert model.card["cycle_life"]["feature_set"] == "relative"  # the benchmark's choice
     assert model.required_cycles() == list(range(2, 101))
+    # no fade-curve model (the subset's capacities stop at cycle 100): the app draws the life on the 0.88 Ah line
+    from battlab.cycling.forecast import life_threshold, load_trajectory
+
+    trajectory, why = load_trajectory(folder)
+    assert trajectory is None and "capacities stop at cycle 100" in why
+    assert life_threshold(model) == (0.88, "80 % of the nominal 1.1 Ah")
     pred = model.predict(subset.select(subset.cells["split"] == "test2"))
     assert len(pred) == 40 and (pred["interval_low"] < pred["interval_high"]).all()
     heard.clear()
@@ -341,3 +347,75 @@ def test_a_cell_the_model_knows_nothing_about_is_refused_not_predicted(app):
     assert app.state == "FAIL" and app.prediction is None
     assert app.message.startswith("big: no prediction, the cell is outside what the model knows")
     assert "initial capacity 18 Ah far outside" in app.message
+
+
+# --------------------------------------------------------------------------- fade curves (issue 22 item 6)
+
+
+@pytest.fixture(scope="module")
+def own_cells(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, pd.DataFrame]:
+    """Synthetic cycler files with known lives and a model folder fitted on them (with its fade-curve model)."""
+    from battlab.cycling.owncells import fit_cycle_life_cells
+    from battlab.cycling.synthetic import write_example_cells
+
+    cells = tmp_path_factory.mktemp("own_cells")
+    truth = write_example_cells(cells, n_cells=12, seed=0)
+    folder = tmp_path_factory.mktemp("own_model")
+    fit_cycle_life_cells(cells, nominal_Ah=1.1, models=("ridge",), n_trials=2).save(folder)
+    assert (folder / "trajectory.joblib").is_file()
+    return cells, folder, truth
+
+
+def test_upload_to_a_model_with_a_fade_curve_draws_the_curve_and_its_band(own_cells, subset):
+    cells, folder, truth = own_cells
+    app = CycleLifePredictor(folder, dataset=subset)  # the subset is on another grid: uploads only
+    assert app.state == "READY" and "Fade curve: forecast from the first 100 cycles" in app.model_info.value
+    app.upload.value = payload("cell_03.csv", (cells / "cell_03.csv").read_bytes())
+    assert app.state == "SUCCESS" and app.fade_mode == "curve"
+    curve = app.forecast
+    assert list(curve.columns) == ["cell", "cycle", "predicted_capacity_Ah", "low", "high"]
+    assert curve["cycle"].min() == 101 and (curve["low"] <= curve["high"]).all()
+    life = float(truth.set_index("cell").loc["cell_03", "true_life"])
+    assert abs(float(app.forecast_life["predicted_life"].iloc[0]) - life) < 0.1 * life
+    assert "fade forecast from the first 100 cycles" in app.forecast_info.value
+    assert "life read off the curve" in app.forecast_info.value
+    assert bytes(app.fade_plot.value).startswith(b"\x89PNG") and app.fade_plot.layout.display is None
+    # a new upload clears the last forecast first
+    app.load_bytes("notes.txt", b"hello")
+    assert app.state == "FAIL" and app.forecast is None and app.fade_mode == "" and app.forecast_info.value == ""
+
+
+def test_a_model_without_a_fade_curve_draws_the_life_on_the_threshold_line_and_says_why(own_cells, subset, tmp_path):
+    import shutil
+
+    cells, folder, _ = own_cells
+    bare = tmp_path / "no_trajectory"
+    shutil.copytree(folder, bare)
+    (bare / "trajectory.joblib").unlink()
+    app = CycleLifePredictor(bare, dataset=subset)
+    assert "No fade-curve forecast" in app.model_info.value and "threshold line" in app.model_info.value
+    row = app.load_file(cells / "cell_05.csv") or app.prediction.iloc[0]
+    assert app.state == "SUCCESS" and app.fade_mode == "threshold" and app.forecast is None
+    assert np.isfinite(row["predicted_cycle_life"])
+    text = app.forecast_info.value
+    assert "no fade-curve forecast with this model" in text and "on the end-of-life threshold line" in text
+    assert bytes(app.fade_plot.value).startswith(b"\x89PNG")
+
+
+def test_a_severson_model_says_it_has_no_fade_curve(app, subset):
+    app.pick("test1_cell3")
+    assert app.state == "SUCCESS" and app.fade_mode == "threshold" and app.forecast is None
+    assert "no fade-curve forecast with this model" in app.forecast_info.value
+    assert "capacities stop at cycle 100" in app.model_info.value
+
+
+def test_a_refused_cell_gets_no_fade_curve(own_cells, subset):
+    from battlab.cycling.synthetic import synthetic_cycles
+
+    _, folder, _ = own_cells
+    app = CycleLifePredictor(folder, dataset=subset)
+    table = synthetic_cycles(300, 110, nominal_Ah=3.0)  # a 3 Ah cell for a model of 1.1 Ah cells
+    app.upload.value = payload("big.csv", table.drop(columns=["step", "charge_capacity_Ah"]).to_csv(index=False)
+                               .encode())
+    assert app.state == "FAIL" and "outside what the model knows" in app.message
+    assert app.forecast is None and app.fade_mode == ""

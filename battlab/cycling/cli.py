@@ -9,6 +9,7 @@ Examples
     $ battlab cycling read 'data/*.nda' more.mpr --out cells/  # globs (quoted) and files, any number
     $ battlab cycling fit --out model/ --n-cycles 100          # tuned on the severson2019 training cells
     $ battlab cycling predict cell_CH8.csv --model model/      # cycle life with its interval
+    $ battlab cycling predict cell_01.csv --model model/ --curve fade.csv   # and the fade curve (own-cells model)
     $ battlab cycling fit cells/ --nominal 1.1 --out model/    # tuned on your own cells (labels computed)
     $ battlab cycling fit cells/ --labels cells.csv --group-by batch --out model/   # your labels, folds by batch
     $ battlab cycling features cells/ --nominal 1.1 --out features.csv   # one row per cell, for battlab tune
@@ -130,7 +131,14 @@ def _cmd_fit_cells(args: argparse.Namespace) -> int:
         print(f"  censored check: {r.cell} ran {r.life_at_least:.0f} cycles without reaching end of life; predicted "
               f"{r.predicted_cycle_life:.0f}" + ("" if r.consistent else " - below what it already lived: the model "
                                                  "underestimates cells like it"))
-    print(f"wrote {args.out} (model, model_card.json, labels.csv, training_cells.csv, set_aside.csv)")
+    if fit.trajectory is not None:
+        t = fit.trajectory
+        print(f"fade-curve model (trajectory.joblib): capacity after cycle {t.n_cycles} up to cycle {int(t.grid_[-1])} "
+              f"with a {t.coverage:.0%} band, learned from {len(t.cells_)} cells' whole curves")
+    else:
+        print(f"no fade-curve model: {fit.trajectory_note}")
+    print(f"wrote {args.out} (model, model_card.json, labels.csv, training_cells.csv, set_aside.csv"
+          + (", trajectory.joblib)" if fit.trajectory is not None else ")"))
     return 0
 
 
@@ -194,10 +202,44 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if not record["in_domain"]:
         print(f"warning: outside the training cells ({record['domain_warnings']}); the prediction is bounded to "
               f"the training lives' range and less reliable")
+    record["trajectory"] = _forecast(args, model, cell)
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=2))
         print(f"wrote {args.json}")
     return 0
+
+
+def _forecast(args: argparse.Namespace, model: Any, cell: Any) -> dict[str, Any] | None:
+    """The fade forecast of a predicted cell when the model folder has a trajectory model: printed, ``--curve``
+    written; its life for the JSON record (None without one)."""
+    from battlab.cycling.forecast import describe_forecast, forecast_cells, load_trajectory
+    from battlab.errors import BattlabError
+
+    traj, why = load_trajectory(args.model)
+    if traj is None:
+        if args.curve:
+            raise BattlabError(f"--curve: {why}")
+        print(f"(no fade-curve forecast: {why})")
+        return None
+    fc = forecast_cells(traj, [cell])
+    print(describe_forecast(fc, cell.name))
+    if args.curve:
+        if not len(fc.curve):
+            raise BattlabError(f"--curve: {cell.name}: {fc.set_aside['reason'].iloc[0]}")
+        path = Path(args.curve).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fc.curve.to_csv(path, index=False)
+        print(f"wrote {path} (cell, cycle, predicted_capacity_Ah, low, high)")
+    if not len(fc.life):
+        return {"reason": fc.set_aside["reason"].iloc[0]}
+
+    def num(v: Any) -> float | None:
+        return None if pd.isna(v) else round(float(v), 1)
+
+    row = fc.life.iloc[0]
+    return {"predicted_life": num(row["predicted_life"]), "life_low": num(row["life_low"]),
+            "life_high": num(row["life_high"]), "reached": bool(row["reached"]), "horizon": int(row["horizon"]),
+            "threshold_Ah": float(row["threshold_Ah"]), "in_range": bool(row["in_range"]), "coverage": fc.coverage}
 
 
 def add_parser(subparsers: Any) -> None:
@@ -283,6 +325,8 @@ def add_parser(subparsers: Any) -> None:
     pr.add_argument("--model", required=True, help="folder written by `battlab cycling fit`")
     pr.add_argument("--format", choices=FORMATS, help="skip detection")
     pr.add_argument("--json", help="also write the prediction to this JSON file")
+    pr.add_argument("--curve", help="write the predicted capacity curve (cell, cycle, predicted_capacity_Ah, low, "
+                    "high) to this CSV; needs a model folder with a fade-curve model (fitted on your cells)")
     pr.set_defaults(func=_cmd_predict)
 
 
@@ -339,5 +383,5 @@ def _cmd_example(args: argparse.Namespace) -> int:
           f"{EXAMPLE_NOMINAL_AH} Ah; {int(truth['censored'].sum())} censored) and their lives to "
           f"{out / 'known_lives.csv'}")
     print(f"next: battlab cycling fit {out / 'cells'} --nominal {EXAMPLE_NOMINAL_AH} --out model/ && "
-          f"battlab cycling predict {out / 'cells' / truth['file'].iloc[0]} --model model/")
+          f"battlab cycling predict {out / 'cells' / truth['file'].iloc[0]} --model model/ --curve fade.csv")
     return 0

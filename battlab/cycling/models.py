@@ -139,8 +139,11 @@ class CycleLifeModel:
         info = cell_domain_info(curves).reset_index(drop=True)
         check = domain.check(pd.concat([info, table[self.features].reset_index(drop=True)], axis=1))
         cols = [c for c in ("predicted_cycle_life", "interval_low", "interval_high") if c in out]
-        bounded = domain.bound(out["predicted_cycle_life"])
-        shift = bounded / out["predicted_cycle_life"].to_numpy(dtype=float)
+        raw = out["predicted_cycle_life"].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            bounded = domain.bound(out["predicted_cycle_life"])
+            # a life of 0 or inf (10 ** a runaway log10) has no interval to move: NaN, and the row says bounded
+            shift = np.where((raw > 0) & np.isfinite(raw), bounded / np.where(raw > 0, raw, 1.0), np.nan)
         out["predicted_cycle_life"] = bounded
         if "interval_low" in out:  # a bounded prediction moves its interval with it (same width in log10)
             out["interval_low"] = out["interval_low"] * shift
@@ -174,12 +177,13 @@ class CycleLifeModel:
             X = np.clip(X, fb.loc["low", self.features].to_numpy(float), fb.loc["high", self.features].to_numpy(float))
         raw = self.model.predict(X)
         log_life = np.clip(raw, *tb) if tb is not None else raw
-        out["predicted_cycle_life"] = 10 ** log_life
-        if self.intervals is not None:
-            _, bounds = self.intervals.predict_interval(X)
-            # a clipped prediction moves its interval with it (same width in log10 cycles)
-            lo, hi = bounds[:, 0, 0] + (log_life - raw), bounds[:, 1, 0] + (log_life - raw)
-            out["interval_low"], out["interval_high"] = 10 ** lo, 10 ** hi
+        with np.errstate(over="ignore"):  # a runaway log10 life is inf here; the domain check bounds it
+            out["predicted_cycle_life"] = 10 ** log_life
+            if self.intervals is not None:
+                _, bounds = self.intervals.predict_interval(X)
+                # a clipped prediction moves its interval with it (same width in log10 cycles)
+                lo, hi = bounds[:, 0, 0] + (log_life - raw), bounds[:, 1, 0] + (log_life - raw)
+                out["interval_low"], out["interval_high"] = 10 ** lo, 10 ** hi
         return out
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:

@@ -195,6 +195,9 @@ class CellFeatures:
     #: Right-censored cells set aside from training (CellData, with ``last_cycle`` in :attr:`labels`): what a fitted
     #: model is checked against (:attr:`OwnCellsFit.censored_check`).
     censored_cells: list[Any] = field(default_factory=list)
+    #: Capacity table (:func:`battlab.cycling.labels.capacity_table`) of every cell read, all its cycles: what the
+    #: fade-curve model (:func:`battlab.cycling.forecast.fit_cells_trajectory`) learns from.
+    capacity: pd.DataFrame | None = None
 
     @property
     def features(self) -> list[str]:
@@ -283,8 +286,10 @@ def cell_features(cells: Any, *, labels: Any = None, nominal_Ah: float | dict[st
     feats, info = featurize_curves(curves, featurizers)
     parts = [a[ASIDE_COLUMNS] for a in aside if len(a)]
     set_aside = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=ASIDE_COLUMNS)
+    from battlab.cycling.labels import capacity_table
+
     return CellFeatures(feats, info, set_aside, np.asarray(voltages, dtype=float), int(n_cycles), feature_set, lab,
-                        curves, settings, censored_cells)
+                        curves, settings, censored_cells, capacity_table(read))
 
 
 @dataclass
@@ -297,11 +302,20 @@ class OwnCellsFit:
     #: reaching end of life), ``predicted_cycle_life`` (before any lower bound) and ``consistent`` (prediction >= it).
     censored_check: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         columns=["cell", "life_at_least", "predicted_cycle_life", "consistent"]))
+    #: The fade-curve model (:class:`~battlab.cycling.trajectory.TrajectoryModel`) fitted on the cells' whole
+    #: capacity curves, or None with :attr:`trajectory_note` saying why.
+    trajectory: Any = None
+    trajectory_note: str = ""
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
-        """The model (``CycleLifeModel.save``), ``labels.csv``, ``training_cells.csv`` and ``set_aside.csv``."""
+        """The model (``CycleLifeModel.save``), ``labels.csv``, ``training_cells.csv``, ``set_aside.csv`` and, when
+        one was fitted, ``trajectory.joblib``."""
+        from battlab.cycling.forecast import save_trajectory
+
         out = Path(out_dir).expanduser()
         paths = self.model.save(out)
+        if self.trajectory is not None:
+            paths["trajectory"] = save_trajectory(self.trajectory, out)
         if self.features.labels is not None:
             self.features.labels.to_csv(out / "labels.csv", index=False)
             paths["labels"] = out / "labels.csv"
@@ -316,13 +330,15 @@ def fit_cycle_life_cells(cells: Any, *, labels: Any = None, nominal_Ah: float | 
                          feature_set: str = DEFAULT_FEATURE_SET, components: int = 0, group_by: str | None = None,
                          models: tuple[str, ...] | None = None, n_trials: int = 30, n_splits: int = 5,
                          min_cells: int = 6, coverage: float = 0.9, seed: int = 0, progress: bool = False,
-                         recursive: bool = False) -> OwnCellsFit:
+                         recursive: bool = False, trajectory: bool = True) -> OwnCellsFit:
     """Tune a cycle-life model on ``cells`` (see :func:`cell_features` for the inputs; the rest as
     :func:`battlab.cycling.models.fit_cycle_life`). The tuning's cross-validation holds out whole cells (a random
     K-fold over one row per cell) or, with ``group_by``, whole groups of the labels' column ``group_by``; at least
     ``min_cells`` labelled cells are needed. The model card lists the cells set aside. With few cells the
     intervals' ``coverage`` is lowered to what conformal intervals can reach on the smallest training fold (MAPIE
-    needs more than ``1 / (1 - coverage)`` cells; the card says so)."""
+    needs more than ``1 / (1 - coverage)`` cells; the card says so). ``trajectory``: also fit a fade-curve model on
+    the cells' whole capacity curves (:func:`battlab.cycling.forecast.fit_cells_trajectory`; the card's
+    ``trajectory`` entry lists it, or says why it could not be fitted)."""
     from battlab.cycling.models import CYCLE_LIFE_MODELS, fit_cycle_life
     from battlab.split import GroupKFoldBy, RandomKFold
     from battlab.tune import reachable_coverage
@@ -358,7 +374,27 @@ def fit_cycle_life_cells(cells: Any, *, labels: Any = None, nominal_Ah: float | 
                            "group_by": group_by, "coverage_asked": coverage, "coverage_used": used_coverage,
                            "voltage_window_V": [float(feats.voltages[0]),
                                                                       float(feats.voltages[-1])]}
-    return OwnCellsFit(model, feats, check)
+    traj, note = None, "not asked (trajectory=False)"
+    if trajectory:
+        from battlab.cycling.forecast import fit_cells_trajectory
+
+        traj, note = fit_cells_trajectory(feats.capacity, n_cycles=n_cycles, seed=seed,
+                                          threshold_Ah=_threshold(feats, nominal_Ah, fraction))
+    from battlab.cycling.forecast import trajectory_card
+
+    model.card["trajectory"] = trajectory_card(traj, note)
+    return OwnCellsFit(model, feats, check, traj, note)
+
+
+def _threshold(feats: CellFeatures, nominal_Ah: Any, fraction: float) -> float | None:
+    """The end-of-life capacity (Ah) of the labels: their ``threshold_Ah`` (median over cells), else ``fraction``
+    of a single ``nominal_Ah``, else None."""
+    lab = feats.labels
+    if lab is not None and "threshold_Ah" in lab and pd.to_numeric(lab["threshold_Ah"], errors="coerce").notna().any():
+        return float(pd.to_numeric(lab["threshold_Ah"], errors="coerce").median())
+    if isinstance(nominal_Ah, (int, float)) and np.isfinite(nominal_Ah):
+        return float(fraction) * float(nominal_Ah)
+    return None
 
 
 def censored_check(model: Any, feats: CellFeatures) -> pd.DataFrame:

@@ -6,6 +6,11 @@ severson2019 subset shipped with battlab works offline), and see
 
 - the cell's capacity fade and its dQ(V) curve drawn over the training cells (coloured by their cycle life),
 - the predicted cycle life with its conformal interval (:meth:`battlab.cycling.models.CycleLifeModel.predict`),
+- when the model folder has a fade-curve model (``trajectory.joblib``: ``battlab cycling fit CELLS`` writes one), the
+  predicted capacity curve with its band beside the observed capacity and the life read off it
+  (:func:`battlab.cycling.forecast.forecast_cells`); otherwise the predicted life and its interval drawn on the
+  end-of-life threshold line of the capacity plot, and the reason there is no curve (the default model, fitted on
+  the severson2019 subset whose capacities stop at cycle 100, has none),
 - the features that drove it: SHAP values from :func:`battlab.explain.explain` against the training cells
   (:func:`cell_contributions`), in log10 cycles and as a factor on the life.
 
@@ -48,6 +53,14 @@ import pandas as pd
 import traitlets as tl
 
 from battlab.cycling.curves import DischargeCurves, _ranges, curves_from_cell, load_severson, load_severson_subset
+from battlab.cycling.forecast import (
+    Forecast,
+    curves_capacity_table,
+    describe_forecast,
+    forecast_cells,
+    life_threshold,
+    load_trajectory,
+)
 from battlab.cycling.formats import REGISTRY
 from battlab.cycling.models import CycleLifeModel
 from battlab.cycling.read import CellData, read_bytes, safe_file_name
@@ -171,6 +184,14 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
     prediction : DataFrame or None
         One row: ``cell``, ``predicted_cycle_life``, ``interval_low``, ``interval_high`` (and ``cycle_life``, the
         observed life, for a dataset cell); None when the cell could not be predicted.
+    forecast : DataFrame or None
+        The predicted fade curve of the cell (``cell``, ``cycle``, ``predicted_capacity_Ah``, ``low``, ``high``) when
+        the model folder has a fade-curve model; ``forecast_life`` its life read off the curve
+        (:func:`battlab.cycling.forecast.forecast_cells`).
+    fade_mode : Unicode
+        What the capacity plot shows of the prediction: ``"curve"`` (the fade curve with its band), ``"threshold"``
+        (the predicted life and interval on the threshold line: no fade-curve model, or the cell got no curve) or
+        ``""`` (nothing predicted yet).
     contributions : DataFrame or None
         Per-feature SHAP values of the prediction (:func:`cell_contributions`); ``base_value`` (log10 cycles) and
         ``explainer`` say where they start from and how they were computed.
@@ -183,7 +204,8 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
     CSS classes for browser tests: ``battlab-cycle-life``, ``battlab-cycle-upload`` (also ``battlab-data-uploader``:
     the upload box), ``battlab-cycle-cell-picker``, ``battlab-cycle-predict-cell``, ``battlab-cycle-life-model``,
     ``battlab-cycle-life-message``, ``battlab-cycle-life-prediction``, ``battlab-cycle-life-cell``,
-    ``battlab-cycle-life-plots``, ``battlab-cycle-life-drivers``; the widget's state as ``battlab-cycle-life-init``,
+    ``battlab-cycle-life-plots``, ``battlab-cycle-life-forecast``, ``battlab-cycle-life-drivers``; the widget's state
+    as ``battlab-cycle-life-init``,
     ``-ready``, ``-active``, ``-success`` or ``-fail``.
     """
 
@@ -192,6 +214,9 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
     curves = tl.Instance(DischargeCurves, allow_none=True)
     prediction = tl.Instance(pd.DataFrame, allow_none=True)
     contributions = tl.Instance(pd.DataFrame, allow_none=True)
+    forecast = tl.Instance(pd.DataFrame, allow_none=True)
+    forecast_life = tl.Instance(pd.DataFrame, allow_none=True)
+    fade_mode = tl.Unicode("")
     base_value = tl.Float(float("nan"))
     explainer = tl.Unicode("")
     state = tl.Enum(STATES, default_value=INIT)
@@ -202,6 +227,8 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
         self.n_drivers = n_drivers
         self._given_dataset = dataset
         self.model: CycleLifeModel | None = None
+        self.trajectory: Any = None  # the model folder's fade-curve model (TrajectoryModel), if any
+        self.trajectory_note = ""  # why there is none
         self.dataset: DischargeCurves | None = None
         self.train_curves: DischargeCurves | None = None
         self._pending: tuple[str, Any] | None = None  # what to predict once the model is loaded
@@ -228,9 +255,10 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
         self.dq_plot = w.Image(format="png", layout=w.Layout(max_width="49%", display="none"))
         plots = w.HBox([self.fade_plot, self.dq_plot]).add_class("battlab-cycle-life-plots")
         self.drivers = w.HTML().add_class("battlab-cycle-life-drivers")
+        self.forecast_info = w.HTML().add_class("battlab-cycle-life-forecast")
         super().__init__([w.HTML("<b>Cycle life</b>: predicted from a cell's first cycles (Severson et al. 2019)"),
                           self.model_info, upload_box, w.HBox([self.picker, self.predict_button]), self.status,
-                          self.result, plots, self.drivers, self.cell_info], **kwargs)
+                          self.result, self.forecast_info, plots, self.drivers, self.cell_info], **kwargs)
         self.add_class("battlab-cycle-life")
         self._show_state({"new": self.state})
         if model_dir is not None:
@@ -264,6 +292,17 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
             self._fail(f"{folder}: cannot load the cycle-life model ({type(exc).__name__}: {exc})")
             return False
         self.model = model
+        try:
+            self.trajectory, self.trajectory_note = load_trajectory(folder)
+        except Exception as exc:  # a fade curve is a nicety: the life is still predicted
+            self.trajectory, self.trajectory_note = None, f"cannot load its fade-curve model ({exc})"
+        if self.trajectory is not None:
+            t = self.trajectory
+            fade_note = (f"Fade curve: forecast from the first {t.n_cycles} cycles to cycle {int(t.grid_[-1])} with a "
+                         f"{t.coverage:.0%} band, learned from {len(t.cells_)} cells' whole capacity curves.")
+        else:
+            fade_note = (f"No fade-curve forecast ({self.trajectory_note}): the predicted life and its interval are "
+                         "drawn on the end-of-life threshold line of the capacity plot.")
         dataset_note = self._load_dataset(model)
         name = model.card.get("model", {}).get("name", type(model.model).__name__)
         n_train = model.card.get("cycle_life", {}).get("train_cells", len(model.train_table)
@@ -271,7 +310,8 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
         self.model_info.value = (
             f"<p>{html.escape(str(name))} from the first <b>{model.n_cycles}</b> cycles, tuned on {n_train} training "
             f"cells; a cell needs a usable discharge in cycles <b>{_ranges(model.required_cycles())}</b>; "
-            f"{model.coverage:.0%} conformal intervals. {html.escape(dataset_note)}</p>")
+            f"{model.coverage:.0%} conformal intervals. {html.escape(dataset_note)}</p>"
+            f"<p class='battlab-cycle-life-fade-model'>{html.escape(fade_note)}</p>")
         self.state = READY
         self._say(f"model loaded from {folder.name or folder}: upload a cycler file or pick a cell", "info")
         pending, self._pending = self._pending, None
@@ -413,6 +453,7 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
             return None
         self.prediction = pred
         self.result.value = self._result_html(row, label, curves)
+        self._draw_fade(curves, label, row)
         try:
             table, base, explainer = cell_contributions(model, curves)
         except Exception as exc:  # a reason is a nicety: never lose the prediction for it
@@ -474,25 +515,65 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
         return ""
 
     # ------------------------------------------------------------------ plots
+    def _fade_figure(self, curves: DischargeCurves, label: str, **predicted: Any) -> Any:
+        """The capacity plot: the cell's observed capacity (over the training cells when there are some) and what
+        ``predicted`` holds (:func:`battlab.cycling.plots.plot_cell_fade`)."""
+        from battlab.cycling.plots import plot_capacity_fade, plot_cell_fade
+
+        observed = curves_capacity_table(curves)
+        if len(observed):  # as plot_capacity_fade, logging glitches are not drawn
+            observed = observed[observed["discharge_capacity_Ah"] <= 1.5 * observed["discharge_capacity_Ah"].median()]
+        ax = None
+        if self.train_curves is not None:
+            ax = plot_capacity_fade(self.train_curves).axes[0]
+        fig = plot_cell_fade(observed, label, ax=ax, **predicted)
+        if self.train_curves is not None:
+            fig.axes[0].set_title(f"{fig.axes[0].get_title()} (over the {len(self.train_curves)} training cells)",
+                                  fontsize=9)
+        if not len(observed):
+            fig.axes[0].set_title(f"{fig.axes[0].get_title()}\n({label} has no usable discharge capacity)", fontsize=9)
+        return fig
+
+    def _draw_fade(self, curves: DischargeCurves, label: str, row: pd.Series) -> None:
+        """After a prediction: the fade curve with its band (a fade-curve model), else the predicted life and its
+        interval on the threshold line; the text beside says which and why."""
+        observed = curves_capacity_table(curves)
+        fc: Forecast | None = None
+        if self.trajectory is not None:
+            try:
+                fc = forecast_cells(self.trajectory, observed)
+            except Exception as exc:  # shown, never raised: the life is predicted already
+                self.forecast_info.value = message_html(f"(no fade curve: {type(exc).__name__}: {exc})", "info")
+        try:
+            if fc is not None and len(fc.curve):
+                self.forecast, self.forecast_life, self.fade_mode = fc.curve, fc.life, "curve"
+                life = fc.life.iloc[0]
+                fig = self._fade_figure(curves, label, curve=fc.curve, life=life, coverage=fc.coverage,
+                                        threshold_Ah=float(life["threshold_Ah"]))
+                self.forecast_info.value = "<p>" + html.escape(describe_forecast(fc, str(life["cell"]))).replace(
+                    "\n", "<br>") + "</p>"
+            else:
+                threshold, what = life_threshold(self.model, observed)
+                fig = self._fade_figure(curves, label, prediction=row, threshold_Ah=threshold, threshold_note=what,
+                                        coverage=self.model.coverage)
+                self.fade_mode = "threshold"
+                why = describe_forecast(fc, label) if fc is not None and len(fc.set_aside) else \
+                    "no fade-curve forecast with this model (why: above)" if self.trajectory is None else ""
+                if why:
+                    self.forecast_info.value = (f"<p>{html.escape(why)}; the capacity plot shows the predicted life "
+                                                "and its interval on the end-of-life threshold line.</p>")
+            self.fade_plot.value, self.fade_plot.layout.display = figure_png(fig), None
+        except Exception as exc:  # a figure is a nicety: never lose the prediction for it
+            self.cell_info.value += message_html(f"(no fade figure: {type(exc).__name__}: {exc})", "info")
+
     def _draw(self, curves: DischargeCurves, label: str) -> None:
-        if self.train_curves is None:
-            return
-        from battlab.cycling.plots import plot_capacity_fade, plot_delta_q
+        from battlab.cycling.plots import plot_delta_q
 
         cell = curves[0]
         try:
-            fig = plot_capacity_fade(self.train_curves)
-            ax = fig.axes[0]
-            ax.set_title(f"{label} over the {len(self.train_curves)} training cells")
-            cap = np.asarray(cell.capacity, dtype=float)
-            if len(cap) and np.isfinite(cap).any():
-                cap = np.where(cap > 1.5 * np.nanmedian(cap), np.nan, cap)  # as the plot hides logging glitches
-                ax.plot(cell.capacity_cycles, cap, color="#d62728", lw=2.5, marker="o" if len(cap) < 20 else None,
-                        label=label)
-                ax.legend(loc="lower left", fontsize=8)
-            else:
-                ax.set_title(f"{ax.get_title()}\n({label} has no usable discharge capacity)", fontsize=9)
-            self.fade_plot.value, self.fade_plot.layout.display = figure_png(fig), None
+            self.fade_plot.value, self.fade_plot.layout.display = figure_png(self._fade_figure(curves, label)), None
+            if self.train_curves is None:
+                return
             dq = self.model.featurizers[0] if self.model is not None else None
             a, b = (dq.cycle_a, dq.cycle_b) if dq is not None and hasattr(dq, "cycle_a") else (100, 10)
             fig = plot_delta_q(self.train_curves, a, b)
@@ -511,8 +592,9 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
     # ------------------------------------------------------------------ messages
     def _clear_outputs(self) -> None:
         self.cell = None
-        self.curves = self.prediction = self.contributions = None
+        self.curves = self.prediction = self.contributions = self.forecast = self.forecast_life = None
+        self.fade_mode = ""
         self.base_value, self.explainer = float("nan"), ""
-        self.result.value = self.drivers.value = ""
+        self.result.value = self.drivers.value = self.forecast_info.value = ""
         for image in (self.fade_plot, self.dq_plot):
             image.value, image.layout.display = b"", "none"
