@@ -171,7 +171,8 @@ def default_cycle_life_model(workdir: str | Path | None = None, *, n_trials: int
     ``runs/latest/06_cycle_life`` (notebook 06 of ``make run``) when present; otherwise a small model built once
     from the severson2019 subset shipped with battlab (no network): the default of
     :mod:`battlab.cycling.models` (``DEFAULT_FEATURE_SET``, ``DEFAULT_MODELS``: ridge on the ``relative`` early-life
-    features that benchmarks/cycle_life.py chose on the training cells; they need cycles 2-100) of the 41 training cells, ``n_trials`` optuna trials (a few seconds on 2 cores), kept in ``workdir``
+    features that benchmarks/cycle_life.py chose on the training cells; they need cycles 2-100) of the 41
+    training cells, ``n_trials`` optuna trials (a few seconds on 2 cores), kept in ``workdir``
     (default ``runs/app-default/cycle_life``) for the next start. Built in a private folder and renamed into
     place, so two kernels starting at once never read a half-written model. Why built and not shipped: see
     :func:`default_tune_dir`. It carries no fade-curve model (``trajectory.joblib``): the subset's capacities stop

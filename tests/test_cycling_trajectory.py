@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
+from battlab.cycling.labels import label_cells
 from battlab.cycling.trajectory import (
     EmpiricalFadeModel,
     TrajectoryModel,
@@ -17,7 +18,6 @@ from battlab.cycling.trajectory import (
     fit_fade_curve,
     synthetic_capacity_table,
 )
-from battlab.cycling.labels import label_cells
 from battlab.errors import BattlabError
 
 N = 100

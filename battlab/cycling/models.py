@@ -36,7 +36,8 @@ from battlab.errors import BattlabError
 from battlab.split import RandomKFold
 
 __all__ = ["CycleLifeModel", "fit_cycle_life", "evaluate", "Evaluation", "LifeClassifier", "fit_life_classifier",
-           "check_cycles", "TARGET", "CYCLE_LIFE_MODELS", "DEFAULT_FEATURE_SET", "DEFAULT_MODELS", "CycleLifeCV", "cross_validate_cycle_life",
+           "check_cycles", "TARGET", "CYCLE_LIFE_MODELS", "DEFAULT_FEATURE_SET", "DEFAULT_MODELS", "CycleLifeCV",
+           "cross_validate_cycle_life",
            "CycleLifeComparison", "compare_cycle_life_models", "AveragedCycleLifeModel", "fit_cycle_life_average",
            "scale_capacity"]
 
