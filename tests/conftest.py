@@ -112,3 +112,25 @@ def browser():
         b = launch(p)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def example_cells(tmp_path_factory):
+    """12 synthetic cells written as Arbin CSV and EC-Lab text (one right-censored), with their true lives."""
+    from battlab.cycling.synthetic import write_example_cells
+
+    folder = tmp_path_factory.mktemp("example_cells")
+    return folder, write_example_cells(folder, n_cells=12, seed=0)
+
+
+@pytest.fixture(scope="session")
+def example_model_dir(example_cells, tmp_path_factory):
+    """`battlab cycling fit` on :func:`example_cells` (4 trials): the cycle-life model and its fade curves."""
+    from battlab.cli import main
+    from battlab.cycling.synthetic import EXAMPLE_NOMINAL_AH
+
+    out = tmp_path_factory.mktemp("example_model")
+    argv = ["cycling", "fit", example_cells[0], "--nominal", EXAMPLE_NOMINAL_AH, "--n-trials", 4, "--quiet",
+            "--out", out]
+    assert main([str(a) for a in argv]) == 0
+    return out

@@ -7,11 +7,11 @@ The cells are synthetic (battlab.cycling.synthetic): known lives, Arbin CSV and 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from test_cycling_owncells import _cli  # the fixtures example_cells, example_model_dir are in conftest
 
 from battlab.cycling.forecast import (
     TRAJECTORY_FILE,
@@ -22,35 +22,14 @@ from battlab.cycling.forecast import (
 )
 from battlab.cycling.labels import capacity_table
 from battlab.cycling.owncells import read_cells
-from battlab.cycling.synthetic import EXAMPLE_NOMINAL_AH, _write_arbin, synthetic_cycles, write_example_cells
+from battlab.cycling.synthetic import EXAMPLE_NOMINAL_AH, _write_arbin, synthetic_cycles
 from battlab.errors import BattlabError
 
 
-def _cli(*argv: str) -> int:
-    from battlab.cli import main
-
-    return main([str(a) for a in argv])
-
-
-@pytest.fixture(scope="module")
-def cells(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
-    folder = tmp_path_factory.mktemp("cells")
-    return folder, write_example_cells(folder, n_cells=12, seed=0)
-
-
-@pytest.fixture(scope="module")
-def model_dir(cells, tmp_path_factory) -> Path:
-    folder, _ = cells
-    out = tmp_path_factory.mktemp("model")
-    assert _cli("cycling", "fit", folder, "--nominal", EXAMPLE_NOMINAL_AH, "--n-trials", 2, "--quiet",
-                "--out", out) == 0
-    return out
-
-
-def test_fit_saves_a_trajectory_model_listed_in_the_card(cells, model_dir):
-    _, truth = cells
-    assert (model_dir / TRAJECTORY_FILE).is_file()
-    card = json.loads((model_dir / "model_card.json").read_text())["trajectory"]
+def test_fit_saves_a_trajectory_model_listed_in_the_card(example_cells, example_model_dir):
+    _, truth = example_cells
+    assert (example_model_dir / TRAJECTORY_FILE).is_file()
+    card = json.loads((example_model_dir / "model_card.json").read_text())["trajectory"]
     assert card["file"] == TRAJECTORY_FILE and card["n_cycles"] == 100
     assert card["threshold_Ah"] == pytest.approx(0.8 * EXAMPLE_NOMINAL_AH)
     # every cell has its first 100 cycles: the censored one's curve is real fade too
@@ -59,11 +38,11 @@ def test_fit_saves_a_trajectory_model_listed_in_the_card(cells, model_dir):
     assert card["horizon"] <= sorted(truth["last_cycle"])[-3]
 
 
-def test_predict_prints_the_forecast_and_writes_the_curve(cells, model_dir, tmp_path, capsys):
-    folder, truth = cells
+def test_predict_prints_the_forecast_and_writes_the_curve(example_cells, example_model_dir, tmp_path, capsys):
+    folder, truth = example_cells
     capsys.readouterr()
     curve_csv, js = tmp_path / "fade.csv", tmp_path / "p.json"
-    assert _cli("cycling", "predict", folder / "cell_03.csv", "--model", model_dir, "--curve", curve_csv,
+    assert _cli("cycling", "predict", folder / "cell_03.csv", "--model", example_model_dir, "--curve", curve_csv,
                 "--json", js) == 0
     out = capsys.readouterr().out
     assert "fade forecast from the first 100 cycles" in out and "life read off the curve" in out
@@ -82,19 +61,19 @@ def test_predict_prints_the_forecast_and_writes_the_curve(cells, model_dir, tmp_
     assert len(obs) > 100 and inside.mean() > 0.8
 
 
-def test_a_censored_long_lived_cell_is_forecast_beyond_the_horizon(cells, model_dir, tmp_path, capsys):
-    folder, _ = cells
+def test_a_censored_long_lived_cell_is_forecast_beyond_the_horizon(example_cells, example_model_dir, tmp_path, capsys):
+    folder, _ = example_cells
     js = tmp_path / "p.json"
-    assert _cli("cycling", "predict", folder / "cell_12.mpt", "--model", model_dir, "--json", js) == 0
+    assert _cli("cycling", "predict", folder / "cell_12.mpt", "--model", example_model_dir, "--json", js) == 0
     rec = json.loads(js.read_text())
     assert rec["censored"] is True
     assert rec["trajectory"]["reached"] is False and rec["trajectory"]["predicted_life"] is None
     assert f"beyond cycle {rec['trajectory']['horizon']}" in capsys.readouterr().out
 
 
-def test_refused_and_short_cells_get_no_curve(cells, model_dir, tmp_path):
-    folder, _ = cells
-    traj, why = load_trajectory(model_dir)
+def test_refused_and_short_cells_get_no_curve(example_cells, example_model_dir, tmp_path):
+    folder, _ = example_cells
+    traj, why = load_trajectory(example_model_dir)
     assert why == ""
     short = tmp_path / "short.csv"
     _write_arbin(synthetic_cycles(200, 60, seed=3), short)
@@ -106,9 +85,9 @@ def test_refused_and_short_cells_get_no_curve(cells, model_dir, tmp_path):
     assert describe_forecast(fc, "short").startswith("no fade forecast: too few cycles")
 
 
-def test_a_cell_outside_the_training_fade_is_flagged(cells, model_dir):
-    folder, _ = cells
-    traj, _ = load_trajectory(model_dir)
+def test_a_cell_outside_the_training_fade_is_flagged(example_cells, example_model_dir):
+    folder, _ = example_cells
+    traj, _ = load_trajectory(example_model_dir)
     t = capacity_table(read_cells(folder / "cell_01.csv")[0])
     t = t[t["cycle"] <= 100].copy()
     t["discharge_capacity_Ah"] *= 1 - 0.002 * t["cycle"]  # fades ten times faster than any training cell
@@ -117,8 +96,8 @@ def test_a_cell_outside_the_training_fade_is_flagged(cells, model_dir):
     assert "outside the training cells'" in describe_forecast(fc, "cell_01")
 
 
-def test_too_few_cells_or_no_threshold_skip_the_trajectory_with_a_reason(cells, tmp_path, capsys):
-    folder, truth = cells
+def test_too_few_cells_or_no_threshold_skip_the_trajectory_with_a_reason(example_cells, tmp_path, capsys):
+    folder, truth = example_cells
     two, _ = read_cells([folder / "cell_01.csv", folder / "cell_02.mpt"])
     model, why = fit_cells_trajectory(two, n_cycles=100, threshold_Ah=0.88)
     assert model is None and "2 cell(s) have the first 100 cycles" in why and "at least 3" in why

@@ -23,25 +23,12 @@ def _cli(*argv: str) -> int:
     return main([str(a) for a in argv])
 
 
-@pytest.fixture(scope="module")
-def cells(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
-    folder = tmp_path_factory.mktemp("cells")
-    return folder, write_example_cells(folder, n_cells=12, seed=0)
 
-
-@pytest.fixture(scope="module")
-def model_dir(cells, tmp_path_factory) -> Path:
-    folder, _ = cells
-    out = tmp_path_factory.mktemp("model")
-    assert _cli("cycling", "fit", folder, "--nominal", EXAMPLE_NOMINAL_AH, "--n-trials", 4, "--quiet",
-                "--out", out) == 0
-    return out
-
-
-def test_fit_on_a_folder_of_two_vendor_formats_labels_and_sets_aside_the_censored_cell(cells, model_dir):
-    folder, truth = cells
+def test_fit_on_a_folder_of_two_vendor_formats_labels_and_sets_aside_the_censored_cell(example_cells,
+                                                                                     example_model_dir):
+    folder, truth = example_cells
     assert set(truth["format"]) == {"arbin", "biologic"}
-    labels = pd.read_csv(model_dir / "labels.csv").set_index("cell")
+    labels = pd.read_csv(example_model_dir / "labels.csv").set_index("cell")
     censored = truth.loc[truth["censored"], "cell"].tolist()
     last = int(truth.set_index("cell").loc["cell_12", "last_cycle"])
     assert censored == ["cell_12"] and bool(labels.loc["cell_12", "censored"])
@@ -49,9 +36,9 @@ def test_fit_on_a_folder_of_two_vendor_formats_labels_and_sets_aside_the_censore
     lived = truth.loc[~truth["censored"]].set_index("cell")
     # labels (cycles to 0.88 Ah) land on the latent lives the files were written with
     assert np.abs(labels.loc[lived.index, "cycle_life"] - lived["true_life"]).max() <= 3
-    aside = pd.read_csv(model_dir / "set_aside.csv")
+    aside = pd.read_csv(example_model_dir / "set_aside.csv")
     assert aside["cell"].tolist() == ["cell_12"] and "right-censored" in aside["reason"].iloc[0]
-    card = json.loads((model_dir / "model_card.json").read_text())
+    card = json.loads((example_model_dir / "model_card.json").read_text())
     assert card["cells"]["set_aside"][0]["cell"] == "cell_12" and len(card["cells"]["training_cells"]) == 11
     assert card["domain"]["n_cycles"] == 100 and card["domain"]["capacity_Ah"][0] == pytest.approx(1.1, abs=0.01)
     # the censored cell checks the model: its prediction is not below the cycles it already ran
@@ -60,18 +47,18 @@ def test_fit_on_a_folder_of_two_vendor_formats_labels_and_sets_aside_the_censore
     assert check["predicted_cycle_life"] == pytest.approx(truth.set_index("cell").loc["cell_12", "true_life"], rel=0.2)
 
 
-def test_predict_a_cell_with_its_interval_observed_or_censored(cells, model_dir, tmp_path, capsys):
-    folder, truth = cells
+def test_predict_a_cell_with_its_interval_observed_or_censored(example_cells, example_model_dir, tmp_path, capsys):
+    folder, truth = example_cells
     capsys.readouterr()
     out = tmp_path / "p.json"
-    assert _cli("cycling", "predict", folder / "cell_03.csv", "--model", model_dir, "--json", out) == 0
+    assert _cli("cycling", "predict", folder / "cell_03.csv", "--model", example_model_dir, "--json", out) == 0
     rec = json.loads(out.read_text())
     life = float(truth.set_index("cell").loc["cell_03", "true_life"])
     assert abs(rec["predicted_cycle_life"] - life) < 0.15 * life
     assert rec["interval_low"] <= rec["predicted_cycle_life"] <= rec["interval_high"]
     assert rec["in_domain"] and rec["censored"] is False and abs(rec["observed_cycle_life"] - life) <= 3
     assert "observed" in capsys.readouterr().out
-    assert _cli("cycling", "predict", folder / "cell_12.mpt", "--model", model_dir, "--json", out) == 0
+    assert _cli("cycling", "predict", folder / "cell_12.mpt", "--model", example_model_dir, "--json", out) == 0
     rec = json.loads(out.read_text())
     last = int(truth.set_index("cell").loc["cell_12", "last_cycle"])
     assert rec["censored"] is True and rec["life_at_least"] == last
@@ -98,14 +85,14 @@ def test_features_table_feeds_battlab_tune(tmp_path, capsys):
     assert (tmp_path / "tuned").is_dir()
 
 
-def test_labels_command_writes_life_labels(cells, tmp_path):
-    folder, _ = cells
+def test_labels_command_writes_life_labels(example_cells, tmp_path):
+    folder, _ = example_cells
     assert _cli("cycling", "labels", folder, "--nominal", EXAMPLE_NOMINAL_AH, "--out", tmp_path / "labels") == 0
     assert any((tmp_path / "labels").iterdir())
 
 
-def test_labels_table_naming_missing_cells_loses_nothing_else(cells, tmp_path, capsys):
-    folder, truth = cells
+def test_labels_table_naming_missing_cells_loses_nothing_else(example_cells, tmp_path, capsys):
+    folder, truth = example_cells
     lab = truth.loc[~truth["censored"], ["cell", "true_life"]].rename(columns={"true_life": "cycle_life"})
     lab["batch"] = ["a", "b", "c", "d"] * 2 + ["a", "b", "c"]
     lab = pd.concat([lab, pd.DataFrame({"cell": ["ghost_1", "ghost_2"], "cycle_life": [300, 400],
@@ -123,8 +110,8 @@ def test_labels_table_naming_missing_cells_loses_nothing_else(cells, tmp_path, c
     assert "'batch'" in card["split"]["description"]
 
 
-def test_group_column_with_too_few_groups_is_one_line(cells, tmp_path, capsys):
-    folder, truth = cells
+def test_group_column_with_too_few_groups_is_one_line(example_cells, tmp_path, capsys):
+    folder, truth = example_cells
     lab = truth[["cell", "true_life"]].rename(columns={"true_life": "cycle_life"}).assign(batch="one")
     lab.to_csv(tmp_path / "cells.csv", index=False)
     capsys.readouterr()
@@ -134,16 +121,16 @@ def test_group_column_with_too_few_groups_is_one_line(cells, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "'batch' has 1 groups" in err
 
 
-def test_too_few_cycles_says_how_many_it_has_and_needs(model_dir, tmp_path, capsys):
+def test_too_few_cycles_says_how_many_it_has_and_needs(example_model_dir, tmp_path, capsys):
     _write_arbin(synthetic_cycles(300, 40), tmp_path / "short.csv")
     capsys.readouterr()
-    assert _cli("cycling", "predict", tmp_path / "short.csv", "--model", model_dir) == 2
+    assert _cli("cycling", "predict", tmp_path / "short.csv", "--model", example_model_dir) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "short" in err and "cycles 2-100" in err and "has 40 cycles" in err
 
 
-def test_no_nominal_capacity_is_one_line_or_initial_when_told(cells, tmp_path, capsys):
-    folder, _ = cells
+def test_no_nominal_capacity_is_one_line_or_initial_when_told(example_cells, tmp_path, capsys):
+    folder, _ = example_cells
     capsys.readouterr()
     assert _cli("cycling", "fit", folder, "--n-trials", 2, "--quiet", "--out", tmp_path / "m") == 2
     err = capsys.readouterr().err.strip()
@@ -182,9 +169,9 @@ def test_an_18_Ah_cell_is_refused_by_a_model_of_1_1_Ah_cells(cycler_files, sever
     assert "outside what the model knows" in err and "initial capacity 18.5 Ah far outside" in err
 
 
-def test_newarenda_test_2_is_one_line_not_an_index_error(cycler_files, severson50, model_dir, capsys):
+def test_newarenda_test_2_is_one_line_not_an_index_error(cycler_files, severson50, example_model_dir, capsys):
     path = cycler_files / "neware_newarenda_test_2.ndax"  # 54 cycles of a fast-fading, micro-Ah cell
-    for model in (severson50, model_dir):
+    for model in (severson50, example_model_dir):
         capsys.readouterr()
         assert _cli("cycling", "predict", path, "--model", model) == 2
         err = capsys.readouterr().err.strip()
@@ -192,13 +179,13 @@ def test_newarenda_test_2_is_one_line_not_an_index_error(cycler_files, severson5
     assert "has 54 cycles" in err  # the 100-cycle model: too few cycles
 
 
-def test_out_of_domain_prediction_is_bounded_and_flagged(cells, severson50):
+def test_out_of_domain_prediction_is_bounded_and_flagged(example_cells, severson50):
     """A synthetic cell against the Severson model: flagged, and never beyond the training lives (widened)."""
     from battlab.cycling.models import CycleLifeModel
     from battlab.cycling.owncells import predict_cells
 
     model = CycleLifeModel.load(severson50)
-    folder, _ = cells
+    folder, _ = example_cells
     pred, aside = predict_cells(model, folder)
     assert len(pred) == 12 and aside.empty
     lo, hi = model.domain.life_bounds()
@@ -207,7 +194,7 @@ def test_out_of_domain_prediction_is_bounded_and_flagged(cells, severson50):
     assert len(flagged) and flagged["domain_warnings"].str.contains("outside the training range").all()
 
 
-def test_models_saved_before_the_domain_still_load_and_predict(cells, severson50, tmp_path):
+def test_models_saved_before_the_domain_still_load_and_predict(example_cells, severson50, tmp_path):
     from battlab.cycling.models import CycleLifeModel
     from battlab.cycling.owncells import predict_cells
 
@@ -216,7 +203,7 @@ def test_models_saved_before_the_domain_still_load_and_predict(cells, severson50
     model.save(tmp_path / "old")
     old = CycleLifeModel.load(tmp_path / "old")
     assert "domain" not in old.__dict__
-    folder, _ = cells
+    folder, _ = example_cells
     pred, _ = predict_cells(old, folder)  # its domain learned from the stored training table
     assert (~pred["in_domain"]).any() and np.isfinite(pred["predicted_cycle_life"]).all()
     old.train_table = None  # nothing to learn from: today's behaviour, no check, no crash
@@ -232,16 +219,16 @@ def test_example_command_writes_cells_with_known_lives(tmp_path, capsys):
     assert "battlab cycling fit" in capsys.readouterr().out
 
 
-def test_a_wrong_nominal_capacity_sets_every_cell_aside_in_one_line(cells, tmp_path, capsys):
-    folder, _ = cells
+def test_a_wrong_nominal_capacity_sets_every_cell_aside_in_one_line(example_cells, tmp_path, capsys):
+    folder, _ = example_cells
     capsys.readouterr()
     assert _cli("cycling", "fit", folder, "--nominal", 2.0, "--quiet", "--out", tmp_path / "m") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no cell left to featurize (12 set aside)" in err and "cell_01" in err
 
 
-def test_a_short_labelled_cell_is_set_aside_with_the_cycles_it_has_and_needs(cells, tmp_path, capsys):
-    folder, _ = cells
+def test_a_short_labelled_cell_is_set_aside_with_the_cycles_it_has_and_needs(example_cells, tmp_path, capsys):
+    folder, _ = example_cells
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     for p in folder.iterdir():
