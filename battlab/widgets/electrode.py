@@ -179,17 +179,15 @@ class ElectrodeDesigner(w.VBox):
     def _draw(self) -> None:
         """The convergence plot of the last optimisation."""
         import matplotlib.pyplot as plt
-        from IPython.display import display
 
-        self.plot.clear_output(wait=True)
-        with self.plot:
-            fig, ax = plt.subplots(figsize=(5, 2.5))
-            g, s = zip(*self.convergence, strict=True) if self.convergence else ((), ())
-            ax.plot(g, s, marker="o")
-            ax.set(xlabel="generation", ylabel=f"best {self.objective}", title="PSO convergence")
-            fig.tight_layout()
-            display(fig)  # not plt.show(): works whatever the matplotlib backend (Agg in tests)
-            plt.close(fig)
+        from battlab.widgets.figures import show_figure
+
+        fig, ax = plt.subplots(figsize=(5, 2.5))
+        g, s = zip(*self.convergence, strict=True) if self.convergence else ((), ())
+        ax.plot(g, s, marker="o")
+        ax.set(xlabel="generation", ylabel=f"best {self.objective}", title="PSO convergence")
+        fig.tight_layout()
+        show_figure(self.plot, fig)  # widget state, not captured output: safe under papermill, any backend
 
 
 def _violated(values: dict[str, Any], constraints: Constraints, kappa: float) -> str:

@@ -106,10 +106,9 @@ class ShapExplorer(w.VBox):
         self._draw_waterfall()
 
     def _show(self, key: str, out: w.Output, draw: Any) -> None:
-        import matplotlib.pyplot as plt
-        from IPython.display import display
+        from battlab.widgets.figures import show_figure
 
-        out.clear_output(wait=True)
+        out.outputs = ()
         try:
             fig = draw()
         except Exception as exc:  # shown in the app rather than lost in a log
@@ -118,9 +117,7 @@ class ShapExplorer(w.VBox):
             return
         self.figures[key] = fig
         self.state, self.status.value = "READY", ""
-        with out:
-            display(fig)  # not plt.show(): works whatever the matplotlib backend (Agg in tests)
-        plt.close(fig)
+        show_figure(out, fig)  # widget state, not captured output: safe under papermill, any backend
 
     def _draw_dependence(self) -> None:
         if self.selected:
