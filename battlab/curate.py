@@ -189,6 +189,16 @@ class CuratedSet:
         return f"<p><b>{self.summary()}</b></p><ul>{reasons}</ul>"
 
 
+def _mean(values: np.ndarray) -> float:
+    """Mean of the finite values without overflow (each divided by their count before summing; NaN if none).
+
+    >>> _mean(np.array([8.98e307, 8.98e307, np.nan]))
+    8.98e+307
+    """
+    v = values[np.isfinite(values)]
+    return float(np.sum(v / len(v))) if len(v) else float("nan")
+
+
 def find_formula_column(columns: list[str]) -> str | None:
     """The first column whose name (case-insensitive) is a usual name for a formula."""
     lower: dict[str, str] = {}
@@ -496,8 +506,9 @@ def curate(
                 for r in rows[1:]:
                     ledger.merged.append({"row": r, "merged_into": rows[0], "kind": "replicate"})
                 cens = grp[f"{target}_censored"].iloc[0]
-                m = np.nanmin(vals) if cens == "<" else np.nanmax(vals) if cens == ">" else np.nanmean(vals)
-                spread = np.nanmax(vals) - np.nanmin(vals)
+                m = np.nanmin(vals) if cens == "<" else np.nanmax(vals) if cens == ">" else _mean(vals)
+                with np.errstate(over="ignore"):  # values near the float limit: an infinite spread disagrees
+                    spread = np.nanmax(vals) - np.nanmin(vals)
                 limit = replicate_tolerance * 10 if log_target else replicate_tolerance * abs(m)
                 if spread > limit:
                     n_disagree += 1
