@@ -197,7 +197,7 @@ class PulseFeatures(TransformerMixin, BaseEstimator):
             bad = values.isna() & X[col].notna()
             if bad.any():
                 row = bad.index[bad.to_numpy()][0]
-                raise BattlabError(f"row {row!r}, column {col!r}: {X[col][row]!r} is not a voltage (a number in V)")
+                raise BattlabError(f"row {row}, column {col!r}: {X[col][row]!r} is not a voltage (a number in V)")
             out[name] = values.astype(float)
         return pd.DataFrame(out, index=X.index)
 
@@ -209,7 +209,7 @@ class PulseFeatures(TransformerMixin, BaseEstimator):
             bad = ~(q > 0)
             if bad.any():
                 row = q.index[bad.to_numpy()][0]
-                raise BattlabError(f"row {row!r}, column {self.nominal_capacity!r}: "
+                raise BattlabError(f"row {row}, column {self.nominal_capacity!r}: "
                                    f"{X[self.nominal_capacity][row]!r} is not a nominal capacity (Ah > 0)")
             return q.to_numpy(dtype=float)
         q = float(self.nominal_capacity)
