@@ -42,20 +42,19 @@ GOAL = 3.0
 
 
 def _load() -> pd.DataFrame:
+    """PulseBat from ../shared/datasets when it is there (copied into a throwaway cache), else the registry."""
     from battlab.datasets import load_dataset
 
-    try:
-        return load_dataset("pulsebat")[0]
-    except Exception:
-        from shared_data import CACHE_LAYOUT, SHARED_DATASETS
+    from shared_data import CACHE_LAYOUT, SHARED_DATASETS
 
+    files = {filename: SHARED_DATASETS / rel for (name, filename), rel in CACHE_LAYOUT.items() if name == "pulsebat"}
+    if not os.environ.get("BATTLAB_DATA") and all(p.is_file() for p in files.values()):
         cache = Path(tempfile.mkdtemp(prefix="battlab-soh-"))
-        for (name, filename), rel in CACHE_LAYOUT.items():
-            if name == "pulsebat":
-                (cache / name).mkdir(parents=True, exist_ok=True)
-                (cache / name / filename).write_bytes((SHARED_DATASETS / rel).read_bytes())
-        os.environ["BATTLAB_DATA"], os.environ["BATTLAB_OFFLINE"] = str(cache), "1"
-        return load_dataset("pulsebat")[0]
+        (cache / "pulsebat").mkdir()
+        for filename, path in files.items():
+            (cache / "pulsebat" / filename).write_bytes(path.read_bytes())
+        os.environ["BATTLAB_DATA"] = str(cache)
+    return load_dataset("pulsebat")[0]
 
 
 def _baselines(df: pd.DataFrame, split: str, seed: int = 0) -> dict[str, dict[str, float]]:
@@ -93,7 +92,7 @@ def main() -> dict[str, float]:
     lines = []
     for split in SPLITS:
         t = time.perf_counter()
-        options = {"models": ("ridge", "svr")} if split == "unseen_cell_kind" else {}
+        options: dict = {}
         pred = evaluate_soh(df, split, **options)
         inside = (pred["SOH"] >= pred["SOH_low"]) & (pred["SOH"] <= pred["SOH_high"])
         per_kind = {k: mape(g["SOH"], g["SOH_pred"]) for k, g in pred.groupby("cell_kind")}

@@ -144,8 +144,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--soc-column", default="SOC", help="state of charge in %% (default: SOC)")
     fit.add_argument("--group-column", default="cell_id", help="physical cell (default: cell_id)")
     fit.add_argument("--inner-split", help="folds of the choice, e.g. group:SOC (default: group:<group column>)")
-    fit.add_argument("--models", default="ridge,gp", help="comma-separated model names (default: ridge,gp)")
-    fit.add_argument("--n-trials", type=int, default=4, help="trials per feature set (default: 4)")
+    fit.add_argument("--models", default="ridge,krr,svr", help="comma-separated model names (default: ridge,krr,svr)")
+    fit.add_argument("--n-trials", type=int, default=6, help="trials per feature set (default: 6)")
     fit.add_argument("--seed", type=int, default=0)
     fit.set_defaults(func=_cmd_fit, command="health")
 

@@ -28,6 +28,7 @@ import pandas as pd
 
 from battlab.errors import BattlabError
 from battlab.health.pulse import PulseFeatures
+from battlab.split import Splitter
 
 __all__ = ["SohModel", "fit_soh", "evaluate_soh", "mape", "SPLITS", "FEATURE_SETS", "INTERPOLATION_TRAIN_SOC",
            "EXTRAPOLATION_TRAIN_SOC"]
@@ -156,9 +157,9 @@ class SohModel:
 
 
 def fit_soh(table: pd.DataFrame, *, target: str = "SOH", soc: str = "SOC", group: str = "cell_id",
-            inner_split: str | None = None, featurizer: PulseFeatures | None = None,
-            feature_sets: tuple[str, ...] = FEATURE_SETS, models: tuple[str, ...] = ("ridge", "gp"),
-            n_trials: int = 4, coverage: float = 0.9, intervals: bool = True, seed: int = 0) -> SohModel:
+            inner_split: str | Splitter | None = None, featurizer: PulseFeatures | None = None,
+            feature_sets: tuple[str, ...] = FEATURE_SETS, models: tuple[str, ...] = ("ridge", "krr", "svr"),
+            n_trials: int = 6, coverage: float = 0.9, intervals: bool = True, seed: int = 0) -> SohModel:
     """Fit a SOH model on a pulse table, choosing feature set and model by cross-validation on its rows only.
 
     Parameters
@@ -167,8 +168,8 @@ def fit_soh(table: pd.DataFrame, *, target: str = "SOH", soc: str = "SOC", group
         One row per pulse test: the voltages (see ``featurizer``), ``soc`` (%), ``target`` (SOH, Q/Qn) and
         ``group`` (the physical cell; its rows never straddle a fold).
     inner_split
-        Folds of the choice (:func:`battlab.split.splitter_from_spec`): default ``group:<group>``; ``group:SOC``
-        to choose for SOC levels not seen, ``group:cell_kind`` for a kind not seen.
+        Folds of the choice (:func:`battlab.split.splitter_from_spec`, or a splitter): default ``group:<group>``;
+        ``group:SOC`` to choose for SOC levels not seen, ``group:cell_kind`` for a kind not seen.
     featurizer
         :class:`PulseFeatures` with the table's column mapping, amplitudes and nominal capacity (default:
         PulseBat's layout and column ``nominal_capacity_Ah``).
@@ -206,9 +207,12 @@ def fit_soh(table: pd.DataFrame, *, target: str = "SOH", soc: str = "SOC", group
             frame[extra] = table[extra].astype(str).to_numpy()
     frame = frame.reset_index(drop=True)
     spec = inner_split or f"group:{group}"
-    if spec == f"group:{group}" or spec.startswith(f"group:{group}:"):
-        spec = "group:__group" + spec[len(f"group:{group}"):]
-    splitter = splitter_from_spec(spec, formula_column=None, seed=seed)
+    if isinstance(spec, Splitter):
+        splitter = spec
+    else:
+        if spec == f"group:{group}" or spec.startswith(f"group:{group}:"):
+            spec = "group:__group" + spec[len(f"group:{group}"):]
+        splitter = splitter_from_spec(spec, formula_column=None, seed=seed)
     column = getattr(splitter, "by", None)
     if column is not None:
         if column not in frame.columns:
