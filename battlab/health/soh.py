@@ -28,7 +28,7 @@ import pandas as pd
 
 from battlab.errors import BattlabError
 from battlab.health.pulse import PulseFeatures
-from battlab.split import Splitter
+from battlab.split import GroupKFoldBy, Splitter
 
 __all__ = ["SohModel", "fit_soh", "evaluate_soh", "mape", "SPLITS", "FEATURE_SETS", "INTERPOLATION_TRAIN_SOC",
            "EXTRAPOLATION_TRAIN_SOC"]
@@ -57,6 +57,21 @@ def mape(y: Any, pred: Any) -> float:
     """
     y, pred = np.asarray(y, dtype=float), np.asarray(pred, dtype=float)
     return float(np.round(100 * np.mean(np.abs(pred - y) / np.abs(y)), 10))
+
+
+class _UpToKGroupFolds(GroupKFoldBy):
+    """:class:`~battlab.split.GroupKFoldBy` with at most ``n_splits`` folds: one group per fold when there are
+    fewer groups (leave one SOC level, one cell kind out), also on the subsets the held-out coverage check
+    splits again."""
+
+    def split(self, X: Any, y: Any = None, groups: Any = None):
+        labels = self.groups(X) if groups is None else np.asarray(groups).astype(str)
+        n = len(np.unique(labels))
+        inner = GroupKFoldBy(n_splits=max(2, min(self.n_splits, n)), by=self.by, seed=self.seed)
+        return inner.split(X, y, groups)
+
+    def describe(self) -> str:
+        return f"group up-to-{self.n_splits}-fold by {self.by!r} (seed {self.seed})"
 
 
 def _columns_for(feature_set: str, featurizer: PulseFeatures, soc: str) -> list[str]:
@@ -214,7 +229,7 @@ def fit_soh(table: pd.DataFrame, *, target: str = "SOH", soc: str = "SOC", group
             spec = "group:__group" + spec[len(f"group:{group}"):]
         splitter = splitter_from_spec(spec, formula_column=None, seed=seed)
     column = getattr(splitter, "by", None)
-    if column is not None:
+    if isinstance(splitter, GroupKFoldBy):
         if column not in frame.columns:
             raise BattlabError(f"inner split {inner_split!r}: the pulse table has no column {column!r}")
         n_groups = frame[column].nunique()
@@ -222,9 +237,7 @@ def fit_soh(table: pd.DataFrame, *, target: str = "SOH", soc: str = "SOC", group
             raise BattlabError(f"{n_groups} distinct value(s) in {column if column != '__group' else group!r}: "
                                "a SOH model needs at least 3 cells (or SOC levels, kinds) to choose and calibrate "
                                "on rows it has not seen")
-        # the held-out coverage check splits a fold's training groups again: one group fewer than there are
-        splitter.n_splits = max([2] + [k for k in range(2, splitter.n_splits + 1)
-                                       if n_groups - -(-n_groups // k) >= k])
+        splitter = _UpToKGroupFolds(n_splits=splitter.n_splits, by=column, seed=splitter.seed)
     results, rows = {}, []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
