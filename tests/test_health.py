@@ -150,6 +150,15 @@ def test_fit_soh_recovers_soh_and_round_trips(soh_model: SohModel, tmp_path: Pat
     assert (tmp_path / "m" / "model_card.json").is_file()
 
 
+def test_explain_says_which_pulse_carries_the_soh(soh_model: SohModel) -> None:
+    test = pulse_table(n_cells=4, socs=(10, 40), seed=3)
+    explanation = soh_model.explain(test)
+    assert list(explanation.values.columns) == soh_model.features and len(explanation.values) == len(test)
+    families = set(soh_model.feature_info()["family"])
+    assert families <= {"pulse", "condition"}
+    np.testing.assert_allclose(explanation.predictions, soh_model.predict(test)["SOH_pred"], atol=1e-6)
+
+
 def test_soc_outside_trained_range_is_flagged(soh_model: SohModel) -> None:
     test = pulse_table(n_cells=3, socs=(50, 70))
     pred = soh_model.predict(test)

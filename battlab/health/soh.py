@@ -145,6 +145,22 @@ class SohModel:
         return pd.DataFrame({"SOH_pred": pred, "SOH_low": low, "SOH_high": high, "soc_extrapolation": outside,
                              "note": [str(n).strip() for n in notes]}, index=table.index)
 
+    def feature_info(self) -> pd.DataFrame:
+        """Family, property and unit of the model's features (the SOC column: family ``condition``)."""
+        info = self.featurizer.feature_info()
+        soc = pd.DataFrame({"feature": [self.soc_column], "family": ["condition"], "property": ["SOC"],
+                            "unit": ["%"]})
+        return pd.concat([info, soc], ignore_index=True).set_index("feature").loc[self.features].reset_index()
+
+    def explain(self, table: pd.DataFrame, **options: Any) -> Any:
+        """SHAP values of the SOH model on the rows of a pulse table (:func:`battlab.explain.explain`): which
+        pulse carries the SOH. ``options`` go to ``explain`` (``max_rows``, ``seed``, ...)."""
+        from battlab.explain import explain
+
+        X = self._table(table)[self.features]
+        return explain(self.model, X, info=self.feature_info(), target=self.card.get("target", "SOH"),
+                       model_name=self.card.get("model", {}).get("name", ""), **options)
+
     def save(self, folder: str | Path) -> Path:
         """Write ``soh_model.joblib`` and ``model_card.json`` (human-readable) into ``folder``."""
         import joblib
