@@ -12,7 +12,29 @@ this benchmark yet.
 
 Measured (seed 0, this machine, 2026-12-06), MAPE % per kind NMC 2.1 / LMO 10 / NMC 21 / LFP 35:
 
-MEASURED-PLACEHOLDER
+==========================================  ===============================  ==========  ==================  ==================
+split                                       battlab's choice                 coverage    ridge on U1..U21    RF on U1..U21
+==========================================  ===============================  ==========  ==================  ==================
+unseen SOC, interpolation                   1.9 / 3.0 / 1.5 / 4.1            0.95        5.1 / 6.7 / 1.5 /   14.3 / 17.9 / 6.3 /
+                                                                                         4.2                 4.4
+unseen SOC, extrapolation                   2.0 / 3.3 / 2.1 / 4.4            0.92        7.4 / 13.2 / 2.1 /  20.6 / 27.8 / 19.0 /
+                                                                                         4.1                 5.7
+unseen cells (fold 0 of 5, by cell_id)      2.2 / 3.1 / 0.7 / 3.5            0.92        5.7 / 7.9 / 1.0 /   4.7 / 6.9 / 0.5 /
+                                                                                         6.3                 5.2
+unseen cell kind (train on the other 3)     7.3 / 12.8 / 16.3 / 4.9          0.77        -                   -
+==========================================  ===============================  ==========  ==================  ==================
+
+pulsebat_unseen_soc_mape_max = 4.41 (LFP 35 Ah, extrapolation): the goal (<= 3 % on every kind) is NOT met; the
+paper's < 6 % (with generated data) is met without generated data on every kind; the issue's ridge (up to 13.2 %)
+is beaten on every kind but LFP 35 Ah, where battlab's choice (4.1 / 4.4) ties ridge (4.2 / 4.1). 177 s in all
+(two cores shared with other jobs). The random forest figures equal the issue's on the SOC splits; the issue's
+ridge figures are not reproduced exactly by a standardised ridge with alpha 1 (theirs: 4.8/4.0/1.4/3.4 and
+7.4/13.2/2.2/11.1), nor its unseen-cells fold (a random 20 % of cells there, fold 0 of battlab's grouped 5-fold
+here). Choices: the selected feature set and model differ per kind (pulse+soc with ridge or kernel ridge for
+NMC 2.1 / LMO 10, raw voltages with ridge for NMC 21, pulse features with SVR for LFP 35). The choice is fragile
+where the training SOC range is narrow: with 12 instead of 6 trials per feature set the LMO 10 Ah extrapolation
+picked pulse/ridge and scored 16.9 % (seen once during development). Unseen cell kind: no model transfers across
+chemistries yet (7-16 %), and its intervals undercover (0.77).
 """
 
 from __future__ import annotations

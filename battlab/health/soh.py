@@ -35,6 +35,8 @@ __all__ = ["SohModel", "fit_soh", "evaluate_soh", "mape", "SPLITS", "FEATURE_SET
 
 #: Feature sets :func:`fit_soh` chooses among: raw voltages, derived pulse features, derived features and SOC.
 FEATURE_SETS = ("raw", "pulse", "pulse+soc")
+#: Every feature set :func:`fit_soh` knows (``feature_sets`` picks among them).
+ALL_FEATURE_SETS = ("raw", "pulse", "pulse+soc", "raw+soc", "all+soc")
 #: Training SOC levels (%) of the issue's unseen-SOC splits; the other levels are tested.
 INTERPOLATION_TRAIN_SOC = (5, 15, 25, 35, 50)
 EXTRAPOLATION_TRAIN_SOC = (5, 10, 15, 20, 25)
@@ -84,7 +86,11 @@ def _columns_for(feature_set: str, featurizer: PulseFeatures, soc: str) -> list[
         return derived
     if feature_set == "pulse+soc":
         return derived + [soc]
-    raise BattlabError(f"unknown feature set {feature_set!r}; choose among {list(FEATURE_SETS)}")
+    if feature_set == "raw+soc":
+        return raw + [soc]
+    if feature_set == "all+soc":
+        return raw + derived + [soc]
+    raise BattlabError(f"unknown feature set {feature_set!r}; choose among {list(ALL_FEATURE_SETS)}")
 
 
 @dataclass
