@@ -39,7 +39,7 @@ def pulse_table(n_cells: int = 12, socs=(5, 10, 15, 20, 25, 30, 35, 40, 45, 50),
                     v = u[-1]
             u = np.asarray(u) + rng.normal(scale=2e-4, size=len(u))
             rows.append({"cell_id": f"cell{c}", "SOC": float(soc), "SOH": soh, "nominal_capacity_Ah": nominal,
-                         **dict(zip(U, u))})
+                         **dict(zip(U, u, strict=True))})
     return pd.DataFrame(rows)
 
 

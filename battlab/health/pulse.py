@@ -123,7 +123,7 @@ class PulseFeatures(TransformerMixin, BaseEstimator):
         before = "U1"
         for k, amp in enumerate(self.amplitudes_C):
             block = names[1 + 8 * k: 9 + 8 * k]
-            steps = dict(zip(PULSE_STEPS, block))
+            steps = dict(zip(PULSE_STEPS, block, strict=False))  # the last block may be half
             out.append((float(amp), steps, before))
             before = steps.get("rest2_end", before)
         return out
