@@ -1039,7 +1039,7 @@ _register(
         licence="MIT",
         citation=(
             "Tao, S. et al., Generative learning assisted state-of-health estimation for sustainable battery "
-            "recycling with random retirement conditions, Nat. Commun. 15, 10154 (2024), "
+            "recycling with random retirement conditions, Nat. Commun. 15 (2024), "
             "doi:10.1038/s41467-024-54454-0."
         ),
         target="SOH",

@@ -42,7 +42,7 @@ from battlab.errors import BattlabError
 __all__ = ["PulseFeatures", "PULSEBAT_AMPLITUDES_C", "PULSE_STEPS", "TAO_2024", "pulse_voltage_names"]
 
 TAO_2024 = ("Tao, S. et al., Generative learning assisted state-of-health estimation for sustainable battery "
-            "recycling with random retirement conditions, Nat. Commun. 15, 10154 (2024), "
+            "recycling with random retirement conditions, Nat. Commun. 15 (2024), "
             "doi:10.1038/s41467-024-54454-0")
 #: PulseBat's amplitudes (C-rates) of the 5 s pulses in U1..U21.
 PULSEBAT_AMPLITUDES_C = (0.5, 1.0, 1.5)
