@@ -116,6 +116,24 @@ def test_pulse_features_column_mapping_matches_canonical() -> None:
     pd.testing.assert_frame_equal(canonical, mapped)
 
 
+def test_pulse_features_own_amplitudes_and_capacity() -> None:
+    """A lab's test: two complete amplitudes (1 C, 2 C) on a 5 Ah cell with 4 mOhm, its own column names."""
+    names = {f"U{i}": f"volt_{i}" for i in range(1, 18)}
+    v = [3.7]
+    for amp in (1.0, 2.0):
+        i = 5 * amp
+        base = v[-1]
+        v += [base + 0.004 * i, base + 0.006 * i, base + 0.001 * i, base]
+        v += [base - 0.004 * i, base - 0.006 * i, base - 0.001 * i, base]
+    row = pd.DataFrame([{names[f"U{k}"]: x for k, x in enumerate(v, start=1)}])
+    f = PulseFeatures(columns=names, amplitudes_C=(1.0, 2.0), last_complete=True, nominal_capacity=5.0, raw=False)
+    X = f.fit_transform(row)
+    for col in ("R0_chg_1C_mOhm", "R0_dis_1C_mOhm", "R0_chg_2C_mOhm", "R0_dis_2C_mOhm"):
+        assert X.loc[0, col] == pytest.approx(4.0)
+    assert X.loc[0, "R5s_dis_2C_mOhm"] == pytest.approx(6.0) and X.loc[0, "Rp_chg_1C_mOhm"] == pytest.approx(2.0)
+    assert X.loc[0, "r5s_nonlinearity_chg_VperC"] == pytest.approx(0.0, abs=1e-12)
+
+
 def test_pulse_features_bad_input() -> None:
     t = pulse_table(n_cells=2, socs=(10,))
     with pytest.raises(BattlabError, match=r"no column\(s\) \['U9'\]"):

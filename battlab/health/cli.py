@@ -73,6 +73,8 @@ def _featurizer(args: argparse.Namespace, base=None):
         params["columns"] = _mapping(args.map)
     if getattr(args, "amplitudes", None):
         params["amplitudes_C"] = _amplitudes(args.amplitudes)
+    if getattr(args, "last_complete", False):
+        params["last_complete"] = True
     if args.nominal is not None:
         params["nominal_capacity"] = _nominal(args.nominal)
     return f.set_params(**params) if params else f
@@ -140,6 +142,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     common(fit)
     fit.add_argument("--out", required=True, help="output folder: soh_model.joblib, model_card.json")
     fit.add_argument("--amplitudes", help="pulse amplitudes in C, in test order (default: 0.5,1,1.5)")
+    fit.add_argument("--last-complete", action="store_true",
+                     help="the last amplitude has all 8 voltages (PulseBat's 1.5 C stops after its first rest)")
     fit.add_argument("--target", default="SOH")
     fit.add_argument("--soc-column", default="SOC", help="state of charge in %% (default: SOC)")
     fit.add_argument("--group-column", default="cell_id", help="physical cell (default: cell_id)")

@@ -211,7 +211,9 @@ def fit_soh(table: pd.DataFrame, *, target: str = "SOH", soc: str = "SOC", group
         :class:`PulseFeatures` with the table's column mapping, amplitudes and nominal capacity (default:
         PulseBat's layout and column ``nominal_capacity_Ah``).
     feature_sets, models, n_trials
-        Candidates (:data:`FEATURE_SETS`; names of :data:`battlab.models.MODELS`) and trials per feature set.
+        Candidates (:data:`FEATURE_SETS`, :data:`ALL_FEATURE_SETS`; names of :data:`battlab.models.MODELS`) and
+        trials per feature set. The pulse features enter as capacity-normalised resistances (V per C), which
+        compare cells of different sizes; the mOhm ones are for reading.
 
     Raises
     ------
