@@ -284,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     cyc = sub.add_parser("cycling", help="cycler files and cycle-life models: read, fit, predict", add_help=False)
     cyc.add_argument("rest", nargs=argparse.REMAINDER)
     cyc.set_defaults(func=_cmd_cycling)
+
+    # Registered the same way: battlab.health (scikit-learn, the model zoo) is imported only when used.
+    hea = sub.add_parser("health", help="state of health from pulse tests: fit, predict", add_help=False)
+    hea.add_argument("rest", nargs=argparse.REMAINDER)
+    hea.set_defaults(func=_cmd_health)
     return parser
 
 
@@ -305,6 +310,15 @@ def _cmd_cycling(args: argparse.Namespace) -> int:
     return inner.func(inner)
 
 
+def _cmd_health(args: argparse.Namespace) -> int:
+    from battlab.health.cli import add_parser
+
+    parser = argparse.ArgumentParser(prog="battlab")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    inner = parser.parse_args(["health", *args.rest])
+    return inner.func(inner)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``battlab`` command."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -315,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(command="electrode", rest=argv[1:], func=_cmd_electrode)
     elif argv[:1] == ["cycling"]:
         args = argparse.Namespace(command="cycling", rest=argv[1:], func=_cmd_cycling)
+    elif argv[:1] == ["health"]:
+        args = argparse.Namespace(command="health", rest=argv[1:], func=_cmd_health)
     else:
         args = parser.parse_args(argv)
     try:

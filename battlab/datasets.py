@@ -966,3 +966,98 @@ _register(
     {"Labels.xlsx": _Remote(_github(*_TBSI, "Labels.xlsx"),
                             "6be49dd667b10557296a429519ee67b2df8cd86685197e0dd5ed7fbffadba0ce")},
 )
+
+
+# --------------------------------------------------------------------------- pulsebat (state of health, pulse tests)
+
+_PULSEBAT = ("terencetaothucb/Pulse-Voltage-Response-Generation", "92aeb9b8a26bc337164401411271fa8eeadf605c")
+#: cell kind -> (upstream folder, file, sha256, nominal capacity in Ah)
+_PULSEBAT_FILES = {
+    "NMC 2.1Ah": ("2.1Ah NMC", "NMC_2.1Ah_W_5000.xlsx",
+                  "60822626f9ecddb77470a9d4764c90031dcce8aa3ed9d271d486ee9a35da323c", 2.1),
+    "LMO 10Ah": ("10Ah LMO", "LMO_10Ah_W_5000.xlsx",
+                 "70820b404b712a3764781e6c6dab1999ea884b0f60028b34ffe11bae1c3db9ba", 10.0),
+    "NMC 21Ah": ("21Ah NMC", "NMC_21Ah_W_5000.xlsx",
+                 "cc826a7c5901a15075cfcc38184153f83223b3438ed92fd9b17adce34b7af5ee", 21.0),
+    "LFP 35Ah": ("35Ah LFP", "LFP_35Ah_W_5000.xlsx",
+                 "3acc96033ba5474171ff8ddd0eef159e37e10034473e33814fd8aa398e4d7538", 35.0),
+}
+_PULSEBAT_U = [f"U{i}" for i in range(1, 22)]
+_PULSEBAT_NEEDED = ["ID", "Qn", "Q", "SOH", "Pt", "SOC", *_PULSEBAT_U]
+
+
+def _load_pulsebat() -> pd.DataFrame:
+    """The four 5 s pulse-test files of PulseBat (sheet 'SOC ALL'): one row per (sample, SOC)."""
+    parts = []
+    for kind, (_, filename, _, nominal) in _PULSEBAT_FILES.items():
+        path = fetch("pulsebat", filename)
+        frame = pd.read_excel(path, sheet_name="SOC ALL")
+        missing = [c for c in _PULSEBAT_NEEDED if c not in frame.columns]
+        if missing:
+            raise DatasetError(f"pulsebat: sheet 'SOC ALL' of {path} has no column(s) {missing}.")
+        values = frame[["Qn", "Q", "SOH", "Pt", "SOC", *_PULSEBAT_U]].apply(pd.to_numeric, errors="coerce")
+        bad = values.isna().to_numpy()
+        if bad.any():
+            row, col = (int(v[0]) for v in np.nonzero(bad))
+            raise DatasetError(f"pulsebat: sheet 'SOC ALL' of {path}, row {row + 2}, column "
+                               f"{values.columns[col]!r}: not a number.")
+        sample = frame["ID"].astype(str).str.strip()
+        # NMC 2.1 Ah: ID <cell>-<checkpoint> (D3-100 ... J4-600): 12 lab-aged cells, each tested at up to 6 ages
+        cell = sample.str.split("-").str[0] if kind == "NMC 2.1Ah" else sample
+        parts.append(pd.DataFrame({
+            "cell_kind": kind,
+            "cell_id": kind.split()[0] + "_" + kind.split()[1] + "_" + cell,
+            "sample_id": kind.split()[0] + "_" + kind.split()[1] + "_" + sample,
+            "nominal_capacity_Ah": values["Qn"].astype(float),
+            "capacity_Ah": values["Q"].astype(float),
+            "SOH": values["SOH"].astype(float),
+            "pulse_width_s": values["Pt"].astype(float),
+            "SOC": values["SOC"].astype(float),
+            **{u: values[u].astype(float) for u in _PULSEBAT_U},
+        }))
+        if not np.allclose(parts[-1]["nominal_capacity_Ah"], nominal):
+            raise DatasetError(f"pulsebat: {path} has nominal capacities {sorted(set(values['Qn']))}, "
+                               f"expected {nominal} Ah.")
+    return pd.concat(parts, ignore_index=True)
+
+
+_PULSEBAT_UNITS = {"cell_kind": "text", "cell_id": "text", "sample_id": "text", "nominal_capacity_Ah": "Ah",
+                   "capacity_Ah": "Ah", "SOH": "", "pulse_width_s": "s", "SOC": "%", **{u: "V" for u in _PULSEBAT_U}}
+
+_register(
+    DataCard(
+        name="pulsebat",
+        description=(
+            "PulseBat (Tao et al. 2024): 270 retired lithium-ion cells of four kinds - NMC 2.1 Ah cylinders "
+            "(67 samples of 12 lab-aged cells), LMO 10 Ah pouches (95, HEV), NMC 21 Ah pouches (52, BEV), LFP 35 Ah "
+            "prismatic cells (56, HEV) - each tested at 10 states of charge (SOC 5, 10, ..., 50 %): the measured "
+            "state of health SOH = Q / Qn (Q from a 1 C discharge after a CCCV charge) and 21 voltages U1..U21 "
+            "of a 5 s pulse test. One row per (sample, SOC): 2,700 rows."
+        ),
+        source="; ".join(_github(*_PULSEBAT, f"ProcessedData_adjustable/{folder}/{name}")
+                         for folder, name, _, _ in _PULSEBAT_FILES.values()),
+        licence="MIT",
+        citation=(
+            "Tao, S. et al., Generative learning assisted state-of-health estimation for sustainable battery "
+            "recycling with random retirement conditions, Nat. Commun. 15 (2024), "
+            "doi:10.1038/s41467-024-54454-0."
+        ),
+        target="SOH",
+        formula_column=None,
+        units=_PULSEBAT_UNITS,
+        notes=(
+            "U1: open-circuit voltage after a 10 min rest. Then, for each amplitude (0.5 C: U2-U9; 1 C: U10-U17; "
+            "1.5 C: U18-U21), the voltage at the start and at the end of a 5 s charge pulse (+), of the 75 s rest "
+            "after it, of a 5 s discharge pulse (-) and of the 75 s rest after it (the 1.5 C set stops after the "
+            "first rest); C-rates are of the nominal capacity (1 C = Qn A), pulses at 25 degC. SOC is the "
+            "conditioned charge over the NOMINAL capacity, so a cell's SOC range stays below its SOH. "
+            "cell_id is the physical cell: for NMC 2.1 Ah the part of the upstream ID before '-' (D3-100 ... "
+            "D3-600 are one cell at six ages), for the other kinds the upstream ID (one sample per cell); "
+            "sample_id is the upstream ID. Group splits by cell_id. Upstream's SOE (NMC 2.1 Ah: SOC x SOH) and "
+            "SOCR columns are not loaded: SOE holds the target. Sheets 'SOC5'..'SOC50' repeat 'SOC ALL'."
+        ),
+    ),
+    _load_pulsebat,
+    {name: _Remote(_github(*_PULSEBAT, f"ProcessedData_adjustable/{folder}/{name}"), sha)
+     for folder, name, sha, _ in _PULSEBAT_FILES.values()},
+)

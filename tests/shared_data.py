@@ -42,3 +42,7 @@ def fill_cache(cache: Path) -> Path:
         (cache / name).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(SHARED_DATASETS / rel, cache / name / filename)
     return cache
+# pulsebat: the four 5 s pulse-test files
+CACHE_LAYOUT.update({("pulsebat", name): f"battery_health/pulsebat/{name}"
+                     for name in ("NMC_2.1Ah_W_5000.xlsx", "LMO_10Ah_W_5000.xlsx", "NMC_21Ah_W_5000.xlsx",
+                                  "LFP_35Ah_W_5000.xlsx")})

@@ -29,7 +29,7 @@ from battlab.errors import DatasetError
 
 FILE_DATASETS = [
     "obelix", "matbench_expt_gap", "matbench_steels", "artistic_coating_heterogeneity",
-    "artistic_calendering", "artistic_hybrid_mesostructures", "tbsi_sunwoda",
+    "artistic_calendering", "artistic_hybrid_mesostructures", "tbsi_sunwoda", "pulsebat",
 ]
 ARTISTIC = [n for n in FILE_DATASETS if n.startswith("artistic_")]
 UNREACHABLE = "http://127.0.0.1:9/x.csv"

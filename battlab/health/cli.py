@@ -1,0 +1,161 @@
+"""``battlab health fit|predict``: state of health from pulse tests on the command line.
+
+Examples
+--------
+.. code-block:: console
+
+    $ battlab health fit pulsebat --out soh_model/                       # the PulseBat dataset (registry)
+    $ battlab health fit my_pulses.csv --out soh_model/ --map U1=ocv,U2=v_c05_start,... \\
+          --amplitudes 0.5,1,1.5 --nominal 2.5 --soc-column soc_pct --group-column cell
+    $ battlab health predict new_cells.csv --model soh_model/ --out soh.csv
+
+A table is one row per pulse test: the voltages (canonical names U1..U21 of PulseBat's layout, or the table's own
+names mapped with ``--map``), the SOC (%) and, to fit, the SOH and the physical cell. Rows of a text file are
+numbered as its lines (the header is line 1). Bad input (missing column, a voltage or SOC that is not a number)
+exits with code 2 and one line naming row and column; a SOC outside the trained range is predicted and flagged as
+an extrapolation (column ``soc_extrapolation``, a note, and a line on stderr).
+Hook: ``battlab.cli.build_parser`` calls :func:`add_parser` with its subparsers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from battlab.errors import BattlabError
+
+__all__ = ["add_parser"]
+
+
+def _mapping(text: str | None) -> dict[str, str] | None:
+    if not text:
+        return None
+    pairs = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in pairs if "=" not in p]
+    if bad:
+        raise BattlabError(f"--map {bad[0]!r}: give CANONICAL=COLUMN pairs, e.g. U1=ocv,U2=v_start")
+    return {k.strip(): v.strip() for k, v in (p.split("=", 1) for p in pairs)}
+
+
+def _amplitudes(text: str | None) -> tuple[float, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(float(a) for a in text.split(",") if a.strip())
+    except ValueError:
+        raise BattlabError(f"--amplitudes {text!r}: give C-rates separated by commas, e.g. 0.5,1,1.5") from None
+
+
+def _read(source: str) -> pd.DataFrame:
+    from battlab.datasets import _REGISTRY, load_dataset
+    from battlab.tables import load_table
+
+    path = Path(source).expanduser()
+    if not path.exists() and source in _REGISTRY:
+        return load_dataset(source)[0]
+    if not path.is_file():
+        raise BattlabError(f"{source}: no such file (give a CSV/Excel/parquet pulse table, or 'pulsebat')")
+    table = load_table(path)
+    if path.suffix.lower() != ".parquet":
+        table.index = table.index + 2  # rows named as lines of the file
+    return table
+
+
+def _featurizer(args: argparse.Namespace, base=None):
+    from battlab.health.pulse import PulseFeatures
+
+    f = base if base is not None else PulseFeatures()
+    params = {}
+    if args.map:
+        params["columns"] = _mapping(args.map)
+    if getattr(args, "amplitudes", None):
+        params["amplitudes_C"] = _amplitudes(args.amplitudes)
+    if getattr(args, "last_complete", False):
+        params["last_complete"] = True
+    if args.nominal is not None:
+        params["nominal_capacity"] = _nominal(args.nominal)
+    return f.set_params(**params) if params else f
+
+
+def _nominal(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text  # a column name
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from battlab.health.soh import fit_soh
+
+    table = _read(args.table)
+    model = fit_soh(table, target=args.target, soc=args.soc_column, group=args.group_column,
+                    inner_split=args.inner_split, featurizer=_featurizer(args),
+                    models=tuple(m.strip() for m in args.models.split(",") if m.strip()), n_trials=args.n_trials,
+                    seed=args.seed)
+    model.save(args.out)
+    card = model.card
+    print(f"SOH model: {card['feature_set']} features, {card['model']['name']}, CV MAE {card['cv_mae']:.4f} "
+          f"({card['inner_split']}); trained SOC {card['soc_range'][0]:g}-{card['soc_range'][1]:g} %, "
+          f"{card['n_cells']} cells, {card['n_rows']} rows")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from battlab.health.soh import SohModel
+
+    model = SohModel.load(args.model)
+    model.featurizer = _featurizer(args, model.featurizer)
+    if args.soc_column:
+        model.soc_column = args.soc_column
+    table = _read(args.table)
+    pred = model.predict(table)
+    out = pd.concat([table, pred], axis=1)
+    n_out = int(pred["soc_extrapolation"].sum())
+    if n_out:
+        print(f"battlab health predict: {n_out} row(s) at a SOC outside the trained {model.soc_range[0]:g}-"
+              f"{model.soc_range[1]:g} %: predicted as an extrapolation (column soc_extrapolation)", file=sys.stderr)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        out.to_csv(args.out, index=False)
+        print(f"wrote {len(out)} rows to {args.out}")
+    else:
+        print(pred.to_string())
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add ``health`` with ``fit`` and ``predict`` to the ``battlab`` subparsers."""
+    health = sub.add_parser("health", help="state of health from pulse tests: fit, predict")
+    hsub = health.add_subparsers(dest="health_command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("table", help="pulse table (CSV/Excel/parquet), or 'pulsebat'")
+        p.add_argument("--map", help="canonical=column pairs for the voltages, e.g. U1=ocv,U2=v1 (default: U1..U21)")
+        p.add_argument("--nominal", help="nominal capacity in Ah, or the column holding it "
+                                         "(default: column nominal_capacity_Ah)")
+
+    fit = hsub.add_parser("fit", help="fit a SOH model (feature set and model chosen by grouped CV)")
+    common(fit)
+    fit.add_argument("--out", required=True, help="output folder: soh_model.joblib, model_card.json")
+    fit.add_argument("--amplitudes", help="pulse amplitudes in C, in test order (default: 0.5,1,1.5)")
+    fit.add_argument("--last-complete", action="store_true",
+                     help="the last amplitude has all 8 voltages (PulseBat's 1.5 C stops after its first rest)")
+    fit.add_argument("--target", default="SOH")
+    fit.add_argument("--soc-column", default="SOC", help="state of charge in %% (default: SOC)")
+    fit.add_argument("--group-column", default="cell_id", help="physical cell (default: cell_id)")
+    fit.add_argument("--inner-split", help="folds of the choice, e.g. group:SOC (default: group:<group column>)")
+    fit.add_argument("--models", default="ridge,krr,svr", help="comma-separated model names (default: ridge,krr,svr)")
+    fit.add_argument("--n-trials", type=int, default=6, help="trials per feature set (default: 6)")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.set_defaults(func=_cmd_fit, command="health")
+
+    pre = hsub.add_parser("predict", help="SOH with its interval for every row of a pulse table")
+    common(pre)
+    pre.add_argument("--model", required=True, help="folder written by `battlab health fit`")
+    pre.add_argument("--soc-column", help="state of charge column (default: the model's)")
+    pre.add_argument("--out", help="CSV with the table's columns and SOH_pred, SOH_low, SOH_high, ...")
+    pre.set_defaults(func=_cmd_predict, command="health")

@@ -1,0 +1,332 @@
+"""State of health (SOH) from one pulse test: fit, predict with an interval, evaluate on honest splits.
+
+:func:`fit_soh` featurizes a pulse table (:class:`~battlab.health.pulse.PulseFeatures`) and lets
+:func:`battlab.tune.tune` choose, by cross-validation on the rows it is given only, among feature sets (the raw
+voltages, the pulse features, the pulse features with the SOC) and models; the result is a :class:`SohModel`
+(save/load) whose :meth:`SohModel.predict` gives SOH with a CV+ conformal interval and flags a row whose SOC lies
+outside the trained SOC range (an extrapolation). :func:`evaluate_soh` scores the splits a second-life user
+needs - unseen SOC (interpolation, extrapolation), unseen cells, unseen cell kind - fitting on training rows only
+and scoring the test rows once.
+
+Example
+-------
+>>> from battlab.health.soh import SPLITS
+>>> sorted(SPLITS)
+['soc_extrapolation', 'soc_interpolation', 'unseen_cell_kind', 'unseen_cells']
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from battlab.errors import BattlabError
+from battlab.health.pulse import PulseFeatures
+from battlab.split import GroupKFoldBy, Splitter
+
+__all__ = ["SohModel", "fit_soh", "evaluate_soh", "mape", "SPLITS", "FEATURE_SETS", "INTERPOLATION_TRAIN_SOC",
+           "EXTRAPOLATION_TRAIN_SOC"]
+
+#: Feature sets :func:`fit_soh` chooses among: raw voltages, derived pulse features, derived features and SOC.
+FEATURE_SETS = ("raw", "pulse", "pulse+soc")
+#: Every feature set :func:`fit_soh` knows (``feature_sets`` picks among them).
+ALL_FEATURE_SETS = ("raw", "pulse", "pulse+soc", "raw+soc", "all+soc")
+#: Training SOC levels (%) of the issue's unseen-SOC splits; the other levels are tested.
+INTERPOLATION_TRAIN_SOC = (5, 15, 25, 35, 50)
+EXTRAPOLATION_TRAIN_SOC = (5, 10, 15, 20, 25)
+#: Split name -> what it holds out.
+SPLITS = {
+    "soc_interpolation": "unseen SOC, interpolation (train SOC 5/15/25/35/50 %, test the rest), per cell kind",
+    "soc_extrapolation": "unseen SOC, extrapolation (train SOC 5-25 %, test 30-50 %), per cell kind",
+    "unseen_cells": "unseen cells, all SOC (1 of 5 group folds by cell_id: 20 % of cells), per cell kind",
+    "unseen_cell_kind": "unseen cell kind (train on the other kinds, test on one), pooled",
+}
+
+
+def mape(y: Any, pred: Any) -> float:
+    """Mean absolute percentage error, in %.
+
+    Example
+    -------
+    >>> mape([1.0, 0.5], [0.9, 0.55])
+    10.0
+    """
+    y, pred = np.asarray(y, dtype=float), np.asarray(pred, dtype=float)
+    return float(np.round(100 * np.mean(np.abs(pred - y) / np.abs(y)), 10))
+
+
+class _UpToKGroupFolds(GroupKFoldBy):
+    """:class:`~battlab.split.GroupKFoldBy` with at most ``n_splits`` folds: one group per fold when there are
+    fewer groups (leave one SOC level, one cell kind out), also on the subsets the held-out coverage check
+    splits again."""
+
+    def split(self, X: Any, y: Any = None, groups: Any = None):
+        labels = self.groups(X) if groups is None else np.asarray(groups).astype(str)
+        n = len(np.unique(labels))
+        inner = GroupKFoldBy(n_splits=max(2, min(self.n_splits, n)), by=self.by, seed=self.seed)
+        return inner.split(X, y, groups)
+
+    def describe(self) -> str:
+        return f"group up-to-{self.n_splits}-fold by {self.by!r} (seed {self.seed})"
+
+
+def _columns_for(feature_set: str, featurizer: PulseFeatures, soc: str) -> list[str]:
+    labels = featurizer.feature_labels()
+    raw = [c for c in labels if c.startswith("U") and c[1:].isdigit()]
+    derived = [c for c in labels if c not in raw and not c.endswith("_mOhm")]  # V/C: comparable across sizes
+    if feature_set == "raw":
+        return raw
+    if feature_set == "pulse":
+        return derived
+    if feature_set == "pulse+soc":
+        return derived + [soc]
+    if feature_set == "raw+soc":
+        return raw + [soc]
+    if feature_set == "all+soc":
+        return raw + derived + [soc]
+    raise BattlabError(f"unknown feature set {feature_set!r}; choose among {list(ALL_FEATURE_SETS)}")
+
+
+@dataclass
+class SohModel:
+    """A fitted SOH model: featurizer, chosen feature set and model, conformal intervals, trained ranges."""
+
+    featurizer: PulseFeatures
+    feature_set: str
+    features: list[str]
+    model: Any
+    intervals: Any
+    soc_column: str
+    soc_range: tuple[float, float]
+    soh_range: tuple[float, float]
+    comparison: pd.DataFrame
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def _table(self, table: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(table, pd.DataFrame):
+            raise BattlabError(f"expected a pulse table (DataFrame), got {type(table).__name__}")
+        X = self.featurizer.transform(table)
+        if True:  # SOC: a feature of some sets, and what the extrapolation flag reads
+            if self.soc_column not in table.columns:
+                raise BattlabError(f"the pulse table has no SOC column {self.soc_column!r} (state of charge, %), "
+                                   "which the model needs to say whether it extrapolates")
+            soc = pd.to_numeric(table[self.soc_column], errors="coerce")
+            bad = soc.isna()
+            if bad.any():
+                row = soc.index[bad.to_numpy()][0]
+                raise BattlabError(f"row {row}, column {self.soc_column!r}: {table[self.soc_column][row]!r} "
+                                   "is not a state of charge (a number in %)")
+            X[self.soc_column] = soc.astype(float)
+        return X
+
+    def predict(self, table: pd.DataFrame) -> pd.DataFrame:
+        """SOH of every row with its interval; ``soc_extrapolation`` flags a SOC outside the trained range and
+        ``note`` says why a row is less certain. Rows are never dropped.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``SOH_pred``, ``SOH_low``, ``SOH_high``, ``soc_extrapolation``, ``note`` (index of ``table``).
+        """
+        X = self._table(table)
+        values = X[self.features].to_numpy(dtype=float)
+        pred = self.model.predict(values)
+        if self.intervals is not None:
+            _, bounds = self.intervals.predict_interval(values)
+            low, high = bounds[:, 0, 0], bounds[:, 1, 0]
+        else:
+            low = high = np.full(len(pred), np.nan)
+        soc = X[self.soc_column].to_numpy()
+        lo, hi = self.soc_range
+        outside = (soc < lo) | (soc > hi)
+        notes = np.where(outside, [f"SOC {s:g} % outside the trained {lo:g}-{hi:g} %: extrapolation" for s in soc], "")
+        missing = X[self.features].isna().any(axis=1).to_numpy()
+        notes = np.where(missing, np.char.add(notes.astype(str), " missing voltages imputed").astype(object), notes)
+        return pd.DataFrame({"SOH_pred": pred, "SOH_low": low, "SOH_high": high, "soc_extrapolation": outside,
+                             "note": [str(n).strip() for n in notes]}, index=table.index)
+
+    def feature_info(self) -> pd.DataFrame:
+        """Family, property and unit of the model's features (the SOC column: family ``condition``)."""
+        info = self.featurizer.feature_info()
+        soc = pd.DataFrame({"feature": [self.soc_column], "family": ["condition"], "property": ["SOC"],
+                            "unit": ["%"]})
+        return pd.concat([info, soc], ignore_index=True).set_index("feature").loc[self.features].reset_index()
+
+    def explain(self, table: pd.DataFrame, **options: Any) -> Any:
+        """SHAP values of the SOH model on the rows of a pulse table (:func:`battlab.explain.explain`): which
+        pulse carries the SOH. ``options`` go to ``explain`` (``max_rows``, ``seed``, ...)."""
+        from battlab.explain import explain
+
+        X = self._table(table)[self.features]
+        return explain(self.model, X, info=self.feature_info(), target=self.card.get("target", "SOH"),
+                       model_name=self.card.get("model", {}).get("name", ""), **options)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``soh_model.joblib`` and ``model_card.json`` (human-readable) into ``folder``."""
+        import joblib
+
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self, out / "soh_model.joblib")
+        (out / "model_card.json").write_text(json.dumps(self.card, indent=2, default=str))
+        self.comparison.to_csv(out / "comparison.csv", index=False)
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path) -> SohModel:
+        """Read a model written by :meth:`save` (a folder or its ``soh_model.joblib``)."""
+        import joblib
+
+        path = Path(folder).expanduser()
+        path = path / "soh_model.joblib" if path.is_dir() else path
+        if not path.is_file():
+            raise BattlabError(f"no SOH model at {path} (expected a folder written by `battlab health fit`)")
+        model = joblib.load(path)
+        if not isinstance(model, cls):
+            raise BattlabError(f"{path} does not hold a SOH model")
+        return model
+
+
+def fit_soh(table: pd.DataFrame, *, target: str = "SOH", soc: str = "SOC", group: str = "cell_id",
+            inner_split: str | Splitter | None = None, featurizer: PulseFeatures | None = None,
+            feature_sets: tuple[str, ...] = FEATURE_SETS, models: tuple[str, ...] = ("ridge", "krr", "svr"),
+            n_trials: int = 6, coverage: float = 0.9, intervals: bool = True, seed: int = 0) -> SohModel:
+    """Fit a SOH model on a pulse table, choosing feature set and model by cross-validation on its rows only.
+
+    Parameters
+    ----------
+    table
+        One row per pulse test: the voltages (see ``featurizer``), ``soc`` (%), ``target`` (SOH, Q/Qn) and
+        ``group`` (the physical cell; its rows never straddle a fold).
+    inner_split
+        Folds of the choice (:func:`battlab.split.splitter_from_spec`, or a splitter): default ``group:<group>``;
+        ``group:SOC`` to choose for SOC levels not seen, ``group:cell_kind`` for a kind not seen.
+    featurizer
+        :class:`PulseFeatures` with the table's column mapping, amplitudes and nominal capacity (default:
+        PulseBat's layout and column ``nominal_capacity_Ah``).
+    feature_sets, models, n_trials
+        Candidates (:data:`FEATURE_SETS`, :data:`ALL_FEATURE_SETS`; names of :data:`battlab.models.MODELS`) and
+        trials per feature set. The pulse features enter as capacity-normalised resistances (V per C), which
+        compare cells of different sizes; the mOhm ones are for reading.
+
+    Raises
+    ------
+    BattlabError
+        Missing columns, non-numeric voltages or SOC (row and column named), too few cells.
+    """
+    from battlab.split import splitter_from_spec
+    from battlab.tune import tune
+
+    featurizer = featurizer if featurizer is not None else PulseFeatures()
+    if not isinstance(table, pd.DataFrame):
+        raise BattlabError(f"expected a pulse table (DataFrame), got {type(table).__name__}")
+    missing = [c for c in (target, soc, group) if c not in table.columns]
+    if missing:
+        raise BattlabError(f"the pulse table has no column(s) {missing} (target, SOC in %, physical cell); it has "
+                           f"{list(table.columns)[:12]}")
+    y = pd.to_numeric(table[target], errors="coerce")
+    if y.isna().any():
+        row = y.index[y.isna().to_numpy()][0]
+        raise BattlabError(f"row {row}, column {target!r}: {table[target][row]!r} is not a SOH (a number)")
+    X = featurizer.fit(table).transform(table)
+    socv = pd.to_numeric(table[soc], errors="coerce")
+    if socv.isna().any():
+        row = socv.index[socv.isna().to_numpy()][0]
+        raise BattlabError(f"row {row}, column {soc!r}: {table[soc][row]!r} is not a state of charge (%)")
+    frame = X.assign(**{soc: socv.astype(float).to_numpy(), target: y.astype(float).to_numpy()})
+    frame["__group"] = table[group].astype(str).to_numpy()
+    for extra in ("cell_kind",):
+        if extra in table.columns and extra != group:
+            frame[extra] = table[extra].astype(str).to_numpy()
+    frame = frame.reset_index(drop=True)
+    spec = inner_split or f"group:{group}"
+    if isinstance(spec, Splitter):
+        splitter = spec
+    else:
+        if spec == f"group:{group}" or spec.startswith(f"group:{group}:"):
+            spec = "group:__group" + spec[len(f"group:{group}"):]
+        splitter = splitter_from_spec(spec, formula_column=None, seed=seed)
+    column = getattr(splitter, "by", None)
+    if isinstance(splitter, GroupKFoldBy):
+        if column not in frame.columns:
+            raise BattlabError(f"inner split {inner_split!r}: the pulse table has no column {column!r}")
+        n_groups = frame[column].nunique()
+        if n_groups < 3:
+            raise BattlabError(f"{n_groups} distinct value(s) in {column if column != '__group' else group!r}: "
+                               "a SOH model needs at least 3 cells (or SOC levels, kinds) to choose and calibrate "
+                               "on rows it has not seen")
+        splitter = _UpToKGroupFolds(n_splits=splitter.n_splits, by=column, seed=splitter.seed)
+    results, rows = {}, []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for fs in feature_sets:
+            cols = _columns_for(fs, featurizer, soc)
+            res = tune(frame, cols, target, split=splitter, models=models, n_trials=max(n_trials, len(models)),
+                       storage="sqlite:///:memory:", coverage=coverage, intervals=intervals, seed=seed,
+                       progress=False, heartbeat=None, study_name=f"soh-{fs}")
+            results[fs] = (res, cols)
+            rows.append({"feature_set": fs, "model": res.best_name, "cv_mae": res.metrics["mae_mean"],
+                         "n_features": len(cols), "split": res.split})
+    comparison = pd.DataFrame(rows).sort_values("cv_mae").reset_index(drop=True)
+    best = comparison.loc[0, "feature_set"]
+    res, cols = results[best]
+    card = {"target": target, "soc_column": soc, "group": group, "feature_set": best, "features": cols,
+            "model": {"name": res.best_name, "params": res.best_params}, "inner_split": res.split,
+            "cv_mae": float(comparison.loc[0, "cv_mae"]), "intervals": res.card.get("intervals"),
+            "n_rows": len(frame), "n_cells": int(frame["__group"].nunique()),
+            "soc_range": [float(socv.min()), float(socv.max())], "citations": featurizer.citations()}
+    return SohModel(featurizer, best, cols, res.model, res.intervals, soc, (float(socv.min()), float(socv.max())),
+                    (float(y.min()), float(y.max())), comparison, card)
+
+
+def _unseen_cells_mask(part: pd.DataFrame, group: str, seed: int) -> np.ndarray:
+    from battlab.split import GroupKFoldBy
+
+    _, test = next(GroupKFoldBy(n_splits=5, by=group, seed=seed).split(part.reset_index(drop=True)))
+    mask = np.zeros(len(part), dtype=bool)
+    mask[test] = True
+    return mask
+
+
+def evaluate_soh(table: pd.DataFrame, split: str, *, kind: str = "cell_kind", group: str = "cell_id",
+                 target: str = "SOH", soc: str = "SOC", seed: int = 0, **fit_options: Any) -> pd.DataFrame:
+    """Fit on the training rows of ``split`` (:data:`SPLITS`) only, predict its test rows once.
+
+    Returns the test rows' predictions: ``cell_kind``, ``cell_id``, ``SOC``, ``SOH``, ``SOH_pred``, ``SOH_low``,
+    ``SOH_high``, ``soc_extrapolation``, ``feature_set``, ``model``, ``split``.
+    """
+    if split not in SPLITS:
+        raise BattlabError(f"unknown split {split!r}; choose one of {sorted(SPLITS)}")
+    inner = {"soc_interpolation": f"group:{soc}", "soc_extrapolation": f"group:{soc}",
+             "unseen_cells": f"group:{group}", "unseen_cell_kind": f"group:{kind}"}[split]
+    jobs = []
+    if split == "unseen_cell_kind":
+        for k in table[kind].unique():
+            jobs.append((k, table, (table[kind] == k).to_numpy()))
+    else:
+        for k, part in table.groupby(kind, sort=True):
+            if split == "unseen_cells":
+                test = _unseen_cells_mask(part, group, seed)
+            else:
+                train_soc = INTERPOLATION_TRAIN_SOC if split == "soc_interpolation" else EXTRAPOLATION_TRAIN_SOC
+                test = ~part[soc].isin(train_soc).to_numpy()
+            jobs.append((k, part, test))
+    out = []
+    for k, part, test in jobs:
+        model = fit_soh(part.loc[~test], target=target, soc=soc, group=group, inner_split=inner, seed=seed,
+                        **fit_options)
+        rows = part.loc[test]
+        pred = model.predict(rows)
+        out.append(pd.DataFrame({"cell_kind": rows[kind].to_numpy(), "cell_id": rows[group].to_numpy(),
+                                 "SOC": rows[soc].to_numpy(), "SOH": rows[target].to_numpy(),
+                                 **{c: pred[c].to_numpy() for c in ("SOH_pred", "SOH_low", "SOH_high",
+                                                                    "soc_extrapolation")},
+                                 "feature_set": model.feature_set, "model": model.card["model"]["name"],
+                                 "split": split, "held_out": k}))
+    return pd.concat(out, ignore_index=True)
