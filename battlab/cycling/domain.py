@@ -25,7 +25,7 @@ Example
 >>> check["in_domain"].tolist(), check["refused"].tolist()
 ([True, False, False], [False, False, True])
 >>> check["domain_warnings"].iloc[1]
-'f = 9 outside the training range 1-3'
+'f = 9 outside the training range 1 to 3'
 >>> [round(x) for x in dom.bound([10.0, 600.0, 1e90])]
 [228, 600, 1184]
 """
@@ -111,7 +111,7 @@ class DomainOfApplicability:
             for i in np.flatnonzero(~np.isfinite(x)):
                 warnings[i].append(f"{f} could not be computed")
             for i in np.flatnonzero(np.isfinite(x) & ((x < wlo) | (x > whi))):
-                warnings[i].append(f"{f} = {_fmt(x[i])} outside the training range {_fmt(lo)}-{_fmt(hi)}")
+                warnings[i].append(f"{f} = {_fmt(x[i])} outside the training range {_fmt(lo)} to {_fmt(hi)}")
         if self.capacity_Ah is not None and CAPACITY in cells:
             lo, hi = self.capacity_Ah
             wlo, whi = self._widen(lo, hi)
