@@ -171,3 +171,13 @@ def test_no_tracked_file_over_2_mb_unless_expected():
         if path.is_file() and path.stat().st_size > 2 * 1024 * 1024 and name not in LARGE_FILES_EXPECTED:
             large[name] = path.stat().st_size
     assert not large, f"tracked files over 2 MB (add to LARGE_FILES_EXPECTED with a reason, or remove): {large}"
+
+
+def test_citation_and_changelog_are_there_and_agree_with_pyproject():
+    root = Path(__file__).resolve().parents[1]
+    cff = yaml.safe_load((root / "CITATION.cff").read_text())
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == project["license"] == "BSD-3-Clause"
+    assert cff["version"] == project["version"] and cff["authors"]
+    assert (root / "LICENSE").read_text().startswith("BSD 3-Clause License")
+    assert (root / "CHANGELOG.md").read_text().startswith("# Changelog")
