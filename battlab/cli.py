@@ -138,6 +138,24 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from battlab import steps
+
+    tuned = steps.TunedModel.load(args.model)
+    out = steps.predict(tuned, args.data)
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, index=False)
+    bad = out.loc[out["error"].astype(str) != ""]
+    print(f"{len(out) - len(bad)} of {len(out)} rows predicted ({tuned.model_target}, {tuned.best_name}; "
+          f"{tuned.coverage.get('target', 0.9):.0%} intervals); wrote {path}")
+    for row, reason in bad["error"].head(10).items():
+        print(f"  row {row + 1}: not predicted: {reason}")
+    if len(bad) > 10:
+        print(f"  ... {len(bad)} rows not predicted in all (column 'error' of {path})")
+    return 0
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     from battlab import steps
 
@@ -261,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="budget of estimated TreeSHAP time: deep forests then explain fewer rows, and say so")
     exp.add_argument("--seed", type=int, default=0)
     exp.set_defaults(func=_cmd_explain)
+
+    prd = sub.add_parser("predict", help="predictions of a tuned model for a table, with intervals and reasons")
+    prd.add_argument("model", help="folder from `battlab tune` (or notebook 03's run folder)")
+    prd.add_argument("data", metavar="TABLE", help="any table the model's recipe can featurize (formulas, process "
+                     "parameters...) or a feature set from `battlab featurize`")
+    prd.add_argument("--out", required=True, help="CSV file: the input's columns, prediction, low, high, error")
+    prd.set_defaults(func=_cmd_predict)
 
     app = sub.add_parser("app", help="serve a Voila app (no name: all apps)")
     from battlab.apps import APPS

@@ -64,7 +64,7 @@ from battlab.featurize import FeatureRecipe
 from battlab.split import Splitter, splitter_from_spec
 
 __all__ = ["FORMAT_VERSION", "CuratedSet", "Explanation", "FeatureSet", "TunedModel", "curate", "explain",
-           "featurize", "open_features", "read_data", "tune"]
+           "featurize", "open_features", "predict", "read_data", "tune"]
 
 #: Format version of every artefact folder this battlab writes and reads.
 FORMAT_VERSION = 1
@@ -486,6 +486,39 @@ def read_data(path: str | Path) -> FeatureSet | pd.DataFrame:
     if path.is_dir() and (path / "curated.parquet").is_file():
         path = path / "curated.parquet"
     return load_table(path)
+
+
+def predict(model: TunedModel | str | Path, data: pd.DataFrame | FeatureSet | str | Path) -> pd.DataFrame:
+    """Predictions of a tuned model (a :class:`TunedModel` or its folder) for a table (a DataFrame, a feature set
+    or a table file), one row per input row: the input's columns, ``prediction`` (of the modelled target), the
+    interval ``low``/``high``, the target in its own units when the model predicts its log10
+    (``predicted <target>``), and ``error``: why a row could not be predicted ('' when it was; such rows are kept,
+    with NaN predictions).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> raw = pd.DataFrame({"gap": rng.uniform(50, 200, 60), "solids": rng.uniform(0.5, 0.7, 60)})
+    >>> raw["spread"] = 0.001 * raw["gap"] + rng.normal(scale=0.01, size=60)
+    >>> tuned = tune(featurize(curate(raw, target="spread")), models=("ridge",), n_trials=2,
+    ...              storage="sqlite:///:memory:", progress=False)
+    >>> out = predict(tuned, pd.DataFrame({"gap": [100.0, None], "solids": [0.6, 0.6]}))
+    >>> list(out.columns), bool(out["error"].iloc[0] == "")
+    (['gap', 'solids', 'prediction', 'low', 'high', 'error'], True)
+    """
+    tuned = model if isinstance(model, TunedModel) else TunedModel.load(model)
+    table = read_data(data) if isinstance(data, (str, Path)) else data
+    found = tuned.predict_interval(table)
+    shown = table.table if isinstance(table, FeatureSet) else table
+    keep = [c for c in shown.columns if c not in tuned.features and c not in found.columns][:20] \
+        if isinstance(table, FeatureSet) else list(shown.columns)
+    out = pd.concat([shown[keep].reset_index(drop=True), found.reset_index(drop=True)], axis=1)
+    if tuned.model_target and tuned.target and tuned.model_target != tuned.target and \
+            tuned.model_target.startswith("log10"):
+        with np.errstate(over="ignore"):
+            out.insert(out.columns.get_loc("error"), f"predicted {tuned.target}", 10 ** out["prediction"])
+    return out
 
 
 # ============================================================================ tune

@@ -206,3 +206,32 @@ def test_a_table_too_small_for_the_asked_coverage_gets_the_coverage_it_can_reach
         result = tune(table, ["a", "b", "c"], "y", split="random", models=("ridge",), n_trials=2,
                       storage="sqlite:///:memory:", progress=False)
     assert (result.card["intervals"]["coverage_asked"], result.card["intervals"]["target"]) == (0.9, 0.85)
+
+
+def test_cli_predict_a_table_with_intervals_and_the_rows_it_cannot_predict(tmp_path, capsys):
+    """`battlab predict MODEL TABLE --out`: a tuned composition model used outside Python (issue 25)."""
+    from test_featurize import random_formulas
+
+    rng = np.random.default_rng(1)
+    raw = pd.DataFrame({"formula": random_formulas(80, seed=3)})
+    raw["capacity (mAh/g)"] = rng.uniform(100, 200, len(raw))
+    raw.to_csv(tmp_path / "raw.csv", index=False)
+    assert main(["curate", str(tmp_path / "raw.csv"), "--target", "capacity (mAh/g)",
+                 "--out", str(tmp_path / "c")]) == 0
+    assert main(["featurize", str(tmp_path / "c"), "--out", str(tmp_path / "f")]) == 0
+    assert main(["tune", str(tmp_path / "f"), "--target", "capacity (mAh/g)", "--out", str(tmp_path / "m"),
+                 "--models", "ridge", "--n-trials", "2",
+                 "--split", "random", "--quiet"]) == 0
+    new = pd.DataFrame({"sample": ["a", "b", "c"], "formula": ["LiCoO2", "LiNi1/3Mn1/3Co1/3O2", "Xx2O"]})
+    new.to_csv(tmp_path / "new.csv", index=False)
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "m"), str(tmp_path / "new.csv"), "--out", str(tmp_path / "p.csv")]) == 0
+    out = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    assert out["sample"].tolist() == ["a", "b", "c"]  # every input row, in order, with its own columns
+    ok = out.iloc[:2]
+    assert (ok["error"] == "").all() and (ok["low"].astype(float) < ok["prediction"].astype(float)).all()
+    assert (ok["prediction"].astype(float) < ok["high"].astype(float)).all()
+    assert out.loc[2, "prediction"] == "" and "Xx" in out.loc[2, "error"]
+    printed = capsys.readouterr().out
+    assert "2 of 3 rows predicted" in printed and "row 3: not predicted:" in printed
+    assert main(["predict", str(tmp_path / "nowhere"), str(tmp_path / "new.csv"), "--out", str(tmp_path / "q")]) == 2
