@@ -159,7 +159,7 @@ def plot_parity(predictions, target: str, split: str, metrics: dict):
     lo, hi = np.nanmin([y.min(), p.min()]), np.nanmax([y.max(), p.max()])
     ax.plot([lo, hi], [lo, hi], "k--", lw=1)
     ax.set_xlabel(f"measured {target}")
-    ax.set_ylabel("predicted (out of fold)")
+    ax.set_ylabel(f"predicted {target} (out of fold)")
     ax.set_title(f"MAE {metrics['mae_mean']:.3g} ± {metrics['mae_std']:.2g}, R² {metrics['r2_mean']:.3f}\n{split}",
                  fontsize=9)
     fig.tight_layout()
