@@ -54,7 +54,9 @@ def _numeric(table: pd.DataFrame, columns: list[str], what: str) -> np.ndarray:
         bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():
             row = table.index[bad][0]
-            raise BattlabError(f"row {row}, column {col!r}: {table[col][row]!r} is not a finite number")
+            value = table[col][row]
+            shown = repr(value) if isinstance(value, str) else str(value)
+            raise BattlabError(f"row {row}, column {col!r}: {shown} is not a finite number")
         out[:, j] = values.to_numpy(dtype=float)
     return out
 
@@ -124,7 +126,7 @@ class ConditionalGaussian(BaseEstimator):
             raise BattlabError(f"the training table has no grouping column {self.by!r}")
         labels = table[self.by].astype(str).to_numpy() if self.by is not None else np.full(len(table), _ALL)
         self.groups_: dict[str, dict[str, Any]] = {}
-        for g in sorted(set(labels)):
+        for g in sorted({str(label) for label in labels}):
             m = labels == g
             n_terms = PolynomialFeatures(self.degree, include_bias=False).fit(C[m]).n_output_features_
             if m.sum() < n_terms + 3:
