@@ -73,7 +73,11 @@ class ConditionalGaussian(BaseEstimator):
         Optional grouping column (e.g. ``"cell_kind"``): one model per value; :meth:`sample` then needs it.
     degree
         Degree of the polynomial in the standardised conditions for the mean (1: the Gaussian conditional of a
-        joint normal; 2: adds squares and products).
+        joint normal; 2: adds squares and products), or a tuple of candidates: :meth:`fit` then keeps the one
+        whose mean best predicts the rows of each value of ``degree_by`` left out in turn (e.g. each SOC level:
+        how well a level not fitted is generated), on the training rows only (``degree_``, ``degree_scores_``).
+    degree_by
+        Condition column whose values are left out in turn when ``degree`` is a tuple.
     alpha
         Ridge penalty of the mean (on standardised conditions; small: close to least squares).
     shrinkage
@@ -82,17 +86,19 @@ class ConditionalGaussian(BaseEstimator):
     seed
         Default seed of :meth:`sample`.
 
-    Learned: ``groups_`` (group -> fitted parts), ``n_features_in_``.
+    Learned: ``groups_`` (group -> fitted parts), ``degree_``, ``degree_scores_`` (candidate -> leave-one-level-out
+    RMSE of the standardised outputs; empty for a single degree), ``n_features_in_``.
     """
 
     def __init__(self, conditions: list[str] | tuple[str, ...] = ("SOC", "SOH"),
                  outputs: list[str] | tuple[str, ...] = tuple(f"U{i}" for i in range(1, 22)), by: str | None = None,
-                 degree: int = 1, alpha: float = 1e-6, shrinkage: str | float | None = "ledoit-wolf",
-                 seed: int = 0) -> None:
+                 degree: int | tuple[int, ...] = 1, degree_by: str | None = None, alpha: float = 1e-6,
+                 shrinkage: str | float | None = "ledoit-wolf", seed: int = 0) -> None:
         self.conditions = conditions
         self.outputs = outputs
         self.by = by
         self.degree = degree
+        self.degree_by = degree_by
         self.alpha = alpha
         self.shrinkage = shrinkage
         self.seed = seed
@@ -104,9 +110,7 @@ class ConditionalGaussian(BaseEstimator):
         Rows already marked ``generated`` are refused: a generator learns from measurements only.
         """
         from sklearn.covariance import LedoitWolf, ShrunkCovariance, empirical_covariance
-        from sklearn.linear_model import Ridge
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+        from sklearn.preprocessing import PolynomialFeatures
 
         if not isinstance(table, pd.DataFrame):
             raise BattlabError(f"expected a table (DataFrame) to fit the generator on, got {type(table).__name__}")
@@ -116,8 +120,13 @@ class ConditionalGaussian(BaseEstimator):
         overlap = sorted(set(conditions) & set(outputs))
         if overlap:
             raise BattlabError(f"column(s) {overlap} are both conditions and outputs")
-        if not isinstance(self.degree, int | np.integer) or self.degree < 1:
-            raise BattlabError(f"degree must be an integer >= 1, got {self.degree!r}")
+        candidates = tuple(self.degree) if isinstance(self.degree, tuple | list) else (self.degree,)
+        if not candidates or any(not isinstance(d, int | np.integer) or isinstance(d, bool) or d < 1
+                                 for d in candidates):
+            raise BattlabError(f"degree must be an integer >= 1 or a tuple of them, got {self.degree!r}")
+        if len(candidates) > 1 and self.degree_by not in conditions:
+            raise BattlabError(f"degree candidates {candidates} need degree_by: one of the conditions {conditions} "
+                               f"whose values are left out in turn, got {self.degree_by!r}")
         if GENERATED in table.columns and table[GENERATED].fillna(False).astype(bool).any():
             row = table.index[table[GENERATED].fillna(False).astype(bool).to_numpy()][0]
             raise BattlabError(f"row {row} is marked {GENERATED!r}: a generator is fitted on measured rows only")
@@ -125,15 +134,24 @@ class ConditionalGaussian(BaseEstimator):
         if self.by is not None and self.by not in table.columns:
             raise BattlabError(f"the training table has no grouping column {self.by!r}")
         labels = table[self.by].astype(str).to_numpy() if self.by is not None else np.full(len(table), _ALL)
+        self.degree_scores_: dict[int, float] = {}
+        if len(candidates) > 1:
+            self.degree_scores_ = self._leave_level_out(C, Y, labels, conditions.index(self.degree_by), candidates)
+            usable = {d: v for d, v in self.degree_scores_.items() if np.isfinite(v)}
+            if not usable:
+                raise BattlabError(f"no degree among {candidates} can be scored leaving one {self.degree_by!r} "
+                                   "value out (too few rows or values)")
+            self.degree_ = int(min(usable, key=lambda d: (usable[d], d)))
+        else:
+            self.degree_ = int(candidates[0])
         self.groups_: dict[str, dict[str, Any]] = {}
         for g in sorted({str(label) for label in labels}):
             m = labels == g
-            n_terms = PolynomialFeatures(self.degree, include_bias=False).fit(C[m]).n_output_features_
+            n_terms = PolynomialFeatures(self.degree_, include_bias=False).fit(C[m]).n_output_features_
             if m.sum() < n_terms + 3:
-                raise BattlabError(f"group {g!r}: {int(m.sum())} row(s), too few for a degree-{self.degree} "
+                raise BattlabError(f"group {g!r}: {int(m.sum())} row(s), too few for a degree-{self.degree_} "
                                    f"generator of {len(conditions)} condition(s) (needs {n_terms + 3})")
-            mean = make_pipeline(StandardScaler(), PolynomialFeatures(self.degree, include_bias=False),
-                                 Ridge(alpha=self.alpha)).fit(C[m], Y[m])
+            mean = self._mean_model(self.degree_).fit(C[m], Y[m])
             resid = Y[m] - mean.predict(C[m]).reshape(-1, len(outputs))
             if self.shrinkage == "ledoit-wolf":
                 cov = LedoitWolf(assume_centered=True).fit(resid).covariance_
@@ -150,6 +168,39 @@ class ConditionalGaussian(BaseEstimator):
                                "low": C[m].min(axis=0), "high": C[m].max(axis=0), "n_rows": int(m.sum())}
         self.n_features_in_ = len(conditions)
         return self
+
+    def _mean_model(self, degree: int) -> Any:
+        from sklearn.linear_model import Ridge
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+        return make_pipeline(StandardScaler(), PolynomialFeatures(degree, include_bias=False), Ridge(alpha=self.alpha))
+
+    def _leave_level_out(self, C: np.ndarray, Y: np.ndarray, labels: np.ndarray, column: int,
+                         candidates: tuple[int, ...]) -> dict[int, float]:
+        """RMSE (outputs standardised per group) of each degree's mean on the rows of each value of a condition
+        left out in turn, per group; NaN for a degree that cannot be fitted without a value."""
+        scores: dict[int, float] = {}
+        for d in candidates:
+            errors, ok = [], True
+            for g in sorted(set(labels)):
+                m = labels == g
+                Cg, Yg = C[m], Y[m]
+                scale = Yg.std(axis=0)
+                scale[scale == 0] = 1.0
+                levels = np.unique(Cg[:, column])
+                n_terms = len(self._mean_model(d)[:2].fit(Cg).transform(Cg[:1])[0])
+                for level in levels:
+                    out = Cg[:, column] == level
+                    if (~out).sum() < n_terms + 3 or len(np.unique(Cg[~out, column])) <= d:
+                        ok = False
+                        break
+                    pred = self._mean_model(d).fit(Cg[~out], Yg[~out]).predict(Cg[out]).reshape(out.sum(), -1)
+                    errors.append(((pred - Yg[out]) / scale) ** 2)
+                if not ok:
+                    break
+            scores[int(d)] = float(np.sqrt(np.concatenate(errors).mean())) if ok and errors else float("nan")
+        return scores
 
     # ------------------------------------------------------------------ use
     def _check_fitted(self) -> None:

@@ -119,7 +119,7 @@ GOOD = pd.DataFrame({"c1": [0.5], "c2": [15.0], "kind": ["a"]})
     (_bad_fit(lambda t: t.drop(columns="y2")), r"the training table has no column\(s\) \['y2'\]"),
     (_bad_fit(lambda t: t.assign(**{GENERATED: [False] * 49 + [True]})), r"row 49 is marked 'generated'"),
     (_bad_fit(lambda t: t.head(4)), r"group '__all__': 4 row\(s\), too few for a degree-1 generator"),
-    (_bad_fit(lambda t: t, degree=0), r"degree must be an integer >= 1, got 0"),
+    (_bad_fit(lambda t: t, degree=0), r"degree must be an integer >= 1 or a tuple of them, got 0"),
     (_bad_fit(lambda t: t, shrinkage="lots"), r"shrinkage must be 'ledoit-wolf', None or a number"),
     (lambda: ConditionalGaussian(conditions=["c1"], outputs=["c1", "y1"]).fit(synthetic(50)),
      r"column\(s\) \['c1'\] are both conditions and outputs"),
@@ -175,3 +175,16 @@ def test_nothing_generated_where_no_soc_level_is_missing() -> None:
                         feature_sets=("pulse+soc",))
     assert (pred["n_generated"] == 0).all()
     np.testing.assert_allclose(pred["SOH_pred_generated"], pred["SOH_pred"])
+
+
+def test_degree_chosen_by_leaving_levels_out() -> None:
+    rng = np.random.default_rng(0)
+    level = np.repeat(np.arange(0.0, 60.0, 10.0), 40)
+    other = rng.uniform(0.7, 1.0, len(level))
+    t = pd.DataFrame({"SOC": level, "SOH": other, "y": 0.002 * (level - 30) ** 2 + other
+                      + rng.normal(scale=0.05, size=len(level))})
+    gen = ConditionalGaussian(conditions=["SOC", "SOH"], outputs=["y"], degree=(1, 2), degree_by="SOC").fit(t)
+    assert gen.degree_ == 2 and gen.degree_scores_[2] < gen.degree_scores_[1]
+    assert ConditionalGaussian(conditions=["SOC", "SOH"], outputs=["y"], degree=3).fit(t).degree_scores_ == {}
+    with pytest.raises(BattlabError, match=r"degree candidates \(1, 2\) need degree_by"):
+        ConditionalGaussian(conditions=["SOC", "SOH"], outputs=["y"], degree=(1, 2)).fit(t)
