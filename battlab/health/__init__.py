@@ -1,4 +1,5 @@
-"""State of health from pulse tests: features (:mod:`battlab.health.pulse`) and models (:mod:`battlab.health.soh`).
+"""State of health from pulse tests: features (:mod:`battlab.health.pulse`) and models (:mod:`battlab.health.soh`);
+rows generated at missing SOC levels come from :mod:`battlab.generate`.
 
 Example
 -------
@@ -8,6 +9,6 @@ True
 """
 
 from battlab.health.pulse import PulseFeatures
-from battlab.health.soh import SPLITS, SohModel, evaluate_soh, fit_soh
+from battlab.health.soh import SPLITS, SohModel, evaluate_soh, fit_soh, generated_rows
 
-__all__ = ["PulseFeatures", "SohModel", "fit_soh", "evaluate_soh", "SPLITS"]
+__all__ = ["PulseFeatures", "SohModel", "fit_soh", "evaluate_soh", "generated_rows", "SPLITS"]

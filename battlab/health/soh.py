@@ -30,8 +30,8 @@ from battlab.errors import BattlabError
 from battlab.health.pulse import PulseFeatures
 from battlab.split import GroupKFoldBy, Splitter
 
-__all__ = ["SohModel", "fit_soh", "evaluate_soh", "mape", "SPLITS", "FEATURE_SETS", "INTERPOLATION_TRAIN_SOC",
-           "EXTRAPOLATION_TRAIN_SOC"]
+__all__ = ["SohModel", "fit_soh", "evaluate_soh", "generated_rows", "mape", "SPLITS", "FEATURE_SETS",
+           "INTERPOLATION_TRAIN_SOC", "EXTRAPOLATION_TRAIN_SOC"]
 
 #: Feature sets :func:`fit_soh` chooses among: raw voltages, derived pulse features, derived features and SOC.
 FEATURE_SETS = ("raw", "pulse", "pulse+soc")
@@ -294,15 +294,61 @@ def _unseen_cells_mask(part: pd.DataFrame, group: str, seed: int) -> np.ndarray:
     return mask
 
 
+def generated_rows(train: pd.DataFrame, levels: Any, generator: Any, *, soc: str = "SOC", target: str = "SOH",
+                   group: str = "cell_id", seed: int = 0) -> pd.DataFrame:
+    """Pulse responses generated at the SOC ``levels`` missing from ``train``, one row per level and training
+    sample (a distinct ``group``/``target`` pair: the SOH of a training cell, never a test row's).
+
+    ``generator`` (e.g. :class:`battlab.generate.ConditionalGaussian` with conditions ``[soc, target]``) is cloned
+    and fitted on ``train``'s measured rows only; the rows it returns keep the source row's other columns (cell,
+    kind, nominal capacity) and are marked ``generated`` (True).
+
+    Example
+    -------
+    >>> from battlab.generate import ConditionalGaussian
+    >>> t = pd.DataFrame({"cell_id": list("aabbcc"), "SOC": [5.0, 15] * 3, "SOH": [0.9, 0.9, 0.8, 0.8, 0.7, 0.7],
+    ...                   "U1": [3.50, 3.60, 3.52, 3.61, 3.53, 3.63]})
+    >>> g = ConditionalGaussian(conditions=["SOC", "SOH"], outputs=["U1"])
+    >>> rows = generated_rows(t, [10], g)
+    >>> rows[["cell_id", "SOC", "SOH", "generated"]].to_dict("list")
+    {'cell_id': ['a', 'b', 'c'], 'SOC': [10.0, 10.0, 10.0], 'SOH': [0.9, 0.8, 0.7], 'generated': [True, True, True]}
+    """
+    from sklearn.base import clone
+
+    from battlab.generate import GENERATED
+
+    measured = train
+    if GENERATED in train.columns:
+        measured = train.loc[~train[GENERATED].fillna(False).astype(bool)]
+    fitted = clone(generator).fit(measured)
+    sources = measured.drop_duplicates([group, target])
+    conditions = pd.concat([sources.assign(**{soc: float(level)}) for level in levels], ignore_index=True)
+    return fitted.sample(conditions, n=1, seed=seed)
+
+
 def evaluate_soh(table: pd.DataFrame, split: str, *, kind: str = "cell_kind", group: str = "cell_id",
-                 target: str = "SOH", soc: str = "SOC", seed: int = 0, **fit_options: Any) -> pd.DataFrame:
+                 target: str = "SOH", soc: str = "SOC", seed: int = 0, generator: Any = None,
+                 **fit_options: Any) -> pd.DataFrame:
     """Fit on the training rows of ``split`` (:data:`SPLITS`) only, predict its test rows once.
 
+    With ``generator`` (e.g. :class:`battlab.generate.ConditionalGaussian`), the same choice (feature set, model,
+    hyperparameters: made on measured training rows only) is also refitted on the training rows plus rows
+    generated at the SOC levels of ``table`` missing from the training rows (:func:`generated_rows`, SOH of the
+    training cells), and scored on the same test rows: ``SOH_pred_generated`` beside ``SOH_pred``,
+    ``n_generated`` the generated rows it trained on (0 where no level is missing, e.g. unseen cells). Rows
+    marked ``generated`` in ``table`` are never test rows, and generated rows never enter a test fold.
+
     Returns the test rows' predictions: ``cell_kind``, ``cell_id``, ``SOC``, ``SOH``, ``SOH_pred``, ``SOH_low``,
-    ``SOH_high``, ``soc_extrapolation``, ``feature_set``, ``model``, ``split``.
+    ``SOH_high``, ``soc_extrapolation``, ``feature_set``, ``model``, ``split`` (and ``SOH_pred_generated``,
+    ``n_generated`` with a generator).
     """
+    from battlab.generate import GENERATED
+
     if split not in SPLITS:
         raise BattlabError(f"unknown split {split!r}; choose one of {sorted(SPLITS)}")
+    table = table.reset_index(drop=True)  # positions: the output carries no index of the input
+    marked = (table[GENERATED].fillna(False).astype(bool).to_numpy() if GENERATED in table.columns
+              else np.zeros(len(table), dtype=bool))
     inner = {"soc_interpolation": f"group:{soc}", "soc_extrapolation": f"group:{soc}",
              "unseen_cells": f"group:{group}", "unseen_cell_kind": f"group:{kind}"}[split]
     jobs = []
@@ -319,14 +365,57 @@ def evaluate_soh(table: pd.DataFrame, split: str, *, kind: str = "cell_kind", gr
             jobs.append((k, part, test))
     out = []
     for k, part, test in jobs:
-        model = fit_soh(part.loc[~test], target=target, soc=soc, group=group, inner_split=inner, seed=seed,
+        is_marked = marked[part.index.to_numpy()]
+        test = np.asarray(test) & ~is_marked  # a generated row is never scored
+        train = part.loc[~test]
+        measured_train = train.loc[~is_marked[~test]]
+        model = fit_soh(measured_train, target=target, soc=soc, group=group, inner_split=inner, seed=seed,
                         **fit_options)
         rows = part.loc[test]
         pred = model.predict(rows)
-        out.append(pd.DataFrame({"cell_kind": rows[kind].to_numpy(), "cell_id": rows[group].to_numpy(),
-                                 "SOC": rows[soc].to_numpy(), "SOH": rows[target].to_numpy(),
-                                 **{c: pred[c].to_numpy() for c in ("SOH_pred", "SOH_low", "SOH_high",
-                                                                    "soc_extrapolation")},
-                                 "feature_set": model.feature_set, "model": model.card["model"]["name"],
-                                 "split": split, "held_out": k}))
+        frame = pd.DataFrame({"cell_kind": rows[kind].to_numpy(), "cell_id": rows[group].to_numpy(),
+                              "SOC": rows[soc].to_numpy(), "SOH": rows[target].to_numpy(),
+                              **{c: pred[c].to_numpy() for c in ("SOH_pred", "SOH_low", "SOH_high",
+                                                                 "soc_extrapolation")},
+                              "feature_set": model.feature_set, "model": model.card["model"]["name"],
+                              "split": split, "held_out": k})
+        if generator is not None:
+            frame["SOH_pred_generated"], frame["n_generated"] = _refit_with_generated(
+                model, train, measured_train, rows, part, generator, kind=kind, group=group, target=target, soc=soc,
+                seed=seed)
+        out.append(frame)
     return pd.concat(out, ignore_index=True)
+
+
+def _refit_with_generated(model: SohModel, train: pd.DataFrame, measured: pd.DataFrame, rows: pd.DataFrame,
+                          part: pd.DataFrame, generator: Any, *, kind: str, group: str, target: str, soc: str,
+                          seed: int) -> tuple[np.ndarray, int]:
+    """The chosen model refitted on the training rows (with any rows already marked generated) plus rows generated
+    at the SOC levels the measured training rows miss (per kind, fitted on measured training rows only); its
+    predictions of ``rows`` and the number of rows generated here."""
+    from sklearn.base import clone
+
+    from battlab.generate import GENERATED
+
+    pred = model.predict(rows)["SOH_pred"].to_numpy()
+    extra = []
+    for _, kind_train in measured.groupby(kind, sort=True):
+        kind_all = part.loc[part[kind] == kind_train[kind].iloc[0]]
+        missing = sorted(set(pd.to_numeric(kind_all[soc]).astype(float)) -
+                         set(pd.to_numeric(kind_train[soc]).astype(float)))
+        if missing:
+            extra.append(generated_rows(kind_train, missing, generator, soc=soc, target=target, group=group,
+                                        seed=seed))
+    if not extra:
+        return pred, 0
+    generated = pd.concat(extra, ignore_index=True)
+    if not generated[GENERATED].all():  # the generator's contract; checked because a test fold depends on it
+        raise BattlabError("the generator returned rows not marked as generated")
+    augmented = pd.concat([train.assign(**{GENERATED: False}) if GENERATED not in train.columns else train,
+                           generated], ignore_index=True)
+    X = model._table(augmented)[model.features].to_numpy(dtype=float)
+    y = pd.to_numeric(augmented[target]).to_numpy(dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        refit = clone(model.model).fit(X, y)
+    return refit.predict(model._table(rows)[model.features].to_numpy(dtype=float)), len(generated)
