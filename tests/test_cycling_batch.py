@@ -79,8 +79,8 @@ def _cli(*argv: str) -> int:
 
 
 def _readme_cycling_commands() -> list[str]:
-    """The ``battlab cycling read`` lines of the first code block under "## Cell cycling" in README.md."""
-    text = (REPO / "README.md").read_text()
+    """The ``battlab cycling read`` lines of the first code block under "## Cell cycling" in docs/cycling.md (the README moved its manual there)."""
+    text = (REPO / "docs" / "cycling.md").read_text()
     section = text.split("\n## Cell cycling", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```(?:bash|console|sh)?\n(.*?)```", section, re.S).group(1)
     return [line.strip() for line in block.splitlines() if line.strip().startswith("battlab cycling read ")]
@@ -105,7 +105,7 @@ def test_readme_cycling_commands_run_exactly_as_written(cycler_files, tmp_path):
     only its ``--out`` made absolute, in the next test.)
     """
     lines = _readme_cycling_commands()
-    assert lines, "README.md: no `battlab cycling read` command under ## Cell cycling"
+    assert lines, "docs/cycling.md: no `battlab cycling read` command under ## Cell cycling"
     assert shlex.split(lines[0], comments=True) == ["battlab", "cycling", "read", ARBIN, "--out", "cell8/"]
     (tmp_path / ARBIN).symlink_to(cycler_files / ARBIN)
     (tmp_path / "cycler_files").symlink_to(cycler_files, target_is_directory=True)

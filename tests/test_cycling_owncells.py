@@ -248,7 +248,7 @@ def test_the_readmes_own_cells_commands_run_as_written(tmp_path, monkeypatch, ca
     """Every command of the README's offline own-cells block (the lines on example/), in order, exits 0."""
     import shlex
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cycling.md").read_text()
     block = text.split("Your own cells, offline")[1].split("```bash")[1].split("```")[0]
     commands = [line.split("#")[0].strip() for line in block.splitlines() if line.startswith("battlab cycling")]
     runnable = [c for c in commands if "example" in c]

@@ -3,6 +3,7 @@ nothing prompts."""
 
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -122,7 +123,7 @@ def test_ci_runs_the_readme_test_command():
 def test_readme_has_a_binder_badge_for_lab_and_every_app():
     from battlab.apps import APPS
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "apps.md").read_text()
     badge = "[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/OWNER/battlab/main?urlpath="
     assert badge + "lab/tree/notebooks)" in readme
     for name in APPS:
@@ -181,3 +182,15 @@ def test_citation_and_changelog_are_there_and_agree_with_pyproject():
     assert cff["version"] == project["version"] and cff["authors"]
     assert (root / "LICENSE").read_text().startswith("BSD 3-Clause License")
     assert (root / "CHANGELOG.md").read_text().startswith("# Changelog")
+
+
+def test_readme_is_a_front_page_and_every_link_of_it_and_the_docs_resolves():
+    """README <= 10 KB (issue 25); the manual's pages are all in docs/index.md; relative links point at files."""
+    readme = ROOT / "README.md"
+    assert readme.stat().st_size <= 10 * 1024
+    pages = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+    index = (ROOT / "docs" / "index.md").read_text()
+    assert all(f"({p})" in index for p in pages if p != "index.md"), pages
+    for doc in [readme, *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#:\s]+)(?:#[^)]*)?\)", doc.read_text()):
+            assert (doc.parent / target).exists(), f"{doc.name}: link to {target} points at no file"

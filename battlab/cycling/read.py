@@ -14,7 +14,7 @@
 Who reads what
 --------------
 One module per format under :mod:`battlab.cycling.formats`, listed with the package that reads it in
-:data:`battlab.cycling.formats.REGISTRY` (and the README's reader table). Formats are found from the file's
+:data:`battlab.cycling.formats.REGISTRY` (and the reader table of docs/cycling.md). Formats are found from the file's
 content: its magic bytes, its header, its column names, never its extension.
 
 Example
