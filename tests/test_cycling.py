@@ -757,7 +757,7 @@ def test_read_text_of_an_upload():
 
 
 def test_readme_reader_table_lists_every_registered_format():
-    """The reader table of the cycling manual (docs/cycling.md) names each format of the registry with the package that reads it."""
+    """The reader table of docs/cycling.md names each format of the registry with the package that reads it."""
     from battlab.cycling.formats import REGISTRY
 
     readme = (Path(__file__).resolve().parents[1] / "docs" / "cycling.md").read_text()

@@ -79,7 +79,7 @@ def _cli(*argv: str) -> int:
 
 
 def _readme_cycling_commands() -> list[str]:
-    """The ``battlab cycling read`` lines of the first code block under "## Cell cycling" in docs/cycling.md (the README moved its manual there)."""
+    """The ``battlab cycling read`` lines of the first code block under "## Cell cycling" in docs/cycling.md."""
     text = (REPO / "docs" / "cycling.md").read_text()
     section = text.split("\n## Cell cycling", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```(?:bash|console|sh)?\n(.*?)```", section, re.S).group(1)

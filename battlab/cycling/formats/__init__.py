@@ -8,7 +8,8 @@ matches, then finishes the table the same way for every format (cycle numbers de
 discharge steps when the file's never increment, per-cycle summaries, unusable cycles listed).
 
 Adding a format: a module here with ``sniff`` and ``read``, one :class:`CyclerFormat` line in :data:`REGISTRY`
-(the package that reads it in ``package``), a value test against a real file, a line in the reader table of docs/cycling.md.
+(the package that reads it in ``package``), a value test against a real file, a line in the reader table of
+docs/cycling.md.
 
 Example
 -------
