@@ -293,13 +293,8 @@ class ConditionalGaussian(BaseEstimator):
     @classmethod
     def load(cls, path: str | Path) -> ConditionalGaussian:
         """Read a generator written by :meth:`save`."""
-        import joblib
+        from battlab.persist import load_joblib
 
-        p = Path(path).expanduser()
-        p = p / "generator.joblib" if p.is_dir() else p
-        if not p.is_file():
-            raise BattlabError(f"no generator at {p} (expected a file written by ConditionalGaussian.save)")
-        obj = joblib.load(p)
-        if not isinstance(obj, cls):
-            raise BattlabError(f"{p} does not hold a conditional generator")
-        return obj
+        return load_joblib(path, cls, file_name="generator.joblib",
+                           missing="no generator at {path} (expected a file written by ConditionalGaussian.save)",
+                           wrong="{path} does not hold a conditional generator")

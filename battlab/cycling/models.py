@@ -201,17 +201,11 @@ class CycleLifeModel:
     @classmethod
     def load(cls, folder: str | Path) -> CycleLifeModel:
         """Read a model written by :meth:`save` (a folder, or the ``.joblib`` file itself)."""
-        import joblib
+        from battlab.persist import load_joblib
 
-        path = Path(folder)
-        path = path / "cycle_life_model.joblib" if path.is_dir() else path
-        if not path.is_file():
-            raise BattlabError(f"{path}: no cycle-life model there (write one with CycleLifeModel.save or "
-                               "`python benchmarks/cycle_life.py --save DIR`)")
-        model = joblib.load(path)
-        if not isinstance(model, cls):
-            raise BattlabError(f"{path}: holds a {type(model).__name__}, not a CycleLifeModel")
-        return model
+        return load_joblib(folder, cls, file_name="cycle_life_model.joblib",
+                           missing="{path}: no cycle-life model there (write one with CycleLifeModel.save or "
+                                   "`python benchmarks/cycle_life.py --save DIR`)")
 
 
 def _train(curves: DischargeCurves, min_cells: int = 10) -> DischargeCurves:

@@ -228,15 +228,9 @@ class _Saveable:
     @classmethod
     def load(cls, path: str | Path) -> Any:
         """Read a model written by :meth:`save`."""
-        import joblib
+        from battlab.persist import load_joblib
 
-        path = Path(path)
-        if not path.is_file():
-            raise BattlabError(f"{path}: no saved {cls.__name__} there")
-        model = joblib.load(path)
-        if not isinstance(model, cls):
-            raise BattlabError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
+        return load_joblib(path, cls, missing="{path}: no saved {cls} there")
 
 
 # --------------------------------------------------------------------------- learned model

@@ -181,16 +181,11 @@ class SohModel:
     @classmethod
     def load(cls, folder: str | Path) -> SohModel:
         """Read a model written by :meth:`save` (a folder or its ``soh_model.joblib``)."""
-        import joblib
+        from battlab.persist import load_joblib
 
-        path = Path(folder).expanduser()
-        path = path / "soh_model.joblib" if path.is_dir() else path
-        if not path.is_file():
-            raise BattlabError(f"no SOH model at {path} (expected a folder written by `battlab health fit`)")
-        model = joblib.load(path)
-        if not isinstance(model, cls):
-            raise BattlabError(f"{path} does not hold a SOH model")
-        return model
+        return load_joblib(folder, cls, file_name="soh_model.joblib",
+                           missing="no SOH model at {path} (expected a folder written by `battlab health fit`)",
+                           wrong="{path} does not hold a SOH model")
 
 
 def fit_soh(table: pd.DataFrame, *, target: str = "SOH", soc: str = "SOC", group: str = "cell_id",
