@@ -220,9 +220,10 @@ def cell_features(cells: Any, *, labels: Any = None, nominal_Ah: float | dict[st
     """Labels and early-life features of ``cells`` (see the module docstring); ``voltages``: a grid to use (a model's),
     else ``n_voltages`` voltages over the cells' common discharge window. Censored cells are set aside (their
     lower bound listed in the reason), as is every cell without a label when ``require_labels``."""
-    from battlab.cycling.labels import label_cells
+    from battlab.cycling.labels import capacity_table, label_cells
 
     read, aside = read_cells(cells, recursive=recursive)
+    capacity = capacity_table(read)  # built once: the labels and the fade-curve model both read it
     aside = [aside]
     if labels is not None:
         lab = read_labels(labels, group_by)
@@ -233,7 +234,7 @@ def cell_features(cells: Any, *, labels: Any = None, nominal_Ah: float | dict[st
         lab = lab.loc[lab["cell"].isin(names)]
         settings: dict[str, Any] = {"labels": str(labels) if not isinstance(labels, pd.DataFrame) else "table"}
     elif read:
-        life = label_cells(read, nominal_Ah=nominal_Ah, fraction=fraction, reference=reference)
+        life = label_cells(capacity, nominal_Ah=nominal_Ah, fraction=fraction, reference=reference)
         lab = life.table.copy()
         if len(life.set_aside):
             aside.append(life.set_aside[ASIDE_COLUMNS])
@@ -286,10 +287,8 @@ def cell_features(cells: Any, *, labels: Any = None, nominal_Ah: float | dict[st
     feats, info = featurize_curves(curves, featurizers)
     parts = [a[ASIDE_COLUMNS] for a in aside if len(a)]
     set_aside = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=ASIDE_COLUMNS)
-    from battlab.cycling.labels import capacity_table
-
     return CellFeatures(feats, info, set_aside, np.asarray(voltages, dtype=float), int(n_cycles), feature_set, lab,
-                        curves, settings, censored_cells, capacity_table(read))
+                        curves, settings, censored_cells, capacity)
 
 
 @dataclass
