@@ -372,9 +372,42 @@ def run_pipeline(
     }
     previous = _previous_steps(out) if resume else {}
     outputs: dict[str, dict[str, str]] = {}
-    with _inline_figures():
-        _run_steps(steps, pm, notebooks_dir, out, quick, plan, outputs, previous, summary, kernel, log_output,
-                   progress)
+    with _inline_figures():  # the kernels draw their figures inline
+        say = progress or (lambda line: None)
+        started = time.perf_counter()
+        for i, step in enumerate(steps, 1):
+            tag = f"[{i}/{len(steps)}] {step.name}"
+            step_dir = out / step.name
+            params = _params_for(step, quick, plan.per_step[step.name], outputs, step_dir)
+            done = previous.pop(step.name, None)
+            if done and done.get("status") == "ok" and done.get("parameters") == params and \
+                    (step_dir / "step.json").is_file():
+                outputs[step.name] = done["outputs"]
+                summary["steps"][step.name] = {**done, "resumed": True}
+                say(f"{tag}: kept from the earlier run")
+                continue
+            previous = {}  # this step runs again, so every later one must too
+            if step_dir.exists():
+                shutil.rmtree(step_dir)  # stale outputs from an earlier run must not pass as this run's
+            executed = out / step.notebook
+            t0 = time.perf_counter()
+            say(f"{tag}: {step.title or 'running ' + step.notebook} ...")
+            try:
+                pm.execute_notebook(str(notebooks_dir / step.notebook), str(executed), parameters=params,
+                                    cwd=str(notebooks_dir), progress_bar=progress is not None and sys.stderr.isatty(),
+                                    log_output=log_output,
+                                    kernel_name="python3", config=kernel)
+            except pm.PapermillExecutionError as exc:
+                summary["steps"][step.name] = {"status": "failed", "error": f"{exc.ename}: {exc.evalue}"}
+                say(f"{tag}: FAILED after {time.perf_counter() - t0:.0f} s")
+                _write_summary(out, summary)
+                raise StepFailed(f"step {step.name} failed (see {executed}):\n{_error_cell(exc)}") from exc
+            record = json.loads((step_dir / "step.json").read_text())
+            outputs[step.name] = record["outputs"]
+            summary["steps"][step.name] = {"status": "ok", "seconds": round(time.perf_counter() - t0, 2),
+                                           "notebook": str(executed), "parameters": params, **record}
+            _write_summary(out, summary)
+            say(f"{tag}: done in {time.perf_counter() - t0:.0f} s (elapsed {time.perf_counter() - started:.0f} s)")
     return summary
 
 
@@ -392,46 +425,6 @@ def _inline_figures() -> Any:
     finally:
         if saved is not None:
             os.environ["MPLBACKEND"] = saved
-
-
-def _run_steps(steps: Any, pm: Any, notebooks_dir: Path, out: Path, quick: bool, plan: Any,
-               outputs: dict[str, dict[str, str]], previous: dict[str, Any], summary: dict[str, Any], kernel: Any,
-               log_output: bool, progress: Callable[[str], None] | None) -> None:
-    say = progress or (lambda line: None)
-    started = time.perf_counter()
-    for i, step in enumerate(steps, 1):
-        tag = f"[{i}/{len(steps)}] {step.name}"
-        step_dir = out / step.name
-        params = _params_for(step, quick, plan.per_step[step.name], outputs, step_dir)
-        done = previous.pop(step.name, None)
-        if done and done.get("status") == "ok" and done.get("parameters") == params and \
-                (step_dir / "step.json").is_file():
-            outputs[step.name] = done["outputs"]
-            summary["steps"][step.name] = {**done, "resumed": True}
-            say(f"{tag}: kept from the earlier run")
-            continue
-        previous = {}  # this step runs again, so every later one must too
-        if step_dir.exists():
-            shutil.rmtree(step_dir)  # stale outputs from an earlier run must not pass as this run's
-        executed = out / step.notebook
-        t0 = time.perf_counter()
-        say(f"{tag}: {step.title or 'running ' + step.notebook} ...")
-        try:
-            pm.execute_notebook(str(notebooks_dir / step.notebook), str(executed), parameters=params,
-                                cwd=str(notebooks_dir), progress_bar=progress is not None and sys.stderr.isatty(),
-                                log_output=log_output,
-                                kernel_name="python3", config=kernel)
-        except pm.PapermillExecutionError as exc:
-            summary["steps"][step.name] = {"status": "failed", "error": f"{exc.ename}: {exc.evalue}"}
-            say(f"{tag}: FAILED after {time.perf_counter() - t0:.0f} s")
-            _write_summary(out, summary)
-            raise StepFailed(f"step {step.name} failed (see {executed}):\n{_error_cell(exc)}") from exc
-        record = json.loads((step_dir / "step.json").read_text())
-        outputs[step.name] = record["outputs"]
-        summary["steps"][step.name] = {"status": "ok", "seconds": round(time.perf_counter() - t0, 2),
-                                       "notebook": str(executed), "parameters": params, **record}
-        _write_summary(out, summary)
-        say(f"{tag}: done in {time.perf_counter() - t0:.0f} s (elapsed {time.perf_counter() - started:.0f} s)")
 
 
 def summary_table(summary: dict[str, Any], steps: tuple[Step, ...] | list[Step] | None = None) -> str:
