@@ -74,8 +74,8 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _columns(text: str | None) -> list[str]:
-    """``--features a,b`` / ``--exclude a,b``: comma-separated column names."""
+def comma_list(text: str | None) -> list[str]:
+    """``--features a,b`` / ``--exclude a,b`` / ``--models a,b``: the comma-separated names, stripped."""
     return [c.strip() for c in text.split(",") if c.strip()] if text else []
 
 
@@ -98,8 +98,8 @@ def _cmd_featurize(args: argparse.Namespace) -> int:
     out = _out_folder(args.out)
     fs = steps.open_features(args.input, target=args.target, formula_column=args.formula_column,
                              group_column=args.group_column, preset=args.preset, working_ion=args.working_ion,
-                             cache_dir=args.cache, columns=_columns(args.features) or None,
-                             exclude=_columns(args.exclude))
+                             cache_dir=args.cache, columns=comma_list(args.features) or None,
+                             exclude=comma_list(args.exclude))
     fs.save(out)
     s = fs.summary()
     families = ", ".join(fs.info["family"].unique())
@@ -114,7 +114,7 @@ def _cmd_featurize(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from battlab import steps
 
-    columns, exclude = _columns(args.features), _columns(args.exclude)
+    columns, exclude = comma_list(args.features), comma_list(args.exclude)
     if columns and exclude:
         raise BattlabError("give --features or --exclude, not both")
     given_set = steps.is_feature_set(Path(args.features_table))
@@ -122,7 +122,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                              group_column=args.group_column, preset=args.preset,
                              **({} if given_set else {"columns": columns or None, "exclude": exclude}))
     _print_notes(fs.notes)
-    models = tuple(m.strip() for m in args.models.split(",")) if args.models else None
+    models = tuple(comma_list(args.models)) or None
     result = steps.tune(fs, target=args.target, split=args.split, n_trials=args.n_trials, timeout=args.timeout,
                         storage=args.storage, study_name=args.study_name, out_dir=args.out, seed=args.seed,
                         progress=not args.quiet, heartbeat=args.heartbeat, models=models,

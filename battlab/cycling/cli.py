@@ -109,12 +109,13 @@ def _label_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_fit_cells(args: argparse.Namespace) -> int:
+    from battlab.cli import comma_list
     from battlab.cycling.owncells import fit_cycle_life_cells
 
     fit = fit_cycle_life_cells(args.cells, **_label_options(args), n_cycles=args.n_cycles,
                                feature_set=args.feature_set, components=args.components, group_by=args.group_by,
                                n_trials=args.n_trials, min_cells=args.min_cells, seed=args.seed,
-                               models=tuple(m.strip() for m in args.models.split(",")) if args.models else None,
+                               models=tuple(comma_list(args.models)) or None,
                                progress=not args.quiet, recursive=args.recursive)
     fit.save(args.out)
     m = fit.model
@@ -143,6 +144,7 @@ def _cmd_fit_cells(args: argparse.Namespace) -> int:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
+    from battlab.cli import comma_list
     from battlab.cycling.curves import load_severson, load_severson_subset
     from battlab.cycling.models import DEFAULT_MODELS, evaluate, fit_cycle_life
 
@@ -150,7 +152,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         return _cmd_fit_cells(args)
     curves = load_severson_subset() if args.subset else load_severson(progress=not args.quiet)
     train = curves.select(curves.cells["split"].to_numpy() == "train")
-    models = tuple(m.strip() for m in args.models.split(",")) if args.models else DEFAULT_MODELS
+    models = tuple(comma_list(args.models)) or DEFAULT_MODELS
     model = fit_cycle_life(train, n_cycles=args.n_cycles, components=args.components, n_trials=args.n_trials,
                            feature_set=args.feature_set, models=models, seed=args.seed, progress=not args.quiet,
                            label_settings={"nominal_Ah": 1.1, "reference": "nominal", "fraction": 0.8})

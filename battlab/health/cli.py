@@ -88,12 +88,13 @@ def _nominal(text: str) -> float | str:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
+    from battlab.cli import comma_list
     from battlab.health.soh import fit_soh
 
     table = _read(args.table)
     model = fit_soh(table, target=args.target, soc=args.soc_column, group=args.group_column,
                     inner_split=args.inner_split, featurizer=_featurizer(args),
-                    models=tuple(m.strip() for m in args.models.split(",") if m.strip()), n_trials=args.n_trials,
+                    models=tuple(comma_list(args.models)), n_trials=args.n_trials,
                     seed=args.seed)
     model.save(args.out)
     card = model.card
