@@ -1,5 +1,8 @@
+"""``python -m battlab``: the ``battlab`` command."""
+
 import sys
 
 from battlab.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing the module (e.g. the docs' API scan) must not run the command
+    sys.exit(main())

@@ -200,6 +200,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``battlab`` command's argument parser, with every subcommand."""
     parser = argparse.ArgumentParser(prog="battlab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 

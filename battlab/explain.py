@@ -101,7 +101,7 @@ class Explanation:
     info : DataFrame
         ``feature``, ``family``, ``property`` of every feature (features without info: family "other").
     interactions : DataFrame or None
-        Mean |SHAP interaction value| (features x features; the diagonal holds main effects), tree models.
+        Mean ``|SHAP interaction value|`` (features x features; the diagonal holds main effects), tree models.
     interaction_values : ndarray or None
         Per-row interaction values (rows x features x features) of ``interaction_rows`` (not saved).
     """
@@ -156,7 +156,7 @@ class Explanation:
         return self.values.T.groupby(self.groups(by), sort=False).sum().T
 
     def importance(self, by: str = "feature") -> pd.Series:
-        """Global importance: mean |SHAP value| per feature or per group (summed before |.|), largest first."""
+        """Global importance: mean ``|SHAP value|`` per feature or per group (summed before ``|.|``), largest first."""
         return self.grouped(by).abs().mean().sort_values(ascending=False).rename("mean_abs_shap")
 
     def row(self, key: Any) -> int:
@@ -174,7 +174,7 @@ class Explanation:
         return str(self.labels[i]) if self.labels is not None else str(self.values.index[i])
 
     def compare(self, a: Any, b: Any, by: str = "family") -> pd.Series:
-        """Why do samples ``a`` and ``b`` differ: per-group value of b minus a, largest |difference| first.
+        """Why do samples ``a`` and ``b`` differ: per-group value of b minus a, largest ``|difference|`` first.
 
         The differences sum to ``prediction(b) - prediction(a)``.
 
@@ -205,7 +205,7 @@ class Explanation:
                                 values.ndim == 2 else g.index))
 
     def top_interactions(self, n: int = 10) -> pd.DataFrame:
-        """Strongest two-factor interactions (mean |interaction value|, off-diagonal), largest first."""
+        """Strongest two-factor interactions (mean ``|interaction value|``, off-diagonal), largest first."""
         if self.interactions is None:
             raise BattlabError(f"no interaction values ({self.explainer} is not a tree explainer, or "
                                "interaction_rows=0)")
@@ -234,7 +234,7 @@ class Explanation:
     # ------------------------------------------------------------------ files
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """Write ``shap_values.parquet``, ``features.parquet``, ``explanation.json`` and, with interactions,
-        ``interactions.parquet`` (mean |interaction| matrix); :meth:`load` reads them back."""
+        ``interactions.parquet`` (mean ``|interaction|`` matrix); :meth:`load` reads them back."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {k: out / k for k in ("shap_values.parquet", "features.parquet", "explanation.json")}
@@ -628,7 +628,7 @@ def plot_summary(ex: Explanation, max_display: int = 15):
 
 
 def plot_importance(ex: Explanation, by: str = "family", max_display: int = 15):
-    """Bar chart of mean |SHAP| per feature, family or property (group values summed before |.|)."""
+    """Bar chart of mean ``|SHAP|`` per feature, family or property (group values summed before ``|.|``)."""
     import matplotlib.pyplot as plt
 
     imp = ex.importance(by).head(max_display)[::-1]
@@ -706,7 +706,7 @@ def plot_comparison(ex: Explanation, a: Any, b: Any, by: str = "family", max_dis
 
 
 def plot_interactions(ex: Explanation, max_display: int = 12):
-    """Heat map of mean |interaction value| among the features with the strongest interactions."""
+    """Heat map of mean ``|interaction value|`` among the features with the strongest interactions."""
     import matplotlib.pyplot as plt
 
     if ex.interactions is None:

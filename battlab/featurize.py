@@ -595,7 +595,7 @@ class ProcessDescriptors(_Featurizer):
 # --------------------------------------------------------------------------- pruning
 
 class FeaturePruner(TransformerMixin, BaseEstimator):
-    """Drop constant features and near-duplicates (|Pearson r| above ``threshold``), saying why.
+    """Drop constant features and near-duplicates (``|Pearson r|`` above ``threshold``), saying why.
 
     Of two correlated features the first (in column order) is kept. ``dropped_`` lists each dropped
     feature with its reason.

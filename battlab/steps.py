@@ -441,6 +441,7 @@ def featurize(
 
 
 def is_feature_set(path: Path) -> bool:
+    """Whether ``path`` is a feature set written by step 02 (``featureset.json``, or a table with its info CSV)."""
     folder = path if path.is_dir() else path.parent
     return (folder / "featureset.json").is_file() or (path.is_file() and (
         path.with_name(path.stem + "_info.csv").is_file() or path.with_name("feature_info.csv").is_file()))

@@ -600,6 +600,7 @@ def fit_fade_curve(cycles: np.ndarray, capacity: np.ndarray, form: str = "power"
 
 
 def dataclass_replace(obj: FadeCurveFit, **changes: Any) -> FadeCurveFit:
+    """A copy of the fit ``obj`` with ``changes`` (:func:`dataclasses.replace`)."""
     import dataclasses
 
     return dataclasses.replace(obj, **changes)

@@ -213,7 +213,7 @@ class Recommendation:
         One row per suggestion, best first: ``rank``, ``design_id`` (the campaign's id, for
         ``Campaign.observe``), ``candidate_row`` (pool: the candidate's 1-based row in its table) and the
         candidate's columns, or the settings (window); then ``mean`` and ``std`` of the predicted result,
-        ``acquisition`` and ``reason`` (the top features by |SHAP|, ``name=value (+contribution)``).
+        ``acquisition`` and ``reason`` (the top features by ``|SHAP|``, ``name=value (+contribution)``).
     contributions : DataFrame
         SHAP values of the predicted mean in result units, one row per suggestion (same order), one column per
         feature (window: per setting); ``base_value + contributions.sum(axis=1) == suggestions["mean"]``.

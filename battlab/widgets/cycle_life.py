@@ -112,7 +112,7 @@ def cell_contributions(model: CycleLifeModel, curves: DischargeCurves) -> tuple[
     :func:`battlab.explain.explain` runs on the model's training cells (``model.train_table``) together with
     these cells, so that its references (the mean of the rows for linear models, k-means centres of the rows for
     kernels and neighbours; trees need none) are the training cells, not the one cell. Returns, for the first
-    cell, one row per feature (largest |SHAP| first: ``feature``, ``property``, ``family``, ``unit``, ``value``,
+    cell, one row per feature (largest ``|SHAP|`` first: ``feature``, ``property``, ``family``, ``unit``, ``value``,
     ``training_median``, ``shap``, ``factor`` = 10**shap, the factor on the cycle life), the base value (log10
     cycles) and the explainer used. ``base + shap.sum()`` is the model's log10 prediction.
 
