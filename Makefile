@@ -1,6 +1,7 @@
 # The two commands of README.md. Each installs what it needs into .venv first, from the lock.
 #   make run          - the whole papermill pipeline on the embedded default data -> runs/latest/
-#   make test         - the full test suite (unit tests, doctests, notebooks, CLI, browser)
+#   make test         - the full test suite (unit tests, doctests, notebooks, CLI, browser, the docs build)
+#   make docs         - the documentation site, offline, warnings as errors -> docs/_build/html/index.html
 #   make lock         - regenerate requirements.lock from pyproject.toml: the newest releases it allows (a deliberate upgrade)
 #   make test-latest  - the suite against the newest releases pyproject.toml allows (.venv-latest)
 SHELL := /bin/bash
@@ -13,7 +14,7 @@ PIP_QUIET := 2>&1 | { grep -v -e "is ignored: it is neither" -e "^\s*$$" || true
 export PYBAMM_DISABLE_TELEMETRY := true
 # (no MPLBACKEND here: it would reach the pipeline's kernels and leave the notebooks without figures)
 
-.PHONY: run test quick apps lab lock test-latest clean system-deps
+.PHONY: run test quick docs screenshots apps lab lock test-latest clean system-deps
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -52,11 +53,29 @@ test: $(VENV)/.installed system-deps
 	$(PY) -m pytest --doctest-modules tests battlab
 	$(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks
 
+# The documentation site (Sphinx, docs/conf.py), offline, warnings as errors. The example notebooks are the
+# pipeline's as executed by `battlab run --quick` (or a `make run` newer than notebooks/, reused), rendered with their
+# figures; the app gallery holds the browser tests' screenshots (taken first when some are missing and Chromium is
+# there).
+docs: $(VENV)/.installed
+	@if [ -x /usr/bin/chromium ] && [ -n "$$($(PY) docs/_ext/battlab_docs.py missing-screenshots)" ]; then \
+	    $(MAKE) screenshots; fi
+	@run=$$($(PY) docs/_ext/battlab_docs.py fresh-run); \
+	if [ -z "$$run" ]; then run=docs/_build/run; $(VENV)/bin/battlab run --quick --out $$run; \
+	else echo "docs: the notebooks executed in $$run"; fi; \
+	BATTLAB_DOCS_NOTEBOOKS=$$run $(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
+# The apps' screenshots for the docs' gallery: the browser tests take them (test-artifacts/).
+screenshots: $(VENV)/.installed
+	$(PY) -m pytest -q -m browser -p no:cacheprovider tests/test_apps_browser.py tests/test_cycle_life_app.py \
+	    tests/test_next_experiments.py
+
 # The newest releases pyproject.toml allows, in their own venv: upgrades seen coming, not by surprise.
 test-latest: export BATTLAB_UNLOCKED := 1
 test-latest: system-deps
 	$(MAKE) VENV=.venv-latest .venv-latest/bin/python
-	.venv-latest/bin/python -m pip install -q --upgrade -e ".[apps,test,postgres]" $(PIP_QUIET)
+	.venv-latest/bin/python -m pip install -q --upgrade -e ".[apps,test,postgres,docs]" $(PIP_QUIET)
 	.venv-latest/bin/python -m pip freeze --exclude-editable > .venv-latest/versions.txt
 	.venv-latest/bin/python -m pytest --doctest-modules tests battlab
 	.venv-latest/bin/python -m pytest --nbval-lax -p no:cacheprovider notebooks
@@ -68,4 +87,4 @@ lab: $(VENV)/.installed
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
-	rm -rf $(VENV) .venv-latest runs .pytest_cache
+	rm -rf $(VENV) .venv-latest runs .pytest_cache docs/_build docs/notebooks docs/gallery docs/api

@@ -724,7 +724,8 @@ def tune(
         A splitter, or a spec for :func:`battlab.split.splitter_from_spec`: ``chemical_system``,
         ``random[:K]``, ``group:COLUMN[:K]``, ``official:COLUMN[:TRAIN[:TEST]]``, ``family``, ``cluster``,
         ``matbench`` (default: the feature set's).
-    The other parameters are :func:`battlab.tune.tune`'s.
+    **kwargs
+        The other parameters are :func:`battlab.tune.tune`'s.
     """
     from battlab.tune import tune as run_study
 

@@ -121,10 +121,14 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_readme_has_a_binder_badge_for_lab_and_every_app():
+    """docs/apps.md has a Binder badge for JupyterLab and every app, on the repository pyproject.toml names."""
     from battlab.apps import APPS
 
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    from battlab_docs import repository
+
     readme = (ROOT / "docs" / "apps.md").read_text()
-    badge = "[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/OWNER/battlab/main?urlpath="
+    badge = f"[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/{repository()}/main?urlpath="
     assert badge + "lab/tree/notebooks)" in readme
     for name in APPS:
         assert badge + f"voila%2Frender%2Fwidgets%2F{name}.ipynb)" in readme, name

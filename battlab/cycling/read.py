@@ -390,6 +390,8 @@ def read_cycler_file(path: str | Path, format: str | None = None) -> CellData:
     format
         One of :data:`FORMATS` to skip detection (default: detected from the content).
 
+    Notes
+    -----
     When the file has no cycle column, or one that never increments although the cell is charged and discharged
     more than once, cycle numbers are derived from the direction of the current (:func:`derive_cycles`), the
     file's own column is kept in ``metadata["file_cycle_column"]`` and ``metadata["cycles_derived"]`` says so

@@ -201,6 +201,8 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
     message : Unicode
         The last message shown (errors included).
 
+    Notes
+    -----
     CSS classes for browser tests: ``battlab-cycle-life``, ``battlab-cycle-upload`` (also ``battlab-data-uploader``:
     the upload box), ``battlab-cycle-cell-picker``, ``battlab-cycle-predict-cell``, ``battlab-cycle-life-model``,
     ``battlab-cycle-life-message``, ``battlab-cycle-life-prediction``, ``battlab-cycle-life-cell``,

@@ -91,7 +91,10 @@ class NextExperiments(MessagesMixin, w.VBox):
     state : Enum
         ``INIT`` (no done table), ``READY`` (tables loaded), ``ACTIVE`` (suggesting), ``SUCCESS``, ``FAIL``.
     message : Unicode
+        The last message shown (errors included).
 
+    Notes
+    -----
     CSS classes for browser tests: ``battlab-next-experiments`` (with the state: ``battlab-next-experiments-init``,
     ``-ready``, ``-active``, ``-success``, ``-fail``), ``battlab-next-done-upload`` (also ``battlab-data-uploader``),
     ``battlab-next-pool-upload``, ``battlab-next-space``, ``battlab-next-target``, ``battlab-next-suggest``,

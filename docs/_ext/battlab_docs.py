@@ -163,6 +163,13 @@ def prepare_gallery(out: Path, shots: Path = SCREENSHOTS) -> str:
     return "\n".join(sections)
 
 
+def missing_screenshots(shots: Path = SCREENSHOTS) -> list[str]:
+    """The apps without a screenshot in ``shots`` (``make docs`` takes them first)."""
+    from battlab.apps import APPS
+
+    return [name for name in APPS if not (shots / f"{name}.png").is_file()]
+
+
 def _builder_inited(app) -> None:
     from sphinx.util import logging
 
@@ -209,5 +216,7 @@ if __name__ == "__main__":
         print(found.relative_to(ROOT) if found else "")
     elif sys.argv[1:] == ["binder-table"]:
         print(binder_table(repository()))
+    elif sys.argv[1:] == ["missing-screenshots"]:
+        print(" ".join(missing_screenshots()))
     else:
-        sys.exit("usage: battlab_docs.py fresh-run | binder-table")
+        sys.exit("usage: battlab_docs.py fresh-run | binder-table | missing-screenshots")
