@@ -14,8 +14,9 @@ DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS / "_ext"))
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
-import battlab  # noqa: E402
 from battlab_docs import repository  # noqa: E402
+
+import battlab  # noqa: E402
 
 project = "battlab"
 author = "battlab developers"

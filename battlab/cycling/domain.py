@@ -96,7 +96,8 @@ class DomainOfApplicability:
         return np.clip(np.asarray(life, dtype=float), *self.life_bounds())
 
     def check(self, cells: pd.DataFrame) -> pd.DataFrame:
-        """One row per row of ``cells``: ``in_domain``, ``refused`` and ``domain_warnings`` (reasons joined by ``"; "``).
+        """One row per row of ``cells``: ``in_domain``, ``refused`` and ``domain_warnings`` (reasons joined
+        by ``"; "``).
 
         ``cells`` holds the features and, when known, :data:`CAPACITY`, :data:`V_HIGH`/:data:`V_LOW` (the cell's
         discharge window) and :data:`CHEMISTRY`.

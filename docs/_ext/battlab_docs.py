@@ -64,7 +64,8 @@ def binder_table(repo: str) -> str:
 
     rows = ["| What | Launch |", "|---|---|",
             f"| JupyterLab with the notebooks | [![Binder]({BADGE})]({binder_url(repo)}) |"]
-    rows += [f"| App `{name}`: {what} | [![Binder]({BADGE})]({binder_url(repo, name)}) |" for name, what in APPS.items()]
+    rows += [f"| App `{name}`: {what} | [![Binder]({BADGE})]({binder_url(repo, name)}) |"
+             for name, what in APPS.items()]
     return "\n".join(rows)
 
 
@@ -158,7 +159,7 @@ def prepare_gallery(out: Path, shots: Path = SCREENSHOTS) -> str:
             shutil.copy2(shot, out / shot.name)
             image = f"```{{image}} /{out.name}/{shot.name}\n:alt: the {name} app, as the browser test left it\n```"
         else:
-            image = f"*No screenshot in this build: the browser tests take it (`make test`, or `make screenshots`).*"
+            image = "*No screenshot in this build: the browser tests take it (`make test`, or `make screenshots`).*"
         sections.append(f"{title}\n\n{body}\n\n{image}\n")
     return "\n".join(sections)
 
