@@ -1,9 +1,9 @@
 """Sphinx configuration of battlab's documentation site (`make docs` -> docs/_build/html).
 
-The pages are the Markdown files of ``docs/`` (MyST); the API reference comes from the docstrings (autosummary +
+The pages are the Markdown files of ``docs/`` (MyST); the API reference comes from the docstrings (autodoc +
 napoleon); the example notebooks are the pipeline's, executed by ``battlab run --quick`` and rendered as they are
 (never executed by Sphinx, never committed with outputs); the app gallery holds the browser tests' screenshots.
-What is generated at build time (``notebooks/``, ``gallery/``, ``api/generated/``) is made by ``_ext/battlab_docs.py``.
+What is generated at build time (``notebooks/``, ``gallery/``, ``api/``) is made by ``_ext/battlab_docs.py``.
 """
 
 import os
@@ -26,15 +26,13 @@ release = version = battlab.__version__
 extensions = [
     "myst_nb",  # Markdown pages (MyST) and executed notebooks
     "sphinx.ext.autodoc",
-    "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",  # the numpy-style docstrings (Parameters, Returns, Example)
     "battlab_docs",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 root_doc = "index"
-exclude_patterns = ["_build", "_templates", "_ext", "gallery/*.md", "**.ipynb_checkpoints"]
-templates_path = ["_templates"]
+exclude_patterns = ["_build", "_ext", "gallery/*.md", "**.ipynb_checkpoints"]
 
 # MyST: heading anchors so that `page.md#section` links resolve
 myst_heading_anchors = 3
@@ -44,9 +42,7 @@ myst_enable_extensions = ["colon_fence"]
 nb_execution_mode = "off"
 nb_merge_streams = True
 
-# API reference: one page per public module, generated from the docstrings.
-autosummary_generate = True
-autosummary_imported_members = False
+# API reference: one page per public module (api/, written by battlab_docs), from the docstrings.
 # Each object is documented once, in the module that defines it (a package's __all__ re-exports are not repeated).
 autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}
 autodoc_typehints = "signature"
@@ -62,6 +58,7 @@ html_theme_options = {
     "github_url": f"https://github.com/{repository()}",
     "navigation_with_keys": False,
     "show_toc_level": 2,
+    "header_links_before_dropdown": 6,
 }
 html_static_path: list[str] = []
 html_last_updated_fmt = None

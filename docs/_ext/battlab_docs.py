@@ -1,6 +1,7 @@
 """What battlab's docs build makes from the repository (a local Sphinx extension, also a small command).
 
 - ``notebooks/``: copies of the pipeline's executed notebooks (``battlab run --quick``), rendered as they are;
+- ``api/``: one page per public module (autodoc);
 - ``gallery/``: the apps' screenshots taken by the browser tests (``test-artifacts/``);
 - the Binder links of ``apps.md``, built from the one configured repository (``[project.urls] Repository`` in
   ``pyproject.toml``);
@@ -164,6 +165,29 @@ def prepare_gallery(out: Path, shots: Path = SCREENSHOTS) -> str:
     return "\n".join(sections)
 
 
+def public_modules() -> list[str]:
+    """Every module of battlab whose dotted name has no part starting with ``_`` (the API reference's pages)."""
+    import pkgutil
+
+    import battlab
+
+    names = ["battlab"] + [m.name for m in pkgutil.walk_packages(battlab.__path__, "battlab.")]
+    return sorted(n for n in names if not any(part.startswith("_") for part in n.split(".")))
+
+
+def prepare_api(out: Path, modules: list[str]) -> None:
+    """One page per module in ``out``: its docstring, then every function and class it defines (autodoc).
+
+    Written here rather than by autosummary, which resolves ``battlab.electrode.simulate`` to the function that
+    the package re-exports under the module's name instead of to the module.
+    """
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for name in modules:
+        (out / f"{name}.rst").write_text(f"{name}\n{'=' * len(name)}\n\n.. automodule:: {name}\n")
+
+
 def missing_screenshots(shots: Path = SCREENSHOTS) -> list[str]:
     """The apps without a screenshot in ``shots`` (``make docs`` takes them first)."""
     from battlab.apps import APPS
@@ -179,6 +203,7 @@ def _builder_inited(app) -> None:
     run = Path(app.config.battlab_notebooks).resolve() if app.config.battlab_notebooks else None
     for problem in prepare_notebooks(src / "notebooks", run):
         log.warning(problem)
+    prepare_api(src / "api", public_modules())
     shots = Path(app.config.battlab_screenshots) if app.config.battlab_screenshots else SCREENSHOTS
     (src / "gallery").mkdir(exist_ok=True)
     text = prepare_gallery(src / "gallery", shots)
@@ -188,6 +213,8 @@ def _builder_inited(app) -> None:
 def _source_read(app, docname: str, source: list[str]) -> None:
     repo = repository(Path(app.srcdir).parent / "pyproject.toml")
     text = rewrite_links(source[0], repo)
+    if docname != "index":  # "# battlab · Data" on GitHub, "Data" in the site's navigation
+        text = re.sub(r"\A# battlab · ", "# ", text)
     if BINDER_START in text:
         text = with_binder_table(text, repo)
     source[0] = text
