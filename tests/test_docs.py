@@ -231,6 +231,11 @@ def test_without_executed_notebooks_the_page_says_how_to_render_them(tmp_path):
     problems = battlab_docs.prepare_notebooks(tmp_path / "nb", clean)
     assert len(problems) == 1 and "01_curate.ipynb: no outputs (not executed)" in problems[0]
     assert not (tmp_path / "nb" / "not-rendered.md").exists()
+    nb = nbformat.read(clean / "01_curate.ipynb", as_version=4)
+    [c for c in nb.cells if c.cell_type == "code"][-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="done\n")]  # ran, drew nothing
+    nbformat.write(nb, clean / "01_curate.ipynb")
+    problems = battlab_docs.prepare_notebooks(tmp_path / "nb", clean)
+    assert len(problems) == 1 and "01_curate.ipynb: no figures" in problems[0]
 
 
 def test_fresh_run_is_one_newer_than_every_notebook(tmp_path):

@@ -122,7 +122,8 @@ def figures(path: Path) -> int:
 def prepare_notebooks(out: Path, run: Path | None) -> list[str]:
     """Fill ``out`` with the executed notebooks of ``run``; without a run, one page saying how to render them.
 
-    Returns problems to report (a notebook without outputs was not executed: rendering it would show no results).
+    Returns problems to report: a notebook without outputs was not executed, and a pipeline notebook without a
+    figure was executed without the inline backend (each of them draws some); either would render without results.
     """
     if out.exists():
         shutil.rmtree(out)
@@ -138,6 +139,8 @@ def prepare_notebooks(out: Path, run: Path | None) -> list[str]:
         cells = json.loads(nb.read_text())["cells"]
         if not any(cell.get("outputs") for cell in cells):
             problems.append(f"{nb}: no outputs (not executed)")
+        elif figures(nb) == 0:
+            problems.append(f"{nb}: no figures (executed with a non-inline MPLBACKEND?)")
         shutil.copy2(nb, out / nb.name)
     return problems
 
