@@ -232,10 +232,24 @@ def test_without_executed_notebooks_the_page_says_how_to_render_them(tmp_path):
     assert len(problems) == 1 and "01_curate.ipynb: no outputs (not executed)" in problems[0]
     assert not (tmp_path / "nb" / "not-rendered.md").exists()
     nb = nbformat.read(clean / "01_curate.ipynb", as_version=4)
-    [c for c in nb.cells if c.cell_type == "code"][-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="done\n")]  # ran, drew nothing
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    last.outputs = [nbformat.v4.new_output("stream", name="stdout", text="done\n")]  # it ran and drew nothing
     nbformat.write(nb, clean / "01_curate.ipynb")
     problems = battlab_docs.prepare_notebooks(tmp_path / "nb", clean)
     assert len(problems) == 1 and "01_curate.ipynb: no figures" in problems[0]
+
+
+def test_rendered_notebooks_show_paths_relative_to_the_repository(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    _executed_notebook(run / "01_example.ipynb")
+    nb = nbformat.read(run / "01_example.ipynb", as_version=4)
+    nb.cells[1].source = f"out_dir = '{battlab_docs.ROOT}/runs/latest/01_example'"
+    nbformat.write(nb, run / "01_example.ipynb")
+    assert battlab_docs.prepare_notebooks(tmp_path / "nb", run) == []
+    shown = nbformat.read(tmp_path / "nb" / "01_example.ipynb", as_version=4)
+    assert shown.cells[1].source == "out_dir = 'runs/latest/01_example'"
+    assert shown.cells[2].outputs == nb.cells[2].outputs
 
 
 def test_fresh_run_is_one_newer_than_every_notebook(tmp_path):

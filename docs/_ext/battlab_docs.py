@@ -122,6 +122,8 @@ def figures(path: Path) -> int:
 def prepare_notebooks(out: Path, run: Path | None) -> list[str]:
     """Fill ``out`` with the executed notebooks of ``run``; without a run, one page saying how to render them.
 
+    Paths inside the repository are shown relative to it (``runs/latest/03_tune``, not the build's folder).
+
     Returns problems to report: a notebook without outputs was not executed, and a pipeline notebook without a
     figure was executed without the inline backend (each of them draws some); either would render without results.
     """
@@ -141,7 +143,8 @@ def prepare_notebooks(out: Path, run: Path | None) -> list[str]:
             problems.append(f"{nb}: no outputs (not executed)")
         elif figures(nb) == 0:
             problems.append(f"{nb}: no figures (executed with a non-inline MPLBACKEND?)")
-        shutil.copy2(nb, out / nb.name)
+        # paths as the reader would type them: relative to the repository, not the build machine's folders
+        (out / nb.name).write_text(nb.read_text().replace(str(ROOT) + "/", ""))
     return problems
 
 
