@@ -107,6 +107,8 @@ class SohModel:
     soh_range: tuple[float, float]
     comparison: pd.DataFrame
     card: dict[str, Any] = field(default_factory=dict)
+    #: A seeded sample of the training rows' features: the reference SHAP values are measured from (:meth:`drivers`).
+    reference: pd.DataFrame | None = None
 
     def _table(self, table: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(table, pd.DataFrame):
@@ -166,6 +168,50 @@ class SohModel:
         X = self._table(table)[self.features]
         return explain(self.model, X, info=self.feature_info(), target=self.card.get("target", "SOH"),
                        model_name=self.card.get("model", {}).get("name", ""), **options)
+
+    def drivers(self, table: pd.DataFrame, *, cell: str | None = None, n: int = 3, seed: int = 0) -> pd.DataFrame:
+        """The pulses that drove each cell's SOH estimate: SHAP values (in SOH units) measured from the training
+        rows (:attr:`reference`; without it, from the rows of ``table``), averaged over a cell's rows.
+
+        Returns one row per cell and rank (largest |SHAP| first, ``n`` per cell): ``cell`` (the ``cell`` column,
+        else the row's index), ``rank``, ``feature``, ``unit``, ``shap`` (mean over the cell's rows: + raises the
+        estimate), ``value`` (the cell's mean feature value), ``reference_median``.
+
+        Example
+        -------
+        >>> from battlab.health.example import example_pulse_table
+        >>> t = example_pulse_table(n_cells=4)
+        >>> model = fit_soh(t, models=("ridge",), n_trials=1, feature_sets=("pulse",))
+        >>> d = model.drivers(t, cell="cell_id", n=2)
+        >>> len(d), list(d.columns[:4])
+        (16, ['cell', 'rank', 'feature', 'unit'])
+        """
+        from battlab.explain import explain
+
+        if n < 1:
+            raise BattlabError(f"n must be at least 1, got {n!r}")
+        X = self._table(table)[self.features]
+        if cell is not None and cell not in table.columns:
+            raise BattlabError(f"the pulse table has no cell column {cell!r}; it has {list(table.columns)[:12]}")
+        names = table[cell].astype(str).to_numpy() if cell else np.asarray([str(i) for i in table.index])
+        reference = self.reference if self.reference is not None else X.iloc[:0]
+        rows = pd.concat([reference[self.features], X], ignore_index=True).astype(float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ex = explain(self.model, rows, info=self.feature_info(), target=self.card.get("target", "SOH"), seed=seed)
+        values = ex.values.iloc[len(reference):].set_axis(X.index)
+        units = self.feature_info().set_index("feature")["unit"]
+        median = (reference if len(reference) else X).median()
+        out = []
+        for name in pd.unique(names):
+            mask = names == name
+            shap = values.loc[mask].mean()
+            order = shap.abs().sort_values(ascending=False, kind="stable").index[:n]
+            for rank, feature in enumerate(order, 1):
+                out.append({"cell": name, "rank": rank, "feature": feature, "unit": units.get(feature, ""),
+                            "shap": float(shap[feature]), "value": float(X.loc[mask, feature].mean()),
+                            "reference_median": float(median[feature])})
+        return pd.DataFrame(out, columns=["cell", "rank", "feature", "unit", "shap", "value", "reference_median"])
 
     def save(self, folder: str | Path) -> Path:
         """Write ``soh_model.joblib`` and ``model_card.json`` (human-readable) into ``folder``."""
@@ -276,8 +322,9 @@ def fit_soh(table: pd.DataFrame, *, target: str = "SOH", soc: str = "SOC", group
             "cv_mae": float(comparison.loc[0, "cv_mae"]), "intervals": res.card.get("intervals"),
             "n_rows": len(frame), "n_cells": int(frame["__group"].nunique()),
             "soc_range": [float(socv.min()), float(socv.max())], "citations": featurizer.citations()}
+    reference = frame[cols].sample(n=min(100, len(frame)), random_state=seed).reset_index(drop=True)
     return SohModel(featurizer, best, cols, res.model, res.intervals, soc, (float(socv.min()), float(socv.max())),
-                    (float(y.min()), float(y.max())), comparison, card)
+                    (float(y.min()), float(y.max())), comparison, card, reference)
 
 
 def _unseen_cells_mask(part: pd.DataFrame, group: str, seed: int) -> np.ndarray:
