@@ -8,7 +8,7 @@ Example
 -------
 >>> from battlab.pipeline import STEPS
 >>> [s.name for s in STEPS][-3:]
-['05_electrode_optimization', '06_cycle_life', '07_plan']
+['06_cycle_life', '07_plan', '08_soh']
 >>> summary = run_pipeline("runs/latest", quick=True)  # doctest: +SKIP
 """
 
@@ -77,6 +77,9 @@ STEPS: tuple[Step, ...] = (
          title="cycle life from early cycles, labels, trajectories, your own cells", key="primary_test_rmse"),
     Step("07_plan", quick={"budget": 30, "n_seeds": 1}, title="plan the next experiments (retrospective screening)",
          key="ef_at_30"),
+    Step("08_soh", parameters={"models": ["ridge", "krr", "svr"], "n_trials": 6},
+         quick={"models": ["ridge"], "n_trials": 2},
+         title="state of health from one pulse test, and the reuse / repurpose / recycle sorting", key="test_mape"),
 )
 
 

@@ -30,7 +30,7 @@ from battlab.errors import BattlabError
 from battlab.health.pulse import PulseFeatures
 from battlab.split import GroupKFoldBy, Splitter
 
-__all__ = ["SohModel", "fit_soh", "evaluate_soh", "generated_rows", "mape", "SPLITS", "FEATURE_SETS",
+__all__ = ["SohModel", "fit_soh", "evaluate_soh", "generated_rows", "mape", "soh_scores", "SPLITS", "FEATURE_SETS",
            "INTERPOLATION_TRAIN_SOC", "EXTRAPOLATION_TRAIN_SOC"]
 
 #: Feature sets :func:`fit_soh` chooses among: raw voltages, derived pulse features, derived features and SOC.
@@ -325,6 +325,29 @@ def fit_soh(table: pd.DataFrame, *, target: str = "SOH", soc: str = "SOC", group
     reference = frame[cols].sample(n=min(100, len(frame)), random_state=seed).reset_index(drop=True)
     return SohModel(featurizer, best, cols, res.model, res.intervals, soc, (float(socv.min()), float(socv.max())),
                     (float(y.min()), float(y.max())), comparison, card, reference)
+
+
+def soh_scores(predictions: pd.DataFrame, *, by: str | None = "cell_kind", truth: str = "SOH") -> pd.DataFrame:
+    """Scores of SOH predictions against the measured SOH, per value of ``by`` and over all rows (``all``): rows,
+    MAPE (%), MAE, coverage of the intervals and their mean width.
+
+    Example
+    -------
+    >>> p = pd.DataFrame({"SOH": [1.0, 0.5], "SOH_pred": [0.9, 0.55], "SOH_low": [0.8, 0.5], "SOH_high": [1.0, 0.6]})
+    >>> soh_scores(p, by=None).round(3).to_dict("records")
+    [{'group': 'all', 'n_rows': 2, 'mape': 10.0, 'mae': 0.075, 'coverage': 1.0, 'interval_width': 0.15}]
+    """
+    missing = [c for c in (truth, "SOH_pred", "SOH_low", "SOH_high") + ((by,) if by else ()) if c not in predictions]
+    if missing:
+        raise BattlabError(f"the predictions have no column(s) {missing}")
+    parts = ([(str(k), g) for k, g in predictions.groupby(by, sort=True)] if by else []) + [("all", predictions)]
+    rows = []
+    for name, g in parts:
+        y, p = g[truth].to_numpy(dtype=float), g["SOH_pred"].to_numpy(dtype=float)
+        lo, hi = g["SOH_low"].to_numpy(dtype=float), g["SOH_high"].to_numpy(dtype=float)
+        rows.append({"group": name, "n_rows": len(g), "mape": mape(y, p), "mae": float(np.mean(np.abs(p - y))),
+                     "coverage": float(np.mean((y >= lo) & (y <= hi))), "interval_width": float(np.mean(hi - lo))})
+    return pd.DataFrame(rows)
 
 
 def _unseen_cells_mask(part: pd.DataFrame, group: str, seed: int) -> np.ndarray:

@@ -38,7 +38,8 @@ import pandas as pd
 
 from battlab.errors import BattlabError
 
-__all__ = ["sort_cells", "decision_counts", "check_thresholds", "parse_thresholds", "DECISIONS", "DEFAULT_REUSE",
+__all__ = ["sort_cells", "decision_counts", "sorting_against_truth", "check_thresholds", "parse_thresholds",
+           "DECISIONS", "DEFAULT_REUSE",
            "DEFAULT_REPURPOSE"]
 
 #: The decisions, in the order of the sorting view.
@@ -183,3 +184,25 @@ def sort_cells(predictions: pd.DataFrame, reuse: float = DEFAULT_REUSE, repurpos
 def decision_counts(sorting: pd.DataFrame) -> pd.Series:
     """Cells per decision, every decision present, in :data:`DECISIONS` order."""
     return sorting["decision"].value_counts().reindex(list(DECISIONS), fill_value=0).astype(int).rename("cells")
+
+
+def sorting_against_truth(sorting: pd.DataFrame, true_soh: pd.Series, reuse: float = DEFAULT_REUSE,
+                          repurpose: float = DEFAULT_REPURPOSE) -> pd.DataFrame:
+    """Decisions against the class of the measured SOH (``true_soh``: one value per cell, indexed by cell): a
+    table of counts, rows the decisions, columns the true classes (reuse, repurpose, recycle).
+
+    Example
+    -------
+    >>> s = pd.DataFrame({"cell": ["a", "b"], "decision": ["reuse", "retest"]})
+    >>> sorting_against_truth(s, pd.Series({"a": 0.9, "b": 0.79})).loc[["reuse", "retest"], "reuse"].tolist()
+    [1, 0]
+    """
+    reuse, repurpose = check_thresholds(reuse, repurpose)
+    missing = sorted(set(sorting["cell"].astype(str)) - set(true_soh.index.astype(str)))
+    if missing:
+        raise BattlabError(f"no measured SOH for cell(s) {missing[:5]}")
+    truth = true_soh.set_axis(true_soh.index.astype(str))
+    true_class = [_class_of(float(truth[c]), reuse, repurpose) for c in sorting["cell"].astype(str)]
+    table = pd.crosstab(pd.Series(sorting["decision"].to_numpy(), name="decision"),
+                        pd.Series(true_class, name="measured class"))
+    return table.reindex(index=list(DECISIONS), columns=list(DECISIONS[:3]), fill_value=0)
