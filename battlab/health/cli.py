@@ -55,17 +55,14 @@ def _amplitudes(text: str | None) -> tuple[float, ...] | None:
 
 def _read(source: str) -> pd.DataFrame:
     from battlab.datasets import _REGISTRY, load_dataset
-    from battlab.tables import load_table
+    from battlab.health.io import read_pulse_table
 
     path = Path(source).expanduser()
     if not path.exists() and source in _REGISTRY:
         return load_dataset(source)[0]
     if not path.is_file():
         raise BattlabError(f"{source}: no such file (give a CSV/Excel/parquet pulse table, or 'pulsebat')")
-    table = load_table(path)
-    if path.suffix.lower() != ".parquet":
-        table.index = table.index + 2  # rows named as lines of the file
-    return table
+    return read_pulse_table(path)  # rows named as lines of the file
 
 
 def _featurizer(args: argparse.Namespace, base=None):
