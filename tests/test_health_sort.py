@@ -192,3 +192,15 @@ def test_cli_sort_of_a_file_without_predictions_is_one_line(tmp_path: Path, caps
     code = main(["health", "sort", str(path)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "no column(s) ['SOH_pred', 'SOH_low', 'SOH_high']" in err, err
+
+
+def test_a_model_with_soc_as_a_feature_reads_a_new_tables_soc_column() -> None:
+    """``soc_column`` set to a new table's name (CLI --soc-column, the app's SOC picker): the same estimates."""
+    t = example_pulse_table(4, seed=0)
+    model = fit_soh(t, models=("ridge",), n_trials=1, feature_sets=("pulse+soc",))
+    assert "SOC" in model.features
+    new = example_pulse_table(2, seed=6)
+    expected = model.predict(new)
+    model.soc_column = "soc_pct"
+    pd.testing.assert_frame_equal(model.predict(new.rename(columns={"SOC": "soc_pct"})), expected)
+    assert len(model.drivers(new.rename(columns={"SOC": "soc_pct"}), cell="cell_id")) == 12

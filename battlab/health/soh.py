@@ -124,8 +124,14 @@ class SohModel:
                 row = soc.index[bad.to_numpy()][0]
                 raise BattlabError(f"row {row}, column {self.soc_column!r}: {table[self.soc_column][row]!r} "
                                    "is not a state of charge (a number in %)")
-            X[self.soc_column] = soc.astype(float)
+            X[self._soc_feature] = soc.astype(float)  # under the trained name: the features name it so
         return X
+
+    @property
+    def _soc_feature(self) -> str:
+        """The SOC's name among the features: the training table's column (``soc_column`` may be set to a new
+        table's name for prediction)."""
+        return self.card.get("soc_column", self.soc_column)
 
     def predict(self, table: pd.DataFrame) -> pd.DataFrame:
         """SOH of every row with its interval; ``soc_extrapolation`` flags a SOC outside the trained range and
@@ -144,7 +150,7 @@ class SohModel:
             low, high = bounds[:, 0, 0], bounds[:, 1, 0]
         else:
             low = high = np.full(len(pred), np.nan)
-        soc = X[self.soc_column].to_numpy()
+        soc = X[self._soc_feature].to_numpy()
         lo, hi = self.soc_range
         outside = (soc < lo) | (soc > hi)
         notes = np.where(outside, [f"SOC {s:g} % outside the trained {lo:g}-{hi:g} %: extrapolation" for s in soc], "")
@@ -156,7 +162,7 @@ class SohModel:
     def feature_info(self) -> pd.DataFrame:
         """Family, property and unit of the model's features (the SOC column: family ``condition``)."""
         info = self.featurizer.feature_info()
-        soc = pd.DataFrame({"feature": [self.soc_column], "family": ["condition"], "property": ["SOC"],
+        soc = pd.DataFrame({"feature": [self._soc_feature], "family": ["condition"], "property": ["SOC"],
                             "unit": ["%"]})
         return pd.concat([info, soc], ignore_index=True).set_index("feature").loc[self.features].reset_index()
 
