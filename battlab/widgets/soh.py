@@ -186,7 +186,7 @@ class SohSorter(MessagesMixin, w.VBox):
         self.status = w.HTML().add_class("battlab-soh-message")
         self.result = w.HTML().add_class("battlab-soh-result")
         self.counts_html = w.HTML().add_class("battlab-soh-counts")
-        self.plot = w.Image(format="png", layout=w.Layout(max_width="98%", display="none"))
+        self.plot = w.Image(format="png", layout=w.Layout(max_width="760px", display="none"))
         self.plot.add_class("battlab-soh-sorting-plot")
         self.cells_html = w.HTML().add_class("battlab-soh-table")
         self.drivers_html = w.HTML().add_class("battlab-soh-drivers")
@@ -227,7 +227,8 @@ class SohSorter(MessagesMixin, w.VBox):
             return False
         self.model = model
         card, f = model.card, model.featurizer
-        nominal = f.nominal_capacity if f.nominal_capacity is not None else "none (V per C features only)"
+        nominal = (f"from column {f.nominal_capacity}" if isinstance(f.nominal_capacity, str) else
+                   f"{f.nominal_capacity} Ah" if f.nominal_capacity is not None else "none (V per C features only)")
         self.model_info.value = (
             f"<p>{html.escape(str(card.get('model', {}).get('name', '?')))} on the <b>{html.escape(model.feature_set)}"
             f"</b> features, fitted on {card.get('n_cells', '?')} cells ({card.get('n_rows', '?')} pulse tests), "
