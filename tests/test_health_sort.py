@@ -204,3 +204,23 @@ def test_a_model_with_soc_as_a_feature_reads_a_new_tables_soc_column() -> None:
     model.soc_column = "soc_pct"
     pd.testing.assert_frame_equal(model.predict(new.rename(columns={"SOC": "soc_pct"})), expected)
     assert len(model.drivers(new.rename(columns={"SOC": "soc_pct"}), cell="cell_id")) == 12
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t.drop(columns="v07 [V]"), "the pulse table has no column(s) ['v07 [V]']"),
+    (lambda t: t.astype({"v10 [V]": object}).assign(**{"v10 [V]": ["3.4", "3,41"] + ["3.4"] * (len(t) - 2)}),
+     "row 3, column 'v10 [V]': '3,41' is not a voltage (a number in V)"),
+    (lambda t: t.astype({"soc_pct": object}).assign(soc_pct=["20 %"] + [20.0] * (len(t) - 1)),
+     "row 2, column 'soc_pct': '20 %' is not a state of charge"),
+])
+def test_cli_predict_on_a_bad_lab_table_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, edit,
+                                                               message: str) -> None:
+    """A lab's own pulse table (other names) through `battlab health predict`: each bad-input case is one line
+    naming the file's line and the column."""
+    model, mapping = _lab_model(tmp_path)
+    path = tmp_path / "new.csv"
+    edit(lab_table(n_cells=3, seed=4, socs=(20,))).to_csv(path, index=False)
+    capsys.readouterr()
+    code = main(["health", "predict", str(path), "--model", str(model), "--map", mapping, "--soc-column", "soc_pct"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
