@@ -108,7 +108,7 @@ class SohModel:
     comparison: pd.DataFrame
     card: dict[str, Any] = field(default_factory=dict)
     #: A seeded sample of the training rows' features: the reference SHAP values are measured from (:meth:`drivers`).
-    reference: pd.DataFrame | None = None
+    reference: pd.DataFrame | None = field(default=None, repr=False)
 
     def _table(self, table: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(table, pd.DataFrame):
