@@ -77,7 +77,7 @@ STEPS: tuple[Step, ...] = (
          title="cycle life from early cycles, labels, trajectories, your own cells", key="primary_test_rmse"),
     Step("07_plan", quick={"budget": 30, "n_seeds": 1}, title="plan the next experiments (retrospective screening)",
          key="ef_at_30"),
-    Step("08_soh", parameters={"models": ["ridge", "krr", "svr"], "n_trials": 6},
+    Step("08_soh", parameters={"models": ["ridge", "svr"], "n_trials": 12},  # about 3 min on PulseBat (docs/health.md)
          quick={"models": ["ridge"], "n_trials": 2},
          title="state of health from one pulse test, and the reuse / repurpose / recycle sorting", key="test_mape"),
 )
