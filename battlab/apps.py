@@ -6,7 +6,7 @@ there, and otherwise builds a small one quickly; it says which (:func:`default_t
 Example
 -------
 >>> sorted(APPS)
-['curation', 'cycle_life', 'electrode_designer', 'next_experiments', 'predictor', 'shap_explorer']
+['curation', 'cycle_life', 'electrode_designer', 'next_experiments', 'predictor', 'shap_explorer', 'soh']
 >>> app_path("curation").name
 'curation.ipynb'
 """
@@ -35,6 +35,8 @@ APPS = {
     "cycle_life": "upload a cycler file (or pick a Severson cell): predicted cycle life, its interval and why",
     "next_experiments": "upload the experiments done and candidates (or a process window): the next batch to run, "
                         "ranked, with predicted value, uncertainty and the SHAP reason; CSV download",
+    "soh": "upload a pulse test of retired cells (or use the example): SOH with its interval, the pulses that drove "
+           "it, and the reuse / repurpose / recycle sorting with threshold sliders",
 }
 
 
@@ -217,6 +219,47 @@ def default_cycle_life_model(workdir: str | Path | None = None, *, n_trials: int
     say(1.0, "cycle-life model ready")
     return out, (f"small default cycle-life model built now: {model.card['model']['name']} on the early-life "
                  f"features of the {len(train)} training cells of the shipped severson2019 subset ({out})")
+
+
+def default_soh_model(workdir: str | Path | None = None, *, n_trials: int = 2,
+                      progress: Progress | None = None) -> tuple[Path, str]:
+    """A SOH model folder for the ``soh`` app (:class:`battlab.health.SohModel`) and where it came from.
+
+    ``runs/latest/08_soh`` (notebook 08 of ``make run``) when present; otherwise a small model built once, offline,
+    on the synthetic example pulse table (:func:`battlab.health.example_pulse_table`, seed 0: ridge, ``n_trials``
+    trials per feature set, a few seconds), kept in ``workdir`` (default ``runs/app-default/soh``) for the next
+    start; built in a private folder and renamed into place (two kernels never read a half-written model). The
+    source says when the model was fitted on synthetic cells. Why built and not shipped: see
+    :func:`default_tune_dir`.
+    """
+    found = latest_step("08_soh", ("soh_model.joblib", "model_card.json"))
+    if found:
+        return found, f"SOH model from the last pipeline run ({found})"
+    out = Path(workdir) if workdir else RUNS_DIR / "app-default" / "soh"
+    if (out / "model_card.json").is_file():  # written after the model itself
+        return out, f"small default SOH model built earlier on synthetic pulse tests ({out})"
+    import shutil
+    import tempfile
+
+    from battlab.health import example_pulse_table, fit_soh
+
+    say = progress or _quiet
+    say(0.0, "building the synthetic example pulse table")
+    table = example_pulse_table(seed=0)
+    say(0.2, f"fitting ridge on {table['cell_id'].nunique()} synthetic cells ({n_trials} trials per feature set, "
+             "grouped CV)")
+    model = fit_soh(table, models=("ridge",), n_trials=n_trials, seed=0)
+    say(0.9, "saving the SOH model")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    model.save(tmp)
+    try:
+        tmp.rename(out)
+    except OSError:  # another kernel finished first: keep its model
+        shutil.rmtree(tmp, ignore_errors=True)
+    say(1.0, "SOH model ready")
+    return out, (f"small default SOH model built now on SYNTHETIC pulse tests ({table['cell_id'].nunique()} "
+                 f"equivalent-circuit cells; `make run` fits one on PulseBat when it is cached) ({out})")
 
 
 def voila_command(target: str | Path, port: int = 8866, *, open_browser: bool = False) -> list[str]:

@@ -312,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     cyc.set_defaults(func=_cmd_cycling)
 
     # Registered the same way: battlab.health (scikit-learn, the model zoo) is imported only when used.
-    hea = sub.add_parser("health", help="state of health from pulse tests: fit, predict", add_help=False)
+    hea = sub.add_parser("health", help="state of health from pulse tests: fit, predict, sort",
+                         add_help=False)
     hea.add_argument("rest", nargs=argparse.REMAINDER)
     hea.set_defaults(func=_cmd_health)
     return parser

@@ -8,7 +8,7 @@ Example
 -------
 >>> from battlab.pipeline import STEPS
 >>> [s.name for s in STEPS][-3:]
-['05_electrode_optimization', '06_cycle_life', '07_plan']
+['06_cycle_life', '07_plan', '08_soh']
 >>> summary = run_pipeline("runs/latest", quick=True)  # doctest: +SKIP
 """
 
@@ -77,6 +77,9 @@ STEPS: tuple[Step, ...] = (
          title="cycle life from early cycles, labels, trajectories, your own cells", key="primary_test_rmse"),
     Step("07_plan", quick={"budget": 30, "n_seeds": 1}, title="plan the next experiments (retrospective screening)",
          key="ef_at_30"),
+    Step("08_soh", parameters={"models": ["ridge", "svr"], "n_trials": 12},  # about 3 min on PulseBat (docs/health.md)
+         quick={"models": ["ridge"], "n_trials": 2},
+         title="state of health from one pulse test, and the reuse / repurpose / recycle sorting", key="test_mape"),
 )
 
 
@@ -186,10 +189,10 @@ def resolve_parameters(
     ({'target': 'sigma'}, {'n_trials': 5})
     >>> plan.reaches["target"]
     ['01_curate']
-    >>> resolve_parameters({"max_row": 100})
+    >>> resolve_parameters({"max_row": 100})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    battlab.pipeline.ParameterError: -p max_row: no step declares it; did you mean max_rows (04_explain)?
+    battlab.pipeline.ParameterError: -p max_row: no step declares it; did you mean max_rows (04_explain), ...
     """
     import difflib
 

@@ -30,7 +30,7 @@ from battlab.errors import BattlabError
 from battlab.health.pulse import PulseFeatures
 from battlab.split import GroupKFoldBy, Splitter
 
-__all__ = ["SohModel", "fit_soh", "evaluate_soh", "generated_rows", "mape", "SPLITS", "FEATURE_SETS",
+__all__ = ["SohModel", "fit_soh", "evaluate_soh", "generated_rows", "mape", "soh_scores", "SPLITS", "FEATURE_SETS",
            "INTERPOLATION_TRAIN_SOC", "EXTRAPOLATION_TRAIN_SOC"]
 
 #: Feature sets :func:`fit_soh` chooses among: raw voltages, derived pulse features, derived features and SOC.
@@ -107,6 +107,8 @@ class SohModel:
     soh_range: tuple[float, float]
     comparison: pd.DataFrame
     card: dict[str, Any] = field(default_factory=dict)
+    #: A seeded sample of the training rows' features: the reference SHAP values are measured from (:meth:`drivers`).
+    reference: pd.DataFrame | None = field(default=None, repr=False)
 
     def _table(self, table: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(table, pd.DataFrame):
@@ -122,8 +124,14 @@ class SohModel:
                 row = soc.index[bad.to_numpy()][0]
                 raise BattlabError(f"row {row}, column {self.soc_column!r}: {table[self.soc_column][row]!r} "
                                    "is not a state of charge (a number in %)")
-            X[self.soc_column] = soc.astype(float)
+            X[self._soc_feature] = soc.astype(float)  # under the trained name: the features name it so
         return X
+
+    @property
+    def _soc_feature(self) -> str:
+        """The SOC's name among the features: the training table's column (``soc_column`` may be set to a new
+        table's name for prediction)."""
+        return self.card.get("soc_column", self.soc_column)
 
     def predict(self, table: pd.DataFrame) -> pd.DataFrame:
         """SOH of every row with its interval; ``soc_extrapolation`` flags a SOC outside the trained range and
@@ -142,7 +150,7 @@ class SohModel:
             low, high = bounds[:, 0, 0], bounds[:, 1, 0]
         else:
             low = high = np.full(len(pred), np.nan)
-        soc = X[self.soc_column].to_numpy()
+        soc = X[self._soc_feature].to_numpy()
         lo, hi = self.soc_range
         outside = (soc < lo) | (soc > hi)
         notes = np.where(outside, [f"SOC {s:g} % outside the trained {lo:g}-{hi:g} %: extrapolation" for s in soc], "")
@@ -154,7 +162,7 @@ class SohModel:
     def feature_info(self) -> pd.DataFrame:
         """Family, property and unit of the model's features (the SOC column: family ``condition``)."""
         info = self.featurizer.feature_info()
-        soc = pd.DataFrame({"feature": [self.soc_column], "family": ["condition"], "property": ["SOC"],
+        soc = pd.DataFrame({"feature": [self._soc_feature], "family": ["condition"], "property": ["SOC"],
                             "unit": ["%"]})
         return pd.concat([info, soc], ignore_index=True).set_index("feature").loc[self.features].reset_index()
 
@@ -166,6 +174,50 @@ class SohModel:
         X = self._table(table)[self.features]
         return explain(self.model, X, info=self.feature_info(), target=self.card.get("target", "SOH"),
                        model_name=self.card.get("model", {}).get("name", ""), **options)
+
+    def drivers(self, table: pd.DataFrame, *, cell: str | None = None, n: int = 3, seed: int = 0) -> pd.DataFrame:
+        """The pulses that drove each cell's SOH estimate: SHAP values (in SOH units) measured from the training
+        rows (:attr:`reference`; without it, from the rows of ``table``), averaged over a cell's rows.
+
+        Returns one row per cell and rank (largest |SHAP| first, ``n`` per cell): ``cell`` (the ``cell`` column,
+        else the row's index), ``rank``, ``feature``, ``unit``, ``shap`` (mean over the cell's rows: + raises the
+        estimate), ``value`` (the cell's mean feature value), ``reference_median``.
+
+        Example
+        -------
+        >>> from battlab.health.example import example_pulse_table
+        >>> t = example_pulse_table(n_cells=4)
+        >>> model = fit_soh(t, models=("ridge",), n_trials=1, feature_sets=("pulse",))
+        >>> d = model.drivers(t, cell="cell_id", n=2)
+        >>> len(d), list(d.columns[:4])
+        (16, ['cell', 'rank', 'feature', 'unit'])
+        """
+        from battlab.explain import explain
+
+        if n < 1:
+            raise BattlabError(f"n must be at least 1, got {n!r}")
+        X = self._table(table)[self.features]
+        if cell is not None and cell not in table.columns:
+            raise BattlabError(f"the pulse table has no cell column {cell!r}; it has {list(table.columns)[:12]}")
+        names = table[cell].astype(str).to_numpy() if cell else np.asarray([str(i) for i in table.index])
+        reference = self.reference if self.reference is not None else X.iloc[:0]
+        rows = pd.concat([reference[self.features], X], ignore_index=True).astype(float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ex = explain(self.model, rows, info=self.feature_info(), target=self.card.get("target", "SOH"), seed=seed)
+        values = ex.values.iloc[len(reference):].set_axis(X.index)
+        units = self.feature_info().set_index("feature")["unit"]
+        median = (reference if len(reference) else X).median()
+        out = []
+        for name in pd.unique(names):
+            mask = names == name
+            shap = values.loc[mask].mean()
+            order = shap.abs().sort_values(ascending=False, kind="stable").index[:n]
+            for rank, feature in enumerate(order, 1):
+                out.append({"cell": name, "rank": rank, "feature": feature, "unit": units.get(feature, ""),
+                            "shap": float(shap[feature]), "value": float(X.loc[mask, feature].mean()),
+                            "reference_median": float(median[feature])})
+        return pd.DataFrame(out, columns=["cell", "rank", "feature", "unit", "shap", "value", "reference_median"])
 
     def save(self, folder: str | Path) -> Path:
         """Write ``soh_model.joblib`` and ``model_card.json`` (human-readable) into ``folder``."""
@@ -276,8 +328,32 @@ def fit_soh(table: pd.DataFrame, *, target: str = "SOH", soc: str = "SOC", group
             "cv_mae": float(comparison.loc[0, "cv_mae"]), "intervals": res.card.get("intervals"),
             "n_rows": len(frame), "n_cells": int(frame["__group"].nunique()),
             "soc_range": [float(socv.min()), float(socv.max())], "citations": featurizer.citations()}
+    reference = frame[cols].sample(n=min(100, len(frame)), random_state=seed).reset_index(drop=True)
     return SohModel(featurizer, best, cols, res.model, res.intervals, soc, (float(socv.min()), float(socv.max())),
-                    (float(y.min()), float(y.max())), comparison, card)
+                    (float(y.min()), float(y.max())), comparison, card, reference)
+
+
+def soh_scores(predictions: pd.DataFrame, *, by: str | None = "cell_kind", truth: str = "SOH") -> pd.DataFrame:
+    """Scores of SOH predictions against the measured SOH, per value of ``by`` and over all rows (``all``): rows,
+    MAPE (%), MAE, coverage of the intervals and their mean width.
+
+    Example
+    -------
+    >>> p = pd.DataFrame({"SOH": [1.0, 0.5], "SOH_pred": [0.9, 0.55], "SOH_low": [0.8, 0.5], "SOH_high": [1.0, 0.6]})
+    >>> soh_scores(p, by=None).round(3).to_dict("records")
+    [{'group': 'all', 'n_rows': 2, 'mape': 10.0, 'mae': 0.075, 'coverage': 1.0, 'interval_width': 0.15}]
+    """
+    missing = [c for c in (truth, "SOH_pred", "SOH_low", "SOH_high") + ((by,) if by else ()) if c not in predictions]
+    if missing:
+        raise BattlabError(f"the predictions have no column(s) {missing}")
+    parts = ([(str(k), g) for k, g in predictions.groupby(by, sort=True)] if by else []) + [("all", predictions)]
+    rows = []
+    for name, g in parts:
+        y, p = g[truth].to_numpy(dtype=float), g["SOH_pred"].to_numpy(dtype=float)
+        lo, hi = g["SOH_low"].to_numpy(dtype=float), g["SOH_high"].to_numpy(dtype=float)
+        rows.append({"group": name, "n_rows": len(g), "mape": mape(y, p), "mae": float(np.mean(np.abs(p - y))),
+                     "coverage": float(np.mean((y >= lo) & (y <= hi))), "interval_width": float(np.mean(hi - lo))})
+    return pd.DataFrame(rows)
 
 
 def _unseen_cells_mask(part: pd.DataFrame, group: str, seed: int) -> np.ndarray:

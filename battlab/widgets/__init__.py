@@ -28,6 +28,7 @@ _WIDGETS = {
     "ShapExplorer": "shap_explorer",
     "CycleLifePredictor": "cycle_life",
     "NextExperiments": "next_experiments",
+    "SohSorter": "soh",
 }
 __all__ = sorted(_WIDGETS)
 
