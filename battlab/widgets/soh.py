@@ -104,15 +104,15 @@ class SohSorter(MessagesMixin, w.VBox):
     n_drivers : int
         Pulse features shown per cell as the drivers of its estimate.
 
-    Attributes (traitlets)
-    ----------------------
+    Attributes
+    ----------
     model_dir : Unicode
     table : DataFrame or None
         The pulse table as read (row labels: lines of the file), kept when it cannot be predicted.
     predictions : DataFrame or None
         ``table`` with ``SOH_pred``, ``SOH_low``, ``SOH_high``, ``soc_extrapolation``, ``note``.
     drivers : DataFrame or None
-        Per cell, the top pulse features by |SHAP| (:meth:`~battlab.health.SohModel.drivers`).
+        Per cell, the top pulse features by absolute SHAP value (:meth:`~battlab.health.SohModel.drivers`).
     sorting : DataFrame or None
         One row per cell (:func:`~battlab.health.sort.sort_cells`); ``attrs`` hold the thresholds used.
     counts : Dict
@@ -124,7 +124,9 @@ class SohSorter(MessagesMixin, w.VBox):
         ``FAIL`` (the message says why).
     message : Unicode
 
-    CSS classes for browser tests: ``battlab-soh``, ``battlab-soh-model``, ``battlab-soh-upload`` (also
+    Notes
+    -----
+    The attributes are traitlets. CSS classes for browser tests: ``battlab-soh``, ``battlab-soh-model``, ``battlab-soh-upload`` (also
     ``battlab-data-uploader``), ``battlab-soh-example``, ``battlab-soh-columns``, ``battlab-soh-mapping``,
     ``battlab-soh-predict``, ``battlab-soh-message``, ``battlab-soh-result``, ``battlab-soh-counts``,
     ``battlab-soh-sorting-plot``, ``battlab-soh-table``, ``battlab-soh-drivers``, ``battlab-soh-download``,
