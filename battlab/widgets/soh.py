@@ -126,7 +126,8 @@ class SohSorter(MessagesMixin, w.VBox):
 
     Notes
     -----
-    The attributes are traitlets. CSS classes for browser tests: ``battlab-soh``, ``battlab-soh-model``, ``battlab-soh-upload`` (also
+    The attributes are traitlets. CSS classes for browser tests: ``battlab-soh``, ``battlab-soh-model``,
+    ``battlab-soh-upload`` (also
     ``battlab-data-uploader``), ``battlab-soh-example``, ``battlab-soh-columns``, ``battlab-soh-mapping``,
     ``battlab-soh-predict``, ``battlab-soh-message``, ``battlab-soh-result``, ``battlab-soh-counts``,
     ``battlab-soh-sorting-plot``, ``battlab-soh-table``, ``battlab-soh-drivers``, ``battlab-soh-download``,
