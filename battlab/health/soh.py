@@ -180,9 +180,8 @@ class SohModel:
         rows (:attr:`reference`; without it, from the rows of ``table``), averaged over a cell's rows.
 
         Returns one row per cell and rank (largest absolute SHAP value first, ``n`` per cell): ``cell`` (the
-        ``cell`` column,
-        else the row's index), ``rank``, ``feature``, ``unit``, ``shap`` (mean over the cell's rows: + raises the
-        estimate), ``value`` (the cell's mean feature value), ``reference_median``.
+        ``cell`` column, else the row's index), ``rank``, ``feature``, ``unit``, ``shap`` (mean over the cell's
+        rows: + raises the estimate), ``value`` (the cell's mean feature value), ``reference_median``.
 
         Example
         -------
