@@ -46,7 +46,9 @@ class Step:
     inputs: dict[str, str] = field(default_factory=dict)
     #: What the step does, in a few words (the line ``battlab run`` prints as it starts).
     title: str = ""
-    #: The figure of the step's summary shown in the final table of ``battlab run``.
+    #: The figure of the step's summary shown in the final table of ``battlab run``: a name, or a pattern
+    #: (``fnmatch``, e.g. ``ef_at_*`` when the name carries a parameter); when no figure matches, the
+    #: summary's first number is shown (see :func:`key_figure`).
     key: str = ""
 
     @property
@@ -76,7 +78,7 @@ STEPS: tuple[Step, ...] = (
          quick={"models": ["ridge"], "n_trials": 4},
          title="cycle life from early cycles, labels, trajectories, your own cells", key="primary_test_rmse"),
     Step("07_plan", quick={"budget": 30, "n_seeds": 1}, title="plan the next experiments (retrospective screening)",
-         key="ef_at_30"),
+         key="ef_at_*"),  # ef_at_<budget>: 30 in a quick run, 60 in a full one
 )
 
 
@@ -427,6 +429,32 @@ def _inline_figures() -> Any:
             os.environ["MPLBACKEND"] = saved
 
 
+def key_figure(figures: dict[str, Any], key: str = "") -> tuple[str, Any]:
+    """The figure a step's ``key`` names in its summary: ``(name, value)``, or ``("", "")`` when it has none.
+
+    ``key`` is a name or an ``fnmatch`` pattern (``ef_at_*``: the figure's name carries a parameter); when
+    nothing matches, or no key is given, the summary's first number (timings and memory aside) stands in.
+
+    Example
+    -------
+    >>> key_figure({"budget": 60, "ef_at_60": 2.8}, "ef_at_*")
+    ('ef_at_60', 2.8)
+    >>> key_figure({"dataset": "x", "n_kept": 5}, "renamed_figure")
+    ('n_kept', 5)
+    """
+    import fnmatch
+
+    if key in figures:
+        return key, figures[key]
+    if key:
+        match = next((k for k in figures if fnmatch.fnmatchcase(k, key)), None)
+        if match is not None:
+            return match, figures[match]
+    numbers = [k for k, v in figures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+               and "seconds" not in k and not k.endswith("_rss_mb")]
+    return (numbers[0], figures[numbers[0]]) if numbers else ("", "")
+
+
 def summary_table(summary: dict[str, Any], steps: tuple[Step, ...] | list[Step] | None = None) -> str:
     """The short final table of a run: step, its key figure, seconds (``battlab run`` prints it).
 
@@ -440,9 +468,7 @@ def summary_table(summary: dict[str, Any], steps: tuple[Step, ...] | list[Step] 
     keys = {s.name: s.key for s in (STEPS if steps is None else steps)}
     rows = [("step", "key figure", "seconds")]
     for name, record in summary["steps"].items():
-        figures = record.get("summary", {})
-        key = keys.get(name) or next((k for k, v in figures.items() if isinstance(v, (int, float))), "")
-        value = figures.get(key, "")
+        key, value = key_figure(record.get("summary", {}), keys.get(name, ""))
         value = f"{value:.4g}" if isinstance(value, float) else str(value)
         shown = "failed" if record.get("status") == "failed" else (f"{key} = {value}" if key else "")
         seconds = "kept" if record.get("resumed") else f"{record.get('seconds', 0):.1f}"

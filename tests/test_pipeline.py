@@ -17,8 +17,10 @@ from battlab.pipeline import (
     StepFailed,
     _params_for,
     declared_parameters,
+    key_figure,
     resolve_parameters,
     run_pipeline,
+    summary_table,
 )
 
 BATTLAB = [str(Path(sys.executable).parent / "battlab")]
@@ -85,6 +87,10 @@ def test_run_says_what_each_step_does_as_it_starts_and_ends_then_a_short_table(q
         assert any(line.startswith(f"[{i}/{n}] {step.name}: done in ") for line in lines), step.name
     table = proc.stdout.split("\n\nstep ")[1]
     assert "key figure" in table and "n_kept = 2135" in table and "03_tune" in table
+    rows = table.splitlines()[1:1 + n]
+    assert [r.split()[0] for r in rows] == [s.name for s in STEPS]
+    assert all(" = " in r for r in rows), table  # every step shows its figure, none a blank
+    assert "ef_at_30 = " in table
     assert f"executed notebooks (with their figures): {out}" in proc.stdout
 
 
@@ -112,6 +118,29 @@ def test_parameter_for_one_step_runs_obelix_and_bare_target_keeps_the_log_target
     assert "-p target reaches 01_curate, not 03_tune, 04_explain" in proc.stderr  # said before it runs
     card = json.loads(Path(summary["steps"]["03_tune"]["outputs"]["model_card"]).read_text())
     assert log_target in json.dumps(card)  # the model was tuned on the log target
+
+
+def _plan_summary(budget, ef):
+    """A 07_plan step record as the notebook writes it: the key figure's name carries the budget."""
+    return {"status": "ok", "seconds": 12.0,
+            "summary": {"dataset": "exp_formation_enthalpy", "n_candidates": 2135, "model": "rf", "n_seeds": 1,
+                        "budget": budget, f"ef_at_{budget}": ef, "af_25pct_top5": 3.1, "seconds": 11.0,
+                        "kernel_peak_rss_mb": 310.0}}
+
+
+@pytest.mark.parametrize("budget, ef", [(30, 4.5), (60, 2.75)])  # a quick run's budget, a full run's
+def test_final_table_shows_the_plan_figure_of_quick_and_full_runs(budget, ef):
+    table = summary_table({"steps": {"07_plan": _plan_summary(budget, ef)}})
+    assert f"07_plan  ef_at_{budget} = {ef:.4g}" in table
+
+
+def test_key_figure_falls_back_to_the_first_number_never_a_timing():
+    assert key_figure({"dataset": "x", "seconds": 3.0, "n_kept": 5}, "no_such_figure") == ("n_kept", 5)
+    assert key_figure({"kernel_peak_rss_mb": 300.0, "ok": True, "note": "text"}, "") == ("", "")
+    assert key_figure({"mae_mean": 0.1, "mae_std": 0.02}, "mae_*") == ("mae_mean", 0.1)
+    table = summary_table({"steps": {"x": {"status": "ok", "seconds": 1.0, "summary": {"seconds": 1, "n": 7}}}},
+                          steps=[Step("x", key="gone")])
+    assert "x     n = 7" in table
 
 
 # ---------------------------------------------------------------------------------- parameter routing
