@@ -325,7 +325,10 @@ def run_pipeline(
     resume: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the notebooks with papermill into ``out_dir`` and write ``out_dir/summary.json``.
+    """Run the notebooks with papermill into ``out_dir``; write ``out_dir/summary.json`` and ``out_dir/report.html``.
+
+    The report (:func:`battlab.report.write_report`) shows the final table, each step's figures and a link to
+    each executed notebook exported to HTML (``out_dir/html/``); it is written also when a step fails.
 
     Parameters
     ----------
@@ -373,6 +376,7 @@ def run_pipeline(
         "steps": {},
     }
     previous = _previous_steps(out) if resume else {}
+    shutil.rmtree(out / "html", ignore_errors=True)  # the report's notebook pages: made again at the end
     outputs: dict[str, dict[str, str]] = {}
     with _inline_figures():  # the kernels draw their figures inline
         say = progress or (lambda line: None)
@@ -400,9 +404,12 @@ def run_pipeline(
                                     log_output=log_output,
                                     kernel_name="python3", config=kernel)
             except pm.PapermillExecutionError as exc:
-                summary["steps"][step.name] = {"status": "failed", "error": f"{exc.ename}: {exc.evalue}"}
+                summary["steps"][step.name] = {"status": "failed", "error": f"{exc.ename}: {exc.evalue}",
+                                               "seconds": round(time.perf_counter() - t0, 2),
+                                               "notebook": str(executed)}
                 say(f"{tag}: FAILED after {time.perf_counter() - t0:.0f} s")
                 _write_summary(out, summary)
+                _write_report(out, summary, steps)
                 raise StepFailed(f"step {step.name} failed (see {executed}):\n{_error_cell(exc)}") from exc
             record = json.loads((step_dir / "step.json").read_text())
             outputs[step.name] = record["outputs"]
@@ -410,7 +417,16 @@ def run_pipeline(
                                            "notebook": str(executed), "parameters": params, **record}
             _write_summary(out, summary)
             say(f"{tag}: done in {time.perf_counter() - t0:.0f} s (elapsed {time.perf_counter() - started:.0f} s)")
+    _write_report(out, summary, steps)
     return summary
+
+
+def _write_report(out: Path, summary: dict[str, Any], steps: tuple[Step, ...] | list[Step]) -> None:
+    """``out/report.html`` (:func:`battlab.report.write_report`); its path goes into the summary."""
+    from battlab.report import write_report
+
+    summary["report"] = str(write_report(out, summary, steps))
+    _write_summary(out, summary)
 
 
 @contextlib.contextmanager

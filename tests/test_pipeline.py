@@ -92,6 +92,8 @@ def test_run_says_what_each_step_does_as_it_starts_and_ends_then_a_short_table(q
     assert all(" = " in r for r in rows), table  # every step shows its figure, none a blank
     assert "ef_at_30 = " in table
     assert f"executed notebooks (with their figures): {out}" in proc.stdout
+    assert f"report of the run (open it in a browser): {(out / 'report.html').resolve()}" in proc.stdout
+    assert (out / "report.html").is_file() and (out / "html" / "07_plan.html").is_file()
 
 
 def test_kernels_start_without_the_unencrypted_tcp_warning(quick_run_proc):
@@ -352,3 +354,53 @@ def test_quick_run_is_reproducible_on_a_loaded_machine(quick_run, tmp_path):
     tuned = first["03_tune"]
     assert tuned["n_trials_finished"] == tuned["n_trials_requested"] == 4
     assert tuned["cut_short_by_timeout"] is False
+
+
+# ---------------------------------------------------------------------------------- the HTML report
+
+def test_run_writes_an_html_report_with_the_table_figures_and_each_notebook(tmp_path):
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    _notebook(nbdir / "a.ipynb", "out_dir = ''\nvalue = 1",
+              "from pathlib import Path\nimport matplotlib.pyplot as plt\nfrom battlab.pipeline import save_step\n"
+              "fig, ax = plt.subplots(); ax.plot([0, 1], [value, 2]); ax.set_title('porosity sweep')\n"
+              "Path(out_dir).mkdir(parents=True, exist_ok=True); (Path(out_dir) / 'v.txt').write_text('x')\n"
+              "print('printed by a')\n"
+              "save_step(out_dir, {'label': 'text', 'n_rows_kept': value * 10, 'mae': 0.123456}, "
+              "{'file': Path(out_dir) / 'v.txt'})")
+    _notebook(nbdir / "b.ipynb", "out_dir = ''\nfail = False",
+              "from battlab.pipeline import save_step\nassert not fail, 'injected fault'\n"
+              "save_step(out_dir, {'b': 5}, {})")
+    steps = [Step("a", parameters={"value": 4}, title="make a figure", key="n_rows_*"), Step("b", title="second")]
+    summary = run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir)
+    report = tmp_path / "run" / "report.html"
+    assert summary["report"] == str(report.resolve())
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["report"] == summary["report"]
+    text = report.read_text()
+    assert "<td>make a figure</td><td class=\"\">n_rows_kept = 40</td>" in text  # the table, key by pattern
+    assert "<td>mae</td><td>0.1235</td>" in text  # every figure of the step
+    assert '<a href="a/v.txt">a/v.txt</a>' in text  # outputs linked relative to the run
+    for name in ("a", "b"):
+        assert f'<a href="html/{name}.html">notebook (HTML)</a>' in text
+        assert f'<a href="{name}.ipynb">{name}.ipynb</a>' in text
+    page = (tmp_path / "run" / "html" / "a.html").read_text()
+    assert "printed by a" in page and "data:image/png;base64," in page  # the executed notebook, its figure
+    # a failing step: the report is written all the same, with the error, and the CLI says where
+    with pytest.raises(StepFailed):
+        run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir, parameters={"b.fail": True})
+    text = report.read_text()
+    assert '<td class="failed">failed</td>' in text and "injected fault" in text
+    assert "AssertionError" in (tmp_path / "run" / "html" / "b.html").read_text()
+
+
+def test_report_lists_a_notebook_it_cannot_export_with_the_reason(tmp_path):
+    from battlab.report import write_report
+
+    (tmp_path / "a.ipynb").write_text("not a notebook")
+    summary = {"steps": {"a": {"status": "ok", "seconds": 1.0, "summary": {"n": 3}},
+                         "b": {"status": "ok", "seconds": 1.0, "summary": {},
+                               "notebook": str(tmp_path / "gone.ipynb")}}}
+    text = write_report(tmp_path, summary, steps=[Step("a"), Step("b")]).read_text()
+    assert "the notebook could not be exported to HTML (" in text
+    assert f"no executed notebook at {tmp_path / 'gone.ipynb'}" in text
+    assert "<td>n = 3</td>" not in text and "n = 3" in text
