@@ -60,7 +60,10 @@ def test_run_quick_writes_summary_and_notebooks(quick_run):
     assert list(summary["steps"]) == [s.name for s in STEPS]
     step = summary["steps"]["01_curate"]
     assert step["status"] == "ok"
-    assert step["summary"]["n_input"] == 2135
+    # the 8 demonstration rows notebook 01 appends by default are merged or quarantined: the 2135 compounds stay
+    assert step["summary"]["n_demo_rows"] == 8
+    assert step["summary"]["n_input"] == 2135 + 8 and step["summary"]["n_kept"] == 2135
+    assert step["summary"]["n_merged"] == 5 and step["summary"]["n_quarantined"] == 3
     assert step["summary"]["n_input"] == (step["summary"]["n_kept"] + step["summary"]["n_merged"]
                                           + step["summary"]["n_quarantined"])
     assert Path(step["outputs"]["curated"]).is_file()
