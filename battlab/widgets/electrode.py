@@ -35,6 +35,7 @@ from battlab.electrode.optimize import Constraints, fit_surrogate, pso_surrogate
 from battlab.electrode.process import process_electrode
 from battlab.electrode.simulate import OUTPUTS
 from battlab.electrode.surrogate import ElectrodeSurrogate
+from battlab.units import quantity_label
 
 __all__ = ["ElectrodeDesigner"]
 
@@ -185,7 +186,7 @@ class ElectrodeDesigner(w.VBox):
         fig, ax = plt.subplots(figsize=(5, 2.5))
         g, s = zip(*self.convergence, strict=True) if self.convergence else ((), ())
         ax.plot(g, s, marker="o")
-        ax.set(xlabel="generation", ylabel=f"best {self.objective}", title="PSO convergence")
+        ax.set(xlabel="generation", ylabel=f"best {quantity_label(self.objective)}", title="PSO convergence")
         fig.tight_layout()
         show_figure(self.plot, fig)  # widget state, not captured output: safe under papermill, any backend
 
