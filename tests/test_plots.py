@@ -170,3 +170,16 @@ def test_predictor_table_and_model_line_show_the_unit(tmp_path):
     assert " eV/atom (" in p.model_info.value  # the CV MAE's unit, before the split
     p.predict_table(pd.DataFrame({"x": [0.5], "z": [0.0]}))
     assert "predicted Formation enthalpy per atom [eV/atom]" in p.table.value and "low [eV/atom]" in p.table.value
+
+
+def test_shap_importance_names_the_target_in_words():
+    from sklearn.linear_model import Ridge
+
+    from battlab.explain import explain, plot_importance
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=30), "b": rng.normal(size=30)})
+    model = Ridge().fit(X, 2 * X["a"] + X["b"])
+    ex = explain(model, X, target="specific_energy_Wh_kg")
+    fig = plot_importance(ex, by="feature")
+    assert fig.axes[0].get_xlabel() == "mean |SHAP value| (Specific energy [Wh/kg])"
