@@ -417,7 +417,8 @@ def run_pipeline(
                                            "notebook": str(executed), "parameters": params, **record}
             _write_summary(out, summary)
             say(f"{tag}: done in {time.perf_counter() - t0:.0f} s (elapsed {time.perf_counter() - started:.0f} s)")
-    _write_report(out, summary, steps)
+        say("writing the report: report.html and each notebook as HTML ...")
+        _write_report(out, summary, steps)
     return summary
 
 

@@ -98,7 +98,8 @@ def write_report(out_dir: str | Path, summary: dict[str, Any] | None = None, ste
         title = step.title if step is not None else ""
         figures = record.get("summary", {})
         status = record.get("status", "")
-        notebook = Path(record.get("notebook") or out / f"{name}.ipynb")
+        own = out / f"{name}.ipynb"  # the run folder's copy wins: the folder may have moved since the run
+        notebook = own if own.is_file() else Path(record.get("notebook") or own)
         page, export_note = None, ""
         if notebook.is_file():
             try:

@@ -97,6 +97,7 @@ def test_run_says_what_each_step_does_as_it_starts_and_ends_then_a_short_table(q
     assert f"executed notebooks (with their figures): {out}" in proc.stdout
     assert f"report of the run (open it in a browser): {(out / 'report.html').resolve()}" in proc.stdout
     assert (out / "report.html").is_file() and (out / "html" / "07_plan.html").is_file()
+    assert "writing the report: report.html and each notebook as HTML ..." in lines  # said before the silence
 
 
 def test_kernels_start_without_the_unencrypted_tcp_warning(quick_run_proc):
