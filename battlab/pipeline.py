@@ -188,10 +188,10 @@ def resolve_parameters(
     ({'target': 'sigma'}, {'n_trials': 5})
     >>> plan.reaches["target"]
     ['01_curate']
-    >>> resolve_parameters({"max_row": 100})
+    >>> resolve_parameters({"max_rowz": 100})
     Traceback (most recent call last):
     ...
-    battlab.pipeline.ParameterError: -p max_row: no step declares it; did you mean max_rows (04_explain)?
+    battlab.pipeline.ParameterError: -p max_rowz: no step declares it; did you mean max_rows (04_explain)?
     """
     import difflib
 
