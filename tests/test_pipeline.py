@@ -175,6 +175,13 @@ def test_bare_target_on_obelix_reaches_curation_not_the_log_target_of_tuning(tmp
     assert "-p 03_tune.target VALUE" in plan.notes[0]
 
 
+def test_demo_rows_reach_curation_only():
+    """``-p demo_rows false`` curates the default dataset as published (notebook 01 adds its demonstration rows)."""
+    plan = resolve_parameters({"demo_rows": False})
+    assert plan.reaches["demo_rows"] == ["01_curate"] and plan.per_step["01_curate"] == {"demo_rows": False}
+    assert declared_parameters(STEPS[0])["demo_rows"]["default"] == "True"
+
+
 def test_step_dot_name_overrides_an_input_of_that_step_only(tmp_path):
     plan = resolve_parameters({"03_tune.target": "log10 other", "seed": 3})
     outputs = _outputs_of_02(f"log10 {OBELIX_RAW}")
