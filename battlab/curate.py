@@ -701,10 +701,14 @@ def example_messy_rows(table: pd.DataFrame, formula_column: str, target: str, un
                      **{formula_column: str(table.at[b, formula_column]).translate(subscripts),
                         target: repr(float(y[b])).replace(".", ",")}))
     rows.append(copy(c, "exact duplicate of a row"))
+    finite = y[np.isfinite(y)]
+    log = bool(len(finite) and (finite > 0).all() and finite.max() / finite.min() > 1e3)  # as curate decides
     for sign in (+1, -1):
-        spread = 0.5 if unit == "eV/atom" else 0.2 * abs(float(y[d])) or 1.0
-        rows.append(copy(d, "replicates that disagree (their mean is the table's value)",
-                         **{target: float(y[d]) + sign * spread},
+        if log:  # curation averages in log10: a factor of 10**0.75 either way (1.5 decades apart)
+            value = float(y[d]) * 10.0 ** (0.75 * sign)
+        else:
+            value = float(y[d]) + sign * (0.5 if unit == "eV/atom" else 0.2 * abs(float(y[d])) or 1.0)
+        rows.append(copy(d, "replicates that disagree (their mean is the table's value)", **{target: value},
                          **{col: np.nan for col in numeric_others}))  # a second source reporting one value
     name = str(table.at[e, formula_column])
     rows.append(copy(e, "formula with a note in the cell", **{formula_column: f"{name} (annotated)"
@@ -716,7 +720,7 @@ def example_messy_rows(table: pd.DataFrame, formula_column: str, target: str, un
     return out.astype({c: object for c in (formula_column, target)})
 
 
-def curate_dataset(name: str, *, demo_rows: bool = False, **settings: Any) -> tuple[CuratedSet, Any]:
+def curate_dataset(name: str, *, demo_rows: bool | str = False, **settings: Any) -> tuple[CuratedSet, Any]:
     """Load a registered dataset and curate it with the settings its data card implies.
 
     The card gives the formula column, the target, the units, the official split and the columns
@@ -727,24 +731,22 @@ def curate_dataset(name: str, *, demo_rows: bool = False, **settings: Any) -> tu
     ``demo_rows=True`` appends :func:`example_messy_rows` to the dataset's table (after its last row), so that a
     clean dataset shows curation at work; the source reads ``NAME + N demonstration rows`` and
     ``report["demo_rows"]`` lists their row numbers and problems (:meth:`CuratedSet.trace` shows where they went).
+    ``"auto"`` appends them only when the dataset alone gives curation nothing to show (no row merged or
+    quarantined), as the clean default dataset does; a messy dataset (OBELiX) is curated as it is.
 
     Example
     -------
     >>> result, card = curate_dataset("exp_formation_enthalpy")
     >>> result.report["target"], card.units[card.target]
     ('formation_enthalpy_per_atom', 'eV/atom')
+    >>> curate_dataset("exp_formation_enthalpy", demo_rows="auto")[0].summary()[:72]
+    'exp_formation_enthalpy + 8 demonstration rows: 2143 rows -> 2135 kept, 5'
     """
     from battlab.datasets import load_dataset
 
+    if demo_rows not in (True, False, "auto"):
+        raise DataFileError(f"{name}: demo_rows must be True, False or 'auto', got {demo_rows!r}")
     df, card = load_dataset(name)
-    demo = None
-    if demo_rows:
-        if not (card.formula_column and card.target):
-            raise DataFileError(f"{name}: demonstration rows need a formula column and a target "
-                                "(the data card has none)")
-        demo = example_messy_rows(df, card.formula_column, card.target, card.units.get(card.target, ""))
-        df = pd.concat([df.astype({c: object for c in (card.formula_column, card.target)}),
-                        demo.drop(columns="problem")], ignore_index=True)
     units = {}
     for col, unit in card.units.items():
         try:
@@ -759,11 +761,22 @@ def curate_dataset(name: str, *, demo_rows: bool = False, **settings: Any) -> tu
         "group_by": [c for c in (card.split_column, *card.identity_columns) if c],
         "source": name,
     }
-    if demo is not None:
-        defaults["source"] = f"{name} + {len(demo)} demonstration rows"
     defaults.update(settings)
+    if demo_rows == "auto":
+        plain = curate(df, **defaults)
+        if plain.report["n_merged"] or plain.report["n_quarantined"]:
+            return plain, card  # the dataset shows curation at work by itself
+    if not demo_rows:
+        return curate(df, **defaults), card
+    formula, target = defaults["formula_column"], defaults["target"]
+    if not (formula and target):
+        raise DataFileError(f"{name}: demonstration rows need a formula column and a target")
+    demo = example_messy_rows(df, formula, target, str(card.units.get(target, "")))
+    df = pd.concat([df.astype({c: object for c in (formula, target)}), demo.drop(columns="problem")],
+                   ignore_index=True)
+    if "source" not in settings:
+        defaults["source"] = f"{name} + {len(demo)} demonstration rows"
     result = curate(df, **defaults)
-    if demo is not None:  # their input row numbers follow the dataset's
-        first = len(df) - len(demo) + 1
-        result.report["demo_rows"] = [{"row": first + k, "problem": p} for k, p in enumerate(demo["problem"])]
+    first = len(df) - len(demo) + 1  # their input row numbers follow the dataset's
+    result.report["demo_rows"] = [{"row": first + k, "problem": p} for k, p in enumerate(demo["problem"])]
     return result, card

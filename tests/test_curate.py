@@ -271,6 +271,20 @@ def test_example_messy_rows_on_a_small_table_and_a_table_without_numbers():
         example_messy_rows(pd.DataFrame({"formula": ["LiCoO2"], TARGET: ["n/a"]}), "formula", TARGET)
 
 
+def test_demonstration_rows_auto_leave_a_messy_dataset_as_it_is_and_refuse_a_bad_value(data_cache):
+    auto, _ = curate_dataset("obelix", demo_rows="auto")  # OBELiX merges and quarantines rows by itself
+    assert auto.report["n_input"] == 599 and "demo_rows" not in auto.report
+    forced, card = curate_dataset("obelix", demo_rows=True)
+    assert forced.report["n_input"] == 607 and forced.source == "obelix + 8 demonstration rows"
+    # the conductivities are averaged in log10: the disagreeing replicates sit 10**0.75 either side
+    key = ["formula", *auto.group_by]
+    common = auto.curated.merge(forced.curated, on=key, suffixes=("", "_demo"))
+    assert len(common) == len(auto.curated)
+    assert np.allclose(common[card.target], common[card.target + "_demo"], rtol=1e-9)
+    with pytest.raises(DataFileError, match="demo_rows must be True, False or 'auto', got 'yes'"):
+        curate_dataset("exp_formation_enthalpy", demo_rows="yes")
+
+
 def test_obelix_accounting_and_censoring(data_cache):
     result, card = curate_dataset("obelix")
     r = result.report

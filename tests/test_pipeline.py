@@ -179,7 +179,7 @@ def test_demo_rows_reach_curation_only():
     """``-p demo_rows false`` curates the default dataset as published (notebook 01 adds its demonstration rows)."""
     plan = resolve_parameters({"demo_rows": False})
     assert plan.reaches["demo_rows"] == ["01_curate"] and plan.per_step["01_curate"] == {"demo_rows": False}
-    assert declared_parameters(STEPS[0])["demo_rows"]["default"] == "True"
+    assert declared_parameters(STEPS[0])["demo_rows"]["default"] == '"auto"'
 
 
 def test_step_dot_name_overrides_an_input_of_that_step_only(tmp_path):
