@@ -9,7 +9,15 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 LOCK := requirements.lock
-PIP_QUIET := 2>&1 | { grep -v -e "is ignored: it is neither" -e "^\s*$$" || true; }
+# pip -q still prints warnings that need no action; these exact ones are dropped, everything else (errors above
+# all) shows, and pip's exit status stands (pipefail):
+# - a local package index of this machine's pip configuration that has no folder for a package;
+# - beep asks for monty[yaml], an extra that monty's locked release no longer has (its YAML support is built in).
+PIP_QUIET := 2>&1 | { grep -v -e "is ignored: it is neither" -e "^WARNING: monty [^ ]* does not provide the extra 'yaml'$$" \
+    -e "^\s*$$" || true; }
+# setuptools' box on every editable install ("Editable installation ... folders with the same name as your
+# package"): a Python warning of the build backend, silenced by its message only.
+EDITABLE_QUIET := PYTHONWARNINGS="ignore:Editable installation"
 
 export PYBAMM_DISABLE_TELEMETRY := true
 # (no MPLBACKEND here: it would reach the pipeline's kernels and leave the notebooks without figures)
@@ -17,15 +25,17 @@ export PYBAMM_DISABLE_TELEMETRY := true
 .PHONY: run test quick docs screenshots apps lab lock test-latest clean system-deps
 
 $(PY):
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip $(PIP_QUIET)
+	@echo "creating $(VENV) (python3 -m venv)"
+	@python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip $(PIP_QUIET)
 
 # Stamp: the locked stack (every extra), redone when the lock or pyproject.toml changes; battlab itself
 # is installed on top without dependencies (the lock does not pin it).
 $(VENV)/.installed: $(LOCK) pyproject.toml | $(PY)
-	$(PY) -m pip install -q -r $(LOCK) $(PIP_QUIET)
-	$(PY) -m pip install -q --no-deps -e . $(PIP_QUIET)
-	touch $@
+	@echo "installing the locked stack ($(LOCK)) and battlab into $(VENV): a few minutes the first time"
+	@$(PY) -m pip install -q -r $(LOCK) $(PIP_QUIET)
+	@$(EDITABLE_QUIET) $(PY) -m pip install -q --no-deps -e . $(PIP_QUIET)
+	@touch $@
 
 # The lock: exact versions of the whole stack, every extra, for Python 3.11 on Linux x86_64.
 lock:
@@ -75,7 +85,7 @@ screenshots: $(VENV)/.installed
 test-latest: export BATTLAB_UNLOCKED := 1
 test-latest: system-deps
 	$(MAKE) VENV=.venv-latest .venv-latest/bin/python
-	.venv-latest/bin/python -m pip install -q --upgrade -e ".[apps,test,postgres,docs]" $(PIP_QUIET)
+	$(EDITABLE_QUIET) .venv-latest/bin/python -m pip install -q --upgrade -e ".[apps,test,postgres,docs]" $(PIP_QUIET)
 	.venv-latest/bin/python -m pip freeze --exclude-editable > .venv-latest/versions.txt
 	.venv-latest/bin/python -m pytest --doctest-modules tests battlab
 	.venv-latest/bin/python -m pytest --nbval-lax -p no:cacheprovider notebooks

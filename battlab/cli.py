@@ -51,12 +51,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                resume=args.resume, progress=lambda line: print(line, flush=True))
     except StepFailed as exc:
         print(f"battlab run: {exc}", file=sys.stderr)
+        if (Path(args.out) / "report.html").is_file():
+            print(f"battlab run: report of the run so far: {Path(args.out) / 'report.html'}", file=sys.stderr)
         return 1
     print()
     print(summary_table(summary))
     out = Path(args.out)
     print(f"\nexecuted notebooks (with their figures): {out}/*.ipynb (open them with `make lab` or jupyter lab)")
     print(f"every step's figures: {out / 'summary.json'}")
+    print(f"report of the run (open it in a browser): {summary.get('report', out / 'report.html')}")
     return 0
 
 

@@ -92,10 +92,60 @@ class CuratedSet:
         """The figures a pipeline summary shows for this step."""
         keys = ("source", "target", "n_input", "n_kept", "n_merged", "n_quarantined", "n_flagged", "n_censored")
         figures = {k: self.report[k] for k in keys}
+        if self.report.get("demo_rows"):
+            figures["n_demo_rows"] = len(self.report["demo_rows"])
         if self.report["target"] and len(self.curated):
             y = self.curated[self.report["target"]]
             figures.update(target_mean=round(float(y.mean()), 6), target_std=round(float(y.std()), 6))
         return figures
+
+    def trace(self, rows: list[int] | None = None) -> pd.DataFrame:
+        """Where each input row went: ``row``, ``outcome`` (kept / merged into row N / quarantined), ``detail``
+        (the kind of merge, the quarantine reason, or the flags a kept row carries), and the ``formula`` and
+        target of the curated row it ended in (empty for a quarantined row).
+
+        ``rows`` default: the demonstration rows (``report["demo_rows"]``, then with their ``problem``), else
+        every input row.
+
+        Example
+        -------
+        >>> cs = curate(pd.DataFrame({"formula": ["LiCoO2", "LiCoO₂", "Xx"], "y": [1.0, "1 ", 2.0]}), target="y")
+        >>> cs.trace()[["row", "outcome", "formula"]].values.tolist()
+        [[1, 'kept', 'LiCoO2'], [2, 'merged into row 1', 'LiCoO2'], [3, 'quarantined', '']]
+        """
+        if rows is None:
+            demo = self.report.get("demo_rows") or []
+            rows = [d["row"] for d in demo] if demo else list(range(1, int(self.report["n_input"]) + 1))
+        kept = self.curated.set_index("row") if "row" in self.curated else pd.DataFrame()
+        merged = {int(m["row"]): (int(m["merged_into"]), str(m["kind"])) for m in self.merged.to_dict("records")}
+        quarantined = {int(q["row"]): str(q["reason"]) for q in self.quarantine.to_dict("records")}
+        formula, target = self.formula_column, self.target
+        problems = {int(d["row"]): str(d["problem"]) for d in self.report.get("demo_rows") or []}
+        out = []
+        for row in rows:
+            into = row
+            while into in merged:  # a row merged into a row that was itself merged
+                into = merged[into][0]
+            if row in quarantined:
+                outcome, detail = "quarantined", quarantined[row]
+            elif row in merged:
+                outcome, detail = f"merged into row {into}", merged[row][1]
+            else:
+                outcome, detail = "kept", ""
+            record = {"row": row, "outcome": outcome, "detail": detail}
+            if problems:
+                record["problem"] = problems.get(row, "")
+            if row not in quarantined and into in kept.index:
+                if outcome == "kept":
+                    record["detail"] = str(kept.at[into, "qc_flags"]) if "qc_flags" in kept else ""
+                if formula:
+                    record["formula"] = kept.at[into, formula]
+                if target:
+                    record[target] = kept.at[into, target]
+            out.append(record)
+        columns = ["row", *(["problem"] if problems else []), "outcome", "detail", *([formula] if formula else []),
+                   *([target] if target else [])]
+        return pd.DataFrame(out, columns=columns).fillna({c: "" for c in columns if c == formula})
 
     # ------------------------------------------------------------------ what the next step reads
     @property
@@ -566,7 +616,111 @@ def curate(
     return CuratedSet(out, quarantine, merged, issues, report, target_input)
 
 
-def curate_dataset(name: str, **settings: Any) -> tuple[CuratedSet, Any]:
+#: Compounds :func:`example_messy_rows` writes messy copies of, when the table has them (else its first rows).
+_DEMO_SOURCES = ("Li2O", "Li2SO4", "TiO2", "MgO", "Fe2O3")
+
+
+def _other_unit(value: float, unit: str) -> str:
+    """``value`` (in ``unit``) written in a unit a thousand times smaller or larger: ``-2.0656`` eV/atom ->
+    ``"−2065.6 meV/atom"``, 140 mAh/g -> ``"0.14 Ah/g"``; ``""`` when no such unit parses.
+
+    >>> _other_unit(-2.0656, "eV/atom"), _other_unit(140.0, "mAh/g"), _other_unit(1.0, "")
+    ('−2065.6 meV/atom', '0.14 Ah/g', '')
+    """
+    for other in ((unit[1:],) if unit.startswith("m") else ()) + ("m" + unit,):
+        if not unit or not other[:1].isalpha():
+            continue
+        try:
+            converted = convert(value, unit, other)
+        except ValueError:
+            continue
+        return f"{converted:.12g} {other}".replace("-", "−")
+    return ""
+
+
+def example_messy_rows(table: pd.DataFrame, formula_column: str, target: str, unit: str = "") -> pd.DataFrame:
+    """A handful of messy rows, as lab tables have them, written from real rows of ``table``: for demonstrations.
+
+    Every row is a copy of a row of ``table`` (same compound, same measured value) with one typical problem,
+    so that curation's fixes and its quarantine can be seen on a clean table without inventing a measurement:
+
+    ===========================  ===================================================  ==============================
+    problem                      cell as written                                      what curation does
+    ===========================  ===================================================  ==============================
+    value with its unit          ``−2065.6 meV/atom`` (a typographic minus too)       converts; merges as replicate
+    decimal comma, subscripts    ``Li₂SO₄``, ``-2,11``                                reads; merges as replicate
+    exact duplicate              the same row twice                                   merges (exact duplicate)
+    replicates that disagree     two more values, ±0.5 around the row's own           merges, flags the disagreement
+    annotated formula            ``Fe2O3 (hematite)``                                 quarantines (formula)
+    fraction formula, no value   ``LiNi1/3Mn1/3Co1/3O2`` and a blank value            reads NMC111; quarantines (target)
+    blank row                    every cell empty (the last line of a spreadsheet)    quarantines
+    ===========================  ===================================================  ==============================
+
+    The disagreeing replicates sit symmetrically around the row's value, so the curated value of every compound
+    is the table's own (to rounding): the demonstration changes the counts of curation, not the data that later
+    steps learn from. The value-with-unit row needs ``unit`` (the target's unit, e.g. ``eV/atom``).
+
+    Returns the rows with ``table``'s columns and a first column ``problem`` (drop it before curating; see
+    :func:`curate_dataset` ``demo_rows=True``, which does).
+
+    Example
+    -------
+    >>> t = pd.DataFrame({"formula": ["Li2O", "MgO"], "dH": [-2.0656, -3.1175]})
+    >>> demo = example_messy_rows(t, "formula", "dH", "eV/atom")
+    >>> demo.loc[0, ["formula", "dH"]].tolist(), len(demo)
+    (['Li2O', '−2065.6 meV/atom'], 8)
+    >>> messy = pd.concat([t, demo.drop(columns="problem")], ignore_index=True)
+    >>> cs = curate(messy, target="dH", units={"dH": "eV/atom"})
+    >>> cs.summary()
+    'table: 10 rows -> 2 kept, 5 merged, 3 quarantined, 1 kept with flags'
+    >>> cs.curated["dH"].round(6).tolist()  # the table's own values
+    [-2.0656, -3.1175]
+    """
+    y = pd.to_numeric(table[target], errors="coerce")
+    usable = table[y.notna() & table[formula_column].notna()]
+    if usable.empty:
+        raise DataFileError(f"example_messy_rows: no row of the table has both a formula ({formula_column!r}) "
+                            f"and a number in {target!r} to copy")
+    by_formula = {str(f): i for i, f in zip(usable.index, usable[formula_column], strict=True)}
+    picks = [by_formula[f] for f in _DEMO_SOURCES if f in by_formula]
+    picks += [i for i in usable.index if i not in picks][:len(_DEMO_SOURCES) - len(picks)]
+    picks = (picks * len(_DEMO_SOURCES))[:len(_DEMO_SOURCES)]  # a table of fewer rows: reuse them
+    numeric_others = [c for c in table.columns if c not in (formula_column, target)
+                      and pd.api.types.is_numeric_dtype(table[c])]
+    subscripts = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+    def copy(i: Any, problem: str, **cells: Any) -> dict[str, Any]:
+        return {"problem": problem, **table.loc[i].to_dict(), **cells}
+
+    rows = []
+    a, b, c, d, e = picks
+    written = _other_unit(float(y[a]), unit)
+    if written:
+        rows.append(copy(a, "value with its unit in the cell", **{target: written}))
+    rows.append(copy(b, "decimal comma, subscript digits",
+                     **{formula_column: str(table.at[b, formula_column]).translate(subscripts),
+                        target: repr(float(y[b])).replace(".", ",")}))
+    rows.append(copy(c, "exact duplicate of a row"))
+    finite = y[np.isfinite(y)]
+    log = bool(len(finite) and (finite > 0).all() and finite.max() / finite.min() > 1e3)  # as curate decides
+    for sign in (+1, -1):
+        if log:  # curation averages in log10: a factor of 10**0.75 either way (1.5 decades apart)
+            value = float(y[d]) * 10.0 ** (0.75 * sign)
+        else:
+            value = float(y[d]) + sign * (0.5 if unit == "eV/atom" else 0.2 * abs(float(y[d])) or 1.0)
+        rows.append(copy(d, "replicates that disagree (their mean is the table's value)", **{target: value},
+                         **{col: np.nan for col in numeric_others}))  # a second source reporting one value
+    name = str(table.at[e, formula_column])
+    rows.append(copy(e, "formula with a note in the cell", **{formula_column: f"{name} (annotated)"
+                                                               if name != "Fe2O3" else "Fe2O3 (hematite)"}))
+    rows.append({"problem": "fraction formula (NMC111), value not measured", formula_column: "LiNi1/3Mn1/3Co1/3O2",
+                 target: ""})
+    rows.append({"problem": "blank row"})
+    out = pd.DataFrame(rows, columns=["problem", *table.columns])
+    return out.astype({c: object for c in (formula_column, target)})
+
+
+def curate_dataset(name: str, *, demo_rows: bool | str = False, **settings: Any) -> tuple[CuratedSet, Any]:
     """Load a registered dataset and curate it with the settings its data card implies.
 
     The card gives the formula column, the target, the units, the official split and the columns
@@ -574,14 +728,24 @@ def curate_dataset(name: str, **settings: Any) -> tuple[CuratedSet, Any]:
     across train and test, nor polymorphs with one another). Keyword
     arguments override any of :func:`curate`'s settings.
 
+    ``demo_rows=True`` appends :func:`example_messy_rows` to the dataset's table (after its last row), so that a
+    clean dataset shows curation at work; the source reads ``NAME + N demonstration rows`` and
+    ``report["demo_rows"]`` lists their row numbers and problems (:meth:`CuratedSet.trace` shows where they went).
+    ``"auto"`` appends them only when the dataset alone gives curation nothing to show (no row merged or
+    quarantined), as the clean default dataset does; a messy dataset (OBELiX) is curated as it is.
+
     Example
     -------
     >>> result, card = curate_dataset("exp_formation_enthalpy")
     >>> result.report["target"], card.units[card.target]
     ('formation_enthalpy_per_atom', 'eV/atom')
+    >>> curate_dataset("exp_formation_enthalpy", demo_rows="auto")[0].summary()[:72]
+    'exp_formation_enthalpy + 8 demonstration rows: 2143 rows -> 2135 kept, 5'
     """
     from battlab.datasets import load_dataset
 
+    if demo_rows not in (True, False, "auto"):
+        raise DataFileError(f"{name}: demo_rows must be True, False or 'auto', got {demo_rows!r}")
     df, card = load_dataset(name)
     units = {}
     for col, unit in card.units.items():
@@ -598,4 +762,21 @@ def curate_dataset(name: str, **settings: Any) -> tuple[CuratedSet, Any]:
         "source": name,
     }
     defaults.update(settings)
-    return curate(df, **defaults), card
+    if demo_rows == "auto":
+        plain = curate(df, **defaults)
+        if plain.report["n_merged"] or plain.report["n_quarantined"]:
+            return plain, card  # the dataset shows curation at work by itself
+    if not demo_rows:
+        return curate(df, **defaults), card
+    formula, target = defaults["formula_column"], defaults["target"]
+    if not (formula and target):
+        raise DataFileError(f"{name}: demonstration rows need a formula column and a target")
+    demo = example_messy_rows(df, formula, target, str(card.units.get(target, "")))
+    df = pd.concat([df.astype({c: object for c in (formula, target)}), demo.drop(columns="problem")],
+                   ignore_index=True)
+    if "source" not in settings:
+        defaults["source"] = f"{name} + {len(demo)} demonstration rows"
+    result = curate(df, **defaults)
+    first = len(df) - len(demo) + 1  # their input row numbers follow the dataset's
+    result.report["demo_rows"] = [{"row": first + k, "problem": p} for k, p in enumerate(demo["problem"])]
+    return result, card

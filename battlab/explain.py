@@ -71,6 +71,7 @@ import numpy as np
 import pandas as pd
 
 from battlab.errors import BattlabError
+from battlab.units import quantity_label
 
 __all__ = ["Explanation", "explain", "treeshap_cost", "plot_summary", "plot_importance", "plot_dependence",
            "plot_waterfall", "plot_comparison", "plot_interactions"]
@@ -623,7 +624,8 @@ def plot_summary(ex: Explanation, max_display: int = 15):
     fig = plt.figure()
     shap.plots.beeswarm(ex.to_shap(), max_display=max_display, show=False)
     fig = plt.gcf()
-    fig.axes[0].set_title(f"SHAP values for {ex.target or 'the prediction'} ({ex.explainer})", fontsize=9)
+    fig.axes[0].set_title(f"SHAP values for {quantity_label(ex.target) if ex.target else 'the prediction'} "
+                          f"({ex.explainer})", fontsize=9)
     return fig
 
 
@@ -634,7 +636,8 @@ def plot_importance(ex: Explanation, by: str = "family", max_display: int = 15):
     imp = ex.importance(by).head(max_display)[::-1]
     fig, ax = plt.subplots(figsize=(6, 0.35 * len(imp) + 1.2))
     ax.barh(imp.index.astype(str), imp.to_numpy(), color="#1f77b4")
-    ax.set(xlabel=f"mean |SHAP value| ({ex.target or 'prediction'})", title=f"Importance by {by}")
+    ax.set(xlabel=f"mean |SHAP value| ({quantity_label(ex.target) if ex.target else 'prediction'})",
+           title=f"Importance by {by}")
     fig.tight_layout()
     return fig
 

@@ -46,7 +46,9 @@ class Step:
     inputs: dict[str, str] = field(default_factory=dict)
     #: What the step does, in a few words (the line ``battlab run`` prints as it starts).
     title: str = ""
-    #: The figure of the step's summary shown in the final table of ``battlab run``.
+    #: The figure of the step's summary shown in the final table of ``battlab run``: a name, or a pattern
+    #: (``fnmatch``, e.g. ``ef_at_*`` when the name carries a parameter); when no figure matches, the
+    #: summary's first number is shown (see :func:`key_figure`).
     key: str = ""
 
     @property
@@ -76,7 +78,7 @@ STEPS: tuple[Step, ...] = (
          quick={"models": ["ridge"], "n_trials": 4},
          title="cycle life from early cycles, labels, trajectories, your own cells", key="primary_test_rmse"),
     Step("07_plan", quick={"budget": 30, "n_seeds": 1}, title="plan the next experiments (retrospective screening)",
-         key="ef_at_30"),
+         key="ef_at_*"),  # ef_at_<budget>: 30 in a quick run, 60 in a full one
     Step("08_soh", parameters={"models": ["ridge", "svr"], "n_trials": 12},  # about 3 min on PulseBat (docs/health.md)
          quick={"models": ["ridge"], "n_trials": 2},
          title="state of health from one pulse test, and the reuse / repurpose / recycle sorting", key="test_mape"),
@@ -189,10 +191,10 @@ def resolve_parameters(
     ({'target': 'sigma'}, {'n_trials': 5})
     >>> plan.reaches["target"]
     ['01_curate']
-    >>> resolve_parameters({"max_row": 100})  # doctest: +ELLIPSIS
+    >>> resolve_parameters({"max_rowz": 100})
     Traceback (most recent call last):
     ...
-    battlab.pipeline.ParameterError: -p max_row: no step declares it; did you mean max_rows (04_explain), ...
+    battlab.pipeline.ParameterError: -p max_rowz: no step declares it; did you mean max_rows (04_explain)?
     """
     import difflib
 
@@ -326,7 +328,10 @@ def run_pipeline(
     resume: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the notebooks with papermill into ``out_dir`` and write ``out_dir/summary.json``.
+    """Run the notebooks with papermill into ``out_dir``; write ``out_dir/summary.json`` and ``out_dir/report.html``.
+
+    The report (:func:`battlab.report.write_report`) shows the final table, each step's figures and a link to
+    each executed notebook exported to HTML (``out_dir/html/``); it is written also when a step fails.
 
     Parameters
     ----------
@@ -374,6 +379,7 @@ def run_pipeline(
         "steps": {},
     }
     previous = _previous_steps(out) if resume else {}
+    shutil.rmtree(out / "html", ignore_errors=True)  # the report's notebook pages: made again at the end
     outputs: dict[str, dict[str, str]] = {}
     with _inline_figures():  # the kernels draw their figures inline
         say = progress or (lambda line: None)
@@ -401,9 +407,12 @@ def run_pipeline(
                                     log_output=log_output,
                                     kernel_name="python3", config=kernel)
             except pm.PapermillExecutionError as exc:
-                summary["steps"][step.name] = {"status": "failed", "error": f"{exc.ename}: {exc.evalue}"}
+                summary["steps"][step.name] = {"status": "failed", "error": f"{exc.ename}: {exc.evalue}",
+                                               "seconds": round(time.perf_counter() - t0, 2),
+                                               "notebook": str(executed)}
                 say(f"{tag}: FAILED after {time.perf_counter() - t0:.0f} s")
                 _write_summary(out, summary)
+                _write_report(out, summary, steps)
                 raise StepFailed(f"step {step.name} failed (see {executed}):\n{_error_cell(exc)}") from exc
             record = json.loads((step_dir / "step.json").read_text())
             outputs[step.name] = record["outputs"]
@@ -411,7 +420,17 @@ def run_pipeline(
                                            "notebook": str(executed), "parameters": params, **record}
             _write_summary(out, summary)
             say(f"{tag}: done in {time.perf_counter() - t0:.0f} s (elapsed {time.perf_counter() - started:.0f} s)")
+        say("writing the report: report.html and each notebook as HTML ...")
+        _write_report(out, summary, steps)
     return summary
+
+
+def _write_report(out: Path, summary: dict[str, Any], steps: tuple[Step, ...] | list[Step]) -> None:
+    """``out/report.html`` (:func:`battlab.report.write_report`); its path goes into the summary."""
+    from battlab.report import write_report
+
+    summary["report"] = str(write_report(out, summary, steps))
+    _write_summary(out, summary)
 
 
 @contextlib.contextmanager
@@ -430,6 +449,32 @@ def _inline_figures() -> Any:
             os.environ["MPLBACKEND"] = saved
 
 
+def key_figure(figures: dict[str, Any], key: str = "") -> tuple[str, Any]:
+    """The figure a step's ``key`` names in its summary: ``(name, value)``, or ``("", "")`` when it has none.
+
+    ``key`` is a name or an ``fnmatch`` pattern (``ef_at_*``: the figure's name carries a parameter); when
+    nothing matches, or no key is given, the summary's first number (timings and memory aside) stands in.
+
+    Example
+    -------
+    >>> key_figure({"budget": 60, "ef_at_60": 2.8}, "ef_at_*")
+    ('ef_at_60', 2.8)
+    >>> key_figure({"dataset": "x", "n_kept": 5}, "renamed_figure")
+    ('n_kept', 5)
+    """
+    import fnmatch
+
+    if key in figures:
+        return key, figures[key]
+    if key:
+        match = next((k for k in figures if fnmatch.fnmatchcase(k, key)), None)
+        if match is not None:
+            return match, figures[match]
+    numbers = [k for k, v in figures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+               and "seconds" not in k and not k.endswith("_rss_mb")]
+    return (numbers[0], figures[numbers[0]]) if numbers else ("", "")
+
+
 def summary_table(summary: dict[str, Any], steps: tuple[Step, ...] | list[Step] | None = None) -> str:
     """The short final table of a run: step, its key figure, seconds (``battlab run`` prints it).
 
@@ -443,9 +488,7 @@ def summary_table(summary: dict[str, Any], steps: tuple[Step, ...] | list[Step] 
     keys = {s.name: s.key for s in (STEPS if steps is None else steps)}
     rows = [("step", "key figure", "seconds")]
     for name, record in summary["steps"].items():
-        figures = record.get("summary", {})
-        key = keys.get(name) or next((k for k, v in figures.items() if isinstance(v, (int, float))), "")
-        value = figures.get(key, "")
+        key, value = key_figure(record.get("summary", {}), keys.get(name, ""))
         value = f"{value:.4g}" if isinstance(value, float) else str(value)
         shown = "failed" if record.get("status") == "failed" else (f"{key} = {value}" if key else "")
         seconds = "kept" if record.get("resumed") else f"{record.get('seconds', 0):.1f}"

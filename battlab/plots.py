@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from battlab.curate import CuratedSet
-from battlab.units import split_header
+from battlab.units import error_unit, plural, quantity_label
 
 
 def plot_curation(result: CuratedSet, bins: int = 40):
@@ -29,9 +29,8 @@ def plot_curation(result: CuratedSet, bins: int = 40):
         edges = np.histogram_bin_edges(np.concatenate([before, after]), bins=bins)
         ax1.hist(before, bins=edges, alpha=0.5, label=f"input ({len(before)} parsed)")
         ax1.hist(after, bins=edges, alpha=0.7, label=f"curated ({len(after)})", histtype="step", lw=2)
-        unit = result.report["units"].get(target, "")
-        shown = f" [{unit}]" if unit and split_header(target)[1] is None else ""  # no unit twice
-        ax1.set_xlabel(("log10 " if log else "") + target + shown)
+        unit = result.report["units"].get(target, "")  # a header's own unit wins (no unit twice)
+        ax1.set_xlabel(quantity_label(("log10 " if log else "") + target, unit))
         ax1.set_ylabel("rows")
         ax1.legend()
     else:
@@ -42,7 +41,7 @@ def plot_curation(result: CuratedSet, bins: int = 40):
     ax2.barh(list(counts), list(counts.values()), color=["tab:green", "tab:blue"] + ["tab:red"] * (len(counts) - 2))
     ax2.invert_yaxis()
     ax2.set_xlabel("rows")
-    ax2.set_title(f"{r['n_input']} input rows")
+    ax2.set_title(plural(r["n_input"], "input row"))
     fig.tight_layout()
     return fig
 
@@ -96,8 +95,8 @@ def plot_feature_correlations(table, features, max_features: int = 60):
     return fig
 
 
-def plot_tuning_history(study):
-    """Every trial's CV MAE (coloured by model) and the best so far."""
+def plot_tuning_history(study, target: str = "", unit: str = ""):
+    """Every trial's CV MAE (coloured by model) and the best so far; ``target``/``unit`` label the MAE's unit."""
     from optuna.trial import TrialState
 
     trials = [t for t in study.trials if t.state == TrialState.COMPLETE]
@@ -110,8 +109,9 @@ def plot_tuning_history(study):
     best = np.minimum.accumulate([t.value for t in order]) if order else []
     ax.step([t.number for t in order], best, where="post", color="k", lw=1.5, label="best so far")
     pruned = sum(t.state == TrialState.PRUNED for t in study.trials)
-    ax.set_xlabel(f"trial ({pruned} pruned, not shown)")
-    ax.set_ylabel("CV MAE")
+    ax.set_xlabel(f"trial ({plural(pruned, 'pruned trial')}, not shown)")
+    mae_unit = error_unit(target, unit).strip()
+    ax.set_ylabel("CV MAE" + (f" [{mae_unit.strip('()')}]" if mae_unit else ""))
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     return fig
@@ -150,30 +150,37 @@ def plot_param_importances(study, model: str):
     return fig
 
 
-def plot_parity(predictions, target: str, split: str, metrics: dict):
-    """Out-of-fold predictions against measurements, with the conformal intervals as bars."""
+def plot_parity(predictions, target: str, split: str, metrics: dict, unit: str = ""):
+    """Out-of-fold predictions against measurements, with the conformal intervals as bars.
+
+    The axes carry the target's name and ``unit`` (or the unit its name carries); the title the cross-validated
+    MAE in that unit, R² and the split the folds were made by.
+    """
     fig, ax = plt.subplots(figsize=(5.2, 5))
     y, p = predictions["y"].to_numpy(), predictions["oof_pred"].to_numpy()
     half = (predictions["interval_high"] - predictions["interval_low"]).to_numpy() / 2
     ax.errorbar(y, p, yerr=half, fmt="o", ms=2.5, alpha=0.35, elinewidth=0.5, color="tab:blue")
     lo, hi = np.nanmin([y.min(), p.min()]), np.nanmax([y.max(), p.max()])
     ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-    ax.set_xlabel(f"measured {target}")
-    ax.set_ylabel(f"predicted {target} (out of fold)")
-    ax.set_title(f"MAE {metrics['mae_mean']:.3g} ± {metrics['mae_std']:.2g}, R² {metrics['r2_mean']:.3f}\n{split}",
-                 fontsize=9)
+    label = quantity_label(target, unit)
+    ax.set_xlabel(f"measured: {label}")
+    ax.set_ylabel(f"predicted (out of fold): {label}")
+    ax.set_title(f"CV MAE {metrics['mae_mean']:.3g} ± {metrics['mae_std']:.2g}{error_unit(target, unit)}, "
+                 f"R² {metrics['r2_mean']:.3f}\nsplit: {split}", fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def plot_model_comparison(comparison, dummy_mae: float | None = None):
-    """Best CV MAE per model family, with the dummy baseline."""
+def plot_model_comparison(comparison, dummy_mae: float | None = None, target: str = "", unit: str = ""):
+    """Best CV MAE per model family, with the dummy baseline (``target``/``unit``: the MAE's unit)."""
     done = comparison.dropna(subset=["best_cv_mae"])
     fig, ax = plt.subplots(figsize=(6, 0.45 * max(len(done), 2) + 1))
     ax.barh(done["model"][::-1], done["best_cv_mae"][::-1], xerr=done["fold_mae_std"][::-1], color="tab:green")
     if dummy_mae is not None:
         ax.axvline(dummy_mae, color="tab:red", ls="--", label=f"dummy {dummy_mae:.3g}")
         ax.legend()
-    ax.set_xlabel(f"best CV MAE ({done['split'].iloc[0] if len(done) else ''})")
+    mae_unit = error_unit(target, unit).strip().strip("()")
+    ax.set_xlabel("best CV MAE" + (f" [{mae_unit}]" if mae_unit else "")
+                  + (f", split: {done['split'].iloc[0]}" if len(done) else ""))
     fig.tight_layout()
     return fig

@@ -152,6 +152,9 @@ class FeatureSet:
         A column of groups (families, batches, an official split) that splits may use.
     notes : list of str
         What the step decided that a reader should know (columns left out and why, curation summary).
+    units : dict of str to str
+        The unit of each column that curation knew one for (``{"formation_enthalpy_per_atom": "eV/atom"}``):
+        the plots' axis labels.
     """
 
     table: pd.DataFrame
@@ -163,6 +166,14 @@ class FeatureSet:
     group_column: str | None = None
     formula_column: str | None = None
     notes: list[str] = field(default_factory=list)
+    units: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def target_unit(self) -> str:
+        """The unit of the measured target (``""`` when unknown), as people write it."""
+        from battlab.units import unit_text
+
+        return unit_text(self.units.get(self.target or "", ""))
 
     @property
     def features(self) -> list[str]:
@@ -250,7 +261,7 @@ class FeatureSet:
         self.info.to_csv(paths["feature_info.csv"], index=False)
         meta = {**artefact_header("FeatureSet"), "target": self.target, "model_target": self.model_target,
                 "recipe": self.recipe.to_dict(), "split": self.split, "group_column": self.group_column,
-                "formula_column": self.formula_column, "notes": self.notes}
+                "formula_column": self.formula_column, "notes": self.notes, "units": self.units}
         paths["featureset.json"].write_text(json.dumps(meta, indent=1))
         return paths
 
@@ -277,7 +288,7 @@ class FeatureSet:
                    target=meta["target"], model_target=meta["model_target"],
                    recipe=FeatureRecipe.from_dict(meta["recipe"]), split=meta["split"],
                    group_column=meta.get("group_column"), formula_column=meta.get("formula_column"),
-                   notes=list(meta.get("notes", [])))
+                   notes=list(meta.get("notes", [])), units=dict(meta.get("units") or {}))
 
     @classmethod
     def _load_legacy(cls, table_path: Path) -> FeatureSet:
@@ -388,10 +399,12 @@ def featurize(
         formula = data.formula_column if formula_column == "auto" else formula_column
         source = data.source or "curated table"
         notes.append(data.summary())
+        units = {str(k): str(v) for k, v in data.report.get("units", {}).items() if v}
     else:
         table = data
         formula = find_formula_column([str(c) for c in table.columns]) if formula_column == "auto" else formula_column
         source = "table"
+        units = {}
     exclude = [str(c) for c in exclude]
     named = [str(c) for c in columns] if columns else []
     check_columns(table, [c for c in (*named, *exclude, target, group_column, formula) if c], source=source)
@@ -434,7 +447,7 @@ def featurize(
                            structure=used_structure, process_columns=[c for c in table_columns if c in kept])
     split = "chemical_system" if formula else (f"group:{group_column}" if group_column else "random")
     fs = FeatureSet(featured, info, None, None, recipe, split=split, group_column=group_column,
-                    formula_column=formula, notes=notes)
+                    formula_column=formula, notes=notes, units=units)
     if target:
         fs = fs.with_target(target, log=bool(log_target))
     return fs
@@ -541,6 +554,8 @@ class TunedModel:
         ``feature``, ``family``, ``property``, ``unit`` of each feature (SHAP grouping).
     target, model_target : str
         The target as measured and as modelled (predictions are of ``model_target``).
+    target_unit : str
+        The measured target's unit (``""`` when unknown); a log10 model predicts the log10 of it.
     best_name, best_params, split, metrics, coverage, folds, comparison, predictions, card
         What :func:`battlab.tune.tune` found: model family and parameters, the split's description,
         cross-validated metrics, interval coverage on held-out rows, per-fold scores, the comparison of
@@ -565,6 +580,7 @@ class TunedModel:
     predictions: pd.DataFrame
     card: dict[str, Any]
     study: Any = field(default=None, repr=False)
+    target_unit: str = ""
 
     def __repr__(self) -> str:
         m = self.metrics
@@ -639,7 +655,7 @@ class TunedModel:
         self.predictions.to_csv(paths["predictions.csv"], index=False)
         self.info.to_csv(paths["feature_info.csv"], index=False)
         card = {**artefact_header("TunedModel"), **self.card, "recipe": self.recipe.to_dict(),
-                "target": {"measured": self.target, "modelled": self.model_target}}
+                "target": {"measured": self.target, "modelled": self.model_target, "unit": self.target_unit}}
         write_card(paths["model_card.json"], card)
         return paths
 
@@ -669,6 +685,7 @@ class TunedModel:
         else:
             recipe = FeatureRecipe.from_dict(card["recipe"])
             target, model_target = card["target"]["measured"], card["target"]["modelled"]
+        unit = str(card.get("target", {}).get("unit", "")) if isinstance(card.get("target"), dict) else ""
         info_path = folder / "feature_info.csv"
         info = pd.read_csv(info_path, keep_default_na=False) if info_path.is_file() else recipe.info()
         intervals_path = folder / "intervals.joblib"
@@ -688,7 +705,8 @@ class TunedModel:
                              if k not in ("method", "calibration")},
                    folds=csv("folds.csv"), comparison=csv("comparison.csv"), predictions=csv("predictions.csv"),
                    card={k: v for k, v in card.items() if k not in ("artefact", "format_version", "recipe",
-                                                                    "target")})
+                                                                    "target")},
+                   target_unit=unit)
 
 
 def tune(
@@ -728,6 +746,7 @@ def tune(
         The other parameters are :func:`battlab.tune.tune`'s.
     """
     from battlab.tune import tune as run_study
+    from battlab.units import unit_text
 
     model_target = target or features.model_target
     if not model_target:
@@ -757,7 +776,8 @@ def tune(
                       model_target=model_target, best_name=result.best_name, best_params=result.best_params,
                       split=result.split, metrics=result.metrics, coverage=result.coverage, folds=result.folds,
                       comparison=result.comparison, predictions=result.predictions, card=result.card,
-                      study=result.study)
+                      study=result.study,
+                      target_unit=unit_text(features.units.get(measured, "")))
 
 
 # ============================================================================ explain

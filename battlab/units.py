@@ -169,3 +169,95 @@ def convert(value: float, from_unit: str, to_unit: str) -> float:
         return float(Quantity(value, parse_unit(from_unit)).to(parse_unit(to_unit)).magnitude)
     except pint.DimensionalityError as exc:
         raise ValueError(f"unit {from_unit!r} cannot be converted to {to_unit!r}") from exc
+
+
+# ---------------------------------------------------------------------------------------------- labels for people
+#: Unit suffixes of battlab's column names (``specific_energy_Wh_kg``), as people write the unit. Longest first.
+_NAME_UNITS: tuple[tuple[str, str], ...] = (
+    ("mAh_cm2", "mAh/cm²"), ("mg_cm2", "mg/cm²"), ("kg_m2", "kg/m²"), ("g_cm3", "g/cm³"), ("N_per_mm", "N/mm"),
+    ("mAh_g", "mAh/g"), ("Wh_kg", "Wh/kg"), ("Wh_L", "Wh/L"), ("W_kg", "W/kg"), ("S_cm", "S/cm"),
+    ("eV_atom", "eV/atom"), ("per_atom", ""), ("pct", "%"), ("um", "µm"), ("nm", "nm"), ("mm", "mm"), ("Ah", "Ah"),
+    ("mAh", "mAh"), ("Wh", "Wh"), ("V", "V"), ("C", "°C"), ("K", "K"), ("s", "s"), ("h", "h"),
+)
+def unit_text(unit: str | None) -> str:
+    """A unit as people write it: pint's names abbreviated (``"siemens / centimeter"`` -> ``"S/cm"``), any other
+    text kept as written; ``"text"``, ``"unspecified"``, dimensionless -> ``""``.
+
+    >>> unit_text("electron_volt / atom"), unit_text("milligram / centimeter ** 2"), unit_text("text")
+    ('eV/atom', 'mg/cm²', '')
+    >>> unit_text("mAh/g"), unit_text("atoms per formula unit")
+    ('mAh/g', 'atoms per formula unit')
+    """
+    u = str(unit or "").strip()
+    if u.lower() in ("", "text", "unspecified", "none", "derived", "dimensionless"):
+        return ""
+    if re.fullmatch(r"[a-z_]+(?: (?:/|\*|\*\*) [a-z_0-9]+)*", u):  # pint's long names
+        try:
+            return f"{ureg.Unit(u):~P}"
+        except Exception:  # pint raises several types; the text as written is then the best label
+            return u
+    return u
+
+
+def quantity_label(name: str, unit: str | None = None) -> str:
+    """An axis label for a column: its name in words and its unit in brackets.
+
+    A snake_case name loses its unit suffix to the brackets (``specific_energy_Wh_kg`` -> ``Specific energy
+    [Wh/kg]``); a header that carries a unit keeps its words (``Ionic conductivity (S cm-1)`` -> ``Ionic
+    conductivity [S cm-1]``); ``unit`` (a data card's, a curation report's) fills in when the name has none.
+    A ``log10`` prefix stays in front.
+
+    Example
+    -------
+    >>> quantity_label("specific_energy_Wh_kg")
+    'Specific energy [Wh/kg]'
+    >>> quantity_label("rate_capability"), quantity_label("capacity_mAh_cm2")
+    ('Rate capability', 'Capacity [mAh/cm²]')
+    >>> quantity_label("formation_enthalpy_per_atom", "eV/atom")
+    'Formation enthalpy per atom [eV/atom]'
+    >>> quantity_label("log10 Ionic conductivity (S cm-1)")
+    'log10 Ionic conductivity [S cm-1]'
+    """
+    text = str(name).strip()
+    prefix = ""
+    if text.lower().startswith("log10 "):
+        prefix, text = text[:6], text[6:].strip()
+    words, written = text, ""
+    m = _HEADER.match(text)
+    if m:
+        words, written = m.group("name").strip(), m.group("unit").strip()
+    elif "_" in text and " " not in text:
+        parts = text.split("_")
+        for suffix, shown in _NAME_UNITS:
+            n = suffix.count("_") + 1
+            if len(parts) > n and "_".join(parts[-n:]) == suffix:
+                written = shown
+                if shown:  # "per_atom" is part of the words, its unit comes from ``unit``
+                    parts = parts[:-n]
+                break
+        words = " ".join(parts)
+        words = words[:1].upper() + words[1:]
+    written = written or unit_text(unit)
+    return f"{prefix}{words}" + (f" [{written}]" if written else "")
+
+
+def plural(n: int | float, word: str, plural_form: str | None = None) -> str:
+    """``n`` and the noun in the number it needs: ``1 campaign``, ``3 campaigns``, ``2 cells``.
+
+    >>> plural(1, "campaign"), plural(3, "campaign"), plural(2, "family", "families")
+    ('1 campaign', '3 campaigns', '2 families')
+    """
+    return f"{n} {word if n == 1 else (plural_form or word + 's')}"
+
+
+def error_unit(target: str, unit: str = "") -> str:
+    """The unit an error of ``target`` is in, for a label: ``" eV/atom"``, ``" (log10)"`` for a log10 target, or ``""``.
+
+    >>> error_unit("formation_enthalpy_per_atom", "eV/atom"), error_unit("log10 sigma", "S/cm")
+    (' eV/atom', ' (log10)')
+    """
+    if str(target).lower().startswith("log10 "):
+        return " (log10)"
+    label = quantity_label(target, unit)
+    shown = label.rpartition(" [")[2][:-1] if label.endswith("]") else ""
+    return f" {shown}" if shown else ""

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from battlab.curate import curate, curate_dataset
+from battlab.curate import curate, curate_dataset, example_messy_rows
 from battlab.errors import DataFileError
 
 TARGET = "capacity (mAh/g)"
@@ -230,6 +230,59 @@ def test_embedded_default_dataset_offline(monkeypatch, tmp_path):
     assert r["target"] == "formation_enthalpy_per_atom"
     y = result.curated["formation_enthalpy_per_atom"]
     assert -5 < y.min() < y.max() < 2  # eV/atom, not eV per formula unit
+
+
+def test_demonstration_rows_show_curation_without_changing_the_data(monkeypatch, tmp_path):
+    """Notebook 01's default: 8 messy copies of real rows, each merged or quarantined; the 2135 compounds keep
+    their values (to 1e-9 eV/atom), so later steps learn from the same table."""
+    monkeypatch.setenv("BATTLAB_DATA", str(tmp_path))
+    clean, _ = curate_dataset("exp_formation_enthalpy")
+    demo, _ = curate_dataset("exp_formation_enthalpy", demo_rows=True)
+    r = demo.report
+    assert demo.summary().startswith("exp_formation_enthalpy + 8 demonstration rows: 2143 rows -> 2135 kept, "
+                                     "5 merged, 3 quarantined")
+    assert [d["row"] for d in r["demo_rows"]] == list(range(2136, 2144))
+    assert r["quarantine_reasons"] == {"formula": 2, "missing_target": 1}
+    trace = demo.trace().set_index("problem")
+    assert trace.loc["value with its unit in the cell", "outcome"].startswith("merged into row")
+    assert trace.loc["value with its unit in the cell", "formula"] == "Li2O"
+    assert trace.loc["decimal comma, subscript digits", "formula"] == "Li2SO4"
+    assert trace.loc["exact duplicate of a row", "detail"] == "exact duplicate"
+    assert "cannot parse formula 'Fe2O3 (hematite)'" in trace.loc["formula with a note in the cell", "detail"]
+    assert "missing target" in trace.loc["fraction formula (NMC111), value not measured", "detail"]
+    assert "empty formula" in trace.loc["blank row", "detail"]
+    mgo = demo.curated.set_index("formula").loc["MgO"]
+    assert "replicate_disagreement" in mgo["qc_flags"] and mgo["formation_enthalpy_per_atom_n"] == 3
+    target = "formation_enthalpy_per_atom"
+    assert list(demo.curated["formula"]) == list(clean.curated["formula"])
+    assert np.allclose(demo.curated[target], clean.curated[target], rtol=0, atol=1e-9)
+    assert demo.key_figures()["target_mean"] == clean.key_figures()["target_mean"]
+    assert len(demo.quarantine) == 3 and set(demo.quarantine["row"]) == {2141, 2142, 2143}
+
+
+def test_example_messy_rows_on_a_small_table_and_a_table_without_numbers():
+    t = pd.DataFrame({"formula": ["LiCoO2", "LiFePO4"], TARGET: [140.0, 160.0]})
+    demo = example_messy_rows(t, "formula", TARGET, "mAh/g")
+    assert demo.loc[0, TARGET] == "0.14 Ah/g" and demo.loc[1, "formula"] == "LiFePO₄"
+    result = curate(pd.concat([t, demo.drop(columns="problem")], ignore_index=True), target=TARGET)
+    assert result.report["n_kept"] == 2 and result.curated[TARGET].round(9).tolist() == [140.0, 160.0]
+    assert result.trace([3, 4])["outcome"].tolist() == ["merged into row 1", "merged into row 2"]
+    with pytest.raises(DataFileError, match="no row of the table has both a formula"):
+        example_messy_rows(pd.DataFrame({"formula": ["LiCoO2"], TARGET: ["n/a"]}), "formula", TARGET)
+
+
+def test_demonstration_rows_auto_leave_a_messy_dataset_as_it_is_and_refuse_a_bad_value(data_cache):
+    auto, _ = curate_dataset("obelix", demo_rows="auto")  # OBELiX merges and quarantines rows by itself
+    assert auto.report["n_input"] == 599 and "demo_rows" not in auto.report
+    forced, card = curate_dataset("obelix", demo_rows=True)
+    assert forced.report["n_input"] == 607 and forced.source == "obelix + 8 demonstration rows"
+    # the conductivities are averaged in log10: the disagreeing replicates sit 10**0.75 either side
+    key = ["formula", *auto.group_by]
+    common = auto.curated.merge(forced.curated, on=key, suffixes=("", "_demo"))
+    assert len(common) == len(auto.curated)
+    assert np.allclose(common[card.target], common[card.target + "_demo"], rtol=1e-9)
+    with pytest.raises(DataFileError, match="demo_rows must be True, False or 'auto', got 'yes'"):
+        curate_dataset("exp_formation_enthalpy", demo_rows="yes")
 
 
 def test_obelix_accounting_and_censoring(data_cache):

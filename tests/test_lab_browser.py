@@ -104,7 +104,7 @@ def test_curate_notebook_runs_in_jupyterlab(lab, browser):
     page = run_all(browser, base, "notebooks/01_curate.ipynb")
     assert page.locator(TRACEBACK).count() == 0, page.locator(TRACEBACK).first.inner_text()
     text = page.inner_text(".jp-Notebook")
-    assert "exp_formation_enthalpy: 2135 rows -> 2135 kept" in text  # the report
+    assert "exp_formation_enthalpy + 8 demonstration rows: 2143 rows -> 2135 kept" in text  # the report
     assert "n_input" in text and "n_quarantined" in text  # the accounting table
     page.wait_for_function("[...document.querySelectorAll('.jp-RenderedImage img')].some(i => i.naturalWidth > 0)",
                            timeout=30_000)  # the curation plot

@@ -17,8 +17,10 @@ from battlab.pipeline import (
     StepFailed,
     _params_for,
     declared_parameters,
+    key_figure,
     resolve_parameters,
     run_pipeline,
+    summary_table,
 )
 
 BATTLAB = [str(Path(sys.executable).parent / "battlab")]
@@ -58,7 +60,10 @@ def test_run_quick_writes_summary_and_notebooks(quick_run):
     assert list(summary["steps"]) == [s.name for s in STEPS]
     step = summary["steps"]["01_curate"]
     assert step["status"] == "ok"
-    assert step["summary"]["n_input"] == 2135
+    # the 8 demonstration rows notebook 01 appends by default are merged or quarantined: the 2135 compounds stay
+    assert step["summary"]["n_demo_rows"] == 8
+    assert step["summary"]["n_input"] == 2135 + 8 and step["summary"]["n_kept"] == 2135
+    assert step["summary"]["n_merged"] == 5 and step["summary"]["n_quarantined"] == 3
     assert step["summary"]["n_input"] == (step["summary"]["n_kept"] + step["summary"]["n_merged"]
                                           + step["summary"]["n_quarantined"])
     assert Path(step["outputs"]["curated"]).is_file()
@@ -85,7 +90,14 @@ def test_run_says_what_each_step_does_as_it_starts_and_ends_then_a_short_table(q
         assert any(line.startswith(f"[{i}/{n}] {step.name}: done in ") for line in lines), step.name
     table = proc.stdout.split("\n\nstep ")[1]
     assert "key figure" in table and "n_kept = 2135" in table and "03_tune" in table
+    rows = table.splitlines()[1:1 + n]
+    assert [r.split()[0] for r in rows] == [s.name for s in STEPS]
+    assert all(" = " in r for r in rows), table  # every step shows its figure, none a blank
+    assert "ef_at_30 = " in table
     assert f"executed notebooks (with their figures): {out}" in proc.stdout
+    assert f"report of the run (open it in a browser): {(out / 'report.html').resolve()}" in proc.stdout
+    assert (out / "report.html").is_file() and (out / "html" / "07_plan.html").is_file()
+    assert "writing the report: report.html and each notebook as HTML ..." in lines  # said before the silence
 
 
 def test_kernels_start_without_the_unencrypted_tcp_warning(quick_run_proc):
@@ -114,6 +126,29 @@ def test_parameter_for_one_step_runs_obelix_and_bare_target_keeps_the_log_target
     assert log_target in json.dumps(card)  # the model was tuned on the log target
 
 
+def _plan_summary(budget, ef):
+    """A 07_plan step record as the notebook writes it: the key figure's name carries the budget."""
+    return {"status": "ok", "seconds": 12.0,
+            "summary": {"dataset": "exp_formation_enthalpy", "n_candidates": 2135, "model": "rf", "n_seeds": 1,
+                        "budget": budget, f"ef_at_{budget}": ef, "af_25pct_top5": 3.1, "seconds": 11.0,
+                        "kernel_peak_rss_mb": 310.0}}
+
+
+@pytest.mark.parametrize("budget, ef", [(30, 4.5), (60, 2.75)])  # a quick run's budget, a full run's
+def test_final_table_shows_the_plan_figure_of_quick_and_full_runs(budget, ef):
+    table = summary_table({"steps": {"07_plan": _plan_summary(budget, ef)}})
+    assert f"07_plan  ef_at_{budget} = {ef:.4g}" in table
+
+
+def test_key_figure_falls_back_to_the_first_number_never_a_timing():
+    assert key_figure({"dataset": "x", "seconds": 3.0, "n_kept": 5}, "no_such_figure") == ("n_kept", 5)
+    assert key_figure({"kernel_peak_rss_mb": 300.0, "ok": True, "note": "text"}, "") == ("", "")
+    assert key_figure({"mae_mean": 0.1, "mae_std": 0.02}, "mae_*") == ("mae_mean", 0.1)
+    table = summary_table({"steps": {"x": {"status": "ok", "seconds": 1.0, "summary": {"seconds": 1, "n": 7}}}},
+                          steps=[Step("x", key="gone")])
+    assert "x     n = 7" in table
+
+
 # ---------------------------------------------------------------------------------- parameter routing
 # resolved against the real notebooks (papermill's inspection), without running them
 
@@ -138,6 +173,13 @@ def test_bare_target_on_obelix_reaches_curation_not_the_log_target_of_tuning(tmp
     assert len(plan.notes) == 1
     assert "03_tune gets it from 02_featurize:target" in plan.notes[0]
     assert "-p 03_tune.target VALUE" in plan.notes[0]
+
+
+def test_demo_rows_reach_curation_only():
+    """``-p demo_rows false`` curates the default dataset as published (notebook 01 adds its demonstration rows)."""
+    plan = resolve_parameters({"demo_rows": False})
+    assert plan.reaches["demo_rows"] == ["01_curate"] and plan.per_step["01_curate"] == {"demo_rows": False}
+    assert declared_parameters(STEPS[0])["demo_rows"]["default"] == '"auto"'
 
 
 def test_step_dot_name_overrides_an_input_of_that_step_only(tmp_path):
@@ -323,3 +365,53 @@ def test_quick_run_is_reproducible_on_a_loaded_machine(quick_run, tmp_path):
     tuned = first["03_tune"]
     assert tuned["n_trials_finished"] == tuned["n_trials_requested"] == 4
     assert tuned["cut_short_by_timeout"] is False
+
+
+# ---------------------------------------------------------------------------------- the HTML report
+
+def test_run_writes_an_html_report_with_the_table_figures_and_each_notebook(tmp_path):
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    _notebook(nbdir / "a.ipynb", "out_dir = ''\nvalue = 1",
+              "from pathlib import Path\nimport matplotlib.pyplot as plt\nfrom battlab.pipeline import save_step\n"
+              "fig, ax = plt.subplots(); ax.plot([0, 1], [value, 2]); ax.set_title('porosity sweep')\n"
+              "Path(out_dir).mkdir(parents=True, exist_ok=True); (Path(out_dir) / 'v.txt').write_text('x')\n"
+              "print('printed by a')\n"
+              "save_step(out_dir, {'label': 'text', 'n_rows_kept': value * 10, 'mae': 0.123456}, "
+              "{'file': Path(out_dir) / 'v.txt'})")
+    _notebook(nbdir / "b.ipynb", "out_dir = ''\nfail = False",
+              "from battlab.pipeline import save_step\nassert not fail, 'injected fault'\n"
+              "save_step(out_dir, {'b': 5}, {})")
+    steps = [Step("a", parameters={"value": 4}, title="make a figure", key="n_rows_*"), Step("b", title="second")]
+    summary = run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir)
+    report = tmp_path / "run" / "report.html"
+    assert summary["report"] == str(report.resolve())
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["report"] == summary["report"]
+    text = report.read_text()
+    assert "<td>make a figure</td><td class=\"\">n_rows_kept = 40</td>" in text  # the table, key by pattern
+    assert "<td>mae</td><td>0.1235</td>" in text  # every figure of the step
+    assert '<a href="a/v.txt">a/v.txt</a>' in text  # outputs linked relative to the run
+    for name in ("a", "b"):
+        assert f'<a href="html/{name}.html">notebook (HTML)</a>' in text
+        assert f'<a href="{name}.ipynb">{name}.ipynb</a>' in text
+    page = (tmp_path / "run" / "html" / "a.html").read_text()
+    assert "printed by a" in page and "data:image/png;base64," in page  # the executed notebook, its figure
+    # a failing step: the report is written all the same, with the error, and the CLI says where
+    with pytest.raises(StepFailed):
+        run_pipeline(tmp_path / "run", steps=steps, notebooks_dir=nbdir, parameters={"b.fail": True})
+    text = report.read_text()
+    assert '<td class="failed">failed</td>' in text and "injected fault" in text
+    assert "AssertionError" in (tmp_path / "run" / "html" / "b.html").read_text()
+
+
+def test_report_lists_a_notebook_it_cannot_export_with_the_reason(tmp_path):
+    from battlab.report import write_report
+
+    (tmp_path / "a.ipynb").write_text("not a notebook")
+    summary = {"steps": {"a": {"status": "ok", "seconds": 1.0, "summary": {"n": 3}},
+                         "b": {"status": "ok", "seconds": 1.0, "summary": {},
+                               "notebook": str(tmp_path / "gone.ipynb")}}}
+    text = write_report(tmp_path, summary, steps=[Step("a"), Step("b")]).read_text()
+    assert "the notebook could not be exported to HTML (" in text
+    assert f"no executed notebook at {tmp_path / 'gone.ipynb'}" in text
+    assert "<td>n = 3</td>" not in text and "n = 3" in text

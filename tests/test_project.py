@@ -4,6 +4,7 @@ nothing prompts."""
 import importlib.metadata
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -103,6 +104,36 @@ def test_makefile_installs_the_lock():
     assert "pip install -q --no-deps -e ." in make
     assert "uv pip compile pyproject.toml --all-extras --python-version 3.11" in make
     assert "test-latest:" in make and "export BATTLAB_UNLOCKED := 1" in make
+
+
+def _make(*args, **kw):
+    return subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60, **kw)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_drops_exactly_the_pip_warnings_that_need_no_action_and_keeps_errors_and_exit_status():
+    pip_says = ("WARNING: Location 'file:///opt/pypi/simple/zict/' is ignored: it is neither a file nor a directory.",
+                "WARNING: monty 2026.10.21 does not provide the extra 'yaml'", "",
+                "WARNING: pymatgen 2025.1 does not provide the extra 'mystery'",
+                "ERROR: Could not find a version that satisfies the requirement shap==0.99")
+    printf = "printf '%s\\n' " + " ".join(f'"{line}"' for line in pip_says)
+    ok = _make("--eval", f"pipcheck: ; @{printf} $(PIP_QUIET)", "pipcheck")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines() == list(pip_says[3:])  # another package's missing extra and errors stay
+    failed = _make("--eval", f"pipcheck: ; @({printf}; exit 1) $(PIP_QUIET)", "pipcheck")
+    assert failed.returncode != 0 and "ERROR: Could not find a version" in failed.stdout
+
+
+def test_editable_install_box_is_silenced_by_its_message_only():
+    make = (ROOT / "Makefile").read_text()
+    assert "$(EDITABLE_QUIET) $(PY) -m pip install -q --no-deps -e ." in make
+    env = {**os.environ, "PYTHONWARNINGS": "ignore:Editable installation"}  # what EDITABLE_QUIET sets
+    assert 'EDITABLE_QUIET := PYTHONWARNINGS="ignore:Editable installation"' in make
+    code = ("import warnings; warnings.warn('Editable installation.\\n!!\\n  Please be careful', UserWarning); "
+            "warnings.warn('Something else', UserWarning)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert "Editable installation" not in proc.stderr and "Something else" in proc.stderr
 
 
 def test_binder_installs_the_package_and_disables_telemetry():

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from battlab.cycling.curves import DischargeCurves
+from battlab.units import plural
 
 __all__ = ["plot_capacity_fade", "plot_cell_fade", "plot_labels", "plot_delta_q", "plot_predicted_vs_observed",
            "plot_trajectories"]
@@ -43,8 +44,8 @@ def plot_capacity_fade(curves: DischargeCurves, ignore_glitches: float = 1.5):
     for cap, life in zip(curves.capacity, lives, strict=True):
         cap = np.where(cap > ignore_glitches * np.nanmedian(cap), np.nan, cap)
         ax.plot(curves.capacity_cycles, cap, color=cmap(norm(life)), lw=1)
-    ax.set(xlabel="cycle", ylabel="discharge capacity (Ah)", title=f"Capacity fade of {len(curves)} cells")
-    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="cycle life")
+    ax.set(xlabel="cycle", ylabel="discharge capacity [Ah]", title=f"Capacity fade of {plural(len(curves), 'cell')}")
+    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="cycle life [cycles]")
     fig.tight_layout()
     return fig
 
@@ -59,30 +60,33 @@ def plot_delta_q(curves: DischargeCurves, cycle_a: int = 100, cycle_b: int = 10)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for cell, life in zip(curves, lives, strict=True):
         ax.plot(curves.voltages, cell.curve(cycle_a) - cell.curve(cycle_b), color=cmap(norm(life)), lw=1)
-    ax.set(xlabel="voltage (V)", ylabel=f"Q{cycle_a} - Q{cycle_b} (Ah)",
+    ax.set(xlabel="voltage [V]", ylabel=f"Q{cycle_a} - Q{cycle_b} [Ah]",
            title=f"dQ(V) between cycles {cycle_a} and {cycle_b}")
     ax.invert_xaxis()
-    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="cycle life")
+    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="cycle life [cycles]")
     fig.tight_layout()
     return fig
 
 
 def plot_predicted_vs_observed(predictions: Any, title: str = "Predicted vs observed cycle life"):
-    """Predicted against observed cycle life per split, with the conformal intervals as error bars."""
+    """Predicted against observed cycle life per split, with the conformal intervals as error bars; each split's
+    legend entry gives its MAE in cycles and its number of cells."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 5.2))
     for split, part in predictions.groupby("split", sort=True):
+        errors = (part["predicted_cycle_life"] - part["cycle_life"]).abs()
         yerr = None
         if "interval_low" in part:
             yerr = np.vstack([part["predicted_cycle_life"] - part["interval_low"],
                               part["interval_high"] - part["predicted_cycle_life"]])
         ax.errorbar(part["cycle_life"], part["predicted_cycle_life"], yerr=yerr, fmt="o", ms=4, alpha=0.7,
-                    elinewidth=0.6, label=str(split))
+                    elinewidth=0.6, label=f"{split}: MAE {errors.mean():.0f} cycles ({plural(len(part), 'cell')})")
     lo = float(np.nanmin([predictions["cycle_life"].min(), predictions["predicted_cycle_life"].min()])) * 0.9
     hi = float(np.nanmax([predictions["cycle_life"].max(), predictions["predicted_cycle_life"].max()])) * 1.1
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-    ax.set(xlabel="observed cycle life", ylabel="predicted cycle life", xlim=(lo, hi), ylim=(lo, hi), title=title)
+    ax.set(xlabel="observed cycle life [cycles]", ylabel="predicted cycle life [cycles]", xlim=(lo, hi),
+           ylim=(lo, hi), title=title)
     ax.legend()
     fig.tight_layout()
     return fig
@@ -142,7 +146,7 @@ def plot_trajectories(observed_table: Any, predicted_table: Any, threshold_Ah: f
     if window_end is not None:
         ax.axvspan(0, window_end, color="0.85", alpha=0.5, lw=0)
         ax.axvline(window_end, color="0.4", lw=0.8, label=f"first {window_end} cycles seen")
-    ax.set(xlabel="cycle", ylabel="discharge capacity (Ah)", title=title)
+    ax.set(xlabel="cycle", ylabel="discharge capacity [Ah]", title=title)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
@@ -202,7 +206,7 @@ def plot_cell_fade(observed: Any, label: str, *, curve: Any = None, life: Any = 
         title = f"{label}: predicted life {where}\n(no fade-curve model: one number, not a curve)"
     else:
         title = f"{label}: observed capacity"
-    ax.set(xlabel="cycle", ylabel="discharge capacity (Ah)", title=title)
+    ax.set(xlabel="cycle", ylabel="discharge capacity [Ah]", title=title)
     ax.title.set_fontsize(9)
     ax.legend(loc="lower left", fontsize=7)
     fig.tight_layout()
@@ -263,7 +267,7 @@ def plot_labels(observed: Any, labels: Any, title: str = "Cycle life, censoring 
                Line2D([], [], color="0.3", marker="s", mfc="none", ls=""), Line2D([], [], color="k", ls=":")]
     ax.legend(handles, ["reached end of life", "right-censored (life > last cycle)", "cycle life", "knee onset",
                         "knee", "end-of-life threshold"], fontsize=7, loc="lower left")
-    ax.set(xlabel="cycle", ylabel="discharge capacity (Ah)", title=title)
+    ax.set(xlabel="cycle", ylabel="discharge capacity [Ah]", title=title)
     fig.tight_layout()
     return fig
 

@@ -32,9 +32,11 @@ import traitlets as tl
 
 from battlab.electrode.doe import DEFAULT_SPACE, load_designs, ranges
 from battlab.electrode.optimize import Constraints, fit_surrogate, pso_surrogate
+from battlab.electrode.plots import quantity_value
 from battlab.electrode.process import process_electrode
 from battlab.electrode.simulate import OUTPUTS
 from battlab.electrode.surrogate import ElectrodeSurrogate
+from battlab.units import quantity_label
 
 __all__ = ["ElectrodeDesigner"]
 
@@ -148,7 +150,7 @@ class ElectrodeDesigner(w.VBox):
 
         def live(gen: int, n_evals: int, score: float) -> None:
             self.convergence = [*self.convergence, (gen, score)]
-            self.status.value = f"generation {gen}/{self.n_gen}: best {self.objective} {score:.4g}"
+            self.status.value = f"generation {gen}/{self.n_gen}: best {quantity_value(self.objective, score)}"
 
         try:
             res = pso_surrogate(self.model, self.objective, space=self.space, constraints=self.constraints,
@@ -174,7 +176,8 @@ class ElectrodeDesigner(w.VBox):
         for name, s in self.sliders.items():  # show the optimum on the sliders (updates the prediction)
             s.value = res.best_design[name]
         self.state = "SUCCESS"
-        self.status.value = f"best {self.objective}: {res.score:.4g} (pessimistic, kappa={self.kappa})"
+        self.status.value = (f"best {quantity_value(self.objective, res.score)} (pessimistic: the surrogate's mean "
+                             f"minus {self.kappa:g} × its error)")
 
     def _draw(self) -> None:
         """The convergence plot of the last optimisation."""
@@ -185,7 +188,7 @@ class ElectrodeDesigner(w.VBox):
         fig, ax = plt.subplots(figsize=(5, 2.5))
         g, s = zip(*self.convergence, strict=True) if self.convergence else ((), ())
         ax.plot(g, s, marker="o")
-        ax.set(xlabel="generation", ylabel=f"best {self.objective}", title="PSO convergence")
+        ax.set(xlabel="generation", ylabel=f"best {quantity_label(self.objective)}", title="PSO convergence")
         fig.tight_layout()
         show_figure(self.plot, fig)  # widget state, not captured output: safe under papermill, any backend
 

@@ -34,6 +34,7 @@ import traitlets as tl
 
 from battlab.errors import BattlabError
 from battlab.explain import explain, explainer_kind
+from battlab.units import error_unit, quantity_label
 from battlab.widgets.data import (
     ACTIVE,
     INIT,
@@ -133,6 +134,9 @@ class Predictor(MessagesMixin, w.VBox):
         that cannot be read, a number that is not one) has ``error`` set and no prediction.
     target : Unicode
         What the model predicts (the model card's target).
+    unit : Unicode
+        The unit of the measured target (``""`` when the model does not record one); the table's headers and
+        the model's line show it (a log10 model predicts the log10 of it).
     state : Unicode
         ``INIT`` (no model), ``READY``, ``ACTIVE``, ``SUCCESS``, ``FAIL``.
     message : Unicode
@@ -144,6 +148,7 @@ class Predictor(MessagesMixin, w.VBox):
     model_dir = tl.Unicode("")
     results = tl.Instance(pd.DataFrame)
     target = tl.Unicode("")
+    unit = tl.Unicode("")
     state = tl.Unicode(INIT)
     message = tl.Unicode("")
 
@@ -220,10 +225,13 @@ class Predictor(MessagesMixin, w.VBox):
         else:
             self.inputs, self.unavailable = recipe.inputs, []
         self._build_form()
-        self.target = tuned.model_target
+        self.target, self.unit = tuned.model_target, tuned.target_unit
         m = tuned.metrics
-        metric = f"CV MAE {m['mae_mean']:.3g} ± {m.get('mae_std', float('nan')):.2g}" if "mae_mean" in m else ""
-        notes = [f"predicts <b>{html.escape(self.target)}</b> with {html.escape(tuned.best_name)} from "
+        mae_unit = error_unit(self.target, self.unit)
+        metric = (f"CV MAE {m['mae_mean']:.3g} ± {m.get('mae_std', float('nan')):.2g}{mae_unit}"
+                  if "mae_mean" in m else "")
+        notes = [f"predicts <b>{html.escape(quantity_label(self.target, self.unit))}</b> with "
+                 f"{html.escape(tuned.best_name)} from "
                  f"{len(self.feature_names)} features",
                  html.escape(f"{metric} ({tuned.split})") if metric else "",
                  (f"intervals: {tuned.coverage.get('target', 0.9):.0%} conformal" if tuned.intervals is not None
@@ -426,7 +434,12 @@ class Predictor(MessagesMixin, w.VBox):
     def _on_results(self, change: dict[str, Any]) -> None:
         df = change["new"]
         self.export_button.disabled = df is None or not len(df)
-        shown = df.rename(columns={"prediction": f"predicted {self.target}"}) if self.target else df
+        shown = df
+        if self.target:
+            bound = error_unit(self.target, self.unit) if not self.target.lower().startswith("log10 ") else ""
+            shown = df.rename(columns={"prediction": f"predicted {quantity_label(self.target, self.unit)}",
+                                       **({"low": f"low [{bound.strip()}]", "high": f"high [{bound.strip()}]"}
+                                          if bound else {})})
         self.table.value = frame_html(shown, 50, "battlab-prediction-table")
         self.download.value = ""  # stale: Export makes a new one
 
