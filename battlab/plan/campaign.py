@@ -128,7 +128,8 @@ class Campaign:
     def __init__(self, space: CandidatePool | ProcessWindow, model: str | Any = "et-group",
                  model_params: dict[str, Any] | None = None, acquisition: str = "ei", batch: str = "auto",
                  maximize: bool = True, kappa: float = 2.0, xi: float = 0.0, penalty_radius: float = 0.25,
-                 n_candidates: int = 1024, transform: str = "none", seed: int = 0) -> None:
+                 n_candidates: int = 1024, transform: str = "none", explore_after: int = 2,
+                 explore_share: float = 0.4, seed: int = 0) -> None:
         if not isinstance(space, (CandidatePool, ProcessWindow)):
             raise BattlabError(f"space must be a CandidatePool or a ProcessWindow, got {type(space).__name__}.")
         if acquisition not in ACQUISITIONS:
@@ -140,6 +141,10 @@ class Campaign:
                                "batch='thompson' or 'auto').")
         if transform not in TRANSFORMS:
             raise BattlabError(f"unknown transform {transform!r}; choose one of: {', '.join(TRANSFORMS)}.")
+        if isinstance(explore_after, bool) or not isinstance(explore_after, (int, np.integer)) or explore_after < 0:
+            raise BattlabError(f"explore_after must be an integer >= 0 (0: never explore), got {explore_after!r}.")
+        if not isinstance(explore_share, (int, float, np.number)) or not 0.0 <= float(explore_share) <= 1.0:
+            raise BattlabError(f"explore_share must be in [0, 1] (a share of each batch), got {explore_share!r}.")
         if isinstance(model, str):
             make_surrogate(model, seed=0, **dict(model_params or {}))  # fails now on a bad name or parameter
         elif not hasattr(model, "fit") or not hasattr(model, "predict"):
@@ -155,6 +160,8 @@ class Campaign:
         self.penalty_radius = float(penalty_radius)
         self.n_candidates = int(n_candidates)
         self.transform = transform
+        self.explore_after = int(explore_after)
+        self.explore_share = float(explore_share)
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.round = 0
@@ -165,6 +172,7 @@ class Campaign:
         self.failed = pd.DataFrame(columns=[*_META, *design_cols, "result", "reason"])
         self.model_: Any = None
         self.transformer_: Any = None
+        self.explore_picks_ = 0
 
     # ----------------------------------------------------------------------------------------------- designs
     def _design_columns(self) -> list[str]:
@@ -307,6 +315,7 @@ class Campaign:
             picks = (self.rng.choice(len(table), batch_size, replace=False) if isinstance(self.space, CandidatePool)
                      else np.arange(batch_size))
             mean = std = score = np.full(batch_size, np.nan)
+            self.explore_picks_ = 0
         else:
             picks, score = self._select(model, X, y, groups_obs, Xc, groups_c, best, batch_size)
             mean, std = self._predict(model, Xc[picks], None if groups_c is None else groups_c[picks])
@@ -329,6 +338,55 @@ class Campaign:
     def _select(self, model: Any, X: np.ndarray, y: np.ndarray, groups_obs: np.ndarray | None, Xc: np.ndarray,
                 groups_c: np.ndarray | None, best: float, k: int) -> tuple[np.ndarray, np.ndarray]:
         batch = self.batch if self.batch != "auto" else ("thompson" if self.acquisition == "ts" else "believer")
+        n_explore = self._n_explore(k)
+        self.explore_picks_ = n_explore
+        if not n_explore:
+            return self._select_kind(batch, model, X, y, groups_obs, Xc, groups_c, best, k)
+        picks: list[int] = []
+        values: list[float] = []
+        if k > n_explore:
+            first, first_values = self._select_kind(batch, model, X, y, groups_obs, Xc, groups_c, best, k - n_explore)
+            picks, values = [int(j) for j in first], [float(v) for v in first_values]
+        # exploration: random candidates among those the model ranks in the upper half (a restart that skips the
+        # obvious losers); the acquisition reported is their score under the model
+        mean, std = self._predict(model, Xc, groups_c)
+        score = self._score(mean, std, best)
+        rest = np.setdiff1d(np.arange(len(Xc)), picks)
+        if self._explore_kind == "upper":
+            rest = rest[mean[rest] >= np.median(mean[rest])]
+        chosen = self.rng.choice(rest, min(n_explore, len(rest)), replace=False)
+        picks += [int(j) for j in chosen]
+        values += [float(score[j]) for j in chosen]
+        return np.array(picks), np.array(values)
+
+    _explore_kind = "upper"
+
+    def stalled_rounds(self) -> int:
+        """Suggested rounds in a row, up to the last one with a result, whose results did not beat the best
+        result known before them (the random start, and rounds without a usable result, do not count).
+
+        Once it reaches ``explore_after``, part of each batch (``explore_share``) explores.
+        """
+        obs = self.observations
+        suggested = (obs["source"] == "suggested").to_numpy()
+        if not suggested.any():
+            return 0
+        result = (1.0 if self.maximize else -1.0) * obs["result"].to_numpy(dtype=float)
+        rounds = obs["round"].to_numpy(dtype=int)
+        count = 0
+        for r in np.unique(rounds[suggested]):
+            before = result[(rounds < r) | ~suggested & (rounds <= r)]
+            here = result[(rounds == r) & suggested]
+            count = count + 1 if len(before) and here.max() <= before.max() else 0
+        return count
+
+    def _n_explore(self, k: int) -> int:
+        if self.explore_after == 0 or self.explore_share == 0 or self.stalled_rounds() < self.explore_after:
+            return 0
+        return int(min(k, np.ceil(self.explore_share * k - 1e-9)))
+
+    def _select_kind(self, batch: str, model: Any, X: np.ndarray, y: np.ndarray, groups_obs: np.ndarray | None,
+                     Xc: np.ndarray, groups_c: np.ndarray | None, best: float, k: int) -> tuple[np.ndarray, np.ndarray]:
         picks: list[int] = []
         values: list[float] = []
         if batch == "thompson":
@@ -526,7 +584,8 @@ class Campaign:
             "format": "battlab.plan.Campaign", "version": STATE_VERSION, "battlab_version": __version__,
             "space": self.space.to_dict(), "model": model, "model_params": self.model_params,
             "settings": {k: getattr(self, k) for k in ("acquisition", "batch", "maximize", "kappa", "xi",
-                                                        "penalty_radius", "n_candidates", "transform", "seed")},
+                                                        "penalty_radius", "n_candidates", "transform",
+                                                        "explore_after", "explore_share", "seed")},
             "round": self.round, "n_designs": self.n_designs, "rng": self.rng.bit_generator.state,
         }
         (out / "campaign.json").write_text(json.dumps(state, indent=1, default=str))
