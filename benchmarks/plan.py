@@ -46,19 +46,21 @@ from typing import Any
 import numpy as np
 from matbench import _ensure_data  # BATTLAB_DATA, filled from ../shared/datasets when unset
 
-HEADLINE = "et_group_ucb"
-# name -> Campaign keyword arguments (the model name and its parameters, acquisition, batch, kappa)
+HEADLINE = "default"
+# name -> Campaign keyword arguments; the baselines do not explore on a stall (explore_after=0)
+_FIXED = {"explore_after": 0}
 METHODS: dict[str, dict[str, Any]] = {
-    "et_mean": {"model": "et", "acquisition": "mean", "batch": "greedy"},
-    "et_ucb": {"model": "et", "acquisition": "ucb", "batch": "greedy", "kappa": 0.1},
-    "et_random_ucb": {"model": "et-random", "acquisition": "ucb", "batch": "greedy", "kappa": 0.1},
-    "et_group_ucb": {"model": "et-group", "acquisition": "ucb", "batch": "greedy", "kappa": 0.1},
-    "et_group_ei": {"model": "et-group", "acquisition": "ei", "batch": "greedy"},
-    "et_ts": {"model": "et", "acquisition": "ts"},
-    "gp_ei": {"model": "gp", "model_params": {"n_restarts": 0}, "acquisition": "ei", "batch": "believer"},
+    "default": {},  # Campaign's defaults: et-group, UCB kappa 0.1, greedy batches, exploration after 2 stalled rounds
+    "et_group_ucb": {"model": "et-group", "acquisition": "ucb", "batch": "greedy", "kappa": 0.1, **_FIXED},
+    "et_mean": {"model": "et", "acquisition": "mean", "batch": "greedy", **_FIXED},
+    "et_ucb": {"model": "et", "acquisition": "ucb", "batch": "greedy", "kappa": 0.1, **_FIXED},
+    "et_random_ucb": {"model": "et-random", "acquisition": "ucb", "batch": "greedy", "kappa": 0.1, **_FIXED},
+    "et_group_ei": {"model": "et-group", "acquisition": "ei", "batch": "greedy", **_FIXED},
+    "et_ts": {"model": "et", "acquisition": "ts", **_FIXED},
+    "gp_ei": {"model": "gp", "model_params": {"n_restarts": 0}, "acquisition": "ei", "batch": "believer", **_FIXED},
     "lgbm_ucb": {"model": "lgbm", "model_params": {"n_members": 5}, "acquisition": "ucb", "batch": "greedy",
-                 "kappa": 0.1},
-    "explore": {"model": "et-group", "acquisition": "explore", "batch": "greedy"},
+                 "kappa": 0.1, **_FIXED},
+    "explore": {"model": "et-group", "acquisition": "explore", "batch": "greedy", **_FIXED},
 }
 
 

@@ -70,7 +70,8 @@ __all__ = ["BATCHES", "STATE_VERSION", "TRANSFORMS", "Campaign", "check_suggeste
 STATE_VERSION = 1
 #: Result transforms: ``"rank"`` models the normal scores of the results measured so far (robust to a long tail).
 TRANSFORMS = ("none", "rank")
-#: Batch strategies accepted by :class:`Campaign` (``"auto"``: thompson for ``ts``, else believer).
+#: Batch strategies accepted by :class:`Campaign` (``"auto"``: thompson for ``ts``, else greedy in a candidate pool
+#: and believer in a process window).
 BATCHES = ("auto", "believer", "penalize", "thompson", "greedy")
 _FILES = ("campaign.json", "observations.parquet", "pending.parquet", "failed.parquet")
 _META = ["design_id", "round", "source"]
@@ -94,8 +95,12 @@ class Campaign:
         ``predict(X, return_std=True)`` gives mean and std (e.g. scikit-learn's GaussianProcessRegressor).
     model_params : dict, optional
         Parameters for a named model.
-    acquisition : {"ei", "ucb", "ts", "explore", "mean"}
-    batch : {"auto", "believer", "penalize", "thompson", "greedy"}
+    acquisition : {"ucb", "ei", "ts", "explore", "mean"}, default "ucb"
+    batch : {"auto", "greedy", "believer", "penalize", "thompson"}, default "auto"
+        ``"auto"``: Thompson batches for ``acquisition="ts"``, else greedy in a candidate pool and kriging
+        believer in a process window (which keeps the designs of a batch apart). The defaults (extra trees with
+        chemical-system-calibrated uncertainty, UCB with ``kappa=0.1``, greedy batches, exploration after 2
+        stalled rounds) are those ``benchmarks/plan.py`` measures on OBELiX.
     maximize : bool
         ``False`` to look for the lowest result.
     kappa, xi : float
@@ -110,8 +115,17 @@ class Campaign:
         QuantileTransformer), so a long tail of very poor results (e.g. conductivities censored at
         1e-15 S/cm) does not dominate the uncertainty; decisions then depend only on the order of the
         results. Predictions are reported back in result units (clipped to the measured range).
+    explore_after : int, optional
+        Once this many suggested rounds in a row brought no result better than the best before them
+        (:meth:`stalled_rounds`), ``explore_share`` of each batch explores: random candidates (the model that
+        stalled ranks its own region first), until a result beats the best again. A start with no good member
+        otherwise keeps the campaign in a poor region (the model only knows that region). 0: never; default:
+        2 in a candidate pool, 0 in a process window (whose Sobol candidates and EI/UCB explore already).
+    explore_share : float, default 0.4
+        Share of a batch (rounded up) that explores once the results stall.
     seed : int
-        Seeds the random start, Thompson draws, Sobol candidates and the models: same seed, same campaign.
+        Seeds the random start, Thompson draws, exploration, Sobol candidates and the models: same seed, same
+        campaign.
 
     Attributes
     ----------
@@ -123,12 +137,14 @@ class Campaign:
     failed : pandas.DataFrame
         Designs whose result was missing or not a number, with ``reason``; never used to fit the model and
         never suggested again.
+    explore_picks_ : int
+        How many designs of the last batch were exploration picks (the last ones of the batch).
     """
 
     def __init__(self, space: CandidatePool | ProcessWindow, model: str | Any = "et-group",
-                 model_params: dict[str, Any] | None = None, acquisition: str = "ei", batch: str = "auto",
-                 maximize: bool = True, kappa: float = 2.0, xi: float = 0.0, penalty_radius: float = 0.25,
-                 n_candidates: int = 1024, transform: str = "none", explore_after: int = 2,
+                 model_params: dict[str, Any] | None = None, acquisition: str = "ucb", batch: str = "auto",
+                 maximize: bool = True, kappa: float = 0.1, xi: float = 0.0, penalty_radius: float = 0.25,
+                 n_candidates: int = 1024, transform: str = "none", explore_after: int | None = None,
                  explore_share: float = 0.4, seed: int = 0) -> None:
         if not isinstance(space, (CandidatePool, ProcessWindow)):
             raise BattlabError(f"space must be a CandidatePool or a ProcessWindow, got {type(space).__name__}.")
@@ -141,7 +157,8 @@ class Campaign:
                                "batch='thompson' or 'auto').")
         if transform not in TRANSFORMS:
             raise BattlabError(f"unknown transform {transform!r}; choose one of: {', '.join(TRANSFORMS)}.")
-        if isinstance(explore_after, bool) or not isinstance(explore_after, (int, np.integer)) or explore_after < 0:
+        if explore_after is not None and (isinstance(explore_after, bool) or not isinstance(explore_after, (
+                int, np.integer)) or explore_after < 0):
             raise BattlabError(f"explore_after must be an integer >= 0 (0: never explore), got {explore_after!r}.")
         if not isinstance(explore_share, (int, float, np.number)) or not 0.0 <= float(explore_share) <= 1.0:
             raise BattlabError(f"explore_share must be in [0, 1] (a share of each batch), got {explore_share!r}.")
@@ -160,7 +177,7 @@ class Campaign:
         self.penalty_radius = float(penalty_radius)
         self.n_candidates = int(n_candidates)
         self.transform = transform
-        self.explore_after = int(explore_after)
+        self.explore_after = None if explore_after is None else int(explore_after)
         self.explore_share = float(explore_share)
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
@@ -337,7 +354,9 @@ class Campaign:
 
     def _select(self, model: Any, X: np.ndarray, y: np.ndarray, groups_obs: np.ndarray | None, Xc: np.ndarray,
                 groups_c: np.ndarray | None, best: float, k: int) -> tuple[np.ndarray, np.ndarray]:
-        batch = self.batch if self.batch != "auto" else ("thompson" if self.acquisition == "ts" else "believer")
+        batch = self.batch if self.batch != "auto" else ("thompson" if self.acquisition == "ts" else
+                                                         "greedy" if isinstance(self.space, CandidatePool) else
+                                                         "believer")
         n_explore = self._n_explore(k)
         self.explore_picks_ = n_explore
         if not n_explore:
@@ -347,19 +366,15 @@ class Campaign:
         if k > n_explore:
             first, first_values = self._select_kind(batch, model, X, y, groups_obs, Xc, groups_c, best, k - n_explore)
             picks, values = [int(j) for j in first], [float(v) for v in first_values]
-        # exploration: random candidates among those the model ranks in the upper half (a restart that skips the
-        # obvious losers); the acquisition reported is their score under the model
+        # exploration: random candidates (a restart: the model that stalled knows only its region, and picks it
+        # ranks high stay there); the acquisition reported is their score under the model
         mean, std = self._predict(model, Xc, groups_c)
         score = self._score(mean, std, best)
         rest = np.setdiff1d(np.arange(len(Xc)), picks)
-        if self._explore_kind == "upper":
-            rest = rest[mean[rest] >= np.median(mean[rest])]
         chosen = self.rng.choice(rest, min(n_explore, len(rest)), replace=False)
         picks += [int(j) for j in chosen]
         values += [float(score[j]) for j in chosen]
         return np.array(picks), np.array(values)
-
-    _explore_kind = "upper"
 
     def stalled_rounds(self) -> int:
         """Suggested rounds in a row, up to the last one with a result, whose results did not beat the best
@@ -381,7 +396,10 @@ class Campaign:
         return count
 
     def _n_explore(self, k: int) -> int:
-        if self.explore_after == 0 or self.explore_share == 0 or self.stalled_rounds() < self.explore_after:
+        after = self.explore_after
+        if after is None:
+            after = 2 if isinstance(self.space, CandidatePool) else 0
+        if after == 0 or self.explore_share == 0 or self.stalled_rounds() < after:
             return 0
         return int(min(k, np.ceil(self.explore_share * k - 1e-9)))
 
