@@ -511,3 +511,16 @@ def test_exploring_campaigns_are_reproducible_and_survive_save_load(tmp_path):
 def test_bad_exploration_settings_are_named(kwargs, message):
     with pytest.raises(BattlabError, match=message):
         Campaign(toy_pool()[0], **kwargs)
+
+
+def test_a_campaign_saved_before_exploration_existed_goes_on_without_it(tmp_path):
+    pool, values = toy_pool()
+    campaign = Campaign(pool, model="et", model_params={"n_estimators": 10}, seed=0)
+    run(campaign, pool, values, rounds=2)
+    folder = campaign.save(tmp_path / "old")
+    state = json.loads((folder / "campaign.json").read_text())
+    for key in ("explore_after", "explore_share"):
+        del state["settings"][key]
+    (folder / "campaign.json").write_text(json.dumps(state))
+    loaded = Campaign.load(folder)
+    assert loaded.explore_after == 0 and Campaign.load(campaign.save(tmp_path / "new")).explore_after is None

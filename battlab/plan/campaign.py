@@ -649,7 +649,8 @@ class Campaign:
             import joblib
 
             model = joblib.load(folder / model["file"])
-        campaign = cls(space, model=model, model_params=state["model_params"], **state["settings"])
+        settings = {"explore_after": 0, **state["settings"]}  # saved before exploration existed: it goes on without
+        campaign = cls(space, model=model, model_params=state["model_params"], **settings)
         campaign.round, campaign.n_designs = int(state["round"]), int(state["n_designs"])
         campaign.rng.bit_generator.state = state["rng"]
         for name in ("observations", "pending", "failed"):
