@@ -35,7 +35,8 @@ Settings were chosen on development seeds only: kappa, max_features and greedy b
 the exploration (random picks rather than Thompson draws, UCB with kappa 1 or random picks among the upper half of
 the model's ranking, which chased the censored tail or stayed in the poor region; 2 stalled rounds; 0.4 of a
 batch) on seeds 0-19 and on "hard starts" of the same seeds (20 entries drawn below the 90th percentile). The
-figures are reported on seeds 100-119 and 200-219 (the latter run once, at the end).
+figures are reported on seeds 100-119 and 200-219 (the latter run once, at the end). ``--hard-starts`` replays
+the development check: each campaign's first 20 entries are drawn below the 90th percentile.
 
 Data come from the battlab cache (``BATTLAB_DATA``); when that is unset and ``../shared/datasets`` exists
 beside the repository, a temporary cache is filled from it. Prints ``name: value`` lines per seed set, then
@@ -95,6 +96,8 @@ def main() -> int:
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of the methods")
     parser.add_argument("--budget", type=int, default=100, help="experiments per campaign (20 initial included)")
     parser.add_argument("--out", default=None, help="folder for per-method JSON/CSV results")
+    parser.add_argument("--hard-starts", action="store_true",
+                        help="development check: the 20 starting entries are drawn below the 90th percentile")
     args = parser.parse_args()
     _ensure_data()
     os.environ.setdefault("BATTLAB_OFFLINE", "1")
@@ -125,6 +128,8 @@ def main() -> int:
                     make = _random_campaign(pool)
                 else:
                     make = _factory(Campaign, pool, METHODS[name])
+                if args.hard_starts:
+                    make = _hard_start(make, y)
                 res = screen(name, make, y, seeds, budget=args.budget, ef_at=(50, args.budget))
                 if args.out:
                     res.save(os.path.join(args.out, tag))
@@ -182,6 +187,38 @@ class _RandomSearch:
 
     def observe(self, designs: Any, results: Any) -> None:
         return None
+
+
+class _HardStart:
+    """A campaign whose first 20 experiments are given: random entries below the 90th percentile (no good one)."""
+
+    def __init__(self, campaign: Any, y: np.ndarray, seed: int) -> None:
+        poor = np.flatnonzero(y < np.percentile(y, 90))
+        self.start = np.random.default_rng(1000 + seed).choice(poor, 20, replace=False)
+        self.campaign = campaign
+        self.started = False
+
+    def suggest(self, batch_size: int) -> Any:
+        import pandas as pd
+
+        if not self.started:
+            return pd.DataFrame({"design_id": [str(i) for i in self.start]})
+        return self.campaign.suggest(batch_size)
+
+    def observe(self, designs: Any, results: Any) -> None:
+        if not self.started:
+            self.started = True
+            if isinstance(self.campaign, _RandomSearch):  # not drawn again
+                self.campaign.order = self.campaign.order[~np.isin(self.campaign.order, designs["design_id"])]
+            else:
+                self.campaign.add_data(designs["design_id"].tolist(), results)
+            return None
+        self.campaign.observe(designs, results)
+        return None
+
+
+def _hard_start(make: Any, y: np.ndarray) -> Any:
+    return lambda seed: _HardStart(make(seed), y, seed)
 
 
 def _random_campaign(pool: Any) -> Any:
