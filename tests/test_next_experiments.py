@@ -78,7 +78,8 @@ def test_pool_suggestions_are_candidates_ranked_with_mean_std_and_a_reason_that_
     table.insert(0, "id", [f"done:{i}" for i in range(1, len(done) + 1)] + ids)
     from battlab.plan import CandidatePool
 
-    campaign = Campaign(CandidatePool(table, features=SETTINGS, id_column="id"), seed=0)
+    campaign = Campaign(CandidatePool(table, features=SETTINGS, id_column="id"), acquisition="ei", kappa=2.0,
+                        seed=0)  # next_experiments' defaults
     campaign.add_data(table["id"].iloc[:len(done)].tolist(), done[TARGET])
     direct = campaign.suggest(4)
     assert direct["design_id"].tolist() == s["design_id"].tolist()

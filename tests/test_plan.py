@@ -424,3 +424,103 @@ def test_obelix_pool_campaign_with_grouped_uncertainty(data_cache):
     batch = campaign.suggest(5)
     assert campaign.model_.split_used_ == "group"  # 25 materials span enough chemical systems
     assert batch["std"].gt(0).all() and batch["formula"].notna().all()
+
+
+# -------------------------------------------------------------------------------- recovery from a bad start
+def plateau_pool(n: int = 80) -> tuple[CandidatePool, np.ndarray]:
+    """A broad mediocre plateau (x < 0.6, results -3 +- 0.3) and a narrow good peak (x > 0.85, results > -1)."""
+    rng = np.random.default_rng(7)
+    x = np.sort(rng.uniform(0.0, 1.0, n))
+    values = np.where(x > 0.85, -0.5 - 2 * (x - 0.95) ** 2, -3.0 + 0.3 * np.sin(9 * x) - 3 * (x > 0.6))
+    table = pd.DataFrame({"name": [f"c{i}" for i in range(n)], "x": x})
+    return CandidatePool(table, features=["x"], id_column="name"), values
+
+
+def test_stalled_rounds_count_rounds_without_a_better_result():
+    pool, _ = toy_pool()
+    for maximize, sign in ((True, 1.0), (False, -1.0)):
+        campaign = Campaign(pool, model="et", model_params={"n_estimators": 10}, maximize=maximize, seed=0)
+        counts = []
+        for results in ([1.0, 2.0, 3.0], [0.0, 2.5], [3.0, 1.0], [3.5, 0.0], [1.0, 1.0]):
+            batch = campaign.suggest(len(results))
+            campaign.observe(batch, sign * np.array(results))
+            counts.append(campaign.stalled_rounds())
+        assert counts == [0, 1, 2, 0, 1]  # the start is no stall; 3.0 ties the best (no gain); 3.5 beats it
+    assert Campaign(pool).stalled_rounds() == 0
+
+
+def test_exploration_rises_when_the_start_has_no_good_member():
+    pool, values = plateau_pool()
+    poor = [d for d, x in zip(pool.ids, pool.table["x"], strict=True) if x < 0.5][::3]  # no good member
+
+    def campaign_from_a_poor_start(explore_after: int) -> tuple[Campaign, list[int]]:
+        campaign = Campaign(pool, model="et", model_params={"n_estimators": 30}, acquisition="ucb", kappa=0.1,
+                            batch="greedy", explore_after=explore_after, seed=1)
+        campaign.add_data(poor, truth(pool, values, poor))
+        picks = []
+        for _ in range(8):
+            batch = campaign.suggest(4)
+            campaign.observe(batch, truth(pool, values, batch["design_id"]))
+            picks.append(campaign.explore_picks_)
+        return campaign, picks
+
+    stuck, none = campaign_from_a_poor_start(explore_after=0)
+    assert none == [0] * 8 and stuck.best["result"] < -1  # greedy UCB stays on the plateau
+    recovered, picks = campaign_from_a_poor_start(explore_after=2)
+    assert picks[0] == 0 and max(picks) >= 1  # exploration only once the results stall
+    assert recovered.best["result"] > -1  # and it finds the peak
+
+
+def test_a_start_that_keeps_improving_does_not_explore():
+    pool, values = toy_pool(101)
+    campaign = Campaign(pool, model="et", model_params={"n_estimators": 30}, explore_after=2, seed=0)
+    campaign.add_data(["c0", "c5"], truth(pool, values, ["c0", "c5"]))
+    batch = campaign.suggest(2)
+    campaign.observe(batch, [10.0, 0.0])  # a gain every round
+    assert campaign.stalled_rounds() == 0 and campaign.explore_picks_ == 0
+
+
+def test_exploring_campaigns_are_reproducible_and_survive_save_load(tmp_path):
+    pool, values = plateau_pool()
+    poor = [d for d, x in zip(pool.ids, pool.table["x"], strict=True) if x < 0.5][::3]
+
+    def history(seed: int, stop_at: int = 6) -> tuple[list[list[str]], Campaign]:
+        campaign = Campaign(pool, model="et-group", model_params={"n_estimators": 20}, explore_after=1, seed=seed)
+        campaign.add_data(poor, truth(pool, values, poor))
+        out = []
+        for _ in range(stop_at):
+            batch = campaign.suggest(3)
+            campaign.observe(batch, truth(pool, values, batch["design_id"]))
+            out.append(batch["design_id"].tolist())
+        return out, campaign
+
+    first, campaign = history(3)
+    again, _ = history(3)
+    assert first == again
+    assert history(4)[0] != first
+    loaded = Campaign.load(campaign.save(tmp_path / "c"))
+    assert loaded.explore_after == 1 and loaded.explore_share == campaign.explore_share
+    assert loaded.suggest(3)["design_id"].tolist() == campaign.suggest(3)["design_id"].tolist()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"explore_after": -1}, "explore_after must be an integer >= 0"),
+    ({"explore_share": 1.5}, "explore_share must be in"),
+    ({"explore_share": float("nan")}, "explore_share must be in"),
+])
+def test_bad_exploration_settings_are_named(kwargs, message):
+    with pytest.raises(BattlabError, match=message):
+        Campaign(toy_pool()[0], **kwargs)
+
+
+def test_a_campaign_saved_before_exploration_existed_goes_on_without_it(tmp_path):
+    pool, values = toy_pool()
+    campaign = Campaign(pool, model="et", model_params={"n_estimators": 10}, seed=0)
+    run(campaign, pool, values, rounds=2)
+    folder = campaign.save(tmp_path / "old")
+    state = json.loads((folder / "campaign.json").read_text())
+    for key in ("explore_after", "explore_share"):
+        del state["settings"][key]
+    (folder / "campaign.json").write_text(json.dumps(state))
+    loaded = Campaign.load(folder)
+    assert loaded.explore_after == 0 and Campaign.load(campaign.save(tmp_path / "new")).explore_after is None

@@ -70,7 +70,8 @@ __all__ = ["BATCHES", "STATE_VERSION", "TRANSFORMS", "Campaign", "check_suggeste
 STATE_VERSION = 1
 #: Result transforms: ``"rank"`` models the normal scores of the results measured so far (robust to a long tail).
 TRANSFORMS = ("none", "rank")
-#: Batch strategies accepted by :class:`Campaign` (``"auto"``: thompson for ``ts``, else believer).
+#: Batch strategies accepted by :class:`Campaign` (``"auto"``: thompson for ``ts``, else greedy in a candidate pool
+#: and believer in a process window).
 BATCHES = ("auto", "believer", "penalize", "thompson", "greedy")
 _FILES = ("campaign.json", "observations.parquet", "pending.parquet", "failed.parquet")
 _META = ["design_id", "round", "source"]
@@ -94,8 +95,12 @@ class Campaign:
         ``predict(X, return_std=True)`` gives mean and std (e.g. scikit-learn's GaussianProcessRegressor).
     model_params : dict, optional
         Parameters for a named model.
-    acquisition : {"ei", "ucb", "ts", "explore", "mean"}
-    batch : {"auto", "believer", "penalize", "thompson", "greedy"}
+    acquisition : {"ucb", "ei", "ts", "explore", "mean"}, default "ucb"
+    batch : {"auto", "greedy", "believer", "penalize", "thompson"}, default "auto"
+        ``"auto"``: Thompson batches for ``acquisition="ts"``, else greedy in a candidate pool and kriging
+        believer in a process window (which keeps the designs of a batch apart). The defaults (extra trees with
+        chemical-system-calibrated uncertainty, UCB with ``kappa=0.1``, greedy batches, exploration after 2
+        stalled rounds) are those ``benchmarks/plan.py`` measures on OBELiX.
     maximize : bool
         ``False`` to look for the lowest result.
     kappa, xi : float
@@ -110,8 +115,17 @@ class Campaign:
         QuantileTransformer), so a long tail of very poor results (e.g. conductivities censored at
         1e-15 S/cm) does not dominate the uncertainty; decisions then depend only on the order of the
         results. Predictions are reported back in result units (clipped to the measured range).
+    explore_after : int, optional
+        Once this many suggested rounds in a row brought no result better than the best before them
+        (:meth:`stalled_rounds`), ``explore_share`` of each batch explores: random candidates (the model that
+        stalled ranks its own region first), until a result beats the best again. A start with no good member
+        otherwise keeps the campaign in a poor region (the model only knows that region). 0: never; default:
+        2 in a candidate pool, 0 in a process window (whose Sobol candidates and EI/UCB explore already).
+    explore_share : float, default 0.4
+        Share of a batch (rounded up) that explores once the results stall.
     seed : int
-        Seeds the random start, Thompson draws, Sobol candidates and the models: same seed, same campaign.
+        Seeds the random start, Thompson draws, exploration, Sobol candidates and the models: same seed, same
+        campaign.
 
     Attributes
     ----------
@@ -123,12 +137,15 @@ class Campaign:
     failed : pandas.DataFrame
         Designs whose result was missing or not a number, with ``reason``; never used to fit the model and
         never suggested again.
+    explore_picks_ : int
+        How many designs of the last batch were exploration picks (the last ones of the batch).
     """
 
     def __init__(self, space: CandidatePool | ProcessWindow, model: str | Any = "et-group",
-                 model_params: dict[str, Any] | None = None, acquisition: str = "ei", batch: str = "auto",
-                 maximize: bool = True, kappa: float = 2.0, xi: float = 0.0, penalty_radius: float = 0.25,
-                 n_candidates: int = 1024, transform: str = "none", seed: int = 0) -> None:
+                 model_params: dict[str, Any] | None = None, acquisition: str = "ucb", batch: str = "auto",
+                 maximize: bool = True, kappa: float = 0.1, xi: float = 0.0, penalty_radius: float = 0.25,
+                 n_candidates: int = 1024, transform: str = "none", explore_after: int | None = None,
+                 explore_share: float = 0.4, seed: int = 0) -> None:
         if not isinstance(space, (CandidatePool, ProcessWindow)):
             raise BattlabError(f"space must be a CandidatePool or a ProcessWindow, got {type(space).__name__}.")
         if acquisition not in ACQUISITIONS:
@@ -140,6 +157,11 @@ class Campaign:
                                "batch='thompson' or 'auto').")
         if transform not in TRANSFORMS:
             raise BattlabError(f"unknown transform {transform!r}; choose one of: {', '.join(TRANSFORMS)}.")
+        if explore_after is not None and (isinstance(explore_after, bool) or not isinstance(explore_after, (
+                int, np.integer)) or explore_after < 0):
+            raise BattlabError(f"explore_after must be an integer >= 0 (0: never explore), got {explore_after!r}.")
+        if not isinstance(explore_share, (int, float, np.number)) or not 0.0 <= float(explore_share) <= 1.0:
+            raise BattlabError(f"explore_share must be in [0, 1] (a share of each batch), got {explore_share!r}.")
         if isinstance(model, str):
             make_surrogate(model, seed=0, **dict(model_params or {}))  # fails now on a bad name or parameter
         elif not hasattr(model, "fit") or not hasattr(model, "predict"):
@@ -155,6 +177,8 @@ class Campaign:
         self.penalty_radius = float(penalty_radius)
         self.n_candidates = int(n_candidates)
         self.transform = transform
+        self.explore_after = None if explore_after is None else int(explore_after)
+        self.explore_share = float(explore_share)
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.round = 0
@@ -165,6 +189,7 @@ class Campaign:
         self.failed = pd.DataFrame(columns=[*_META, *design_cols, "result", "reason"])
         self.model_: Any = None
         self.transformer_: Any = None
+        self.explore_picks_ = 0
 
     # ----------------------------------------------------------------------------------------------- designs
     def _design_columns(self) -> list[str]:
@@ -307,6 +332,7 @@ class Campaign:
             picks = (self.rng.choice(len(table), batch_size, replace=False) if isinstance(self.space, CandidatePool)
                      else np.arange(batch_size))
             mean = std = score = np.full(batch_size, np.nan)
+            self.explore_picks_ = 0
         else:
             picks, score = self._select(model, X, y, groups_obs, Xc, groups_c, best, batch_size)
             mean, std = self._predict(model, Xc[picks], None if groups_c is None else groups_c[picks])
@@ -328,7 +354,57 @@ class Campaign:
 
     def _select(self, model: Any, X: np.ndarray, y: np.ndarray, groups_obs: np.ndarray | None, Xc: np.ndarray,
                 groups_c: np.ndarray | None, best: float, k: int) -> tuple[np.ndarray, np.ndarray]:
-        batch = self.batch if self.batch != "auto" else ("thompson" if self.acquisition == "ts" else "believer")
+        batch = self.batch if self.batch != "auto" else ("thompson" if self.acquisition == "ts" else
+                                                         "greedy" if isinstance(self.space, CandidatePool) else
+                                                         "believer")
+        n_explore = self._n_explore(k)
+        self.explore_picks_ = n_explore
+        if not n_explore:
+            return self._select_kind(batch, model, X, y, groups_obs, Xc, groups_c, best, k)
+        picks: list[int] = []
+        values: list[float] = []
+        if k > n_explore:
+            first, first_values = self._select_kind(batch, model, X, y, groups_obs, Xc, groups_c, best, k - n_explore)
+            picks, values = [int(j) for j in first], [float(v) for v in first_values]
+        # exploration: random candidates (a restart: the model that stalled knows only its region, and picks it
+        # ranks high stay there); the acquisition reported is their score under the model
+        mean, std = self._predict(model, Xc, groups_c)
+        score = self._score(mean, std, best)
+        rest = np.setdiff1d(np.arange(len(Xc)), picks)
+        chosen = self.rng.choice(rest, min(n_explore, len(rest)), replace=False)
+        picks += [int(j) for j in chosen]
+        values += [float(score[j]) for j in chosen]
+        return np.array(picks), np.array(values)
+
+    def stalled_rounds(self) -> int:
+        """Suggested rounds in a row, up to the last one with a result, whose results did not beat the best
+        result known before them (the random start, and rounds without a usable result, do not count).
+
+        Once it reaches ``explore_after``, part of each batch (``explore_share``) explores.
+        """
+        obs = self.observations
+        suggested = (obs["source"] == "suggested").to_numpy()
+        if not suggested.any():
+            return 0
+        result = (1.0 if self.maximize else -1.0) * obs["result"].to_numpy(dtype=float)
+        rounds = obs["round"].to_numpy(dtype=int)
+        count = 0
+        for r in np.unique(rounds[suggested]):
+            before = result[(rounds < r) | ~suggested & (rounds <= r)]
+            here = result[(rounds == r) & suggested]
+            count = count + 1 if len(before) and here.max() <= before.max() else 0
+        return count
+
+    def _n_explore(self, k: int) -> int:
+        after = self.explore_after
+        if after is None:
+            after = 2 if isinstance(self.space, CandidatePool) else 0
+        if after == 0 or self.explore_share == 0 or self.stalled_rounds() < after:
+            return 0
+        return int(min(k, np.ceil(self.explore_share * k - 1e-9)))
+
+    def _select_kind(self, batch: str, model: Any, X: np.ndarray, y: np.ndarray, groups_obs: np.ndarray | None,
+                     Xc: np.ndarray, groups_c: np.ndarray | None, best: float, k: int) -> tuple[np.ndarray, np.ndarray]:
         picks: list[int] = []
         values: list[float] = []
         if batch == "thompson":
@@ -526,7 +602,8 @@ class Campaign:
             "format": "battlab.plan.Campaign", "version": STATE_VERSION, "battlab_version": __version__,
             "space": self.space.to_dict(), "model": model, "model_params": self.model_params,
             "settings": {k: getattr(self, k) for k in ("acquisition", "batch", "maximize", "kappa", "xi",
-                                                        "penalty_radius", "n_candidates", "transform", "seed")},
+                                                        "penalty_radius", "n_candidates", "transform",
+                                                        "explore_after", "explore_share", "seed")},
             "round": self.round, "n_designs": self.n_designs, "rng": self.rng.bit_generator.state,
         }
         (out / "campaign.json").write_text(json.dumps(state, indent=1, default=str))
@@ -572,7 +649,8 @@ class Campaign:
             import joblib
 
             model = joblib.load(folder / model["file"])
-        campaign = cls(space, model=model, model_params=state["model_params"], **state["settings"])
+        settings = {"explore_after": 0, **state["settings"]}  # saved before exploration existed: it goes on without
+        campaign = cls(space, model=model, model_params=state["model_params"], **settings)
         campaign.round, campaign.n_designs = int(state["round"]), int(state["n_designs"])
         campaign.rng.bit_generator.state = state["rng"]
         for name in ("observations", "pending", "failed"):
