@@ -432,14 +432,14 @@ class CandidateSet:
         meta = json.loads(record.read_text())
         check_artefact(meta, "CandidateSet", path)
         table = pd.read_csv(path / "candidates.csv", keep_default_na=False, na_values=[""])
-        table["substitution"] = table["substitution"].fillna("")
-        aside = pd.read_csv(path / "set_aside.csv") if (path / "set_aside.csv").stat().st_size else None
+        for col in ("substitution", "space_group", "parent_formula", "framework"):
+            table[col] = table[col].fillna("").astype(str)
+        aside = pd.read_csv(path / "set_aside.csv", dtype=str, keep_default_na=False)
         structures = {}
         if (path / "structures").is_dir():
             for f in sorted((path / "structures").glob("*.cif")):
                 structures[f.stem] = load_structure(f)
-        return cls(table, structures, aside if aside is not None else pd.DataFrame(columns=_ASIDE),
-                   meta.get("settings", {}))
+        return cls(table, structures, aside, meta.get("settings", {}))
 
 
 def _substitution_text(rec: dict[str, Any]) -> str:
