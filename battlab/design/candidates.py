@@ -103,15 +103,28 @@ def _model() -> tuple[list[Any], dict[Any, int], np.ndarray]:
     return species, index, e / px[None, :]
 
 
-def _pauling_ok(symbols: Sequence[str], oxi: Sequence[int]) -> bool:
+@lru_cache(maxsize=1)
+def _species_keys() -> list[tuple[str, float]]:
+    """(symbol, oxidation state) of every species of :func:`_model`, in its order."""
+    return [(s.symbol, s.oxi_state) for s in _model()[0]]
+
+
+@lru_cache(maxsize=256)
+def _pauling(symbol: str) -> float | None:
     from smact import Element
+
+    try:
+        return Element(symbol).pauling_eneg
+    except (NameError, KeyError):
+        return None
+
+
+def _pauling_ok(symbols: Sequence[str], oxi: Sequence[float]) -> bool:
+    """SMACT's electronegativity test: every cation less electronegative than every anion."""
     from smact.screening import pauling_test
 
     oxi = [int(np.sign(o)) * max(1, int(round(abs(o)))) for o in oxi]  # a mean (mixed-valence) state: its sign
-    try:
-        eneg = [Element(s).pauling_eneg for s in symbols]
-    except (NameError, KeyError):
-        return False
+    eneg = [_pauling(s) for s in symbols]
     if any(e is None for e in eneg):
         return False
     return bool(pauling_test(list(oxi), eneg))
@@ -122,15 +135,23 @@ def _oxidation(comp: Any) -> dict[str, float] | None:
 
     A mixed-valence element gets its mean state (Mn 3.5 in LiMn2O4): such an element is kept, never substituted.
     """
+    guess = _oxidation_of(comp.reduced_formula)
+    return dict(guess) if guess is not None else None
+
+
+@lru_cache(maxsize=4096)
+def _oxidation_of(reduced_formula: str) -> tuple[tuple[str, float], ...] | None:
+    from pymatgen.core import Composition
+
     try:
-        guesses = comp.reduced_composition.oxi_state_guesses()
+        guesses = Composition(reduced_formula).oxi_state_guesses()
     except Exception:  # pymatgen raises ValueError and others on exotic compositions
         return None
     if not guesses:
         return None
     integer = [g for g in guesses if all(float(v).is_integer() for v in g.values())]
     guess = (integer or guesses)[0]
-    return {el: (int(v) if float(v).is_integer() else float(v)) for el, v in guess.items()}
+    return tuple((el, int(v) if float(v).is_integer() else float(v)) for el, v in guess.items())
 
 
 def _parent_ion(comp: Any, ion: str) -> str | None:
@@ -241,49 +262,52 @@ def substitute(composition: Any, ion: str = "Li", *, threshold: float = 1e-3, ma
         return [], f"{', '.join(unknown)} not in the substitution table (Hautier et al. 2011)"
     amounts = {el.symbol: amt for el, amt in comp.reduced_composition.items()}
     blocked = set(ION_CHARGES)  # no working ion enters the host: the ion content stays what it was
-    # per host ion, the allowed replacements sorted by P(new | old), highest first
+    # per host ion, the allowed replacements (symbol, oxidation) sorted by P(new | old), highest first
+    table_keys = _species_keys()
+    olds = [(el, oxi[el]) for el in hosts]
     options = []
-    for s, f in zip(old, fixed, strict=True):
+    for s, key, f in zip(old, olds, fixed, strict=True):
         if f:
-            options.append([(s, 1.0)])
+            options.append([(key, 1.0)])
             continue
         col = cond[:, index[s]]
-        order = [i for i in np.argsort(-col, kind="stable") if species[i].symbol not in blocked or species[i] == s]
-        options.append([(species[i], float(col[i])) for i in order])
+        options.append([(table_keys[i], float(col[i])) for i in np.argsort(-col, kind="stable")
+                        if table_keys[i][0] not in blocked or table_keys[i] == key])
     best = [opt[0][1] for opt in options]
+    rests = [float(np.prod(best[k + 1:])) for k in range(len(best))]
     out: list[dict[str, Any]] = []
+    n_ion = amounts[old_ion]
 
-    def search(k: int, prob: float, chosen: list[Any]) -> None:
-        if k == len(old):
-            news = [c.symbol for c in chosen]
+    def search(k: int, prob: float, chosen: list[tuple[str, float]]) -> None:
+        if k == len(olds):
+            news = [c[0] for c in chosen]
             if len(set(news)) < len(news):
                 return
-            changed = [i for i in range(len(old)) if chosen[i] != old[i]]
+            changed = [i for i in range(len(olds)) if chosen[i] != olds[i]]
             if not changed and old_ion == ion:
                 return  # the parent itself
             if max_substituted is not None and len(changed) > max_substituted:
                 return
-            charge = sum((chosen[i].oxi_state - old[i].oxi_state) * amounts[hosts[i]] for i in changed)
+            charge = sum((chosen[i][1] - olds[i][1]) * amounts[hosts[i]] for i in changed)
             if abs(charge) > 1e-8:
                 return
             symbols = [ion, *news]
-            states = [ION_CHARGES[ion], *[c.oxi_state for c in chosen]]
+            states = [ION_CHARGES[ion], *[c[1] for c in chosen]]
             if not _pauling_ok(symbols, states):
                 return
             mapping = {hosts[i]: news[i] for i in changed}
-            new_comp = Composition({ion: amounts[old_ion], **{news[i]: amounts[hosts[i]] for i in range(len(old))}})
+            new_comp = Composition({ion: n_ion, **{news[i]: amounts[hosts[i]] for i in range(len(olds))}})
             out.append({"mapping": ({old_ion: ion} if old_ion != ion else {}) | mapping,
                         "species": ({str(Species(old_ion, ION_CHARGES[old_ion])): str(Species(ion, ION_CHARGES[ion]))}
                                     if old_ion != ion else {})
-                        | {str(old[i]): str(chosen[i]) for i in changed},
+                        | {str(old[i]): str(Species(*chosen[i])) for i in changed},
                         "oxidation": dict(zip(symbols, states, strict=True)), "probability": prob,
                         "composition": new_comp, "n_substituted": len(changed)})
             return
-        rest = float(np.prod(best[k + 1:])) if k + 1 < len(best) else 1.0
-        for sp, p in options[k]:
-            if prob * p * rest <= threshold:
+        for key, p in options[k]:
+            if prob * p * rests[k] <= threshold:
                 break  # sorted: nothing further down this list can pass
-            search(k + 1, prob * p, [*chosen, sp])
+            search(k + 1, prob * p, [*chosen, key])
 
     search(0, 1.0, [])
     out.sort(key=lambda r: (-r["probability"], r["composition"].reduced_formula))

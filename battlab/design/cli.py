@@ -79,6 +79,36 @@ def _cmd_candidates(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_screen(args: argparse.Namespace) -> int:
+    from battlab.design.funnel import screen
+
+    done = None
+    if args.done:
+        from battlab.tables import load_table
+
+        done = load_table(args.done)
+        if args.formula_column:
+            if args.formula_column not in done.columns:
+                raise BattlabError(f"{args.done}: no column {args.formula_column!r}")
+            done = done.rename(columns={args.formula_column: "formula"})
+    result = screen(args.candidates, args.model, rank_by=args.rank_by, maximize=not args.minimize, done=done,
+                    target=args.target, plan_top=args.plan_top, batch_size=args.batch_size, seed=args.seed)
+    paths = result.save(args.out)
+    print(result.summary())
+    for _, r in result.ranked.head(args.show).iterrows():
+        if r["rank"] == r["rank"]:
+            print(f"  {int(r['rank']):3d}. {r['candidate_id']}  {r['formula']:<16s} {r['prediction']:.3g} "
+                  f"[{r['low']:.3g}, {r['high']:.3g}]  energy proxy {r['energy_Wh_kg']:.0f} Wh/kg")
+    if result.suggestions is not None:
+        print("compute next:")
+        for _, r in result.suggestions.iterrows():
+            print(f"  {r['candidate_id']}  {r['formula']:<16s} {r['mean']:.3g} ± {r['std']:.2g}  ({r['reason']})")
+    for _, r in result.set_aside.head(10).iterrows():
+        print(f"  set aside {r['candidate_id']} {r['formula']}: {r['reason']}", file=sys.stderr)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add ``design`` with ``candidates`` (and ``screen``) to the ``battlab`` subparsers."""
     design = sub.add_parser("design", help="new candidate materials: candidates, screen")
@@ -99,3 +129,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     can.add_argument("--max-stoich", type=int, default=8, help="enumeration: most atoms of an element (default: 8)")
     can.add_argument("--exclude", metavar="FORMULAS", help="comma-separated formulas not to propose (known ones)")
     can.set_defaults(func=_cmd_candidates, command="design")
+
+    scr = dsub.add_parser("screen", help="predict and rank candidates with a tuned model; plan what to compute next")
+    scr.add_argument("candidates", help="candidate table (CSV) or folder from `battlab design candidates`")
+    scr.add_argument("--model", required=True, help="folder from `battlab tune` (a composition model)")
+    scr.add_argument("--out", required=True, help="output folder: ranked.csv, next.csv, set_aside.csv")
+    scr.add_argument("--rank-by", default="prediction", choices=("prediction", "energy"),
+                     help="prediction, or energy (predicted voltage x theoretical capacity, Wh/kg)")
+    scr.add_argument("--minimize", action="store_true", help="lower is better")
+    scr.add_argument("--done", help="table of known results (formula column and --target) to plan from")
+    scr.add_argument("--target", help="result column of --done")
+    scr.add_argument("--formula-column", help="formula column of --done (default: found by name)")
+    scr.add_argument("--plan-top", type=int, default=50, help="best-ranked candidates the plan chooses from")
+    scr.add_argument("--batch-size", type=int, default=5, help="candidates suggested to compute next")
+    scr.add_argument("--show", type=int, default=10, help="ranked candidates printed")
+    scr.add_argument("--seed", type=int, default=0)
+    scr.set_defaults(func=_cmd_screen, command="design")
