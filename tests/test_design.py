@@ -170,3 +170,123 @@ def test_candidates_go_through_curate_featurize_predict(tmp_path, capsys):
     assert np.isfinite(pred[["prediction", "low", "high"]].astype(float).to_numpy()).all()
     cur = steps.curate(pd.read_csv(tmp_path / "c.csv"))  # the curate step reads the table as any other
     assert len(cur.table) == 6
+
+
+# ----------------------------------------------------------------------------------------------- voltage models
+@pytest.fixture(scope="module")
+def electrodes(data_cache):
+    from battlab.design.voltage import electrode_table, load_electrodes
+
+    if not (data_cache / "mp_insertion_electrodes" / "K.parquet").is_file():
+        pytest.skip("the Materials Project export (shared/datasets/mp_batteries) is not in the cache")
+    table, aside = electrode_table(load_electrodes(("Li", "Na", "K")))
+    return table, aside
+
+
+def test_electrode_table_sets_aside_what_cannot_be_used():
+    from battlab.design.voltage import electrode_table
+
+    raw = pd.DataFrame({"battery_id": list("abcdef"), "working_ion": ["Li", "Na", "Li", "Li", "Rb", "K"],
+                        "formula_discharge": ["LiFePO4", "NaFePO4", "LiQqO2", "LiCoO2", "RbF", "KFeSO4F"],
+                        "formula_charge": ["FePO4", "FePO4", "QqO2", "CoO2", "F", "FeSO4F"],
+                        "average_voltage": [3.4, 2.9, 4.0, 54.5, 1.0, "n/a"]})
+    table, aside = electrode_table(raw)
+    assert table["battery_id"].tolist() == ["a", "b"] and table["framework"].tolist() == ["FePO4", "FePO4"]
+    reasons = dict(zip(aside["battery_id"], aside["reason"], strict=True))
+    assert reasons == {"c": "formula_discharge: unknown element 'Qq'", "d": "average voltage 54.5 V outside 0-6 V",
+                       "e": "working ion 'Rb' not one of Li, Na, K, Mg, Ca, Zn, Al",
+                       "f": "average_voltage 'n/a' is not a number"}
+    with pytest.raises(BattlabError, match="lacks column"):
+        electrode_table(raw.drop(columns="formula_charge"))
+
+
+def test_voltage_splits_keep_frameworks_apart(electrodes):
+    from battlab.design.voltage import _split
+
+    table, aside = electrodes
+    assert set(table["working_ion"]) == {"Li", "Na", "K"} and len(aside) < 0.05 * (len(table) + len(aside))
+    for scheme in ("li_to_na_k", "grouped"):
+        tr, te, _ = _split(table, scheme, 0.2, seed=0)
+        assert not set(table["framework"].iloc[tr]) & set(table["framework"].iloc[te]), scheme
+    tr, te, _ = _split(table, "li_to_na_k", 0.2, seed=0)
+    assert set(table["working_ion"].iloc[tr]) == {"Li"} and set(table["working_ion"].iloc[te]) == {"Na", "K"}
+    tr, te, _ = _split(table, "random", 0.2, seed=0)
+    assert len(te) == pytest.approx(0.2 * len(table), abs=1)
+
+
+def test_voltage_model_beats_the_mean_and_is_reproducible(electrodes):
+    from battlab.design.voltage import evaluate_voltage, voltage_features
+
+    table, _ = electrodes
+    small = table.sample(400, random_state=0).reset_index(drop=True)
+    X = voltage_features(small)
+    assert {"ion is Li", "ion is Na", "ion radius (A)"} <= set(X.columns)
+    assert (X.loc[small["working_ion"] == "Na", "ion is Na"] == 1).all()
+    a = evaluate_voltage(small, "grouped", features=X, models=("ridge",), n_trials=2, inner_folds=3, seed=1)
+    b = evaluate_voltage(small, "grouped", features=X, models=("ridge",), n_trials=2, inner_folds=3, seed=1)
+    assert a.mae == b.mae and a.overlap_frameworks == 0 and a.n_test + a.n_train == len(small)
+    assert a.mae < a.dummy_mae
+    assert np.allclose(np.abs(a.predictions["predicted"] - a.predictions["average_voltage"]).mean(), a.mae)
+
+
+# ----------------------------------------------------------------------------------------------- funnel
+def test_screen_ranks_candidates_and_plans_the_next_ones(electrodes, tmp_path, capsys):
+    from battlab import steps
+    from battlab.design.funnel import Screening, screen
+
+    table, _ = electrodes
+    done = (table.loc[table["working_ion"] == "Na", ["formula_discharge", "average_voltage"]]
+            .rename(columns={"formula_discharge": "formula"}).head(120).reset_index(drop=True))
+    tuned = steps.tune(steps.featurize(steps.curate(done, target="average_voltage"), preset="magpie"),
+                       models=("ridge",), n_trials=1, progress=False, storage="sqlite:///:memory:")
+    tuned.save(tmp_path / "tuned")
+    cands = generate(["LiFePO4", "LiCoO2", "Li2MnO3"], ion="Na", top=6)
+    result = screen(cands, tuned, rank_by="energy", done=done, target="average_voltage", batch_size=3, seed=0)
+    ranked = result.ranked
+    assert ranked["rank"].tolist() == list(range(1, len(cands) + 1))
+    assert ranked["energy_Wh_kg"].is_monotonic_decreasing
+    assert np.allclose(ranked["energy_Wh_kg"], ranked["prediction"] * ranked["capacity_mAh_g"])
+    assert (ranked["low"] <= ranked["prediction"]).all() and (ranked["prediction"] <= ranked["high"]).all()
+    nxt = result.suggestions
+    assert len(nxt) == 3 and set(nxt["candidate_id"]) <= set(ranked["candidate_id"])
+    assert not set(nxt["formula"]) & set(done["formula"].map(lambda f: Composition(f).reduced_formula))
+    known = result.set_aside[result.set_aside["reason"].str.contains("already measured")]
+    assert len(known) and set(known["formula"]) <= set(ranked["formula"])
+    again = screen(cands, tuned, rank_by="energy", done=done, target="average_voltage", batch_size=3, seed=0)
+    pd.testing.assert_frame_equal(again.suggestions, nxt)
+    result.save(tmp_path / "s")
+    back = Screening.load(tmp_path / "s")
+    assert back.ranked["candidate_id"].tolist() == ranked["candidate_id"].tolist()
+    # the CLI: the same screening from the files
+    cands.save(tmp_path / "c")
+    done.to_csv(tmp_path / "done.csv", index=False)
+    assert main(["design", "screen", str(tmp_path / "c"), "--model", str(tmp_path / "tuned"), "--rank-by", "energy",
+                 "--done", str(tmp_path / "done.csv"), "--target", "average_voltage", "--batch-size", "3",
+                 "--out", str(tmp_path / "cli")]) == 0
+    from battlab.tables import load_table
+
+    from_files = screen(cands, tuned, rank_by="energy", done=load_table(tmp_path / "done.csv"),
+                        target="average_voltage", batch_size=3, seed=0)  # the CSV's numbers, as the CLI reads them
+    cli = pd.read_csv(tmp_path / "cli" / "next.csv")
+    assert cli["candidate_id"].tolist() == from_files.suggestions["candidate_id"].tolist()
+    assert np.allclose(cli["mean"], from_files.suggestions["mean"])
+    assert "compute next:" in capsys.readouterr().out
+
+
+def test_screen_bad_input(tmp_path):
+    from battlab import steps
+    from battlab.design.funnel import screen
+
+    raw = pd.DataFrame({"formula": ["LiCoO2", "LiFePO4", "LiMn2O4", "LiNiO2", "Li2S", "LiF", "LiCl", "Li2O"],
+                        "v": [3.9, 3.4, 4.0, 3.8, 2.2, 3.0, 3.2, 1.5]})
+    tuned = steps.tune(steps.featurize(steps.curate(raw, target="v"), preset="magpie"), models=("ridge",),
+                       n_trials=1, progress=False, storage="sqlite:///:memory:", split="random:2")
+    result = screen(pd.DataFrame({"formula": ["LiCoO2", "LiQqO2"]}), tuned)
+    assert result.ranked["rank"].tolist()[0] == 1 and np.isnan(result.ranked["rank"].iloc[1])
+    assert result.set_aside["formula"].tolist() == ["LiQqO2"] and "Qq" in result.set_aside["reason"].iloc[0]
+    with pytest.raises(BattlabError, match="no 'formula' column"):
+        screen(pd.DataFrame({"x": [1]}), tuned)
+    with pytest.raises(BattlabError, match="give target="):
+        screen(pd.DataFrame({"formula": ["LiCoO2"]}), tuned, done=raw)
+    with pytest.raises(BattlabError, match="unknown rank_by"):
+        screen(pd.DataFrame({"formula": ["LiCoO2"]}), tuned, rank_by="cost")
