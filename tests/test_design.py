@@ -290,3 +290,25 @@ def test_screen_bad_input(tmp_path):
         screen(pd.DataFrame({"formula": ["LiCoO2"]}), tuned, done=raw)
     with pytest.raises(BattlabError, match="unknown rank_by"):
         screen(pd.DataFrame({"formula": ["LiCoO2"]}), tuned, rank_by="cost")
+
+
+# ----------------------------------------------------------------------------------------------- retrospective recall
+def test_substitution_recall_finds_held_out_analogues():
+    from battlab.design.retro import substitution_recall
+
+    known = pd.DataFrame({"working_ion": ["Li"] * 6 + ["Na"] * 2,
+                          "formula_discharge": ["LiFePO4", "LiMnPO4", "LiCoPO4", "LiNiPO4", "LiCoO2", "LiNiO2",
+                                                "NaFePO4", "NaCoO2"]})
+    r = substitution_recall(known, holdout=0.25, n_values=(10, 10_000), seed=0)
+    assert sorted(r.held_out) == [("Li", "LiNiPO4"), ("Na", "NaFePO4")] and r.n_parents == 6
+    assert r.coverage == 1.0  # NaFePO4: LiFePO4 with Li+->Na+; LiNiPO4: Co2+->Ni2+ or Mn2+->Ni2+ of a parent
+    held = set(r.held_out)
+    found = set(zip(r.ranked.loc[r.ranked["held_out"], "working_ion"], r.ranked.loc[r.ranked["held_out"], "formula"],
+                    strict=True))
+    assert found <= held and r.coverage == len(found) / 2
+    assert r.recall[10_000] == r.coverage and r.recall[10] <= r.recall[10_000]
+    known_pairs = set(zip(known["working_ion"], known["formula_discharge"], strict=True)) - held
+    assert not known_pairs & set(zip(r.ranked["working_ion"], r.ranked["formula"], strict=True))  # known: not new
+    assert r.ranked["probability"].is_monotonic_decreasing
+    with pytest.raises(BattlabError, match="holdout"):
+        substitution_recall(known, holdout=1.5)

@@ -278,7 +278,7 @@ def substitute(composition: Any, ion: str = "Li", *, threshold: float = 1e-3, ma
     out: list[dict[str, Any]] = []
     n_ion = amounts[old_ion]
 
-    def search(k: int, prob: float, chosen: list[tuple[str, float]]) -> None:
+    def search(k: int, prob: float, chosen: list[tuple[str, float]], n_changed: int) -> None:
         if k == len(olds):
             news = [c[0] for c in chosen]
             if len(set(news)) < len(news):
@@ -307,9 +307,12 @@ def substitute(composition: Any, ion: str = "Li", *, threshold: float = 1e-3, ma
         for key, p in options[k]:
             if prob * p * rests[k] <= threshold:
                 break  # sorted: nothing further down this list can pass
-            search(k + 1, prob * p, [*chosen, key])
+            changed = n_changed + (key != olds[k])
+            if max_substituted is not None and changed > max_substituted:
+                continue
+            search(k + 1, prob * p, [*chosen, key], changed)
 
-    search(0, 1.0, [])
+    search(0, 1.0, [], 0)
     out.sort(key=lambda r: (-r["probability"], r["composition"].reduced_formula))
     return out, ("" if out else f"no substitution of {comp.reduced_formula} above probability {threshold:g}")
 
