@@ -8,7 +8,7 @@ Example
 -------
 >>> from battlab.pipeline import STEPS
 >>> [s.name for s in STEPS][-3:]
-['05_electrode_optimization', '06_cycle_life', '07_plan']
+['06_cycle_life', '07_plan', '09_design']
 >>> summary = run_pipeline("runs/latest", quick=True)  # doctest: +SKIP
 """
 
@@ -77,6 +77,10 @@ STEPS: tuple[Step, ...] = (
          title="cycle life from early cycles, labels, trajectories, your own cells", key="primary_test_rmse"),
     Step("07_plan", quick={"budget": 30, "n_seeds": 1}, title="plan the next experiments (retrospective screening)",
          key="ef_at_30"),
+    Step("09_design", inputs={"model": "03_tune:model", "curated": "01_curate:curated"},
+         quick={"top": 5, "plan_top": 15, "batch_size": 3},
+         title="new materials: candidates by substitution, screened by the model, what to compute next",
+         key="n_candidates"),
 )
 
 
