@@ -227,6 +227,15 @@ def test_voltage_model_beats_the_mean_and_is_reproducible(electrodes):
     assert a.mae == b.mae and a.overlap_frameworks == 0 and a.n_test + a.n_train == len(small)
     assert a.mae < a.dummy_mae
     assert np.allclose(np.abs(a.predictions["predicted"] - a.predictions["average_voltage"]).mean(), a.mae)
+    host = voltage_features(small, "host")
+    assert not [c for c in host.columns if c.startswith(("Li ", "Na ", "K "))]  # no feature names the ion's element
+    two = pd.DataFrame({"working_ion": ["Li", "Na"], "formula_discharge": ["LiFePO4", "Na2Fe2(SO4)3"],
+                        "formula_charge": ["Li0.5FePO4", "Fe2(SO4)3"], "framework": ["FePO4", "Fe2(SO4)3"]})
+    x = voltage_features(two, "host")
+    assert x["ion per host atom, discharged"].tolist() == pytest.approx([1 / 6, 2 / 17])
+    assert x["ion per host atom, inserted"].tolist() == pytest.approx([0.5 / 6, 2 / 17])
+    with pytest.raises(BattlabError, match="unknown feature set"):
+        voltage_features(small, "graph")
 
 
 # ----------------------------------------------------------------------------------------------- funnel

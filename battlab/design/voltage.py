@@ -37,7 +37,7 @@ import pandas as pd
 
 from battlab.errors import BattlabError
 
-__all__ = ["SCHEMES", "VOLTAGE_RANGE", "VoltageEvaluation", "electrode_table", "evaluate_voltage",
+__all__ = ["FEATURE_SETS", "SCHEMES", "VOLTAGE_RANGE", "VoltageEvaluation", "electrode_table", "evaluate_voltage",
            "load_electrodes", "voltage_features"]
 
 #: Average voltages (V vs the metal) kept: outside, DFT voltages of insertion electrodes are artefacts.
@@ -94,18 +94,50 @@ def electrode_table(raw: pd.DataFrame, voltage_range: tuple[float, float] | None
     return table, pd.DataFrame(aside, columns=["row", "battery_id", "reason"])
 
 
-def voltage_features(table: pd.DataFrame) -> pd.DataFrame:
-    """Features of each electrode: discharged formula (preset "battery"), charged formula (Magpie), working ion."""
+#: Feature sets of :func:`voltage_features`.
+FEATURE_SETS = ("formulas", "host")
+
+
+def _ion_fraction(formulas: pd.Series, ions: pd.Series) -> np.ndarray:
+    """Working-ion atoms per host atom of each formula."""
+    from pymatgen.core import Composition
+
+    out = []
+    for f, ion in zip(formulas, ions, strict=True):
+        comp = Composition(f)
+        n_host = comp.num_atoms - comp[ion]
+        out.append(comp[ion] / n_host if n_host else np.nan)
+    return np.array(out, dtype=float)
+
+
+def voltage_features(table: pd.DataFrame, feature_set: str = "formulas") -> pd.DataFrame:
+    """Features of each electrode and its working ion (one-hot, charge, radius, electronegativity).
+
+    ``"formulas"``: the discharged formula (preset "battery") and the charged formula (Magpie). ``"host"``: the
+    framework without the ion (Magpie and stoichiometry) and the ion content per host atom, discharged and charged:
+    no feature names the ion's element, so a model of Li electrodes sees Na and K ones in the same terms.
+    """
     from battlab.featurize import composition_features
 
+    if feature_set not in FEATURE_SETS:
+        raise BattlabError(f"unknown feature set {feature_set!r}; choose one of {', '.join(FEATURE_SETS)}")
+    ions = table["working_ion"].astype(str)
+    ion = pd.DataFrame({f"ion is {k}": (ions == k).astype(float) for k in ("Li", "Na", "K")}, index=table.index)
+    for j, name in enumerate(("ion charge", "ion radius (A)", "ion electronegativity")):
+        ion[name] = [(_ION_PROPS.get(k, (np.nan,) * 3))[j] for k in ions]
+    if feature_set == "host":
+        host = pd.concat([composition_features(table["framework"].tolist(), preset=p) for p in ("magpie",
+                                                                                                "stoichiometry")],
+                         axis=1).add_prefix("host ").set_index(table.index)
+        x_dis = _ion_fraction(table["formula_discharge"], ions)
+        x_cha = _ion_fraction(table["formula_charge"], ions)
+        amounts = pd.DataFrame({"ion per host atom, discharged": x_dis, "ion per host atom, charged": x_cha,
+                                "ion per host atom, inserted": x_dis - x_cha}, index=table.index)
+        return pd.concat([host, amounts, ion], axis=1)
     dis = composition_features(table["formula_discharge"].tolist(), preset="battery")
     dis = dis.drop(columns=[c for c in dis.columns if c.startswith("theoretical capacity")])
     cha = composition_features(table["formula_charge"].tolist(), preset="magpie").add_prefix("charged ")
-    ions = table["working_ion"].astype(str)
-    ion = pd.DataFrame({f"ion is {k}": (ions == k).astype(float) for k in ("Li", "Na", "K")})
-    for j, name in enumerate(("ion charge", "ion radius (A)", "ion electronegativity")):
-        ion[name] = [(_ION_PROPS.get(k, (np.nan,) * 3))[j] for k in ions]
-    return pd.concat([dis, cha, ion], axis=1).set_index(table.index)
+    return pd.concat([pd.concat([dis, cha], axis=1).set_index(table.index), ion], axis=1)
 
 
 @dataclass
