@@ -9,8 +9,11 @@ Data: the Materials Project insertion-electrode collection, Li, Na and K working
 ``../shared/datasets`` exists beside the repository, a temporary cache is filled from its export). Electrodes
 with an average voltage outside 0-6 V are set aside (counted in ``n_set_aside``).
 
-Voltage (MAE in V on held-out electrodes; features: discharged formula, charged formula, working ion; settings
-chosen by optuna on the training rows only, inner 3-fold CV grouped by framework, random for the random split):
+Voltage (MAE in V on held-out electrodes; settings chosen by optuna on the training rows only, inner 3-fold CV
+grouped by framework, random for the random split). Headlines with the default features (discharged formula,
+charged formula, working ion); the same three figures with the ``host`` features (the framework's composition and
+the ion content per host atom: no feature names the ion's element) follow as ``voltage_mae_<split>_host_features``
+(``--feature-sets`` chooses):
 
 - ``voltage_mae_li_to_na_k`` — trained on Li electrodes whose framework (host without the ion) is not among the
   Na/K ones, tested on all Na and K electrodes;
@@ -59,6 +62,8 @@ def main() -> int:
     parser.add_argument("--inner-folds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top-n", default="100,1000", help="N of substitution_recall (default: 100,1000)")
+    parser.add_argument("--feature-sets", default="formulas,host",
+                        help="voltage_features sets measured (default: formulas,host; the first gives the headlines)")
     parser.add_argument("--skip-recall", action="store_true")
     args = parser.parse_args()
     _ensure_data()
@@ -81,21 +86,25 @@ def main() -> int:
     print(f"n_set_aside: {len(aside)} (average voltage outside 0-6 V or unreadable)")
     print(f"n_frameworks: {table['framework'].nunique()}")
     t0 = time.perf_counter()
-    X = voltage_features(table)
-    print(f"n_features: {X.shape[1]}")
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    results = {}
-    for scheme in ("li_to_na_k", "grouped", "random"):
-        t = time.perf_counter()
-        r = evaluate_voltage(table, scheme, features=X, models=models, n_trials=args.trials,
-                             inner_folds=args.inner_folds, seed=args.seed)
-        results[scheme] = r
-        print(f"{scheme}_split: {r.split}; train {r.n_train}, test {r.n_test}, shared frameworks "
-              f"{r.overlap_frameworks}")
-        print(f"{scheme}_model: {r.model} ({args.trials} trials, inner CV MAE {r.inner_cv_mae:.3f} V)")
-        print(f"{scheme}_mae_by_ion: " + ", ".join(f"{k} {v:.3f}" for k, v in r.mae_by_ion.items()))
-        print(f"{scheme}_train_mean_baseline_mae: {r.dummy_mae:.3f}")
-        print(f"{scheme}_seconds: {time.perf_counter() - t:.0f}", flush=True)
+    feature_sets = [f.strip() for f in args.feature_sets.split(",") if f.strip()]
+    results, others = {}, {}
+    for k, feature_set in enumerate(feature_sets):
+        X = voltage_features(table, feature_set)
+        tag = "" if k == 0 else f"_{feature_set}_features"
+        print(f"n_features{tag or '_' + feature_set}: {X.shape[1]}")
+        for scheme in ("li_to_na_k", "grouped", "random"):
+            t = time.perf_counter()
+            r = evaluate_voltage(table, scheme, features=X, models=models, n_trials=args.trials,
+                                 inner_folds=args.inner_folds, seed=args.seed)
+            (results if k == 0 else others)[scheme + tag] = r
+            name = scheme + tag
+            print(f"{name}_split: {r.split}; train {r.n_train}, test {r.n_test}, shared frameworks "
+                  f"{r.overlap_frameworks}")
+            print(f"{name}_model: {r.model} ({args.trials} trials, inner CV MAE {r.inner_cv_mae:.3f} V)")
+            print(f"{name}_mae_by_ion: " + ", ".join(f"{i} {v:.3f}" for i, v in r.mae_by_ion.items()))
+            print(f"{name}_train_mean_baseline_mae: {r.dummy_mae:.3f}")
+            print(f"{name}_seconds: {time.perf_counter() - t:.0f}", flush=True)
     if not args.skip_recall:
         from battlab.design.retro import substitution_recall
 
@@ -114,6 +123,8 @@ def main() -> int:
     for name, value in ANCHORS.items():
         print(f"anchor_{name}: {value}")
     print(f"seconds: {time.perf_counter() - t0:.0f}")
+    for name, r in others.items():
+        print(f"voltage_mae_{name}: {r.mae:.3f}")
     loss = results["li_to_na_k"].mae - results["random"].mae
     print(f"cross_ion_loss_vs_random: {loss:+.3f} V")
     print(f"voltage_mae_li_to_na_k: {results['li_to_na_k'].mae:.3f}")
