@@ -44,11 +44,14 @@ class RecallResult:
 
 def substitution_recall(electrodes: pd.DataFrame, *, ions: Sequence[str] | None = None, holdout: float = 0.1,
                         n_values: Sequence[int] = (100, 1000), seed: int = 0, threshold: float = 1e-3,
-                        max_substituted: int | None = 1) -> RecallResult:
-    """Hold out ``holdout`` of the known (ion, composition) pairs, generate from the rest, score the top ``N``."""
+                        max_substituted: int | None = 1, progress=None) -> RecallResult:
+    """Hold out ``holdout`` of the known (ion, composition) pairs, generate from the rest, score the top ``N``.
+
+    ``progress``: an optional callable, called with (parents done, parents) every 100 parents.
+    """
     from pymatgen.core import Composition
 
-    from battlab.design.candidates import generate
+    from battlab.design.candidates import substitute
 
     if not 0 < holdout < 1:
         raise BattlabError(f"holdout must be between 0 and 1, got {holdout!r}")
@@ -62,13 +65,21 @@ def substitution_recall(electrodes: pd.DataFrame, *, ions: Sequence[str] | None 
     rest = [p for i, p in enumerate(pairs) if i not in out_idx]
     parents = sorted({f for _, f in rest})
     known = set(rest)
-    rows = []
-    for ion in ions:
-        cands = generate(parents, ion=ion, top=None, threshold=threshold, max_substituted=max_substituted,
-                         match_structures=False)
-        rows.append(cands.table[["formula", "working_ion", "parent", "substitution", "probability"]])
-    pool = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["formula", "working_ion"])
-    pool = pool.sort_values("probability", ascending=False, kind="stable")
+    best: dict[tuple[str, str], tuple[float, str, str]] = {}  # (ion, formula) -> (probability, parent, substitution)
+    for k, parent in enumerate(parents):  # what generate(parents, ion, top=None) proposes, without its table
+        if progress is not None and k % 100 == 0:
+            progress(k, len(parents))
+        comp = Composition(parent)
+        for ion in ions:
+            recs, _ = substitute(comp, ion, threshold=threshold, max_substituted=max_substituted)
+            for rec in recs:
+                key = (ion, rec["composition"].reduced_formula)
+                if key not in best or rec["probability"] > best[key][0]:
+                    best[key] = (rec["probability"], parent, "; ".join(f"{o}->{n}" for o, n in rec["species"].items()))
+    pool = pd.DataFrame([{"formula": f, "working_ion": i, "parent": v[1], "substitution": v[2], "probability": v[0]}
+                         for (i, f), v in best.items()],
+                        columns=["formula", "working_ion", "parent", "substitution", "probability"])
+    pool = pool.sort_values(["probability", "working_ion", "formula"], ascending=[False, True, True], kind="stable")
     pool = pool.drop_duplicates(["working_ion", "formula"]).reset_index(drop=True)
     pool = pool[[(i, f) not in known for i, f in zip(pool["working_ion"], pool["formula"], strict=True)]]
     pool = pool.reset_index(drop=True)
