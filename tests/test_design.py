@@ -98,6 +98,8 @@ def test_prototype_substitution_scales_the_cell_and_removes_equal_structures():
     assert na.table.loc[0, "space_group"] == "Pnma"
     assert s.volume > prototype("olivine").volume * 1.05  # Na+ is larger than Li+
     assert set(li.structures) == set(li.table["candidate_id"])
+    one = generate(prototype("olivine"), ion="Li", top=3)  # a Structure object as the parent
+    assert one.table["formula"].tolist() == li.table["formula"].tolist() and one.table["parent"].iloc[0] == "LiFePO4"
 
 
 def test_candidate_set_round_trip(tmp_path):

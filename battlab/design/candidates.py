@@ -501,8 +501,8 @@ def generate(parents: Sequence[Any] | Any, ion: str = "Li", *, method: str = "su
         raise BattlabError(f"unknown method {method!r}: substitution or enumeration")
     if ion not in ION_CHARGES:
         raise BattlabError(f"working ion {ion!r} is not one of {', '.join(ION_CHARGES)}")
-    if isinstance(parents, (str, Path)) or not isinstance(parents, Sequence):
-        parents = [parents]
+    if isinstance(parents, (str, Path)) or hasattr(parents, "lattice") or not isinstance(parents, Sequence):
+        parents = [parents]  # one parent (a pymatgen Structure is a sequence of sites: still one parent)
     if not len(parents):
         raise BattlabError("no parent given: give formulas, CIF files, prototype names or chemical systems")
     excluded = {Composition(f).reduced_formula for f in exclude}
