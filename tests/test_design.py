@@ -136,6 +136,8 @@ def test_unusable_parents_are_set_aside_with_the_reason(tmp_path):
     assert "not a readable structure file" in reasons["broken.cif"]
     assert reasons["FePO4.cif"].startswith("no working ion in FePO4")
     assert reasons["LiXxO2"] == "unknown element 'Xx'"
+    big = generate(["Na17(Mo15S19)4"], ion="Na")  # pymatgen's guesser would try ~1.6e8 combinations: set aside
+    assert "too large for oxidation-state guessing" in big.set_aside["reason"].iloc[0] and not len(big)
     assert len(cands) == 2 and set(cands.table["parent"]) == {"LiFePO4"}
     with pytest.raises(BattlabError, match="working ion 'Xx'"):
         generate(["LiFePO4"], ion="Xx")

@@ -154,6 +154,24 @@ def _oxidation_of(reduced_formula: str) -> tuple[tuple[str, float], ...] | None:
     return tuple((el, int(v) if float(v).is_integer() else float(v)) for el, v in guess.items())
 
 
+#: Most combinations pymatgen's oxidation-state guesser may try for one composition (a budget in work, not seconds).
+MAX_OXIDATION_COMBINATIONS = 2_000_000
+
+
+def _guess_cost(comp: Any) -> int:
+    """Combinations pymatgen's ``oxi_state_guesses`` enumerates for a composition (its reduced formula)."""
+    from math import comb
+
+    from pymatgen.core import Element
+
+    total = 0
+    for el, amt in comp.reduced_composition.items():
+        n = int(round(amt))
+        states = Element(el.symbol).icsd_oxidation_states or Element(el.symbol).common_oxidation_states
+        total += comb(n + max(len(states), 1) - 1, max(len(states), 1) - 1) * max(n, 1)
+    return total
+
+
 def _parent_ion(comp: Any, ion: str) -> str | None:
     symbols = [el.symbol for el in comp.elements]
     if ion in symbols:
@@ -245,6 +263,10 @@ def substitute(composition: Any, ion: str = "Li", *, threshold: float = 1e-3, ma
     if old_ion is None:
         return [], (f"no working ion in {comp.reduced_formula} (nor {', '.join(s for s in ION_CHARGES if s != ion)} "
                     f"to exchange for {ion}): give the ion-rich (discharged) composition")
+    cost = _guess_cost(comp)
+    if cost > MAX_OXIDATION_COMBINATIONS:
+        return [], (f"{comp.reduced_formula} is too large for oxidation-state guessing ({cost:.2g} combinations, "
+                    f"limit {MAX_OXIDATION_COMBINATIONS:.0g})")
     oxi = _oxidation(comp)
     if oxi is None:
         return [], f"no charge-balanced oxidation states found for {comp.reduced_formula}"
@@ -364,7 +386,8 @@ def _substituted_structure(structure: Any, rec: dict[str, Any]) -> Any:
 
     s = structure.copy()
     s.remove_oxidation_states()
-    old_oxi = _oxidation(structure.composition) or {}
+    old_oxi = (_oxidation(structure.composition) if _guess_cost(structure.composition) <= MAX_OXIDATION_COMBINATIONS
+               else None) or {}
     ratio_num = ratio_den = 0.0
     for old, new in rec["mapping"].items():
         n = structure.composition[old]
