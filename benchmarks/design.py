@@ -1,8 +1,9 @@
 """New materials: does a composition model of electrode voltage transfer between Li, Na and K, and would the
 candidate generator have proposed known electrodes it never saw?
 
-    nice -n 10 python benchmarks/design.py                  # lgbm, 6 trials per model (--trials), seed 0
-    nice -n 10 python benchmarks/design.py --skip-recall    # the voltage figures only
+    nice -n 10 python benchmarks/design.py                  # lgbm, 4 trials per evaluation (--trials), seed 0
+    nice -n 10 python benchmarks/design.py --skip-recall    # the voltage figures only (23 min on 2 shared cores)
+    nice -n 10 python benchmarks/design.py --skip-voltage   # substitution_recall only (7 min)
 
 Data: the Materials Project insertion-electrode collection, Li, Na and K working ions, through
 ``load_dataset("mp_insertion_electrodes")`` (the battlab cache; when ``BATTLAB_DATA`` is unset and
@@ -57,7 +58,7 @@ def _ensure_data() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--trials", type=int, default=6, help="optuna trials per evaluation (default 6)")
+    parser.add_argument("--trials", type=int, default=4, help="optuna trials per evaluation (default 4)")
     parser.add_argument("--models", default="lgbm", help="comma-separated models tuned (default: lgbm)")
     parser.add_argument("--inner-folds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
