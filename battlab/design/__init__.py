@@ -7,6 +7,7 @@
   transfer between working ions (Li, Na, K), on the Materials Project's insertion-electrode collection.
 - :mod:`battlab.design.funnel` — candidates -> composition model with intervals -> ranking -> what
   :mod:`battlab.plan` suggests to compute next.
+- :mod:`battlab.design.retro` — would the generator have proposed known electrodes it never saw (recall at N)?
 
 Nothing here imports PyTorch; relaxations with a universal potential belong to an optional extra.
 """
