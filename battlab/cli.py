@@ -14,6 +14,7 @@ Examples
     $ battlab explain tuned/ features/ --out explained/ --max-rows 2000
     $ battlab app predictor --port 8866        # a Voila app for experimentalists
     $ battlab datasets                         # what can be loaded, with licences
+    $ battlab design candidates LiFePO4 --ion Na --out cands.csv   # new candidate materials
 
 Exit codes: 0 success, 1 a pipeline step failed, 2 bad input (file, column, dataset, usage).
 """
@@ -319,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
                          add_help=False)
     hea.add_argument("rest", nargs=argparse.REMAINDER)
     hea.set_defaults(func=_cmd_health)
+
+    # Registered the same way: battlab.design (pymatgen's substitution table, SMACT) is imported only when used.
+    des = sub.add_parser("design", help="new candidate materials: candidates, screen", add_help=False)
+    des.add_argument("rest", nargs=argparse.REMAINDER)
+    des.set_defaults(func=_cmd_design)
     return parser
 
 
@@ -349,6 +355,15 @@ def _cmd_health(args: argparse.Namespace) -> int:
     return inner.func(inner)
 
 
+def _cmd_design(args: argparse.Namespace) -> int:
+    from battlab.design.cli import add_parser
+
+    parser = argparse.ArgumentParser(prog="battlab")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    inner = parser.parse_args(["design", *args.rest])
+    return inner.func(inner)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``battlab`` command."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -361,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(command="cycling", rest=argv[1:], func=_cmd_cycling)
     elif argv[:1] == ["health"]:
         args = argparse.Namespace(command="health", rest=argv[1:], func=_cmd_health)
+    elif argv[:1] == ["design"]:
+        args = argparse.Namespace(command="design", rest=argv[1:], func=_cmd_design)
     else:
         args = parser.parse_args(argv)
     try:

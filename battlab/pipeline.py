@@ -8,7 +8,7 @@ Example
 -------
 >>> from battlab.pipeline import STEPS
 >>> [s.name for s in STEPS][-3:]
-['06_cycle_life', '07_plan', '08_soh']
+['07_plan', '08_soh', '09_design']
 >>> summary = run_pipeline("runs/latest", quick=True)  # doctest: +SKIP
 """
 
@@ -82,6 +82,10 @@ STEPS: tuple[Step, ...] = (
     Step("08_soh", parameters={"models": ["ridge", "svr"], "n_trials": 12},  # about 3 min on PulseBat (docs/health.md)
          quick={"models": ["ridge"], "n_trials": 2},
          title="state of health from one pulse test, and the reuse / repurpose / recycle sorting", key="test_mape"),
+    Step("09_design", inputs={"model": "03_tune:model", "curated": "01_curate:curated"},
+         quick={"top": 5, "plan_top": 15, "batch_size": 3},
+         title="new materials: candidates by substitution, screened by the model, what to compute next",
+         key="n_candidates"),
 )
 
 

@@ -41,7 +41,34 @@ def fill_cache(cache: Path) -> Path:
     for (name, filename), rel in CACHE_LAYOUT.items():
         (cache / name).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(SHARED_DATASETS / rel, cache / name / filename)
+    fill_mp_electrodes(cache)
     return cache
+
+
+MP_BATTERIES = "mp_batteries/mp_batteries.csv"
+# the export's column names -> battlab.datasets' mp_insertion_electrodes fields (what mp-api returns)
+MP_COLUMNS = {"Battery ID": "battery_id", "Battery Formula": "battery_formula", "Working Ion": "working_ion",
+              "Formula Charge": "formula_charge", "Formula Discharge": "formula_discharge",
+              "Average Voltage": "average_voltage", "Gravimetric Capacity": "capacity_grav",
+              "Volumetric Capacity": "capacity_vol", "Gravimetric Energy": "energy_grav",
+              "Volumetric Energy": "energy_vol", "Max Delta Volume": "max_delta_volume",
+              "Stability Charge": "stability_charge", "Stability Discharge": "stability_discharge"}
+
+
+def fill_mp_electrodes(cache: Path) -> list[str]:
+    """The Materials Project export of ``mp_batteries/`` as the cache ``mp_insertion_electrodes/<ion>.parquet``
+    that ``load_dataset("mp_insertion_electrodes", working_ion=ion)`` reads (as after an mp-api query)."""
+    import pandas as pd
+
+    path = SHARED_DATASETS / MP_BATTERIES
+    if not path.is_file():
+        return []
+    df = pd.read_csv(path)[list(MP_COLUMNS)].rename(columns=MP_COLUMNS)
+    (cache / "mp_insertion_electrodes").mkdir(parents=True, exist_ok=True)
+    for ion, part in df.groupby("working_ion"):
+        part.sort_values("battery_id", kind="stable").reset_index(drop=True).to_parquet(
+            cache / "mp_insertion_electrodes" / f"{ion}.parquet", index=False)
+    return sorted(df["working_ion"].unique())
 # pulsebat: the four 5 s pulse-test files
 CACHE_LAYOUT.update({("pulsebat", name): f"battery_health/pulsebat/{name}"
                      for name in ("NMC_2.1Ah_W_5000.xlsx", "LMO_10Ah_W_5000.xlsx", "NMC_21Ah_W_5000.xlsx",

@@ -1,0 +1,19 @@
+"""Designing new materials: candidates made from known ones, screened by a fast model, planned next.
+
+- :mod:`battlab.design.candidates` — compositions by ionic substitution (Hautier et al. 2011, pymatgen's table)
+  and by enumeration with validity filters (SMACT), structures by substitution into prototypes (the user's CIFs or
+  :mod:`battlab.design.prototypes`), duplicates removed by structure matching: a :class:`CandidateSet`.
+- :mod:`battlab.design.voltage` — composition models of the average voltage of insertion electrodes and their
+  transfer between working ions (Li, Na, K), on the Materials Project's insertion-electrode collection.
+- :mod:`battlab.design.funnel` — candidates -> composition model with intervals -> ranking -> what
+  :mod:`battlab.plan` suggests to compute next.
+- :mod:`battlab.design.retro` — would the generator have proposed known electrodes it never saw (recall at N)?
+
+Nothing here imports PyTorch; relaxations with a universal potential belong to an optional extra.
+"""
+
+from battlab.design.candidates import CandidateSet, enumerate_compositions, framework, generate, substitute
+from battlab.design.prototypes import PROTOTYPES, prototype
+
+__all__ = ["PROTOTYPES", "CandidateSet", "enumerate_compositions", "framework", "generate", "prototype",
+           "substitute"]

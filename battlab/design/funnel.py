@@ -1,0 +1,170 @@
+"""The screening funnel: candidates -> a fast composition model with intervals -> ranking -> what to compute next.
+
+:func:`screen` takes candidates (a :class:`~battlab.design.CandidateSet`, its table or its file) and a tuned
+composition model (:class:`battlab.steps.TunedModel` or its folder, e.g. of the average voltage of insertion
+electrodes), predicts every candidate with its conformal interval (:func:`battlab.steps.predict`) and ranks them:
+
+- by the prediction (``rank_by="prediction"``), or
+- by an energy proxy (``rank_by="energy"``, a model of voltage): predicted voltage x theoretical gravimetric capacity
+  of the working ion (every ion of the discharged formula extracted; :class:`battlab.featurize.BatteryDescriptors`),
+  in Wh/kg of active material, an upper bound, not a cell's energy.
+
+With ``done`` (the results known so far: e.g. the Materials Project electrodes of the working ion, a table with a
+formula column and the target), the ``plan_top`` best-ranked candidates go to
+:func:`battlab.plan.recommend.next_experiments`: a campaign fitted on the done rows suggests the ``batch_size``
+candidates to compute (DFT, a universal potential) or synthesize next, by expected improvement, with the reason.
+
+Nothing is lost: a candidate the model cannot predict (the reason is in ``error``) is kept, unranked, and listed in
+:attr:`Screening.set_aside`; candidates already in ``done`` (same formula) are set aside by the planning step.
+Relaxing the most promising candidates with a universal potential is a separate, optional step (it needs PyTorch);
+its results join ``done`` like any other computed values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from battlab.errors import BattlabError
+
+__all__ = ["RANK_BY", "Screening", "screen"]
+
+#: How :func:`screen` ranks the candidates.
+RANK_BY = ("prediction", "energy")
+
+
+@dataclass
+class Screening:
+    """Ranked candidates with predictions and intervals, the planning step's suggestions, what was set aside."""
+
+    ranked: pd.DataFrame
+    suggestions: pd.DataFrame | None = None
+    set_aside: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["candidate_id", "formula",
+                                                                                    "reason"]))
+    settings: dict[str, Any] = field(default_factory=dict)
+    recommendation: Any = field(default=None, repr=False)
+
+    def summary(self) -> str:
+        n_ok = int(self.ranked["rank"].notna().sum())
+        s = f"{n_ok} of {len(self.ranked)} candidates ranked by {self.settings.get('rank_by', 'prediction')}"
+        if self.suggestions is not None:
+            s += f"; {len(self.suggestions)} suggested to compute next"
+        return s + (f"; {len(self.set_aside)} set aside" if len(self.set_aside) else "")
+
+    def save(self, out: str | Path) -> dict[str, Path]:
+        """``ranked.csv``, ``next.csv`` (with a plan), ``set_aside.csv`` and ``screening.json``."""
+        from battlab.steps import artefact_header
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"ranked": out / "ranked.csv", "set_aside": out / "set_aside.csv", "record": out / "screening.json"}
+        self.ranked.to_csv(paths["ranked"], index=False)
+        self.set_aside.to_csv(paths["set_aside"], index=False)
+        if self.suggestions is not None:
+            paths["next"] = out / "next.csv"
+            self.suggestions.to_csv(paths["next"], index=False)
+        paths["record"].write_text(json.dumps({**artefact_header("Screening"), "settings": self.settings},
+                                              indent=1, default=str))
+        return paths
+
+    @classmethod
+    def load(cls, path: str | Path) -> Screening:
+        from battlab.steps import check_artefact
+
+        path = Path(path)
+        if not (path / "screening.json").is_file():
+            raise BattlabError(f"{path}: no screening.json (not a folder written by Screening.save)")
+        meta = json.loads((path / "screening.json").read_text())
+        check_artefact(meta, "Screening", path)
+        nxt = pd.read_csv(path / "next.csv") if (path / "next.csv").is_file() else None
+        return cls(pd.read_csv(path / "ranked.csv"), nxt,
+                   pd.read_csv(path / "set_aside.csv", dtype=str, keep_default_na=False), meta.get("settings", {}))
+
+
+def _candidate_table(candidates: Any) -> pd.DataFrame:
+    from battlab.design.candidates import CandidateSet
+
+    if isinstance(candidates, CandidateSet):
+        return candidates.table.copy()
+    if isinstance(candidates, pd.DataFrame):
+        table = candidates.copy()
+    else:
+        path = Path(candidates)
+        if path.is_dir():
+            return CandidateSet.load(path).table.copy()
+        from battlab.tables import load_table
+
+        table = load_table(path)
+    if "formula" not in table.columns:
+        raise BattlabError("the candidate table has no 'formula' column (write it with battlab design candidates)")
+    if "candidate_id" not in table.columns:
+        table.insert(0, "candidate_id", [f"c{i + 1:04d}" for i in range(len(table))])
+    return table
+
+
+def screen(candidates: Any, model: Any, *, rank_by: str = "prediction", maximize: bool = True,
+           working_ion: str | None = None, done: Any = None, target: str | None = None, plan_top: int = 50,
+           batch_size: int = 5, acquisition: str = "ei", seed: int = 0) -> Screening:
+    """Predict, rank and (with ``done``) plan: see the module's description. Same ``seed``, same suggestions."""
+    from battlab import steps
+    from battlab.featurize import BatteryDescriptors
+
+    if rank_by not in RANK_BY:
+        raise BattlabError(f"unknown rank_by {rank_by!r}; choose one of {', '.join(RANK_BY)}")
+    table = _candidate_table(candidates)
+    if not len(table):
+        raise BattlabError("no candidates to screen")
+    tuned = model if isinstance(model, steps.TunedModel) else steps.TunedModel.load(model)
+    pred = steps.predict(tuned, table)
+    out = table.reset_index(drop=True).copy()
+    for col in ("prediction", "low", "high", "error"):
+        out[col] = pred[col].to_numpy()
+    out["error"] = out["error"].fillna("").astype(str)
+    ok = (out["error"] == "").to_numpy() & np.isfinite(out["prediction"].to_numpy(dtype=float))
+    ion = working_ion or (str(out["working_ion"].iloc[0]) if "working_ion" in out else "Li")
+    cap = BatteryDescriptors(working_ion=ion).fit_transform(out["formula"].tolist())
+    out["capacity_mAh_g"] = cap[f"theoretical capacity {ion} (mAh/g)"].to_numpy()
+    out["energy_Wh_kg"] = out["prediction"] * out["capacity_mAh_g"]
+    key = "prediction" if rank_by == "prediction" else "energy_Wh_kg"
+    score = out[key].where(ok)
+    order = score.rank(ascending=not maximize, method="first")
+    out.insert(1, "rank", order)
+    out = out.sort_values("rank", na_position="last", kind="stable").reset_index(drop=True)
+    aside = out.loc[out["rank"].isna(), ["candidate_id", "formula", "error"]].rename(columns={"error": "reason"})
+    settings = {"rank_by": rank_by, "maximize": maximize, "working_ion": ion, "model": tuned.best_name,
+                "model_target": tuned.model_target, "plan_top": plan_top, "batch_size": batch_size,
+                "acquisition": acquisition, "seed": seed}
+    if done is None:
+        return Screening(out, None, aside.reset_index(drop=True), settings)
+    if target is None:
+        raise BattlabError("give target= (the result column of the done table) to plan what to compute next")
+    from battlab.plan.recommend import next_experiments
+
+    shortlist = out.loc[out["rank"].notna()].head(plan_top)
+    pool = shortlist[["candidate_id", "formula"]].reset_index(drop=True)
+    rec = next_experiments(done, pool, target, formula_column="formula", maximize=maximize, acquisition=acquisition,
+                           batch_size=min(batch_size, len(pool)), seed=seed)
+    cols = ["rank", "candidate_id", "formula", "mean", "std", "acquisition", "reason"]
+    nxt = rec.suggestions.rename(columns={"rank": "plan_rank"})
+    extra = out.set_index("candidate_id")[["prediction", "low", "high", "parent", "substitution"]
+                                           if "parent" in out else ["prediction", "low", "high"]]
+    nxt = nxt.join(extra, on="candidate_id") if "candidate_id" in nxt else nxt
+    nxt = nxt[[c for c in ["plan_rank", *cols[1:], *extra.columns] if c in nxt.columns]]
+    planned_aside = rec.set_aside
+    if len(planned_aside):
+        rows = planned_aside[planned_aside["table"].astype(str).str.contains("candidate")]
+        extra_aside = pd.DataFrame({"candidate_id": [pool["candidate_id"].iloc[int(r) - 1]
+                                                     if str(r).isdigit() and 0 < int(r) <= len(pool) else ""
+                                                     for r in rows["row"]],
+                                    "formula": [pool["formula"].iloc[int(r) - 1]
+                                                if str(r).isdigit() and 0 < int(r) <= len(pool) else ""
+                                                for r in rows["row"]],
+                                    "reason": ("planning: " + rows["reason"].astype(str)).tolist()})
+        aside = pd.concat([aside, extra_aside], ignore_index=True)
+    settings["plan_target"] = rec.target
+    return Screening(out, nxt.reset_index(drop=True), aside.reset_index(drop=True), settings, rec)

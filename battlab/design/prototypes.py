@@ -1,0 +1,78 @@
+"""Classic cathode and solid-electrolyte prototype structures, built in code from published crystal data.
+
+Nothing is downloaded: each prototype is made with :meth:`pymatgen.core.Structure.from_spacegroup` from its
+space group, lattice parameters and Wyckoff positions as published (rounded; the source is in
+:data:`PROTOTYPES`). They are starting points for element substitution (:func:`battlab.design.candidates`),
+not relaxed structures: a candidate made from one needs a relaxation (DFT or a universal potential) before its
+energy means anything.
+
+Example
+-------
+>>> s = prototype("olivine")
+>>> s.composition.reduced_formula, len(s), s.get_space_group_info()[1]
+('LiFePO4', 28, 62)
+>>> sorted(PROTOTYPES)
+['antiperovskite', 'layered', 'olivine', 'spinel']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from battlab.errors import BattlabError
+
+__all__ = ["PROTOTYPES", "Prototype", "prototype"]
+
+
+@dataclass(frozen=True)
+class Prototype:
+    """A crystal structure as published: space group, lattice (Å, degrees) and asymmetric unit."""
+
+    name: str
+    formula: str
+    kind: str
+    space_group: str
+    lattice: tuple[float, float, float, float, float, float]  # a, b, c (Å), alpha, beta, gamma (degrees)
+    species: tuple[str, ...]
+    coords: tuple[tuple[float, float, float], ...]  # fractional, in pymatgen's setting of the space group
+    source: str
+
+    def structure(self):  # -> pymatgen.core.Structure
+        from pymatgen.core import Lattice, Structure
+
+        return Structure.from_spacegroup(self.space_group, Lattice.from_parameters(*self.lattice),
+                                         list(self.species), [list(c) for c in self.coords])
+
+
+#: The built-in prototypes, by name.
+PROTOTYPES: dict[str, Prototype] = {p.name: p for p in (
+    Prototype(
+        "olivine", "LiFePO4", "cathode (olivine)", "Pnma", (10.332, 6.010, 4.692, 90, 90, 90),
+        ("Li", "Fe", "P", "O", "O", "O"),
+        ((0, 0, 0), (0.28222, 0.25, 0.97472), (0.09486, 0.25, 0.41820), (0.09678, 0.25, 0.74279),
+         (0.45710, 0.25, 0.20602), (0.16558, 0.04646, 0.28473)),
+        "Streltsov, V. A., Belokoneva, E. L., Tsirelson, V. G. & Hansen, N. K., Multipole analysis of the "
+        "electron density in triphylite, LiFePO4, using X-ray diffraction data, Acta Cryst. B49, 147-153 (1993)"),
+    Prototype(
+        "layered", "LiCoO2", "cathode (layered O3, alpha-NaFeO2 type)", "R-3m", (2.8156, 2.8156, 14.0542, 90, 90, 120),
+        ("Li", "Co", "O"), ((0, 0, 0), (0, 0, 0.5), (0, 0, 0.2396)),
+        "Akimoto, J., Gotoh, Y. & Oosawa, Y., Synthesis and structure refinement of LiCoO2 single crystals, "
+        "J. Solid State Chem. 141, 298-302 (1998)"),
+    Prototype(
+        "spinel", "LiMn2O4", "cathode (spinel)", "Fd-3m", (8.245, 8.245, 8.245, 90, 90, 90),
+        ("Li", "Mn", "O"), ((0, 0, 0), (0.625, 0.625, 0.625), (0.3881, 0.3881, 0.3881)),  # origin choice 1
+        "Akimoto, J., Takahashi, Y., Gotoh, Y. & Mizuta, S., Single crystal X-ray diffraction study of the "
+        "spinel-type LiMn2O4, Chem. Mater. 12, 3246-3248 (2000); x(O) = 0.263 in origin choice 2"),
+    Prototype(
+        "antiperovskite", "Li3OCl", "solid electrolyte (antiperovskite)", "Pm-3m", (3.91, 3.91, 3.91, 90, 90, 90),
+        ("Cl", "O", "Li"), ((0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)),
+        "Zhao, Y. & Daemen, L. L., Superionic conductivity in lithium-rich anti-perovskites, "
+        "J. Am. Chem. Soc. 134, 15042-15047 (2012)"),
+)}
+
+
+def prototype(name: str):  # -> pymatgen.core.Structure
+    """The structure of a built-in prototype; an unknown name is a one-line :class:`BattlabError`."""
+    if name not in PROTOTYPES:
+        raise BattlabError(f"unknown prototype {name!r}; built-in prototypes: {', '.join(sorted(PROTOTYPES))}")
+    return PROTOTYPES[name].structure()
