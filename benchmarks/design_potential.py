@@ -15,9 +15,9 @@ out of the MAE (counted in ``n_not_converged_*``). Relaxations are checkpointed 
 an interrupted run resumes.
 
 Prints per pair ``voltage_<pair>_<potential>``, ``mp_voltage_<pair>``, ``error_<pair>_<potential>`` and
-``seconds_<pair>_<potential>`` (both ends' relaxations), then per potential the counts, ``seconds_per_pair_*`` and
-``voltage_mae_<potential>``; the headline ``voltage_mae_chgnet`` last (goal <= 0.25 V; direct composition-model
-anchors 0.37-0.43 V). Exits 1 if it could not measure.
+``seconds_<pair>_<potential>`` (both ends' relaxations, wall-clock and CPU), then per potential the counts,
+``seconds_per_pair_*`` and ``voltage_mae_<potential>``; the headline ``voltage_mae_chgnet`` last (goal <= 0.25 V;
+direct composition-model anchors 0.37-0.43 V). Exits 1 if it could not measure.
 """
 
 from __future__ import annotations
@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             note = row["status"] + (f": {row['reason']}" if row["reason"] else "")
             print(f"voltage_{n}_{potential}: {row['voltage_V']:.3f}  ({note})")
             print(f"error_{n}_{potential}: {row['error_V']:+.3f}")
-            if "seconds" in row and row["seconds"] == row["seconds"]:
-                print(f"seconds_{n}_{potential}: {row['seconds']:.1f}")
+            if row.get("seconds", float("nan")) == row.get("seconds"):
+                cpu = row.get("cpu_seconds", float("nan"))
+                print(f"seconds_{n}_{potential}: {row['seconds']:.1f}  (cpu {cpu:.1f})")
         ok = table[table["status"] == "ok"]
         for ion in ("Li", "Na", "K"):
             sub = ok[ok["ion"] == ion]
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"n_failed_{potential}: {int((table['status'] == 'failed').sum())}")
         if "seconds" in table and len(ok):
             print(f"seconds_per_pair_{potential}: {ok['seconds'].mean():.1f}")
+            print(f"cpu_seconds_per_pair_{potential}: {ok['cpu_seconds'].mean():.1f}")
         if len(ok):
             maes[potential] = float(ok["error_V"].abs().mean())
             print(f"voltage_max_abs_error_{potential}: {ok['error_V'].abs().max():.3f}")
