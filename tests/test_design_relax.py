@@ -45,6 +45,13 @@ def test_missing_extra_says_how_to_install_it(monkeypatch):
         R.load_potential.cache_clear()
 
 
+def test_a_disordered_structure_is_one_line():
+    half = P.layered_o3()
+    half.replace_species({"Li": {"Li": 0.5}})
+    with pytest.raises(R.PotentialError, match="partial occupancies; a potential needs an ordered structure"):
+        R.relax(half)
+
+
 def test_unknown_potential_is_one_line():
     with pytest.raises(R.PotentialError, match="unknown potential 'mace'; known: chgnet, sevenn"):
         R.relax(P.metal("Li"), potential="mace")

@@ -248,7 +248,7 @@ def relax(structure: Any, potential: str = "chgnet", fmax: float = 0.05, steps: 
     Raises
     ------
     PotentialError
-        An unknown potential, or an element it does not know (one line).
+        An unknown potential, an element it does not know, or a disordered structure (one line).
     AtomisticNotInstalled
         The optional extra is missing.
 
@@ -261,6 +261,9 @@ def relax(structure: Any, potential: str = "chgnet", fmax: float = 0.05, steps: 
     """
     from tqdm.auto import tqdm
 
+    if not structure.is_ordered:
+        raise PotentialError(f"{structure.composition.reduced_formula}: partial occupancies; a potential needs an "
+                             "ordered structure (e.g. pymatgen's OrderDisorderedStructureTransformation)")
     pot = load_potential(potential)
     check_elements(structure, potential)
     import numpy as np
