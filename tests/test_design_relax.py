@@ -175,6 +175,8 @@ def test_relax_structures_checkpoints_each_structure_and_keeps_failures(tmp_path
         calls.append(structure.composition.reduced_formula)
         if "Co" in structure.composition:
             raise R.PotentialError(f"{structure.composition.reduced_formula}: potential stub does not know Co")
+        if "Na" in structure.composition and steps == 7:
+            raise RuntimeError("the graph has isolated atoms\nmore detail")
         return _fake(structure, -2.0, converged=steps > 3, potential=potential)
 
     monkeypatch.setattr(R, "relax", stub)
@@ -192,6 +194,9 @@ def test_relax_structures_checkpoints_each_structure_and_keeps_failures(tmp_path
     assert list(again["energy_per_atom_eV"].fillna(0)) == list(table["energy_per_atom_eV"].fillna(0))
     short = R.relax_structures({"li": P.metal("Li")}, steps=2, cache_dir=tmp_path / "ck", progress=False)
     assert list(short["status"]) == ["not converged"] and len(calls) == 4  # other settings: another key
+    crashed = R.relax_structures({"na": P.metal("Na")}, steps=7, progress=False)
+    assert list(crashed["status"]) == ["failed"]
+    assert crashed.loc[0, "reason"] == "Na: RuntimeError: the graph has isolated atoms"
     monkeypatch.setattr(R, "_versions", lambda potential: {"battlab": "other"})
     with pytest.raises(R.PotentialError, match="relaxed with .* use a new folder"):
         R.relax_structures(structures, cache_dir=tmp_path / "ck", progress=False)

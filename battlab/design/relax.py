@@ -512,6 +512,10 @@ def _relax_one(design: dict[str, Any], key: str, cache_dir: str | None, kwargs: 
     except PotentialError as exc:  # an element the potential does not know: kept aside with the reason
         row = {"name": design["name"], "formula": structure.composition.reduced_formula, "status": "failed",
                "reason": str(exc), "structure": design["structure"], "converged": False}
+    except (ValueError, RuntimeError, FloatingPointError) as exc:  # the potential or optimizer gave up on it
+        row = {"name": design["name"], "formula": structure.composition.reduced_formula, "status": "failed",
+               "reason": f"{structure.composition.reduced_formula}: {type(exc).__name__}: {exc}".splitlines()[0],
+               "structure": design["structure"], "converged": False}
     if ck is not None:
         ck.write(key, row)
         ck.log("done", key, seconds=row.get("seconds"), status=row["status"])
