@@ -75,7 +75,8 @@ def test_the_main_lock_and_venv_have_no_torch():
 
 def test_atomistic_lock_adds_the_extra_on_top_of_the_main_lock():
     main, extra = _locked(), _locked(ATOMISTIC_LOCK)
-    assert not set(main) & set(extra), "requirements-atomistic.lock repeats pins of requirements.lock"
+    differ = {n: (main[n], extra[n]) for n in set(main) & set(extra) if main[n] != extra[n]}
+    assert not differ, f"requirements-atomistic.lock contradicts requirements.lock {differ}: run `make lock-atomistic`"
     pins = {**main, **extra}
     reqs = _every_requirement({"atomistic"})
     missing = [str(r) for r in reqs if canonicalize_name(r.name) not in pins]
