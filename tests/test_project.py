@@ -24,16 +24,19 @@ APPS = sorted((ROOT / "widgets").glob("*.ipynb"))
 
 
 LOCK = ROOT / "requirements.lock"
+ATOMISTIC_LOCK = ROOT / "requirements-atomistic.lock"
+#: Extras kept out of requirements.lock and .venv (PyTorch): in requirements-atomistic.lock and .venv-atomistic.
+APART = {"atomistic"}
 #: What the lock is made for (`make lock`): Python 3.11 on Linux x86_64.
 LOCK_ENV = {"python_version": "3.11", "python_full_version": "3.11.7", "sys_platform": "linux",
             "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
             "implementation_name": "cpython", "platform_python_implementation": "CPython"}
 
 
-def _locked() -> dict[str, str]:
-    """Package name -> exact version pinned by requirements.lock."""
+def _locked(lock: Path | None = None) -> dict[str, str]:
+    """Package name -> exact version pinned by requirements.lock (or another lock)."""
     pins = {}
-    for line in LOCK.read_text().splitlines():
+    for line in (lock or LOCK).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -43,10 +46,12 @@ def _locked() -> dict[str, str]:
     return pins
 
 
-def _every_requirement() -> list[Requirement]:
+def _every_requirement(extras: set[str] | None = None) -> list[Requirement]:
+    """The core dependencies and those of ``extras`` (default: every extra of requirements.lock)."""
+    optional = PYPROJECT["project"]["optional-dependencies"]
     reqs = [Requirement(s) for s in PYPROJECT["project"]["dependencies"]]
-    for specs in PYPROJECT["project"]["optional-dependencies"].values():
-        reqs += [Requirement(s) for s in specs]
+    for name in (set(optional) - APART) if extras is None else extras:
+        reqs += [Requirement(s) for s in optional[name]]
     return [r for r in reqs if r.marker is None or r.marker.evaluate({**LOCK_ENV, "extra": ""})]
 
 
@@ -59,6 +64,29 @@ def test_lock_satisfies_pyproject_with_every_extra():
              if not r.specifier.contains(pins[canonicalize_name(r.name)], prereleases=True)]
     assert not stale, f"requirements.lock no longer satisfies pyproject.toml: {stale}: run `make lock`"
     assert "make lock" in LOCK.read_text().splitlines()[1], "the lock names the command that regenerates it"
+
+
+def test_the_main_lock_and_venv_have_no_torch():
+    """The atomistic extra (PyTorch) stays out of requirements.lock, so `make run`/`make test` stay lean."""
+    assert "atomistic" in PYPROJECT["project"]["optional-dependencies"]
+    pins = _locked()
+    assert not {"torch", "chgnet", "sevenn", "triton"} & set(pins)
+    assert not [name for name in pins if name.startswith("nvidia-")]
+
+
+def test_atomistic_lock_adds_the_extra_on_top_of_the_main_lock():
+    main, extra = _locked(), _locked(ATOMISTIC_LOCK)
+    differ = {n: (main[n], extra[n]) for n in set(main) & set(extra) if main[n] != extra[n]}
+    assert not differ, f"requirements-atomistic.lock contradicts requirements.lock {differ}: run `make lock-atomistic`"
+    pins = {**main, **extra}
+    reqs = _every_requirement({"atomistic"})
+    missing = [str(r) for r in reqs if canonicalize_name(r.name) not in pins]
+    stale = [str(r) for r in reqs if canonicalize_name(r.name) in pins
+             and not r.specifier.contains(pins[canonicalize_name(r.name)], prereleases=True)]
+    assert not missing and not stale, f"run `make lock-atomistic`: missing {missing}, unsatisfied {stale}"
+    assert extra["torch"].endswith("+cpu"), "the CPU build of torch (PyPI's Linux torch brings CUDA)"
+    assert not [name for name in extra if name.startswith("nvidia-") and name != "nvidia-ml-py3"]
+    assert "make lock-atomistic" in ATOMISTIC_LOCK.read_text().splitlines()[1]
 
 
 def test_lock_parser_catches_an_unsatisfied_pin(tmp_path, monkeypatch):
@@ -102,7 +130,9 @@ def test_makefile_installs_the_lock():
     make = (ROOT / "Makefile").read_text()
     assert "pip install -q -r $(LOCK)" in make and "LOCK := requirements.lock" in make
     assert "pip install -q --no-deps -e ." in make
-    assert "uv pip compile pyproject.toml --all-extras --python-version 3.11" in make
+    assert "uv pip compile pyproject.toml $(EXTRAS:%=--extra %) --python-version 3.11" in make
+    extras = next(line for line in make.splitlines() if line.startswith("EXTRAS :="))
+    assert set(extras.split(":=")[1].split()) == set(PYPROJECT["project"]["optional-dependencies"]) - APART
     assert "test-latest:" in make and "export BATTLAB_UNLOCKED := 1" in make
 
 

@@ -8,8 +8,13 @@
 - :mod:`battlab.design.funnel` — candidates -> composition model with intervals -> ranking -> what
   :mod:`battlab.plan` suggests to compute next.
 - :mod:`battlab.design.retro` — would the generator have proposed known electrodes it never saw (recall at N)?
+- :mod:`battlab.design.pairs` — classic insertion pairs (ion-rich, ion-poor) and working-ion metals built in code
+  from published lattice parameters and Wyckoff positions (nothing downloaded).
+- :mod:`battlab.design.relax` — relaxation, energies, forces and average intercalation voltage with CHGNet or
+  SevenNet (the optional extra ``battlab[atomistic]``: ``pip install -e ".[atomistic]"`` or
+  ``make .venv-atomistic/.installed``).
 
-Nothing here imports PyTorch; relaxations with a universal potential belong to an optional extra.
+Nothing imported here imports PyTorch; the potentials are loaded on first use.
 """
 
 from battlab.design.candidates import CandidateSet, enumerate_compositions, framework, generate, substitute
