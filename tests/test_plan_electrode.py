@@ -308,3 +308,19 @@ def test_the_stopping_rule_is_seeded() -> None:
     pd.testing.assert_frame_equal(a.history, b.history)
     assert a.ei_design_ == b.ei_design_ and a.max_ei_ == b.max_ei_
     assert other.ei_design_ != a.ei_design_
+
+
+@pytest.mark.slow
+def test_closed_loop_stops_on_the_expected_improvement_not_on_a_count() -> None:
+    """On the simulator: with a tolerance no expected gain reaches, closed_loop stops at the first round it can
+    (a feasible design known, one round of patience); with one every expected gain exceeds, it runs to max_rounds."""
+    space = DEFAULT_SPACE | {"solid_content": 0.65, "active_weight_fraction": 0.95}
+    kw = {"space": space, "constraints": CONSTRAINTS, "n_initial": 8, "seed": 0, "patience": 1, "verbose": False,
+          "pso_params": {"pop_size": 10, "n_gen": 5}, "surrogate_params": {"hidden_layer_sizes": (8,), "max_iter": 100}}
+    early = closed_loop(tol=0.5, max_rounds=4, **kw).history
+    feasible = np.isfinite(early["best_observed"].to_numpy(float))
+    assert feasible.any()
+    assert early["round"].iloc[-1] == max(1, int(np.argmax(feasible))) < 4
+    assert early["max_expected_improvement"].iloc[-1] < 0.5 * early["best_observed"].iloc[-1]
+    late = closed_loop(tol=1e-9, max_rounds=2, **kw).history
+    assert list(late["round"]) == [0, 1, 2] and (late["max_expected_improvement"] > 0).all()
