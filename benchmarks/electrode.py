@@ -36,10 +36,12 @@ never gets there counts as infinitely many calls (so a method that misses on mos
 ``inf``). Each method's calls are its own: nothing is cached across methods or runs.
 
 Runs go to ``--workers`` processes (default 2), one simulation at a time each. Measured here: one
-design takes ~0.3-0.7 s on one core, a closed-loop round (refit + PSO on the surrogate) ~5-15 s, a GP-EI
-suggestion ~1-3 s on 6 knobs. The default run (200 runs, 8,450 simulations) took about 83 minutes on the
-2 shared cores of the development machine (load 3-5), more than the hour aimed at; ``--seeds 100-109``
-halves it. ``--traces FILE --resume`` continues an interrupted run (the runs are seeded).
+design takes ~0.3-0.7 s on one core, a closed-loop round (refit, PSO on the surrogate, the expected-improvement
+search) ~5-15 s, a GP-EI suggestion ~1-3 s on 6 knobs. All five methods on seeds 100-119 (200 runs) took
+about 83 minutes on the 2 shared cores of the development machine (load 3-5); the default two report sets
+double that. At load 16-23 (other sessions), a closed-loop run took 2-7 minutes on window6 and a GP-EI run
+of 50 calls 16-20 minutes. ``--methods``, ``--problems`` and ``--seeds`` run a part; ``--traces FILE
+--resume`` continues an interrupted run or adds methods to it (the runs are seeded).
 
 Run: ``python benchmarks/electrode.py [--seeds 100-119,200-219] [--problems window3,window6] [--budget 50]``.
 Prints ``name: value`` lines; per problem and report set ``closed_loop_reached_<problem>_seeds<set>: K of
@@ -242,9 +244,10 @@ def main() -> int:
 
     def ratio(problem: str, group: int | None = None) -> float:
         loop = median(problem, "closed_loop", group)
-        bo = np.nanmin([median(problem, m, group) for m in BO_METHODS] + [np.nan])
-        if np.isnan(loop) or np.isnan(bo):
+        bos = [b for b in (median(problem, m, group) for m in BO_METHODS) if not np.isnan(b)]
+        if np.isnan(loop) or not bos:
             return float("nan")
+        bo = min(bos)
         return loop / bo if np.isfinite(bo) else (0.0 if np.isfinite(loop) else float("nan"))
 
     # per report set (the seeds of one hundred: 100-119, 200-219...): how often the loop gets there, and its ratio
