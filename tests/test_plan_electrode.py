@@ -12,6 +12,7 @@ from battlab.electrode import DEFAULT_SPACE, closed_loop, run_designs
 from battlab.electrode.process import ProcessSettings, process_table
 from battlab.errors import BattlabError
 from battlab.plan import ElectrodeCampaign
+from battlab.plan.electrode import expected_improvement, initial_size
 
 SPACE = DEFAULT_SPACE | {"solid_content": 0.65}
 CONSTRAINTS = {"rate_capability": (0.8, None)}
@@ -29,8 +30,8 @@ def lab(designs: pd.DataFrame) -> pd.DataFrame:
 
 
 def campaign(**kw) -> ElectrodeCampaign:
-    return ElectrodeCampaign(space=SPACE, constraints=CONSTRAINTS, n_initial=6, seed=3, physics=False,
-                             **(SMALL | kw))
+    return ElectrodeCampaign(space=SPACE, constraints=CONSTRAINTS, physics=False,
+                             **({"n_initial": 6, "seed": 3} | SMALL | kw))
 
 
 def test_ask_tell_round_trip_with_a_lab_table() -> None:
@@ -214,3 +215,112 @@ def test_a_proposal_repeating_a_known_design_is_jittered_with_the_saved_generato
     moved = (jittered[list(SPACE)].to_numpy() - proposal[list(SPACE)].to_numpy())[0]
     assert np.abs(moved).max() > 0 and jittered["solid_content"].iloc[0] == 0.65
     pd.testing.assert_frame_equal(loaded.suggest(1), jittered)
+
+
+# ------------------------------------------------------------------------------------------ the stopping rule
+def test_expected_improvement_weighs_the_gain_by_the_chance_of_feasibility() -> None:
+    t = pd.DataFrame({"y": [10.0, 10.0, 12.0, 12.0], "y_std": [1.0, 1.0, 1e-9, 1e-9],
+                      "c": [0.9, 0.7, 0.9, 0.9], "c_std": [0.01, 0.01, 0.01, 0.01]})
+    ei = expected_improvement(t, "y", 10.0, constraints={"c": (0.8, None)})
+    assert ei[0] == pytest.approx(1.0 / np.sqrt(2 * np.pi), rel=1e-6)  # at the incumbent: std * phi(0)
+    assert ei[1] < 1e-12  # ten standard deviations short of the constraint
+    assert ei[2] == pytest.approx(2.0) and ei[3] == pytest.approx(2.0)  # a sure gain of 2
+    assert expected_improvement(t, "y", 11.0, constraints={"c": (0.8, None)})[0] < ei[0]
+    assert expected_improvement(t, "y", 10.0, maximize=False)[2] == pytest.approx(0.0, abs=1e-12)
+    # no feasible design yet: the chance of feasibility alone
+    np.testing.assert_allclose(expected_improvement(t, "y", np.nan, constraints={"c": (0.8, None)}),
+                               [1.0, 0.0, 1.0, 1.0], atol=1e-12)
+
+
+def test_the_initial_design_grows_with_the_knobs() -> None:
+    six = DEFAULT_SPACE | {"particle_radius_um": (2.0, 10.0), "np_ratio": (1.05, 1.25)}
+    assert len(ElectrodeCampaign(space=six).suggest()) == initial_size(six) == 6
+    assert len(ElectrodeCampaign(space=SPACE).suggest()) == initial_size(SPACE) == 3
+    assert len(ElectrodeCampaign(space=SPACE, n_initial=5).suggest()) == 5
+
+
+def drive(c: ElectrodeCampaign, rounds: int) -> ElectrodeCampaign:
+    first = c.suggest()
+    c.observe(first, lab(first))
+    for _ in range(rounds):
+        batch = c.suggest(1)
+        c.observe(batch, lab(batch))
+    return c
+
+
+def test_it_does_not_stop_while_the_surrogate_expects_a_gain() -> None:
+    """With a tolerance no expected improvement goes below, the campaign never says it has converged."""
+    c = campaign(tol=1e-9, patience=1)
+    first = c.suggest()
+    assert not c.converged()  # nothing observed
+    c.observe(first, lab(first))
+    for _ in range(3):
+        assert c.max_ei_ > c.tol * abs(c.best_value_)
+        assert not c.converged()
+        batch = c.suggest(1)
+        assert not c.converged()  # a batch is out in the lab
+        c.observe(batch, lab(batch))
+    assert (c.history["max_expected_improvement"] > 0).all()
+
+
+def test_it_stops_when_the_expected_improvement_is_low() -> None:
+    """converged() follows the recorded expected improvements: below tol * best for `patience` results."""
+    c = drive(campaign(tol=0.5, patience=2), 2)  # a gain of half the objective: never expected here
+    ei = c.history["max_expected_improvement"].to_numpy(float)
+    assert (ei < 0.5 * abs(c.best_value_)).all() and c.converged()
+    threshold = float(np.median(ei[1:]))  # a tolerance between the recorded values
+    c.tol = threshold / abs(c.best_value_)
+    assert c.converged() == bool((ei[-2:] < threshold).all())
+
+
+def test_no_feasible_design_means_not_converged() -> None:
+    c = campaign(tol=0.5, patience=1)
+    first = c.suggest()
+    c.observe(first, lab(first).assign(rate_capability=0.1))  # nothing meets rate capability >= 0.8
+    batch = c.suggest(1)
+    c.observe(batch, lab(batch).assign(rate_capability=0.1))
+    assert c.best() is None and not c.converged()
+    assert (c.history["max_expected_improvement"] > 0).all()  # the chance of feasibility, still worth a try
+
+
+def test_a_proposal_without_gain_switches_to_exploration() -> None:
+    """After a proposal that did not improve the best design, the next one is the expected-improvement optimum."""
+    c = campaign()
+    first = c.suggest()
+    c.observe(first, lab(first))
+    batch = c.suggest(1)
+    assert batch["proposal_kind"].iloc[0] == "pessimistic"
+    c.observe(batch, lab(batch).assign(specific_energy_Wh_kg=0.0))  # far worse than predicted
+    assert not bool(c.history["improved"].iloc[-1])
+    nxt = c.suggest(1)
+    assert nxt["proposal_kind"].iloc[0] == "expected_improvement"
+    np.testing.assert_allclose(nxt[list(SPACE)].to_numpy(float)[0], [c.ei_design_[k] for k in SPACE])
+    off = campaign(explore=False)
+    first = off.suggest()
+    off.observe(first, lab(first))
+    batch = off.suggest(1)
+    off.observe(batch, lab(batch).assign(specific_energy_Wh_kg=0.0))
+    assert off.suggest(1)["proposal_kind"].iloc[0] == "pessimistic"
+
+
+def test_the_stopping_rule_is_seeded() -> None:
+    a, b, other = (drive(campaign(seed=s), 2) for s in (3, 3, 4))
+    pd.testing.assert_frame_equal(a.history, b.history)
+    assert a.ei_design_ == b.ei_design_ and a.max_ei_ == b.max_ei_
+    assert other.ei_design_ != a.ei_design_
+
+
+@pytest.mark.slow
+def test_closed_loop_stops_on_the_expected_improvement_not_on_a_count() -> None:
+    """On the simulator: with a tolerance no expected gain reaches, closed_loop stops at the first round it can
+    (a feasible design known, one round of patience); with one every expected gain exceeds, it runs to max_rounds."""
+    space = DEFAULT_SPACE | {"solid_content": 0.65, "active_weight_fraction": 0.95}
+    kw = {"space": space, "constraints": CONSTRAINTS, "n_initial": 8, "seed": 0, "patience": 1, "verbose": False,
+          "pso_params": {"pop_size": 10, "n_gen": 5}, "surrogate_params": {"hidden_layer_sizes": (8,), "max_iter": 100}}
+    early = closed_loop(tol=0.5, max_rounds=4, **kw).history
+    feasible = np.isfinite(early["best_observed"].to_numpy(float))
+    assert feasible.any()
+    assert early["round"].iloc[-1] == max(1, int(np.argmax(feasible))) < 4
+    assert early["max_expected_improvement"].iloc[-1] < 0.5 * early["best_observed"].iloc[-1]
+    late = closed_loop(tol=1e-9, max_rounds=2, **kw).history
+    assert list(late["round"]) == [0, 1, 2] and (late["max_expected_improvement"] > 0).all()

@@ -135,7 +135,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     if args.rounds > 0:
         res = closed_loop(args.objective, space=space, constraints=constraints, initial=table,
                           batch_size=args.batch, max_rounds=args.rounds, kappa=args.kappa, seed=args.seed,
-                          n_jobs=args.n_jobs)
+                          tol=args.tol, patience=args.patience, n_jobs=args.n_jobs)
         best = {k: res.best.get(k) for k in [*space, args.objective, *constraints]}
         print(res.history.to_string(index=False))
         print(f"best simulated design: {to_json(best)}")
@@ -202,8 +202,14 @@ def add_parser(subparsers: Any) -> None:
     opt.add_argument("--data", help="simulated designs (default: the shipped dataset)")
     opt.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", help="hold a parameter fixed")
     opt.add_argument("--kappa", type=float, default=1.0, help="uncertainty penalty (default 1)")
-    opt.add_argument("--rounds", type=int, default=0, help="closed-loop rounds with the simulator (default 0)")
-    opt.add_argument("--batch", type=int, default=4, help="designs simulated per round")
+    opt.add_argument("--rounds", type=int, default=0,
+                     help="at most this many closed-loop rounds with the simulator (default 0: no loop); the loop "
+                          "stops earlier once the surrogate expects no gain above --tol")
+    opt.add_argument("--batch", type=int, default=1, help="designs simulated per round (default 1)")
+    opt.add_argument("--tol", type=float, default=0.002,
+                     help="stop when the largest expected improvement is below this share of the best (default 0.002)")
+    opt.add_argument("--patience", type=int, default=2,
+                     help="rounds in a row below --tol before the loop stops (default 2)")
     opt.add_argument("--n-jobs", type=int, default=1)
     opt.add_argument("--seed", type=int, default=0)
     opt.add_argument("--json", help="write the best design to this JSON file")

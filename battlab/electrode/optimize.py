@@ -648,12 +648,13 @@ def closed_loop(
     maximize: bool = True,
     outputs: list[str] | None = None,
     initial: pd.DataFrame | None = None,
-    n_initial: int = 20,
-    batch_size: int = 4,
-    max_rounds: int = 10,
+    n_initial: int | None = None,
+    batch_size: int = 1,
+    max_rounds: int = 50,
     patience: int = 2,
     tol: float = 0.002,
     kappa: float = 1.0,
+    explore: bool = True,
     seed: int = 0,
     n_jobs: int = 1,
     surrogate_params: dict[str, Any] | None = None,
@@ -669,8 +670,11 @@ def closed_loop(
     A driver of :class:`battlab.plan.ElectrodeCampaign` (``suggest`` / simulate / ``observe``), which holds
     the proposals, the surrogate and its refits; use the campaign directly for results measured in a lab.
 
-    Stops when the best feasible *simulated* objective has not improved by more than ``tol``
-    (relative) for ``patience`` rounds, or after ``max_rounds``.
+    Stops when the campaign has :meth:`~battlab.plan.ElectrodeCampaign.converged`: the surrogate's largest
+    expected improvement (times the probability of meeting the constraints) stayed below ``tol`` (relative
+    to the best feasible simulated design) for ``patience`` rounds and its last proposal came out as
+    predicted; or after ``max_rounds``. It does not stop while no design is feasible, nor on a count of
+    rounds without progress: such rounds switch it to exploration (``explore``).
 
     Parameters
     ----------
@@ -682,11 +686,17 @@ def closed_loop(
         Outputs the surrogate learns (default: the objective and the constrained outputs).
     initial : pandas.DataFrame, optional
         Already simulated designs (e.g. :func:`~battlab.electrode.doe.load_designs`); otherwise
-        ``n_initial`` Latin hypercube designs are simulated first (and counted as simulator calls).
+        ``n_initial`` Latin hypercube designs are simulated first (and counted as simulator calls;
+        default :func:`~battlab.plan.electrode.initial_size`: 3 up to 3 varied knobs, one per knob beyond).
     batch_size : int
         Designs proposed and simulated per round (PSO runs with different seeds and ``kappa``).
     kappa : float
         Uncertainty penalty of the proposals; a batch mixes ``kappa`` and 0 (pure exploitation).
+    patience, tol
+        The stopping rule (above); ``tol`` also decides whether a round *improved* the best design.
+    explore : bool
+        After a round without improvement, the next batch starts with the design of maximum expected
+        improvement on the surrogate instead of its pessimistic optimum.
     n_jobs : int
         joblib workers for the simulations.
     surrogate_inputs : list of str, optional
@@ -723,7 +733,8 @@ def closed_loop(
     space = space or DEFAULT_SPACE
     sim_kw = dict(simulate_kwargs or {})
     campaign = ElectrodeCampaign(objective, space=space, constraints=constraints, maximize=maximize, outputs=outputs,
-                                 n_initial=n_initial, kappa=kappa, margin=margin, tol=tol, seed=seed,
+                                 n_initial=n_initial, kappa=kappa, margin=margin, tol=tol, patience=patience,
+                                 explore=explore, seed=seed,
                                  physics=physics, surrogate_params=surrogate_params, pso_params=pso_params,
                                  simulate_kwargs=sim_kw, surrogate_inputs=surrogate_inputs)
     calls = 0
@@ -754,7 +765,6 @@ def closed_loop(
     h = log(t0)
     if verbose:
         print(f"round 0: {calls} simulations, best {objective} = {h['best_observed']:.4g}")
-    stale = 0
     for rnd in range(1, max_rounds + 1):
         t0 = time.perf_counter()
         batch = campaign.suggest(batch_size)
@@ -762,12 +772,14 @@ def closed_loop(
         campaign.observe(batch, new)
         h = log(t0)
         improved = bool(h["improved"])
-        stale = 0 if improved else stale + 1
         if verbose:
-            print(f"round {rnd}: {calls} simulations, proposal predicted {h['proposal_predicted']:.4g} "
-                  f"+/- {h['proposal_std']:.2g}, observed {h['proposal_observed']:.4g}; best {h['best_observed']:.4g}"
-                  f"{'' if improved else ' (no improvement)'}")
-        if stale >= patience:
+            print(f"round {rnd}: {calls} simulations, {h['proposal_kind']} proposal predicted "
+                  f"{h['proposal_predicted']:.4g} +/- {h['proposal_std']:.2g}, observed {h['proposal_observed']:.4g}; "
+                  f"best {h['best_observed']:.4g}{'' if improved else ' (no improvement)'}, "
+                  f"max expected improvement {h['max_expected_improvement']:.2g}")
+        if campaign.converged():
+            if verbose:
+                print(f"converged: expected improvement below {tol:g} of the best for {patience} rounds")
             break
     best = campaign.best()
     return ClosedLoopResult(history=pd.DataFrame(history), data=campaign.data.reset_index(drop=True),

@@ -32,7 +32,15 @@ import pandas as pd
 
 from battlab import __version__
 from battlab.electrode.doe import DEFAULT_SPACE, fixed, latin_hypercube, ranges
-from battlab.electrode.optimize import Constraints, _best_observed, _tighten, fit_surrogate, pso_surrogate
+from battlab.electrode.optimize import (
+    Constraints,
+    _best_observed,
+    _score,
+    _tighten,
+    fit_surrogate,
+    pso_surrogate,
+    surrogate_evaluator,
+)
 from battlab.electrode.process import ProcessSettings, process_table
 from battlab.electrode.surrogate import TRANSPORT_BLIND, TRANSPORT_OUTPUTS, ElectrodeSurrogate
 from battlab.errors import BattlabError
@@ -42,8 +50,52 @@ __all__ = ["ELECTRODE_STATE_VERSION", "ElectrodeCampaign"]
 
 ELECTRODE_STATE_VERSION = 1
 _FORMAT = "battlab.plan.ElectrodeCampaign"
+_EI_CANDIDATES = 1000  # designs per batch of the expected-improvement search (two batches per refit)
 _HISTORY = ["round", "n_data", "n_failed", "best_observed", "proposal_predicted", "proposal_std",
-            "proposal_observed", "improved"]
+            "proposal_observed", "improved", "proposal_kind", "max_expected_improvement"]
+
+
+def expected_improvement(table: pd.DataFrame, objective: str, best: float, maximize: bool = True,
+                         constraints: Constraints | None = None) -> np.ndarray:
+    """Expected improvement over ``best`` times the probability of meeting the predicted constraints.
+
+    ``table`` holds the predicted means and ``<name>_std`` of the objective and of the constrained outputs
+    (:func:`~battlab.electrode.optimize.surrogate_evaluator`), each taken as normal; a constrained column
+    without ``_std`` is exact (probability 0 or 1). ``best`` NaN (no feasible design yet): the probability
+    of feasibility alone.
+
+    Example
+    -------
+    >>> t = pd.DataFrame({"y": [1.0, 0.0], "y_std": [0.0, 1.0], "c": [0.5, 0.5], "c_std": [0.1, 0.1]})
+    >>> expected_improvement(t, "y", 0.0, constraints={"c": (0.5, None)}).round(3).tolist()
+    [0.5, 0.199]
+    """
+    from scipy.stats import norm
+
+    pof = np.ones(len(table))
+    for name, (low, high) in dict(constraints or {}).items():
+        v = table[name].to_numpy(float)
+        s = table[f"{name}_std"].to_numpy(float) if f"{name}_std" in table else np.zeros(len(table))
+        s = np.maximum(s, 1e-12)
+        if low is not None:
+            pof = pof * norm.cdf((v - low) / s)
+        if high is not None:
+            pof = pof * norm.cdf((high - v) / s)
+    if np.isnan(best):
+        return np.nan_to_num(pof)
+    mu = table[objective].to_numpy(float)
+    sd = np.maximum(table[f"{objective}_std"].to_numpy(float) if f"{objective}_std" in table else 0.0, 1e-12)
+    z = (mu - best) / sd if maximize else (best - mu) / sd
+    return np.nan_to_num(sd * (z * norm.cdf(z) + norm.pdf(z)) * pof)
+
+
+def initial_size(space: dict[str, Any]) -> int:
+    """The default initial Latin hypercube: 3 designs up to 3 varied knobs, then one more per knob.
+
+    >>> initial_size({"a": (0, 1), "b": (0, 1), "c": 1.0}), initial_size({k: (0, 1) for k in "abcdef"})
+    (3, 6)
+    """
+    return max(3, len(ranges(space)))
 
 
 class ElectrodeCampaign:
@@ -58,14 +110,22 @@ class ElectrodeCampaign:
         Design space (default :data:`~battlab.electrode.doe.DEFAULT_SPACE`): ``(low, high)`` varied, scalars fixed.
     outputs : list of str, optional
         Outputs the surrogate learns (default: the objective and the constrained outputs).
-    n_initial : int
-        Size of the initial Latin hypercube (the first :meth:`suggest` when nothing is observed).
+    n_initial : int, optional
+        Size of the initial Latin hypercube (the first :meth:`suggest` when nothing is observed); default
+        :func:`initial_size` of the space (3 designs up to 3 varied knobs, one per knob beyond).
     kappa, margin
         Uncertainty penalty of every other proposal of a batch, and how far (relative) those proposals aim
         inside the constraints on predicted outputs (see :func:`~battlab.electrode.optimize.closed_loop`).
     tol : float
         A round *improved* (``history["improved"]``) when the best feasible observed objective moved by more
-        than ``tol`` (relative).
+        than ``tol`` (relative); the campaign has :meth:`converged` when the surrogate expects no gain above
+        ``tol`` anywhere.
+    patience : int
+        :meth:`converged` needs the maximum expected improvement below ``tol`` after this many results in a row.
+    explore : bool
+        After a proposal that did not improve the best design (the surrogate was wrong there), the next
+        batch starts with the design of maximum expected improvement (times the probability of meeting the
+        constraints) instead of the pessimistic optimum.
     seed : int
         Seeds the Latin hypercube (``seed``), PSO runs (``seed + 1000 * round + i``) and the jitter of proposals
         that repeat a known design (a ``numpy`` generator seeded with ``seed``, saved with the campaign).
@@ -95,7 +155,8 @@ class ElectrodeCampaign:
 
     def __init__(self, objective: str = "specific_energy_Wh_kg", *, space: dict[str, Any] | None = None,
                  constraints: Constraints | None = None, maximize: bool = True, outputs: list[str] | None = None,
-                 n_initial: int = 20, kappa: float = 1.0, margin: float = 0.03, tol: float = 0.002, seed: int = 0,
+                 n_initial: int | None = None, kappa: float = 1.0, margin: float = 0.03, tol: float = 0.002,
+                 patience: int = 2, explore: bool = True, seed: int = 0,
                  physics: bool = True, surrogate_params: dict[str, Any] | None = None,
                  pso_params: dict[str, Any] | None = None, simulate_kwargs: dict[str, Any] | None = None,
                  surrogate_inputs: list[str] | None = None) -> None:
@@ -108,6 +169,8 @@ class ElectrodeCampaign:
         self.kappa = kappa
         self.margin = margin
         self.tol = tol
+        self.patience = patience
+        self.explore = explore
         self.seed = seed
         self.physics = physics
         self.surrogate_params = surrogate_params
@@ -121,6 +184,8 @@ class ElectrodeCampaign:
         self.round_ = -1
         self.best_value_ = float("nan")
         self.rng_ = np.random.default_rng(seed)
+        self.max_ei_ = float("nan")
+        self.ei_design_: dict[str, float] | None = None
 
     # ------------------------------------------------------------------------------------------ derived settings
     @property
@@ -158,13 +223,85 @@ class ElectrodeCampaign:
 
     def _fit(self) -> None:
         if not (self.data["status"] == "ok").any():  # nothing to learn from yet (suggest says so)
-            self.model_ = None
+            self.model_, self.max_ei_, self.ei_design_ = None, float("nan"), None
             return
         sim_kw = self._sim_kw
         fit_kw = {"design": list(self._space), "settings": sim_kw.get("settings"),
                   "np_ratio": sim_kw.get("np_ratio", 1.1)}
         self.model_ = fit_surrogate(self.data, self._outputs, self._inputs_for(self.data), self.physics,
                                     **fit_kw, **(self.surrogate_params or {}))
+        self._expected_improvement()
+
+    def _expected_improvement(self) -> None:
+        """The largest expected improvement on the surrogate and its design.
+
+        Searched on candidates in two batches (one surrogate call each, far cheaper than a swarm): a Latin
+        hypercube of the space and clouds around the best observed designs, then clouds around the ten best
+        candidates of the first batch. Seeded by ``seed`` and the round.
+        """
+        space, objective, constraints = self._space, self.objective, self._constraints
+        var = ranges(space)
+        names = list(var)
+        lo, hi = np.array([v[0] for v in var.values()]), np.array([v[1] for v in var.values()])
+        evaluate = surrogate_evaluator(self.model_, self._sim_kw.get("settings"))
+        best, process_cols = self.best_value_, self._process_cols
+        exact = {k: v for k, v in constraints.items() if k in process_cols}
+        learned = {k: v for k, v in constraints.items() if k not in process_cols}
+        seed = self.seed + 1000 * max(self.round_, 0) + 500
+        rng = np.random.default_rng(seed)
+
+        def acquisition(unit: np.ndarray) -> np.ndarray:
+            d = pd.DataFrame(lo + np.clip(unit, 0.0, 1.0) * (hi - lo), columns=names).assign(**fixed(space))
+            t = evaluate(d)
+            ei = expected_improvement(t, objective, best, self.maximize, learned)
+            if exact:
+                _, violation = _score(t.assign(**{objective: 0.0}), objective, self.maximize, exact, 0.0)
+                ei = np.where(violation > 0, 0.0, ei)
+            return ei
+
+        ok = self.data[self.data["status"] == "ok"]
+        ok = ok.sort_values(objective, ascending=not self.maximize)
+        if not np.isnan(best):  # the feasible ones first
+            _, violation = _score(ok, objective, self.maximize, constraints, 0.0)
+            ok = ok.iloc[np.argsort(violation > 0, kind="stable")]
+        centres = (ok[names].to_numpy(float)[:5] - lo) / (hi - lo)
+        n_global = _EI_CANDIDATES // 2
+        cloud = [rng.normal(c, 0.05, (_EI_CANDIDATES // 2 // len(centres), len(names))) for c in centres]
+        first = np.vstack([(latin_hypercube(space, n_global, seed=seed)[names].to_numpy(float) - lo) / (hi - lo),
+                           *cloud])
+        first = np.clip(first, 0.0, 1.0)
+        ei_first = acquisition(first)
+        top = first[np.argsort(-ei_first, kind="stable")[:10]]
+        second = np.clip(np.vstack([rng.normal(c, 0.01, (_EI_CANDIDATES // 10, len(names))) for c in top]), 0.0, 1.0)
+        ei_second = acquisition(second)
+        candidates, ei = np.vstack([first, second]), np.concatenate([ei_first, ei_second])
+        k = int(np.argmax(ei))
+        self.max_ei_ = float(ei[k])
+        self.ei_design_ = dict(zip(names, (lo + candidates[k] * (hi - lo)).tolist(), strict=True)) | fixed(space)
+
+    def converged(self) -> bool:
+        """Whether the surrogate expects no gain above ``tol`` (relative to the best feasible design) anywhere.
+
+        True when a feasible design was observed and the largest expected improvement (times the probability
+        of meeting the constraints, :func:`expected_improvement`) stayed below ``tol * |best|`` after each of
+        the last ``patience`` results, and the last proposal came out as predicted (within three standard
+        deviations, or ``tol``): a surrogate that was just wrong is not trusted to say that nothing is left.
+        """
+        h = self.history
+        if (len(self.pending) or len(h) < self.patience + 1 or np.isnan(self.best_value_)
+                or "max_expected_improvement" not in h):
+            return False
+        last = h.iloc[-self.patience:]
+        threshold = self.tol * abs(self.best_value_)
+        if not (last["max_expected_improvement"].astype(float) < threshold).all():
+            return False
+        observed, predicted = float(h["proposal_observed"].iloc[-1]), float(h["proposal_predicted"].iloc[-1])
+        std = float(h["proposal_std"].iloc[-1])
+        if np.isnan(predicted):  # the last result was not a proposal: nothing to compare
+            return True
+        if np.isnan(observed):  # the proposal failed or lacks the objective
+            return False
+        return abs(observed - predicted) <= 3 * max(std if np.isfinite(std) else 0.0, threshold)
 
     # ------------------------------------------------------------------------------------------------ ask
     def suggest(self, batch_size: int | None = None) -> pd.DataFrame:
@@ -187,9 +324,9 @@ class ElectrodeCampaign:
         space, objective = self._space, self.objective
         if not len(self.data):
             rnd = 0
-            designs = latin_hypercube(space, self.n_initial if batch_size is None else int(batch_size),
-                                      seed=self.seed)
-            predicted = [(np.nan, np.nan)] * len(designs)
+            n = (self.n_initial or initial_size(space)) if batch_size is None else int(batch_size)
+            designs = latin_hypercube(space, n, seed=self.seed)
+            predicted = [(np.nan, np.nan, "")] * len(designs)
         else:
             rnd = self.round_ + 1
             designs, predicted = self._proposals(rnd, 1 if batch_size is None else int(batch_size))
@@ -198,11 +335,12 @@ class ElectrodeCampaign:
         batch.insert(0, "design_id", [f"r{rnd}-{i}" for i in range(len(batch))])
         batch[f"{objective}_predicted"] = [float(p[0]) for p in predicted]
         batch[f"{objective}_std"] = [float(p[1]) for p in predicted]
+        batch["proposal_kind"] = [p[2] for p in predicted]
         self.round_ = rnd
         self.pending = batch
         return batch.copy()
 
-    def _proposals(self, rnd: int, batch_size: int) -> tuple[pd.DataFrame, list[tuple[float, float]]]:
+    def _proposals(self, rnd: int, batch_size: int) -> tuple[pd.DataFrame, list[tuple[float, float, str]]]:
         space, objective, constraints = self._space, self.objective, self._constraints
         if self.model_ is None:
             raise BattlabError("no successful observation to fit the surrogate on yet; observe designs whose "
@@ -213,13 +351,24 @@ class ElectrodeCampaign:
         process_cols = self._process_cols
         settings = self._sim_kw.get("settings")
         proposals: list[dict[str, float]] = []
-        predicted: list[tuple[float, float]] = []
+        predicted: list[tuple[float, float, str]] = []
+        # the surrogate was wrong where it pointed last (no gain): start this batch where it expects most
+        last = self.history.iloc[-1]
+        proposed = isinstance(last.get("proposal_kind"), str) and bool(last.get("proposal_kind"))
+        explore = self.explore and self.ei_design_ is not None and proposed and not bool(last["improved"])
         for i in range(batch_size):
-            k = self.kappa if i % 2 == 0 else 0.0
-            cons = _tighten(constraints, self.margin if i % 2 == 0 else 0.0, process_cols)
-            res = pso_surrogate(self.model_, objective, space=space, constraints=cons, maximize=self.maximize,
-                                kappa=k, seed=self.seed + 1000 * rnd + i, settings=settings, **pso_kw)
-            x = np.array([res.best_design[n] for n in var])
+            if i == 0 and explore:
+                design = pd.DataFrame([self.ei_design_])[list(space)]
+                values = surrogate_evaluator(self.model_, settings)(design).iloc[0]
+                x, kind = np.array([self.ei_design_[n] for n in var]), "expected_improvement"
+            else:
+                j = i - int(explore)
+                k = self.kappa if j % 2 == 0 else 0.0
+                cons = _tighten(constraints, self.margin if j % 2 == 0 else 0.0, process_cols)
+                res = pso_surrogate(self.model_, objective, space=space, constraints=cons, maximize=self.maximize,
+                                    kappa=k, seed=self.seed + 1000 * rnd + i, settings=settings, **pso_kw)
+                x, values = np.array([res.best_design[n] for n in var]), res.best_values
+                kind = "pessimistic" if k else "mean"
             scaled = (x - lo) / (hi - lo)
             # a repeat of a known design teaches the surrogate nothing: jitter it around the proposal
             known = [(np.array([p[n] for n in var]) - lo) / (hi - lo) for p in proposals]
@@ -228,7 +377,7 @@ class ElectrodeCampaign:
                 scaled = np.clip(scaled + self.rng_.normal(0.0, 0.05, scaled.shape), 0.0, 1.0)
                 x = lo + scaled * (hi - lo)
             proposals.append(dict(zip(var, x, strict=True)) | fixed(space))
-            predicted.append((res.best_values[objective], res.best_values.get(f"{objective}_std", np.nan)))
+            predicted.append((values[objective], values.get(f"{objective}_std", np.nan), kind))
         return pd.DataFrame(proposals)[list(space)], predicted
 
     # ------------------------------------------------------------------------------------------------ tell
@@ -301,7 +450,8 @@ class ElectrodeCampaign:
         first = suggested.iloc[0]
         objective = self.objective
         return self._record(table, int(first["round"]), float(first[f"{objective}_predicted"]),
-                            float(first[f"{objective}_std"]), proposal=int(first["round"]) > 0)
+                            float(first[f"{objective}_std"]), proposal=int(first["round"]) > 0,
+                            kind=str(first.get("proposal_kind", "")))
 
     def _complete(self, table: pd.DataFrame, suggested: pd.DataFrame) -> pd.DataFrame:
         space = list(self._space)
@@ -343,7 +493,8 @@ class ElectrodeCampaign:
         self.round_ = rnd
         return self._record(table, rnd, np.nan, np.nan, False)
 
-    def _record(self, new: pd.DataFrame, rnd: int, predicted: float, std: float, proposal: bool) -> pd.Series:
+    def _record(self, new: pd.DataFrame, rnd: int, predicted: float, std: float, proposal: bool,
+                kind: str = "") -> pd.Series:
         data = pd.concat([self.data, new]) if len(self.data) else new
         data.index.name = "design_id"
         self.data = data
@@ -362,10 +513,12 @@ class ElectrodeCampaign:
         row = {"round": rnd, "n_data": len(data), "n_failed": n_failed, "best_observed": best_value,
                "proposal_predicted": predicted, "proposal_std": std,
                "proposal_observed": float(new[objective].iloc[0]) if proposal and objective in new else np.nan,
-               "improved": improved}
+               "improved": improved, "proposal_kind": kind if proposal else "",
+               "max_expected_improvement": np.nan}
         self.history = (pd.concat([self.history, pd.DataFrame([row])], ignore_index=True) if len(self.history)
                         else pd.DataFrame([row]))
         self._fit()
+        self.history.loc[self.history.index[-1], "max_expected_improvement"] = self.max_ei_
         return self.history.iloc[-1]
 
     def best(self) -> pd.Series | None:
@@ -388,7 +541,8 @@ class ElectrodeCampaign:
             sim_kw[key] = value
         return {"objective": self.objective, "space": self.space, "constraints": self.constraints,
                 "maximize": self.maximize, "outputs": self.outputs, "n_initial": self.n_initial,
-                "kappa": self.kappa, "margin": self.margin, "tol": self.tol, "seed": self.seed,
+                "kappa": self.kappa, "margin": self.margin, "tol": self.tol, "patience": self.patience,
+                "explore": self.explore, "seed": self.seed,
                 "physics": self.physics, "surrogate_params": self.surrogate_params, "pso_params": self.pso_params,
                 "simulate_kwargs": sim_kw if self.simulate_kwargs is not None else None,
                 "surrogate_inputs": self.surrogate_inputs}
