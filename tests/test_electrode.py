@@ -472,7 +472,7 @@ def test_widget_predicts_and_optimizes(small_model: ElectrodeSurrogate) -> None:
     assert app.sliders["coating_gap_um"].value == pytest.approx(app.best_design["design"]["coating_gap_um"])
     v = app.best_design["values"]
     assert v["rate_capability"] - v["rate_capability_std"] >= 0.6  # pessimistic, kappa = 1
-    assert app.status.value.startswith("best specific_energy_Wh_kg")
+    assert app.status.value.startswith("best Specific energy") and "Wh/kg" in app.status.value
 
 
 def test_widget_infeasible_result_fails_clearly_and_keeps_the_sliders(small_model: ElectrodeSurrogate) -> None:
