@@ -165,6 +165,21 @@ def write_default_explanation(out: str | Path = SHIPPED_EXPLANATION, *, max_rows
     return out
 
 
+def _save_into_place(model: Any, out: Path) -> None:
+    """``model.save`` into a private folder beside ``out``, renamed into place: two kernels never read a half-written
+    model, and when another kernel finished first its model is kept."""
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    model.save(tmp)
+    try:
+        tmp.rename(out)
+    except OSError:  # another kernel finished first: keep its model
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def default_cycle_life_model(workdir: str | Path | None = None, *, n_trials: int = 8,
                              progress: Progress | None = None) -> tuple[Path, str]:
     """A cycle-life model folder for the ``cycle_life`` app (:class:`battlab.cycling.models.CycleLifeModel`)
@@ -194,9 +209,6 @@ def default_cycle_life_model(workdir: str | Path | None = None, *, n_trials: int
     out = Path(workdir) if workdir else RUNS_DIR / "app-default" / "cycle_life"
     if (out / "model_card.json").is_file():  # written after the model itself
         return out, f"small default cycle-life model built earlier ({out})"
-    import shutil
-    import tempfile
-
     from battlab.cycling.curves import load_severson_subset
     from battlab.cycling.models import DEFAULT_FEATURE_SET, DEFAULT_MODELS, fit_cycle_life
 
@@ -209,13 +221,7 @@ def default_cycle_life_model(workdir: str | Path | None = None, *, n_trials: int
                            models=DEFAULT_MODELS, n_trials=n_trials, progress=False,
                            label_settings={"nominal_Ah": 1.1, "reference": "nominal", "fraction": 0.8})
     say(0.9, "saving the cycle-life model")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    model.save(tmp)
-    try:
-        tmp.rename(out)
-    except OSError:  # another kernel finished first: keep its model
-        shutil.rmtree(tmp, ignore_errors=True)
+    _save_into_place(model, out)
     say(1.0, "cycle-life model ready")
     return out, (f"small default cycle-life model built now: {model.card['model']['name']} on the early-life "
                  f"features of the {len(train)} training cells of the shipped severson2019 subset ({out})")
@@ -238,9 +244,6 @@ def default_soh_model(workdir: str | Path | None = None, *, n_trials: int = 2,
     out = Path(workdir) if workdir else RUNS_DIR / "app-default" / "soh"
     if (out / "model_card.json").is_file():  # written after the model itself
         return out, f"small default SOH model built earlier on synthetic pulse tests ({out})"
-    import shutil
-    import tempfile
-
     from battlab.health import example_pulse_table, fit_soh
 
     say = progress or _quiet
@@ -250,13 +253,7 @@ def default_soh_model(workdir: str | Path | None = None, *, n_trials: int = 2,
              "grouped CV)")
     model = fit_soh(table, models=("ridge",), n_trials=n_trials, seed=0)
     say(0.9, "saving the SOH model")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    model.save(tmp)
-    try:
-        tmp.rename(out)
-    except OSError:  # another kernel finished first: keep its model
-        shutil.rmtree(tmp, ignore_errors=True)
+    _save_into_place(model, out)
     say(1.0, "SOH model ready")
     return out, (f"small default SOH model built now on SYNTHETIC pulse tests ({table['cell_id'].nunique()} "
                  f"equivalent-circuit cells; `make run` fits one on PulseBat when it is cached) ({out})")
