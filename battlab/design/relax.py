@@ -44,7 +44,6 @@ import json
 import math
 import os
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -479,20 +478,7 @@ def _checkpoint(folder: str | Path, potential: str) -> Any:
     """The electrode DOE's checkpoint folder, opened for relaxations of one potential's versions."""
     from battlab.electrode.doe import Checkpoint
 
-    ck = Checkpoint(Path(folder))
-    ck.folder.mkdir(parents=True, exist_ok=True)
-    versions = _versions(potential)
-    record = ck.folder / ck.RECORD
-    if record.exists():
-        made = json.loads(record.read_text())
-        if made != versions:
-            raise PotentialError(f"checkpoint {ck.folder}: its structures were relaxed with {made}, this is "
-                                 f"{versions}; use a new folder (or delete this one)")
-    else:
-        tmp = record.with_suffix(f".{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-        tmp.write_text(json.dumps(versions))
-        tmp.replace(record)
-    return ck
+    return Checkpoint(Path(folder)).open(_versions(potential), made="structures were relaxed", error=PotentialError)
 
 
 def _relax_one(design: dict[str, Any], key: str, cache_dir: str | None, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -232,25 +232,29 @@ class Checkpoint:
 
     RECORD = "checkpoint.json"
 
-    def open(self) -> Checkpoint:
-        """Create the folder, or check that its results come from the same simulator versions.
+    def open(self, versions: dict[str, str] | None = None, *, made: str = "designs were simulated",
+             error: type[Exception] = DesignError) -> Checkpoint:
+        """Create the folder, or check that its results come from the same versions.
+
+        ``versions`` defaults to the simulator's (battlab and PyBaMM); another user of the folder layout passes
+        its own (e.g. :mod:`battlab.design.relax`: the potential's), with ``made`` and ``error`` for the message.
 
         Raises
         ------
         DesignError
-            The folder holds results made with another version of battlab or PyBaMM (they would be
-            mixed with new ones silently): use a new folder, or delete this one.
+            The folder holds results made with other versions (they would be mixed with new ones silently):
+            use a new folder, or delete this one.
         """
         self.folder.mkdir(parents=True, exist_ok=True)
-        versions = _simulator_versions()
+        versions = _simulator_versions() if versions is None else versions
         record = self.folder / self.RECORD
         if record.exists():
-            made = json.loads(record.read_text())
-            if made != versions:
-                raise DesignError(f"checkpoint {self.folder}: its designs were simulated with {made}, this is "
-                                  f"{versions}; use a new folder (or delete this one)")
+            before = json.loads(record.read_text())
+            if before != versions:
+                raise error(f"checkpoint {self.folder}: its {made} with {before}, this is {versions}; "
+                            "use a new folder (or delete this one)")
         else:
-            tmp = record.with_suffix(f".{os.getpid()}.tmp")
+            tmp = record.with_suffix(f".{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
             tmp.write_text(json.dumps(versions))
             tmp.replace(record)
         return self
