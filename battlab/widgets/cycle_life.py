@@ -75,7 +75,7 @@ from battlab.widgets.data import (
     figure_png,
     frame_html,
     message_html,
-    upload_entries,
+    on_upload,
 )
 
 __all__ = ["CycleLifePredictor", "cell_contributions", "read_cycler_upload"]
@@ -237,7 +237,7 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
         self.model_info = w.HTML("<p>loading the cycle-life model…</p>").add_class("battlab-cycle-life-model")
         self.upload = w.FileUpload(accept=UPLOAD_ACCEPT, multiple=False, description="Upload cycler file",
                                    layout=w.Layout(width="190px"))
-        self.upload.observe(self._on_upload, names="value")
+        self.upload.observe(on_upload(self.upload, self.load_bytes), names="value")
         formats = "; ".join(html.escape(f.label) for f in REGISTRY)
         upload_box = w.HBox([self.upload, w.HTML(f"<small>Any cycler file battlab reads, binary or text, found from "
                                                  f"its content: {formats}</small>")])
@@ -358,15 +358,6 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
                 f"{len(self.train_curves)} training cells.")
 
     # ------------------------------------------------------------------ inputs
-    def _on_upload(self, change: dict[str, Any]) -> None:
-        files = upload_entries(change["new"])
-        if not files:
-            return  # the widget was cleared (below)
-        try:
-            self.load_bytes(files[0].get("name", "upload.csv"), files[0]["content"])
-        finally:
-            self.upload.value = ()  # the same file can be uploaded again (a new value, a new event)
-
     def load_bytes(self, name: str, content: bytes | memoryview) -> None:
         """Read an uploaded cycler file (what the upload button does) and predict its cell; errors are shown."""
         self._clear_outputs()

@@ -31,6 +31,7 @@ import html
 import io
 import re
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from battlab.errors import BattlabError
 from battlab.tables import RawTable, read_table
 from battlab.units import parse_cell
 
-__all__ = ["CurationReport", "DataUploader", "example_path", "read_upload"]
+__all__ = ["CurationReport", "DataUploader", "example_path", "on_upload", "read_upload"]
 
 #: States of every battlab widget (aiidalab-widgets-base's wizard states).
 # The state names of STYLE.md (aiidalab-widgets-base), shared with ElectrodeDesigner.
@@ -122,6 +123,32 @@ def upload_entries(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, dict):  # ipywidgets 7: {name: {"metadata": {...}, "content": bytes}}
         return [{"name": k, **v.get("metadata", {}), "content": v["content"]} for k, v in value.items()]
     return [dict(v) for v in value]
+
+
+def on_upload(upload: Any, load: Callable[[str, bytes], Any], default_name: str = "upload.csv") -> Callable:
+    """An observer for ``upload``'s ``value``: the first file goes to ``load(name, content)``, then the button is
+    cleared so the same file can be uploaded again (a new value, a new event); a cleared value does nothing.
+
+    >>> import ipywidgets as w
+    >>> seen = []
+    >>> button = w.FileUpload()
+    >>> observer = on_upload(button, lambda name, content: seen.append((name, bytes(content))))
+    >>> button.observe(observer, names="value")
+    >>> observer({"new": ({"name": "cells.csv", "content": b"a,b"},)})  # what a browser's upload triggers
+    >>> seen, button.value
+    ([('cells.csv', b'a,b')], ())
+    """
+
+    def observer(change: dict[str, Any]) -> None:
+        files = upload_entries(change["new"])
+        if not files:
+            return  # the widget was cleared (below)
+        try:
+            load(files[0].get("name", default_name), files[0]["content"])
+        finally:
+            upload.value = ()
+
+    return observer
 
 
 def read_upload(name: str, content: bytes | memoryview) -> RawTable:
@@ -307,7 +334,7 @@ class DataUploader(MessagesMixin, w.VBox):
         self._table: RawTable | None = None
         self.upload = w.FileUpload(accept=",".join(TABLE_SUFFIXES), multiple=False,
                                    description="Upload table")
-        self.upload.observe(self._on_upload, names="value")
+        self.upload.observe(on_upload(self.upload, self.load_bytes), names="value")
         self.example_button = w.Button(description="Load example", icon="table",
                                        tooltip="a small messy table of cathode capacities")
         self.example_button.on_click(lambda _: self.load_example())
@@ -331,16 +358,6 @@ class DataUploader(MessagesMixin, w.VBox):
         self.add_class("battlab-data-uploader")
 
     # ------------------------------------------------------------------ inputs
-    def _on_upload(self, change: dict[str, Any]) -> None:
-        files = upload_entries(change["new"])
-        if not files:
-            return  # the widget was cleared (below)
-        f = files[0]
-        try:
-            self.load_bytes(f.get("name", "upload.csv"), f["content"])
-        finally:
-            self.upload.value = ()  # the same file can be uploaded again (a new value, a new event)
-
     def load_bytes(self, name: str, content: bytes | memoryview) -> None:
         """Read an uploaded file's bytes (what the upload button does); errors are shown, not raised."""
         self._reset()

@@ -57,8 +57,8 @@ from battlab.widgets.data import (
     csv_download_html,
     frame_html,
     numeric_columns,
+    on_upload,
     read_upload,
-    upload_entries,
 )
 
 __all__ = ["NextExperiments"]
@@ -120,7 +120,7 @@ class NextExperiments(MessagesMixin, w.VBox):
         accept = ",".join(TABLE_SUFFIXES)
         self.done_upload = w.FileUpload(accept=accept, multiple=False, description="Experiments done",
                                         layout=w.Layout(width="190px"))
-        self.done_upload.observe(self._on_done_upload, names="value")
+        self.done_upload.observe(on_upload(self.done_upload, self.load_done_bytes, "done.csv"), names="value")
         done_box = w.HBox([self.done_upload, w.HTML("<small>CSV/Excel: settings, features or formulas, and a "
                                                     "measured result column</small>")])
         done_box.add_class("battlab-next-done-upload").add_class("battlab-data-uploader")
@@ -130,7 +130,8 @@ class NextExperiments(MessagesMixin, w.VBox):
         self.space.add_class("battlab-next-space")
         self.pool_upload = w.FileUpload(accept=accept, multiple=False, description="Candidates",
                                         layout=w.Layout(width="190px"))
-        self.pool_upload.observe(self._on_pool_upload, names="value")
+        self.pool_upload.observe(on_upload(self.pool_upload, self.load_candidates_bytes, "candidates.csv"),
+                                 names="value")
         self.pool_box = w.HBox([self.pool_upload, w.HTML("<small>a table of candidates with the same feature "
                                                          "columns, or with formulas</small>")])
         self.pool_box.add_class("battlab-next-pool-upload")
@@ -183,21 +184,6 @@ class NextExperiments(MessagesMixin, w.VBox):
         self.add_class(f"battlab-next-experiments-{change['new'].lower()}")
 
     # ------------------------------------------------------------------ inputs
-    def _on_done_upload(self, change: dict[str, Any]) -> None:
-        self._uploaded(self.done_upload, change, self.load_done_bytes, "done.csv")
-
-    def _on_pool_upload(self, change: dict[str, Any]) -> None:
-        self._uploaded(self.pool_upload, change, self.load_candidates_bytes, "candidates.csv")
-
-    @staticmethod
-    def _uploaded(upload: w.FileUpload, change: dict[str, Any], load: Any, default: str) -> None:
-        files = upload_entries(change["new"])
-        if files:
-            try:
-                load(files[0].get("name", default), files[0]["content"])
-            finally:
-                upload.value = ()  # the same file can be uploaded again (a new value, a new event)
-
     def _read(self, name: str, content: bytes | memoryview) -> RawTable | None:
         try:
             return read_upload(name, content)

@@ -44,8 +44,8 @@ from battlab.widgets.data import (
     MessagesMixin,
     csv_download_html,
     frame_html,
+    on_upload,
     read_upload,
-    upload_entries,
 )
 
 __all__ = ["Predictor", "local_contributions"]
@@ -174,7 +174,7 @@ class Predictor(MessagesMixin, w.VBox):
         self.predict_button.on_click(lambda _: self.predict_text())
         self.upload = w.FileUpload(accept=",".join(TABLE_SUFFIXES), multiple=False,
                                    description="Upload list")
-        self.upload.observe(self._on_upload, names="value")
+        self.upload.observe(on_upload(self.upload, self.load_list, "formulas.csv"), names="value")
         self.clear_button = w.Button(description="Clear", icon="trash")
         self.clear_button.on_click(lambda _: self.clear())
         self.export_button = w.Button(description="Export CSV", icon="download", disabled=True)
@@ -388,15 +388,6 @@ class Predictor(MessagesMixin, w.VBox):
         if self.tuned is not None and not self.tuned.recipe.composition:
             return self.predict_form()
         return self.predict(self.text.value)
-
-    def _on_upload(self, change: dict[str, Any]) -> None:
-        files = upload_entries(change["new"])
-        if not files:
-            return
-        try:
-            self.load_list(files[0].get("name", "formulas.csv"), files[0]["content"])
-        finally:
-            self.upload.value = ()
 
     def load_list(self, name: str, content: bytes | memoryview) -> pd.DataFrame:
         """Predict every row of an uploaded table: its formula column (else its first column) for a

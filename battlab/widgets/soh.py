@@ -65,7 +65,7 @@ from battlab.widgets.data import (
     csv_download_html,
     figure_png,
     frame_html,
-    upload_entries,
+    on_upload,
 )
 
 __all__ = ["SohSorter", "parse_mapping"]
@@ -154,7 +154,7 @@ class SohSorter(MessagesMixin, w.VBox):
         self.model_info = w.HTML("<p>loading the SOH model…</p>").add_class("battlab-soh-model")
         self.upload = w.FileUpload(accept=",".join(TABLE_SUFFIXES), multiple=False, description="Upload pulse table",
                                    layout=w.Layout(width="200px"))
-        self.upload.observe(self._on_upload, names="value")
+        self.upload.observe(on_upload(self.upload, self.load_bytes), names="value")
         self.example_button = w.Button(description="Use the example", icon="table")
         self.example_button.add_class("battlab-soh-example")
         self.example_button.on_click(lambda _: self.use_example())
@@ -249,14 +249,6 @@ class SohSorter(MessagesMixin, w.VBox):
         return True
 
     # ------------------------------------------------------------------ input
-    def _on_upload(self, change: dict[str, Any]) -> None:
-        entries = upload_entries(change["new"])
-        if not entries:
-            return
-        entry = entries[0]
-        self.load_bytes(entry["name"], entry["content"])
-        self.upload.value = ()  # cleared: the same file can be uploaded again
-
     def load_bytes(self, name: str, content: bytes | memoryview) -> None:
         """Read an uploaded pulse table and, when the model is loaded and the columns found, sort its cells."""
         self.state = ACTIVE
