@@ -76,6 +76,7 @@ from battlab.widgets.data import (
     frame_html,
     message_html,
     on_upload,
+    show_state_as_class,
 )
 
 __all__ = ["CycleLifePredictor", "cell_contributions", "read_cycler_upload"]
@@ -262,16 +263,9 @@ class CycleLifePredictor(MessagesMixin, w.VBox):
                           self.model_info, upload_box, w.HBox([self.picker, self.predict_button]), self.status,
                           self.result, self.forecast_info, plots, self.drivers, self.cell_info], **kwargs)
         self.add_class("battlab-cycle-life")
-        self._show_state({"new": self.state})
+        show_state_as_class(self, "battlab-cycle-life")
         if model_dir is not None:
             self.model_dir = str(model_dir)
-
-    @tl.observe("state")
-    def _show_state(self, change: dict[str, Any]) -> None:
-        """The state as a CSS class (``battlab-cycle-life-success``...): what browser tests wait for."""
-        for state in STATES:
-            self.remove_class(f"battlab-cycle-life-{state.lower()}")
-        self.add_class(f"battlab-cycle-life-{change['new'].lower()}")
 
     # ------------------------------------------------------------------ model
     @tl.observe("model_dir")

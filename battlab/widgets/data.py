@@ -45,7 +45,7 @@ from battlab.errors import BattlabError
 from battlab.tables import RawTable, read_table
 from battlab.units import parse_cell
 
-__all__ = ["CurationReport", "DataUploader", "example_path", "on_upload", "read_upload"]
+__all__ = ["CurationReport", "DataUploader", "example_path", "on_upload", "read_upload", "show_state_as_class"]
 
 #: States of every battlab widget (aiidalab-widgets-base's wizard states).
 # The state names of STYLE.md (aiidalab-widgets-base), shared with ElectrodeDesigner.
@@ -181,6 +181,28 @@ def numeric_columns(df: pd.DataFrame, share: float = 0.5) -> list[str]:
 
 
 # --------------------------------------------------------------------------- CurationReport
+
+def show_state_as_class(widget: w.DOMWidget, prefix: str) -> None:
+    """Keep one CSS class ``{prefix}-{state}`` (``battlab-soh-success``...) on ``widget`` for its ``state``
+    traitlet, now and whenever it changes: what the apps' browser tests wait for.
+
+    >>> class Demo(w.VBox):
+    ...     state = tl.Unicode(INIT)
+    >>> demo = Demo()
+    >>> show_state_as_class(demo, "battlab-demo")
+    >>> demo.state = SUCCESS
+    >>> demo._dom_classes
+    ('battlab-demo-success',)
+    """
+
+    def show(_change: object = None) -> None:
+        for state in STATES:
+            widget.remove_class(f"{prefix}-{state.lower()}")
+        widget.add_class(f"{prefix}-{widget.state.lower()}")
+
+    widget.observe(show, names="state")
+    show()
+
 
 class MessagesMixin:
     """``_say``/``_fail`` for widgets with a ``status`` HTML, a ``message`` and a ``state`` traitlet."""

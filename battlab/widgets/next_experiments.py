@@ -59,6 +59,7 @@ from battlab.widgets.data import (
     numeric_columns,
     on_upload,
     read_upload,
+    show_state_as_class,
 )
 
 __all__ = ["NextExperiments"]
@@ -173,15 +174,8 @@ class NextExperiments(MessagesMixin, w.VBox):
             w.HBox([self.acquisition, self.model]), w.HBox([self.batch_size, self.seed, self.suggest_button]),
             self.status, self.result, self.download, self.aside_view], **kwargs)
         self.add_class("battlab-next-experiments")
-        self._show_state({"new": self.state})
+        show_state_as_class(self, "battlab-next-experiments")
         self._say("upload the table of experiments done so far (or load the example)", "info")
-
-    @tl.observe("state")
-    def _show_state(self, change: dict[str, Any]) -> None:
-        """The state as a CSS class (``battlab-next-experiments-success``...): what browser tests wait for."""
-        for state in STATES:
-            self.remove_class(f"battlab-next-experiments-{state.lower()}")
-        self.add_class(f"battlab-next-experiments-{change['new'].lower()}")
 
     # ------------------------------------------------------------------ inputs
     def _read(self, name: str, content: bytes | memoryview) -> RawTable | None:

@@ -66,6 +66,7 @@ from battlab.widgets.data import (
     figure_png,
     frame_html,
     on_upload,
+    show_state_as_class,
 )
 
 __all__ = ["SohSorter", "parse_mapping"]
@@ -200,15 +201,9 @@ class SohSorter(MessagesMixin, w.VBox):
                           w.HBox([self.reuse_slider, self.repurpose_slider]), self.counts_html, self.plot,
                           self.cells_html, self.drivers_html, self.download], **kwargs)
         self.add_class("battlab-soh")
-        self._show_state({"new": self.state})
+        show_state_as_class(self, "battlab-soh")
         if model_dir is not None:
             self.model_dir = str(model_dir)
-
-    @tl.observe("state")
-    def _show_state(self, change: dict[str, Any]) -> None:
-        for state in STATES:
-            self.remove_class(f"battlab-soh-{state.lower()}")
-        self.add_class(f"battlab-soh-{change['new'].lower()}")
 
     # ------------------------------------------------------------------ model
     @tl.observe("model_dir")
