@@ -288,9 +288,11 @@ def default_voltage_model(workdir: str | Path | None = None, *, ions: tuple[str,
     try:
         table = voltage_known(ions)
     except DatasetError as exc:
-        first = str(exc).split(": set ")[0].split(" (")[0]
-        return None, (f"no voltage model ({first}; set MP_API_KEY, a free Materials Project key, to build one): "
-                      "candidates are ranked by the stability proxy")
+        import re
+
+        first = re.sub(r"\s*\([^()]*/[^()]*\)", "", str(exc).split(": set ")[0].split(". ")[0]).rstrip(".")
+        return None, (f"no voltage model ({first}): candidates are ranked by the stability proxy; set MP_API_KEY "
+                      "(a free Materials Project key) to build one")
     from battlab import steps
 
     say(0.2, f"featurizing {len(table)} discharged electrode formulas (Magpie)")
