@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from browser import ERRORS, shot
-from test_apps_browser import open_app, runs_dir, voila  # noqa: F401  (the Voilà server and its runs/ fixtures)
+from test_apps_browser import runs_dir, voila  # noqa: F401  (the Voilà server and its runs/ fixtures)
 
 from battlab import steps
 from battlab.apps import DesignSetup
@@ -274,9 +274,18 @@ def test_default_voltage_model_is_built_once_then_reused_and_absent_without_data
 
 @pytest.mark.browser
 def test_app_screens_the_prototypes_and_shows_the_ranking(browser, voila):  # noqa: F811
-    page = open_app(browser, voila, "design")
+    # open_app's wait, with room for a cold start that builds the voltage model (about a minute on 2 cores)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(f"{voila}/voila/render/design.ipynb", wait_until="commit", timeout=60_000)
+    try:
+        page.wait_for_selector(".battlab-app-status", state="visible", timeout=120_000)
+        page.wait_for_selector(".battlab-app-ready", timeout=300_000)
+        page.wait_for_selector(".battlab-design.battlab-design-ready", timeout=600_000)
+        page.wait_for_selector(".battlab-status-ready", timeout=60_000)
+    except Exception:
+        shot(page, "design-not-ready")
+        raise
     assert "Models:" in page.inner_text(".battlab-app-status")
-    page.wait_for_selector(".battlab-design.battlab-design-ready", timeout=300_000)
     page.click(".battlab-design-example")
     page.click(".battlab-design-run")
     page.wait_for_selector(".battlab-design.battlab-design-success", timeout=300_000)

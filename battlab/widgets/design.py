@@ -143,7 +143,7 @@ class DesignScreener(MessagesMixin, w.VBox):
         self.upload = w.FileUpload(accept=".cif", multiple=True, description="Upload CIFs",
                                    layout=w.Layout(width="160px"))
         self.upload.observe(self._on_upload, names="value")
-        self.example_button = w.Button(description="Use the prototypes", icon="cubes")
+        self.example_button = w.Button(description="Use the prototypes", icon="cubes", layout=w.Layout(width="auto"))
         self.example_button.add_class("battlab-design-example")
         self.example_button.on_click(lambda _: self.use_example())
         self.cif_list = w.HTML("<small>no CIF uploaded</small>")
@@ -159,7 +159,7 @@ class DesignScreener(MessagesMixin, w.VBox):
         self.batch_size = w.BoundedIntText(value=3, min=1, max=50, description="compute next", style=style,
                                            layout=w.Layout(width="220px"))
         self.run_button = w.Button(description="Generate and screen", button_style="primary", icon="flask",
-                                   disabled=True)
+                                   disabled=True, layout=w.Layout(width="auto"))
         self.run_button.add_class("battlab-design-run")
         self.run_button.on_click(lambda _: self.run())
         self.progress = w.IntProgress(value=0, min=0, max=4, layout=w.Layout(width="240px", visibility="hidden"))
@@ -170,7 +170,8 @@ class DesignScreener(MessagesMixin, w.VBox):
         self.next_html = w.HTML().add_class("battlab-design-next")
         self.aside_html = w.HTML().add_class("battlab-design-aside")
         self.download = w.HTML().add_class("battlab-design-download")
-        self.relax_button = w.Button(description=f"Relax the top {relax_top} (CHGNet)", icon="atom", disabled=True)
+        self.relax_button = w.Button(description=f"Relax the top {relax_top} (CHGNet)", icon="cogs", disabled=True,
+                                     layout=w.Layout(width="auto"))
         self.relax_button.add_class("battlab-design-relax")
         self.relax_button.on_click(lambda _: self.relax())
         self.relax_message = w.HTML().add_class("battlab-design-relax-message")
