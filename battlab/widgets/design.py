@@ -380,7 +380,8 @@ class DesignScreener(MessagesMixin, w.VBox):
                                     "results; reason: the features behind each pick)</p>"
                                     + frame_html(self.suggestions, css_class="battlab-table"))
         else:
-            self.next_html.value = "<p><i>No plan: the models came without known results to plan from.</i></p>"
+            self.next_html.value = ("<p><i>No plan: no known results (of this model, for this working ion) to plan "
+                                    "from.</i></p>")
         self._render_aside()
 
     def _render_aside(self) -> None:
