@@ -369,14 +369,12 @@ def default_design_setup(*, progress: Progress | None = None, voltage: bool = Tr
     model_dir, source = default_tune_dir(progress=lambda f, t: say(0.6 * f, t))
     stability = steps.TunedModel.load(model_dir)  # trusted: the apps' own model folder
     say(0.6, "reading the known results the plan starts from")
-    known = None
-    curated = latest_step("01_curate", ("curated.parquet",)) if "last pipeline run" in source else None
-    if curated is not None:
-        cs = steps.CuratedSet.load(curated / "curated.parquet")
-    elif "last pipeline run" not in source:
+    known, cs = None, None
+    if model_dir == latest_step("03_tune", ("model.joblib", "model_card.json")):  # the pipeline's: its curated table
+        curated = latest_step("01_curate", ("curated.parquet",))
+        cs = steps.CuratedSet.load(curated / "curated.parquet") if curated is not None else None
+    else:  # the small default model: the embedded data it was built on
         cs = steps.curate(dataset="exp_formation_enthalpy")
-    else:
-        cs = None
     if cs is not None and cs.formula_column and cs.target == stability.model_target:
         known = cs.table[[cs.formula_column, cs.target]].rename(columns={cs.formula_column: "formula"})
     setup = DesignSetup(stability, source, known)

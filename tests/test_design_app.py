@@ -269,6 +269,29 @@ def test_default_voltage_model_is_built_once_then_reused_and_absent_without_data
     assert again == folder and source.startswith("voltage model built earlier")
 
 
+def test_default_design_setup_takes_the_pipeline_model_and_its_curated_table(tmp_path, monkeypatch,
+                                                                           stability) -> None:
+    import battlab.apps as apps
+    from battlab.errors import DatasetError
+
+    monkeypatch.setattr(apps, "RUNS_DIR", tmp_path / "runs")
+
+    def no_data(ions=("Li", "Na", "K")):
+        raise DatasetError("mp_insertion_electrodes (Li) is not cached and BATTLAB_OFFLINE is set")
+
+    monkeypatch.setattr(apps, "voltage_known", no_data)
+    latest = tmp_path / "runs" / "latest"
+    stability[0].save(latest / "03_tune")  # what make run leaves
+    curated = steps.curate(stability[1], target="formation_enthalpy_per_atom")
+    curated.save(latest / "01_curate")
+    setup = apps.default_design_setup()
+    assert setup.stability_source.startswith("model from the last pipeline run")
+    assert setup.stability_known["formula"].tolist() == curated.table[curated.formula_column].tolist()
+    assert setup.voltage is None and setup.voltage_source.startswith("no voltage model")
+    assert setup.describe().splitlines() == [f"stability proxy: formation_enthalpy_per_atom ({setup.stability_source})",
+                                             setup.voltage_source]
+
+
 # --------------------------------------------------------------------------- the app in a browser
 
 
