@@ -116,7 +116,7 @@ docs: $(VENV)/.installed
 # The apps' screenshots for the docs' gallery: the browser tests take them (test-artifacts/).
 screenshots: $(VENV)/.installed
 	$(PY) -m pytest -q -m browser -p no:cacheprovider tests/test_apps_browser.py tests/test_cycle_life_app.py \
-	    tests/test_next_experiments.py
+	    tests/test_next_experiments.py tests/test_design_app.py
 
 # The newest releases pyproject.toml allows, in their own venv: upgrades seen coming, not by surprise.
 test-latest: export BATTLAB_UNLOCKED := 1

@@ -6,7 +6,7 @@ there, and otherwise builds a small one quickly; it says which (:func:`default_t
 Example
 -------
 >>> sorted(APPS)
-['curation', 'cycle_life', 'electrode_designer', 'next_experiments', 'predictor', 'shap_explorer', 'soh']
+['curation', 'cycle_life', 'design', 'electrode_designer', 'next_experiments', 'predictor', 'shap_explorer', 'soh']
 >>> app_path("curation").name
 'curation.ipynb'
 """
@@ -17,10 +17,14 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from battlab.errors import BattlabError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS_DIR = ROOT / "widgets"
@@ -37,6 +41,9 @@ APPS = {
                         "ranked, with predicted value, uncertainty and the SHAP reason; CSV download",
     "soh": "upload a pulse test of retired cells (or use the example): SOH with its interval, the pulses that drove "
            "it, and the reuse / repurpose / recycle sorting with threshold sliders",
+    "design": "new materials: parent formulas or CIFs (or the shipped prototypes) -> candidates by substitution, "
+              "ranked by predicted voltage, energy and a stability proxy with intervals, what to compute next; CSV "
+              "download",
 }
 
 
@@ -257,6 +264,128 @@ def default_soh_model(workdir: str | Path | None = None, *, n_trials: int = 2,
     say(1.0, "SOH model ready")
     return out, (f"small default SOH model built now on SYNTHETIC pulse tests ({table['cell_id'].nunique()} "
                  f"equivalent-circuit cells; `make run` fits one on PulseBat when it is cached) ({out})")
+
+
+def default_voltage_model(workdir: str | Path | None = None, *, ions: tuple[str, ...] = ("Li", "Na", "K"),
+                          n_trials: int = 1, progress: Progress | None = None) -> tuple[Path | None, str]:
+    """A composition model of the average voltage of insertion electrodes for the ``design`` app, and where it came
+    from; ``(None, why)`` when there is none.
+
+    Built once (kept in ``workdir``, default ``runs/app-default/voltage``; built in a private folder and renamed
+    into place) with the pipeline's own steps, as ``battlab design screen``'s tests build one: the Materials
+    Project's insertion electrodes of ``ions`` (:func:`battlab.design.voltage.electrode_table`: their discharged
+    formula and DFT average voltage), curated, featurized with the Magpie preset, LightGBM tuned with ``n_trials``
+    trials (about half a minute on 2 cores). The electrodes come from battlab's data cache or, with ``MP_API_KEY``,
+    from the Materials Project; without either there is no voltage model and the reason says how to get one.
+    """
+    out = Path(workdir) if workdir else RUNS_DIR / "app-default" / "voltage"
+    if (out / "model_card.json").is_file():  # written after the model itself
+        return out, f"voltage model built earlier on the Materials Project's insertion electrodes ({out})"
+    from battlab.errors import DatasetError
+
+    say = progress or _quiet
+    say(0.0, f"reading the Materials Project's insertion electrodes ({', '.join(ions)})")
+    try:
+        table = voltage_known(ions)
+    except DatasetError as exc:
+        import re
+
+        first = re.sub(r"\s*\([^()]*/[^()]*\)", "", str(exc).split(": set ")[0].split(". ")[0]).rstrip(".")
+        return None, (f"no voltage model ({first}): candidates are ranked by the stability proxy; set MP_API_KEY "
+                      "(a free Materials Project key) to build one")
+    from battlab import steps
+
+    say(0.2, f"featurizing {len(table)} discharged electrode formulas (Magpie)")
+    fs = steps.featurize(steps.curate(table[["formula", "average_voltage"]], target="average_voltage"),
+                         preset="magpie")
+    say(0.5, f"tuning LightGBM on the average voltage ({n_trials} trial(s) of 5-fold cross-validation)")
+    tuned = steps.tune(fs, models=("lgbm",), n_trials=n_trials, storage="sqlite:///:memory:", progress=False)
+    say(0.9, "saving the voltage model")
+    _save_into_place(tuned, out)
+    say(1.0, "voltage model ready")
+    return out, (f"voltage model built now: LightGBM on Magpie features of {len(table)} Materials Project insertion "
+                 f"electrodes ({', '.join(ions)}) ({out})")
+
+
+def voltage_known(ions: tuple[str, ...] = ("Li", "Na", "K")) -> pd.DataFrame:
+    """The Materials Project's insertion electrodes as known results for planning: ``formula`` (discharged),
+    ``working_ion``, ``average_voltage`` (V vs the metal); raises :class:`~battlab.errors.DatasetError` when they
+    are neither cached nor reachable."""
+    from battlab.design.voltage import electrode_table, load_electrodes
+
+    table, _ = electrode_table(load_electrodes(ions))
+    return (table[["formula_discharge", "working_ion", "average_voltage"]]
+            .rename(columns={"formula_discharge": "formula"}).reset_index(drop=True))
+
+
+@dataclass
+class DesignSetup:
+    """What the ``design`` app screens candidates with: a stability-proxy model (the apps' default composition
+    model, :func:`default_tune_dir`), an optional voltage model (:func:`default_voltage_model`), the known results
+    each plans from, and where they came from."""
+
+    stability: Any  # battlab.steps.TunedModel
+    stability_source: str
+    stability_known: pd.DataFrame | None = None
+    voltage: Any = None  # battlab.steps.TunedModel or None
+    voltage_source: str = ""
+    voltage_known: pd.DataFrame | None = None
+
+    def describe(self) -> str:
+        """One line per model: what it predicts and where it came from."""
+        lines = [f"stability proxy: {self.stability.model_target} ({self.stability_source})"]
+        lines.append(f"voltage: {self.voltage_source}" if self.voltage is not None else self.voltage_source)
+        return "\n".join(line for line in lines if line)
+
+    def screen(self, candidates: Any, *, plan_top: int = 30, batch_size: int = 5, seed: int = 0) -> Any:
+        """:func:`battlab.design.funnel.screen` with this setup: with a voltage model, ranked by the energy proxy
+        (voltage x capacity) with the stability proxy beside, planned on the known electrodes of the candidates'
+        working ion; without one, ranked by the stability proxy (lower: more stable), planned on its known table."""
+        from battlab.design.funnel import _candidate_table, screen
+
+        table = _candidate_table(candidates)
+        ion = str(table["working_ion"].iloc[0]) if "working_ion" in table and len(table) else "Li"
+        if self.voltage is not None:
+            known = self.voltage_known
+            if known is not None:
+                known = known.loc[known["working_ion"] == ion, ["formula", "average_voltage"]].reset_index(drop=True)
+                known = known if len(known) >= 5 else None
+            return screen(candidates, self.voltage, rank_by="energy", maximize=True, working_ion=ion, done=known,
+                          target="average_voltage" if known is not None else None, plan_top=plan_top,
+                          batch_size=batch_size, seed=seed, stability=self.stability)
+        known = self.stability_known
+        return screen(candidates, self.stability, rank_by="prediction", maximize=False, working_ion=ion, done=known,
+                      target=self.stability.model_target if known is not None else None, plan_top=plan_top,
+                      batch_size=batch_size, seed=seed)
+
+
+def default_design_setup(*, progress: Progress | None = None, voltage: bool = True) -> DesignSetup:
+    """The ``design`` app's models, loaded once: the apps' default composition model (:func:`default_tune_dir`, a
+    formation-enthalpy model: the stability proxy) with the table it was curated from, and, with ``voltage``, the
+    voltage model of :func:`default_voltage_model` when the electrodes are available."""
+    from battlab import steps
+
+    say = progress or _quiet
+    model_dir, source = default_tune_dir(progress=lambda f, t: say(0.6 * f, t))
+    stability = steps.TunedModel.load(model_dir)  # trusted: the apps' own model folder
+    say(0.6, "reading the known results the plan starts from")
+    known, cs = None, None
+    if model_dir == latest_step("03_tune", ("model.joblib", "model_card.json")):  # the pipeline's: its curated table
+        curated = latest_step("01_curate", ("curated.parquet",))
+        cs = steps.CuratedSet.load(curated / "curated.parquet") if curated is not None else None
+    else:  # the small default model: the embedded data it was built on
+        cs = steps.curate(dataset="exp_formation_enthalpy")
+    if cs is not None and cs.formula_column and cs.target == stability.model_target:
+        known = cs.table[[cs.formula_column, cs.target]].rename(columns={cs.formula_column: "formula"})
+    setup = DesignSetup(stability, source, known)
+    if voltage:
+        vdir, vsource = default_voltage_model(progress=lambda f, t: say(0.6 + 0.4 * f, t))
+        setup.voltage_source = vsource
+        if vdir is not None:
+            setup.voltage = steps.TunedModel.load(vdir)
+            setup.voltage_known = voltage_known()
+    say(1.0, "models ready")
+    return setup
 
 
 def voila_command(target: str | Path, port: int = 8866, *, open_browser: bool = False) -> list[str]:

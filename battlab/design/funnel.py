@@ -14,6 +14,10 @@ formula column and the target), the ``plan_top`` best-ranked candidates go to
 :func:`battlab.plan.recommend.next_experiments`: a campaign fitted on the done rows suggests the ``batch_size``
 candidates to compute (DFT, a universal potential) or synthesize next, by expected improvement, with the reason.
 
+With ``stability`` (a second tuned composition model of a stability proxy, e.g. the formation enthalpy per atom of
+the apps' default model), its prediction and interval join the ranked table as ``stability``, ``stability_low`` and
+``stability_high`` (``stability_error`` says why a row has none); the ranking does not use them.
+
 Nothing is lost: a candidate the model cannot predict (the reason is in ``error``) is kept, unranked, and listed in
 :attr:`Screening.set_aside`; candidates already in ``done`` (same formula) are set aside by the planning step.
 Relaxing the most promising candidates with a universal potential is a separate, optional step (it needs PyTorch);
@@ -32,7 +36,7 @@ import pandas as pd
 
 from battlab.errors import BattlabError
 
-__all__ = ["RANK_BY", "Screening", "screen"]
+__all__ = ["RANK_BY", "Screening", "plot_screening", "screen"]
 
 #: How :func:`screen` ranks the candidates.
 RANK_BY = ("prediction", "energy")
@@ -109,7 +113,7 @@ def _candidate_table(candidates: Any) -> pd.DataFrame:
 
 def screen(candidates: Any, model: Any, *, rank_by: str = "prediction", maximize: bool = True,
            working_ion: str | None = None, done: Any = None, target: str | None = None, plan_top: int = 50,
-           batch_size: int = 5, acquisition: str = "ei", seed: int = 0) -> Screening:
+           batch_size: int = 5, acquisition: str = "ei", seed: int = 0, stability: Any = None) -> Screening:
     """Predict, rank and (with ``done``) plan: see the module's description. Same ``seed``, same suggestions."""
     from battlab import steps
     from battlab.featurize import BatteryDescriptors
@@ -130,6 +134,14 @@ def screen(candidates: Any, model: Any, *, rank_by: str = "prediction", maximize
     cap = BatteryDescriptors(working_ion=ion).fit_transform(out["formula"].tolist())
     out["capacity_mAh_g"] = cap[f"theoretical capacity {ion} (mAh/g)"].to_numpy()
     out["energy_Wh_kg"] = out["prediction"] * out["capacity_mAh_g"]
+    stability_target = None
+    if stability is not None:
+        stab = stability if isinstance(stability, steps.TunedModel) else steps.TunedModel.load(stability)
+        sp = steps.predict(stab, table)
+        for col in ("prediction", "low", "high", "error"):
+            out[f"stability_{col}" if col != "prediction" else "stability"] = sp[col].to_numpy()
+        out["stability_error"] = out["stability_error"].fillna("").astype(str)
+        stability_target = stab.model_target
     key = "prediction" if rank_by == "prediction" else "energy_Wh_kg"
     score = out[key].where(ok)
     order = score.rank(ascending=not maximize, method="first")
@@ -139,6 +151,8 @@ def screen(candidates: Any, model: Any, *, rank_by: str = "prediction", maximize
     settings = {"rank_by": rank_by, "maximize": maximize, "working_ion": ion, "model": tuned.best_name,
                 "model_target": tuned.model_target, "plan_top": plan_top, "batch_size": batch_size,
                 "acquisition": acquisition, "seed": seed}
+    if stability_target is not None:
+        settings["stability_target"] = stability_target
     if done is None:
         return Screening(out, None, aside.reset_index(drop=True), settings)
     if target is None:
@@ -168,3 +182,32 @@ def screen(candidates: Any, model: Any, *, rank_by: str = "prediction", maximize
         aside = pd.concat([aside, extra_aside], ignore_index=True)
     settings["plan_target"] = rec.target
     return Screening(out, nxt.reset_index(drop=True), aside.reset_index(drop=True), settings, rec)
+
+
+def plot_screening(result: Screening, x: str = "prediction", y: str = "energy_Wh_kg", *,
+                   labels: dict[str, str] | None = None, n_labels: int = 5, ax: Any = None) -> Any:
+    """The ranked candidates as points (``x`` against ``y``, columns of :attr:`Screening.ranked`), the intervals of
+    ``x`` when it is the prediction, the ``n_labels`` best-ranked named, and the planning step's suggestions circled.
+    Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    labels = labels or {}
+    ranked = result.ranked.dropna(subset=["rank", x, y])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.2))
+    if x == "prediction":
+        ax.errorbar(ranked[x], ranked[y], xerr=[ranked[x] - ranked["low"], ranked["high"] - ranked[x]], fmt="o",
+                    ms=4, color="C0", ecolor="0.7", capsize=2, label="candidates (interval)")
+    else:
+        ax.scatter(ranked[x], ranked[y], s=16, color="C0", label="candidates")
+    for _, r in ranked.head(n_labels).iterrows():
+        ax.annotate(f"{int(r['rank'])}. {r['formula']}", (r[x], r[y]), textcoords="offset points", xytext=(4, 4),
+                    fontsize=8)
+    if result.suggestions is not None and len(result.suggestions):
+        picked = ranked[ranked["candidate_id"].isin(result.suggestions["candidate_id"])]
+        ax.scatter(picked[x], picked[y], s=110, facecolors="none", edgecolors="C3", linewidths=1.5,
+                   label="compute next (plan)")
+    ax.set(xlabel=labels.get(x, x), ylabel=labels.get(y, y), title=f"{len(ranked)} ranked candidates")
+    ax.legend(loc="best", fontsize=8)
+    ax.figure.tight_layout()
+    return ax

@@ -52,7 +52,8 @@ from typing import Any
 from battlab.errors import BattlabError
 
 __all__ = ["INSTALL_HINT", "POTENTIALS", "AtomisticNotInstalled", "PotentialError", "RelaxResult", "VoltageResult",
-           "average_voltage", "load_potential", "pair_voltages", "relax", "relax_structures", "voltage_from_relaxed"]
+           "average_voltage", "load_potential", "missing_extra", "pair_voltages", "relax", "relax_structures",
+           "voltage_from_relaxed"]
 
 #: How to get the potentials.
 INSTALL_HINT = 'pip install -e ".[atomistic]" (or make .venv-atomistic/.installed, then use .venv-atomistic)'
@@ -91,6 +92,26 @@ def _require(package: str) -> None:
         missing = "torch" if importlib.util.find_spec("torch") is None else package
         raise AtomisticNotInstalled(f"the universal potentials need the optional extra battlab[atomistic] "
                                     f"({missing} is not installed): {INSTALL_HINT}")
+
+
+def missing_extra(potential: str = "chgnet") -> str:
+    """``""`` when ``potential`` can run here, else one line saying what is missing and how to install it.
+
+    Looks for the packages (``importlib.util.find_spec``) without importing them: an app can grey out its
+    relaxation button at once, and a kernel without the extra never pays for a torch import.
+
+    >>> missing_extra("mace")
+    Traceback (most recent call last):
+    ...
+    battlab.design.relax.PotentialError: unknown potential 'mace'; known: chgnet, sevenn
+    """
+    if potential not in POTENTIALS:
+        raise PotentialError(f"unknown potential {potential!r}; known: {', '.join(POTENTIALS)}")
+    try:
+        _require(POTENTIALS[potential][0])
+    except AtomisticNotInstalled as exc:
+        return str(exc)
+    return ""
 
 
 @functools.cache

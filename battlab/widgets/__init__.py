@@ -29,6 +29,7 @@ _WIDGETS = {
     "CycleLifePredictor": "cycle_life",
     "NextExperiments": "next_experiments",
     "SohSorter": "soh",
+    "DesignScreener": "design",
 }
 __all__ = sorted(_WIDGETS)
 
