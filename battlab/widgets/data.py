@@ -125,9 +125,11 @@ def upload_entries(value: Any) -> list[dict[str, Any]]:
     return [dict(v) for v in value]
 
 
-def on_upload(upload: Any, load: Callable[[str, bytes], Any], default_name: str = "upload.csv") -> Callable:
-    """An observer for ``upload``'s ``value``: the first file goes to ``load(name, content)``, then the button is
-    cleared so the same file can be uploaded again (a new value, a new event); a cleared value does nothing.
+def on_upload(upload: Any, load: Callable[[str, bytes], Any], default_name: str = "upload.csv", *,
+              every_file: bool = False) -> Callable:
+    """An observer for ``upload``'s ``value``: the first file (``every_file``: each file in turn) goes to
+    ``load(name, content)``, then the button is cleared so the same file can be uploaded again (a new value, a new
+    event); a cleared value does nothing.
 
     >>> import ipywidgets as w
     >>> seen = []
@@ -144,7 +146,8 @@ def on_upload(upload: Any, load: Callable[[str, bytes], Any], default_name: str 
         if not files:
             return  # the widget was cleared (below)
         try:
-            load(files[0].get("name", default_name), files[0]["content"])
+            for entry in files if every_file else files[:1]:
+                load(entry.get("name", default_name), entry["content"])
         finally:
             upload.value = ()
 

@@ -62,7 +62,8 @@ from battlab.widgets.data import (
     csv_download_html,
     figure_png,
     frame_html,
-    upload_entries,
+    on_upload,
+    show_state_as_class,
 )
 
 __all__ = ["DesignScreener"]
@@ -142,7 +143,7 @@ class DesignScreener(MessagesMixin, w.VBox):
         self.parents.add_class("battlab-design-parents")
         self.upload = w.FileUpload(accept=".cif", multiple=True, description="Upload CIFs",
                                    layout=w.Layout(width="160px"))
-        self.upload.observe(self._on_upload, names="value")
+        self.upload.observe(on_upload(self.upload, self.add_cif, "upload.cif", every_file=True), names="value")
         self.example_button = w.Button(description="Use the prototypes", icon="cubes", layout=w.Layout(width="auto"))
         self.example_button.add_class("battlab-design-example")
         self.example_button.on_click(lambda _: self.use_example())
@@ -187,15 +188,9 @@ class DesignScreener(MessagesMixin, w.VBox):
                           self.download, self.next_html, self.aside_html,
                           w.HBox([self.relax_button, self.relax_message]), self.relax_html], **kwargs)
         self.add_class("battlab-design")
-        self._show_state({"new": self.state})
+        show_state_as_class(self, "battlab-design")
         if setup is not None:
             self.setup = setup
-
-    @tl.observe("state")
-    def _show_state(self, change: dict[str, Any]) -> None:
-        for state in STATES:
-            self.remove_class(f"battlab-design-{state.lower()}")
-        self.add_class(f"battlab-design-{change['new'].lower()}")
 
     @tl.observe("setup")
     def _on_setup(self, change: dict[str, Any]) -> None:
@@ -209,14 +204,6 @@ class DesignScreener(MessagesMixin, w.VBox):
         self._say("models loaded: give parents (or use the prototypes) and press Generate and screen", "info")
 
     # ------------------------------------------------------------------ input
-    def _on_upload(self, change: dict[str, Any]) -> None:
-        entries = upload_entries(change["new"])
-        if not entries:
-            return
-        for entry in entries:
-            self.add_cif(entry["name"], entry["content"])
-        self.upload.value = ()  # cleared: the same file can be uploaded again
-
     def add_cif(self, name: str, content: bytes | memoryview) -> None:
         """Keep an uploaded CIF as a parent (read when the funnel runs: one that does not parse is set aside)."""
         self.cif_files[_safe_name(name)] = bytes(content)
