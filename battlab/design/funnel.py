@@ -5,9 +5,16 @@ composition model (:class:`battlab.steps.TunedModel` or its folder, e.g. of the 
 electrodes), predicts every candidate with its conformal interval (:func:`battlab.steps.predict`) and ranks them:
 
 - by the prediction (``rank_by="prediction"``), or
-- by an energy proxy (``rank_by="energy"``, a model of voltage): predicted voltage x theoretical gravimetric capacity
-  of the working ion (every ion of the discharged formula extracted; :class:`battlab.featurize.BatteryDescriptors`),
-  in Wh/kg of active material, an upper bound, not a cell's energy.
+- by an energy proxy (``rank_by="energy"``, a model of voltage): predicted voltage x redox-limited theoretical
+  gravimetric capacity of the working ion (:func:`battlab.design.capacity.redox_capacity`: the ions of the discharged
+  formula that its redox-active cations can compensate, from pymatgen's oxidation-state guesses), in Wh/kg of active
+  material, an upper bound, not a cell's energy. A candidate without a redox-active cation (a solid electrolyte such
+  as Na3OF) has capacity 0, energy 0 and ranks last, with the reason in ``capacity_note``; one whose oxidation states
+  cannot be guessed has no energy proxy and is set aside with the reason.
+
+Every ranked table has ``capacity_mAh_g`` (redox-limited, the reachable one), ``capacity_all_ions_mAh_g`` (every
+working ion extracted, as :class:`battlab.featurize.BatteryDescriptors`), ``redox`` (the couples, e.g. ``Fe2+->Fe3+``),
+``capacity_note`` and ``energy_Wh_kg`` (prediction x ``capacity_mAh_g``).
 
 With ``done`` (the results known so far: e.g. the Materials Project electrodes of the working ion, a table with a
 formula column and the target), the ``plan_top`` best-ranked candidates go to
@@ -116,7 +123,7 @@ def screen(candidates: Any, model: Any, *, rank_by: str = "prediction", maximize
            batch_size: int = 5, acquisition: str = "ei", seed: int = 0, stability: Any = None) -> Screening:
     """Predict, rank and (with ``done``) plan: see the module's description. Same ``seed``, same suggestions."""
     from battlab import steps
-    from battlab.featurize import BatteryDescriptors
+    from battlab.design.capacity import redox_capacity
 
     if rank_by not in RANK_BY:
         raise BattlabError(f"unknown rank_by {rank_by!r}; choose one of {', '.join(RANK_BY)}")
@@ -131,9 +138,16 @@ def screen(candidates: Any, model: Any, *, rank_by: str = "prediction", maximize
     out["error"] = out["error"].fillna("").astype(str)
     ok = (out["error"] == "").to_numpy() & np.isfinite(out["prediction"].to_numpy(dtype=float))
     ion = working_ion or (str(out["working_ion"].iloc[0]) if "working_ion" in out else "Li")
-    cap = BatteryDescriptors(working_ion=ion).fit_transform(out["formula"].tolist())
-    out["capacity_mAh_g"] = cap[f"theoretical capacity {ion} (mAh/g)"].to_numpy()
+    cap = redox_capacity(out["formula"].tolist(), working_ion=ion)
+    out["capacity_mAh_g"] = cap["capacity_mAh_g"].to_numpy()
+    out["capacity_all_ions_mAh_g"] = cap["capacity_all_ions_mAh_g"].to_numpy()
+    out["redox"] = cap["redox"].to_numpy()
+    out["capacity_note"] = cap["note"].to_numpy()
     out["energy_Wh_kg"] = out["prediction"] * out["capacity_mAh_g"]
+    if rank_by == "energy":  # no redox-limited capacity (NaN): no energy proxy, set aside with the reason
+        no_cap = ok & ~np.isfinite(out["capacity_mAh_g"].to_numpy(dtype=float))
+        out.loc[no_cap, "error"] = "no energy proxy: " + out.loc[no_cap, "capacity_note"]
+        ok &= ~no_cap
     stability_target = None
     if stability is not None:
         stab = stability if isinstance(stability, steps.TunedModel) else steps.TunedModel.load(stability)
