@@ -357,7 +357,9 @@ class BatteryDescriptors(_Featurizer):
 
     * working-ion content (atoms per formula unit as written) and atomic fraction, for Li, Na, K, Mg;
     * theoretical gravimetric capacity for ``working_ion`` (mAh/g): all working ions of the formula
-      extracted, ``n z F / M`` with M the molar mass of the whole (discharged) formula; 0 without the ion;
+      extracted, ``n z F / M`` with M the molar mass of the whole (discharged) formula; 0 without the ion (a
+      descriptor, not an electrode's capacity: :func:`battlab.design.capacity.redox_capacity` limits it by what the
+      redox-active cations can give up, and the screening funnel ranks by that one);
     * mean Pauling electronegativity of the transition metals (NaN without one) and their fraction;
     * element cost ($/kg, pymatgen's cost database) and supply risk (Herfindahl-Hirschman index of
       production and reserves, pymatgen's HHI data), mass-weighted means and maxima.

@@ -97,7 +97,8 @@ def test_parents_are_screened_ranked_by_energy_and_planned_as_battlab_design_doe
     assert (app.ranked["stability_low"] <= app.ranked["stability"]).all()
     shown = app.shown_table()
     for header in ("predicted average_voltage", "average_voltage low", "average_voltage high",
-                   "theoretical capacity (mAh/g)", "energy proxy (Wh/kg of active material)",
+                   "redox-limited capacity (mAh/g)", "redox couples", "capacity note",
+                   "energy proxy (Wh/kg of active material)",
                    "formation_enthalpy_per_atom (stability proxy)", "parent", "substitution"):
         assert header in shown.columns, header
     as_csv = pd.read_csv(io.StringIO(shown.to_csv(index=False)))  # what the download holds, read back

@@ -5,6 +5,8 @@
   :mod:`battlab.design.prototypes`), duplicates removed by structure matching: a :class:`CandidateSet`.
 - :mod:`battlab.design.voltage` — composition models of the average voltage of insertion electrodes and their
   transfer between working ions (Li, Na, K), on the Materials Project's insertion-electrode collection.
+- :mod:`battlab.design.capacity` — redox-limited theoretical capacity: the working ions the redox-active cations
+  can compensate (pymatgen's oxidation-state guesses), the capacity behind the funnel's energy proxy.
 - :mod:`battlab.design.funnel` — candidates -> composition model with intervals -> ranking -> what
   :mod:`battlab.plan` suggests to compute next.
 - :mod:`battlab.design.retro` — would the generator have proposed known electrodes it never saw (recall at N)?

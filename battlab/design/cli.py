@@ -97,8 +97,10 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     print(result.summary())
     for _, r in result.ranked.head(args.show).iterrows():
         if r["rank"] == r["rank"]:
+            note = f"  ({r['capacity_note']})" if r["capacity_note"] else ""
             print(f"  {int(r['rank']):3d}. {r['candidate_id']}  {r['formula']:<16s} {r['prediction']:.3g} "
-                  f"[{r['low']:.3g}, {r['high']:.3g}]  energy proxy {r['energy_Wh_kg']:.0f} Wh/kg")
+                  f"[{r['low']:.3g}, {r['high']:.3g}]  {r['capacity_mAh_g']:.0f} mAh/g (redox-limited)  "
+                  f"energy proxy {r['energy_Wh_kg']:.0f} Wh/kg{note}")
     if result.suggestions is not None:
         print("compute next:")
         for _, r in result.suggestions.iterrows():
@@ -135,7 +137,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     scr.add_argument("--model", required=True, help="folder from `battlab tune` (a composition model)")
     scr.add_argument("--out", required=True, help="output folder: ranked.csv, next.csv, set_aside.csv")
     scr.add_argument("--rank-by", default="prediction", choices=("prediction", "energy"),
-                     help="prediction, or energy (predicted voltage x theoretical capacity, Wh/kg)")
+                     help="prediction, or energy (predicted voltage x redox-limited theoretical capacity, Wh/kg)")
     scr.add_argument("--minimize", action="store_true", help="lower is better")
     scr.add_argument("--done", help="table of known results (formula column and --target) to plan from")
     scr.add_argument("--target", help="result column of --done")

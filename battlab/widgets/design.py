@@ -8,7 +8,8 @@ candidates per parent; and runs the screening funnel:
 - candidates (:func:`battlab.design.generate`: ionic substitution or enumeration, prototype structures, duplicates
   removed), each with its parent and the substitution that made it;
 - the ranked table (:meth:`battlab.apps.DesignSetup.screen`, i.e. :func:`battlab.design.funnel.screen`): the
-  predicted average voltage with its interval, the theoretical capacity, the energy proxy (voltage x capacity) and
+  predicted average voltage with its interval, the redox-limited theoretical capacity with its redox couples and why
+  it is limited (:func:`battlab.design.capacity.redox_capacity`), the energy proxy (voltage x capacity) and
   the stability proxy (the apps' default model: formation enthalpy per atom, with its interval); without a voltage
   model (no Materials Project data here), ranked by the stability proxy;
 - a plot (:func:`battlab.design.funnel.plot_screening`) with the best-ranked named and the plan's picks circled;
@@ -72,7 +73,8 @@ __all__ = ["DesignScreener"]
 EXAMPLE_PARENTS = ", ".join(sorted(PROTOTYPES))
 #: Columns of the ranked table as shown (those present), and their headers.
 SHOWN = {"rank": "rank", "candidate_id": "id", "formula": "formula", "prediction": "predicted", "low": "low",
-         "high": "high", "capacity_mAh_g": "capacity (mAh/g)", "energy_Wh_kg": "energy proxy (Wh/kg)",
+         "high": "high", "capacity_mAh_g": "capacity (mAh/g)", "redox": "redox couples",
+         "capacity_note": "capacity note", "energy_Wh_kg": "energy proxy (Wh/kg)",
          "stability": "stability proxy", "stability_low": "stability low", "stability_high": "stability high",
          "parent": "parent", "substitution": "substitution", "method": "method", "probability": "probability",
          "space_group": "space group"}
@@ -337,7 +339,7 @@ class DesignScreener(MessagesMixin, w.VBox):
         return {"prediction": f"predicted {target}{proxy}", "low": f"{target} low", "high": f"{target} high",
                 "stability": f"{stab} (stability proxy)", "stability_low": f"{stab} low",
                 "stability_high": f"{stab} high", "energy_Wh_kg": "energy proxy (Wh/kg of active material)",
-                "capacity_mAh_g": "theoretical capacity (mAh/g)"}
+                "capacity_mAh_g": "redox-limited capacity (mAh/g)"}
 
     def shown_table(self) -> pd.DataFrame:
         """The ranked table as shown and downloaded: the columns of :data:`SHOWN` that apply, with readable
