@@ -64,6 +64,20 @@ def test_what_cannot_be_guessed_is_nan_with_the_reason_not_zero():
     assert "Qq" in c.loc[9, "note"] and c.loc[10, "note"] == "empty formula"
 
 
+def test_a_formula_over_the_guessing_budget_is_nan_with_the_reason():
+    from pymatgen.core import Composition
+
+    from battlab.design.candidates import _guess_cost
+
+    cost = _guess_cost(Composition("Na3V2(PO4)3"))
+    over = redox_capacity(["Na3V2(PO4)3"], working_ion="Na", max_combinations=cost - 1).iloc[0]
+    assert np.isnan(over["capacity_mAh_g"]) and f"{cost:,} combinations > max_combinations" in over["note"]
+    within = redox_capacity(["Na3V2(PO4)3"], working_ion="Na", max_combinations=cost).iloc[0]
+    # V3+ up to V5+ (ICSD maximum) compensates all 3 Na: 176 mAh/g, above the 118 of the usual V3+/V4+ couple
+    assert within["capacity_mAh_g"] == pytest.approx(within["capacity_all_ions_mAh_g"])
+    assert within["redox"] == "V3+->V4.5+" and within["note"] == ""
+
+
 def test_fractional_formulas_are_scaled_to_integers():
     c = redox_capacity(["Na0.67Mn0.67Ni0.33O2"], working_ion="Na").iloc[0]
     assert np.isfinite(c["capacity_mAh_g"]) and c["capacity_mAh_g"] > 0 and c["removable_ions"] <= 0.67 + 1e-9

@@ -12,8 +12,9 @@ The rule
    ``Composition.oxi_state_guesses()`` (integer states first; a mixed-valence element gets its mean state, Mn 3.5 in
    LiMn2O4), computed on the reduced formula and cached. A formula with fractional amounts is scaled by the smallest
    integer up to :data:`MAX_SCALE` that makes it integer (Na0.67Mn0.67Ni0.33O2 -> Na2Mn2NiO6); when none does, or
-   pymatgen finds no charge-balanced guess, or the guess would take too many combinations, the capacity is NaN and
-   ``note`` says why (never a silent 0).
+   pymatgen finds no charge-balanced guess, or the guess would take more than ``max_combinations`` combinations
+   (:data:`MAX_GUESS_COMBINATIONS`, a budget in work: large cells such as Li14Ni9(P2O7)8 take seconds each), the
+   capacity is NaN and ``note`` says why (never a silent 0).
 2. Redox-active: a cation (positive state) of a metal or metalloid other than the working ion. Anions are not counted
    (no anion/oxygen redox: Li2MnO3's capacity beyond Mn4+ is oxygen redox and is not counted), nor non-metal
    cations (P5+, S6+, N5+ of polyanions), nor elements at state 0.
@@ -44,13 +45,17 @@ import pandas as pd
 
 from battlab.errors import BattlabError
 
-__all__ = ["CAPACITY_COLUMNS", "MAX_OXIDATION_OVERRIDES", "MAX_SCALE", "max_oxidation_state", "redox_capacity"]
+__all__ = ["CAPACITY_COLUMNS", "MAX_GUESS_COMBINATIONS", "MAX_OXIDATION_OVERRIDES", "MAX_SCALE", "max_oxidation_state",
+           "redox_capacity"]
 
 #: Highest oxidation states counted where pymatgen's ICSD maximum is not what insertion electrodes reach or is too
 #: low. Mn: 4 (ICSD goes to Mn7+, permanganate; no insertion host oxidizes Mn beyond 4+, Li2MnO3 is
 #: electrochemically inactive by cation redox). Fe: 4 (ICSD stops at Fe3+; Fe3+/Fe4+ is the couple of O3-NaFeO2,
 #: Yabuuchi et al., Electrochemistry 80, 716 (2012)).
 MAX_OXIDATION_OVERRIDES: dict[str, int] = {"Mn": 4, "Fe": 4}
+#: Default budget of :func:`redox_capacity`: most combinations pymatgen's oxidation-state guesser may try for one
+#: formula (as counted by :mod:`battlab.design.candidates`); larger ones get NaN with the reason.
+MAX_GUESS_COMBINATIONS = 20_000
 #: Largest factor tried to make a fractional formula integer before guessing oxidation states.
 MAX_SCALE = 12
 #: Columns of :func:`redox_capacity`'s table.
@@ -87,11 +92,11 @@ def _state(x: float) -> str:
 
 
 @lru_cache(maxsize=100_000)
-def _one(formula: str, ion: str) -> tuple[float, float, float, str, str]:
+def _one(formula: str, ion: str, max_combinations: int) -> tuple[float, float, float, str, str]:
     """(capacity, all-ions capacity, removable ions, redox couples, note) of one formula."""
     from pymatgen.core import Composition, Element
 
-    from battlab.design.candidates import MAX_OXIDATION_COMBINATIONS, _guess_cost, _oxidation_of
+    from battlab.design.candidates import _guess_cost, _oxidation_of
     from battlab.formulas import parse_formula
 
     p = parse_formula(formula)
@@ -110,8 +115,10 @@ def _one(formula: str, ion: str) -> tuple[float, float, float, str, str]:
         return (np.nan, all_ions, np.nan, "",
                 f"oxidation states not guessed: amounts not integer even x{MAX_SCALE} (write an integer formula)")
     scaled = Composition({el: round(a * k) for el, a in amounts.items()})
-    if _guess_cost(scaled) > MAX_OXIDATION_COMBINATIONS:
-        return np.nan, all_ions, np.nan, "", "too large for oxidation-state guessing"
+    cost = _guess_cost(scaled)
+    if cost > max_combinations:
+        return (np.nan, all_ions, np.nan, "", f"too large for oxidation-state guessing ({cost:,} combinations > "
+                f"max_combinations={max_combinations:,})")
     guess = _oxidation_of(scaled.reduced_formula)
     if guess is None:
         return np.nan, all_ions, np.nan, "", "no charge-balanced oxidation states found (pymatgen's guesses)"
@@ -142,14 +149,15 @@ def _one(formula: str, ion: str) -> tuple[float, float, float, str, str]:
     return removable * per_ion, all_ions, removable, ", ".join(couples), note
 
 
-def redox_capacity(formulas: Any, working_ion: str = "Li") -> pd.DataFrame:
+def redox_capacity(formulas: Any, working_ion: str = "Li",
+                   max_combinations: int = MAX_GUESS_COMBINATIONS) -> pd.DataFrame:
     """Redox-limited theoretical gravimetric capacity of each (discharged) formula: see the module's rule.
 
     Returns one row per formula (same order and index as a Series input) with ``capacity_mAh_g`` (redox-limited),
     ``capacity_all_ions_mAh_g`` (every working ion extracted, as :class:`battlab.featurize.BatteryDescriptors`),
     ``removable_ions`` (per formula unit), ``redox`` (the couples used, e.g. ``Fe2+->Fe3+``) and ``note`` (why the
     capacity is limited, 0 or NaN; empty when every working ion can be removed). Each distinct formula is computed
-    once per process (cached).
+    once per process (cached); ``max_combinations`` bounds the oxidation-state guessing of one formula.
 
     >>> c = redox_capacity(["NaFePO4", "Na3OF"], working_ion="Na")
     >>> c["capacity_mAh_g"].round(0).tolist(), c["redox"].tolist()
@@ -160,6 +168,7 @@ def redox_capacity(formulas: Any, working_ion: str = "Li") -> pd.DataFrame:
     if working_ion not in WORKING_IONS:
         raise BattlabError(f"unknown working ion {working_ion!r}; choose one of {', '.join(WORKING_IONS)}")
     index = formulas.index if isinstance(formulas, pd.Series) else None
-    rows = [_one(str(f) if f is not None and f == f else "", working_ion) for f in list(formulas)]
+    rows = [_one(str(f) if f is not None and f == f else "", working_ion, int(max_combinations))
+            for f in list(formulas)]
     table = pd.DataFrame(rows, columns=list(CAPACITY_COLUMNS), index=index)
     return table.astype({c: float for c in CAPACITY_COLUMNS[:3]})
