@@ -6,6 +6,10 @@ space group, lattice parameters and Wyckoff positions as published (rounded; the
 not relaxed structures: a candidate made from one needs a relaxation (DFT or a universal potential) before its
 energy means anything.
 
+This module is the one place of battlab's crystal data: :mod:`battlab.design.pairs` builds its insertion
+electrodes from the olivine and layered prototypes and from :data:`LAYERED_1T` and :data:`PEROVSKITE`, other
+members of a family taking the same Wyckoff sites with their own elements and cell (:meth:`Prototype.structure`).
+
 Example
 -------
 >>> s = prototype("olivine")
