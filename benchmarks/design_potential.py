@@ -4,20 +4,25 @@
     .venv-atomistic/bin/python benchmarks/design_potential.py --pairs LiCoO2,LiTiS2 --potentials chgnet,sevenn
 
 Needs the optional extra battlab[atomistic] (``make .venv-atomistic/.installed``). Each pair of
-:data:`battlab.design.pairs.PAIRS` (Li, Na and K insertion electrodes built in code from published Wyckoff
-positions; the ion-poor end is the ion-rich one with the working ion removed) and each working-ion metal is relaxed
-with the potential (FIRE with a cell filter, ``--fmax`` 0.05 eV/Å, at most ``--steps`` 500 steps), and the average
-voltage :func:`battlab.design.relax.voltage_from_relaxed` is compared with the ``Average Voltage`` of the pair's
-Materials Project insertion electrode (``mp_battery_id``, GGA/GGA+U DFT) in an export of the Materials Project
-battery collection (``--mp-csv``; default ``../shared/datasets/mp_batteries/mp_batteries.csv`` beside the
-repository; users get the same values through ``mp-api``). A relaxation that does not converge leaves its pair
-out of the MAE (counted in ``n_not_converged_*``). Relaxations are checkpointed per structure under ``--cache``, so
-an interrupted run resumes.
+:data:`battlab.design.pairs.PAIRS` (25 Li, Na and K insertion electrodes, 9 Li, 12 Na, 4 K, built in code from
+published Wyckoff positions; the ion-poor end is the ion-rich one with the working ion removed) and each working-ion
+metal is relaxed with the potential (FIRE with a cell filter, ``--fmax`` 0.05 eV/Å, at most ``--steps`` 500 steps),
+and the average voltage :func:`battlab.design.relax.voltage_from_relaxed` is compared with the ``Average Voltage``
+of the pair's Materials Project insertion electrode (``mp_battery_id``, GGA/GGA+U DFT) in an export of the
+Materials Project battery collection (``--mp-csv``; default ``../shared/datasets/mp_batteries/mp_batteries.csv``
+beside the repository; users get the same values through ``mp-api``). A relaxation that does not converge leaves
+its pair out of the MAE (counted in ``n_not_converged_*``). Relaxations are checkpointed per structure under
+``--cache``, so an interrupted run resumes.
 
 Prints per pair ``voltage_<pair>_<potential>``, ``mp_voltage_<pair>``, ``error_<pair>_<potential>`` and
-``seconds_<pair>_<potential>`` (both ends' relaxations, wall-clock and CPU), then per potential the counts,
+``seconds_<pair>_<potential>`` (both ends' relaxations, wall-clock and CPU), then per potential the MAE per
+working ion, of the first 15 pairs (``_first``) and of the 10 added later (``_new``, :data:`NEW_PAIRS`: chosen by
+data and cell size before their voltages were computed, so the figure free of that choice), the counts,
 ``seconds_per_pair_*`` and ``voltage_mae_<potential>``; the headline ``voltage_mae_chgnet`` last (goal <= 0.25 V;
 direct composition-model anchors 0.37-0.43 V). Exits 1 if it could not measure.
+
+Last run (CHGNet, all 25 pairs, 2 shared cores, load ~17): ``voltage_mae_chgnet`` 0.141 V (Li 0.144 n=9, Na 0.135
+n=12, K 0.154 n=4; first 15 0.163, the 10 new 0.109), 25.5 CPU-s per pair, all 51 relaxations converged.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = ROOT.parent / "shared" / "datasets" / "mp_batteries" / "mp_batteries.csv"
+#: The pairs added after the first figure (15 pairs), chosen by data and cell size before any of their voltages was
+#: computed: their MAE on their own (``voltage_mae_<potential>_new``) is the check that is free of that choice.
+NEW_PAIRS = ("NaVS2", "KTiS2", "NaVO2", "NaNiO2", "NaCrS2", "NaReO3", "KReO3", "NaFePO4", "NaMnPO4", "KFePO4")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             sub = ok[ok["ion"] == ion]
             if len(sub):
                 print(f"voltage_mae_{potential}_{ion}: {sub['error_V'].abs().mean():.3f}  (n={len(sub)})")
+        for label, sub in (("first", ok[~ok["name"].isin(NEW_PAIRS)]), ("new", ok[ok["name"].isin(NEW_PAIRS)])):
+            if len(sub):
+                print(f"voltage_mae_{potential}_{label}: {sub['error_V'].abs().mean():.3f}  (n={len(sub)})")
         print(f"n_pairs_ok_{potential}: {len(ok)}")
         print(f"n_not_converged_{potential}: {int((table['status'] == 'not converged').sum())}")
         print(f"n_failed_{potential}: {int((table['status'] == 'failed').sum())}")

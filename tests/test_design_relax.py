@@ -83,6 +83,24 @@ def test_pair_structures_have_the_published_shape():
     assert [round(n.nn_distance, 2) for n in lco.get_neighbors(lco[co], 2.0)] == [1.92] * 6
 
 
+def test_pairs_are_built_on_the_prototypes_crystal_data():
+    from battlab.design.prototypes import LAYERED_1T, PROTOTYPES, prototype
+
+    assert P.olivine() == prototype("olivine")  # the published LiFePO4, site for site
+    assert P.layered_o3() == prototype("layered").get_primitive_structure()
+    assert P.layered_1t() == LAYERED_1T.structure()
+    na = P.olivine("Na", "Fe", (10.406, 6.219, 4.947))
+    assert [s.frac_coords.tolist() for s in na] == [s.frac_coords.tolist() for s in prototype("olivine")]
+    assert na.composition.reduced_formula == "NaFePO4" and na.lattice.abc == pytest.approx((10.406, 6.219, 4.947))
+    lno = PROTOTYPES["layered"].structure({"Co": "Ni"}, coords={2: (0, 0, 0.25)})
+    assert lno.composition.reduced_formula == "LiNiO2"
+    assert 0.25 in {round(s.frac_coords[2], 6) for s in lno if s.specie.symbol == "O" and s.frac_coords[0] == 0}
+    kreo3 = P.insertion_pair("KReO3")
+    re = next(i for i, s in enumerate(kreo3.rich) if s.specie.symbol == "Re")
+    assert [round(n.nn_distance, 3) for n in kreo3.rich.get_neighbors(kreo3.rich[re], 2.0)] == [1.867] * 6
+    assert kreo3.poor.composition.reduced_formula == "ReO3" and len(kreo3.poor) == 4
+
+
 def test_bad_structure_inputs_are_one_line_errors():
     with pytest.raises(P.StructureError, match="unknown insertion pair 'LiXO2'; known: LiCoO2"):
         P.insertion_pair("LiXO2")

@@ -1,17 +1,16 @@
 """Classic insertion electrodes as (ion-rich, ion-poor) structure pairs, and the working-ion metals, built in code.
 
 Every structure is made here from published lattice parameters and Wyckoff positions (pymatgen's
-:meth:`~pymatgen.core.Structure.from_spacegroup`); nothing is downloaded. Three prototypes carry most classic
-cathodes and anodes:
+:meth:`~pymatgen.core.Structure.from_spacegroup`); nothing is downloaded. Four structure types carry the pairs, their
+crystal data kept once in :mod:`battlab.design.prototypes` (space group, published cell and asymmetric unit, source):
 
-- **olivine** ``AMPO4`` (Pnma, No. 62): LiFePO4 from Streltsov et al., Acta Cryst. B 49, 147 (1993):
-  a, b, c = 10.332, 6.010, 4.692 Å; Li 4a (0, 0, 0), Fe 4c (0.28222, 1/4, 0.97472), P 4c (0.09486, 1/4, 0.41820),
-  O 4c (0.09678, 1/4, 0.74279), O 4c (0.45710, 1/4, 0.20602), O 8d (0.16558, 0.04646, 0.28480);
-- **layered O3** ``AMO2`` (alpha-NaFeO2 type, R-3m, No. 166, hexagonal axes): LiCoO2 from Akimoto, Gotoh and
-  Oosawa, J. Solid State Chem. 141, 298 (1998): a = 2.8156, c = 14.0542 Å; Li 3a (0, 0, 0), Co 3b (0, 0, 1/2),
-  O 6c (0, 0, 0.2396);
-- **layered 1T** ``AMX2`` (LiTiS2 type, P-3m1, No. 164): Ti 1a (0, 0, 0), S 2d (1/3, 2/3, 1/4), Li 1b (0, 0, 1/2);
-  LiTiS2 a = 3.455, c = 6.195 Å from Whittingham, Prog. Solid State Chem. 12, 41 (1978).
+- **olivine** ``AMPO4`` (Pnma, 28 atoms): LiFePO4 of Streltsov et al. (1993), ``PROTOTYPES["olivine"]``;
+- **layered O3** ``AMX2`` (alpha-NaFeO2 type, R-3m, 4-atom primitive cell): LiCoO2 of Akimoto et al. (1998),
+  ``PROTOTYPES["layered"]``;
+- **layered 1T** ``AMX2`` (LiTiS2 type, P-3m1, 4 atoms): LiTiS2 of Whittingham (1978), :data:`LAYERED_1T
+  <battlab.design.prototypes.LAYERED_1T>`;
+- **cubic perovskite** ``AMX3`` (Pm-3m, 5 atoms): the ReO3 framework of Meisel (1932) with the ion on the empty
+  cube centre, :data:`PEROVSKITE <battlab.design.prototypes.PEROVSKITE>`.
 
 Other members of a family take the prototype's positions with their own lattice parameters (rounded from the
 literature; the source of each is in :data:`PAIRS`). They are starting points: a relaxation moves every ion and
@@ -33,10 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from battlab.design.prototypes import LAYERED_1T, PEROVSKITE, PROTOTYPES
 from battlab.errors import BattlabError
 
 __all__ = ["PAIRS", "InsertionPair", "StructureError", "insertion_pair", "layered_1t", "layered_o3", "metal",
-           "olivine", "pair_names", "remove_ion"]
+           "olivine", "pair_names", "perovskite", "remove_ion"]
 
 
 class StructureError(BattlabError, ValueError):
@@ -46,23 +46,22 @@ class StructureError(BattlabError, ValueError):
 def olivine(a_ion: str = "Li", m: str = "Fe", abc: tuple[float, float, float] = (10.332, 6.010, 4.692)) -> Any:
     """An olivine ``AMPO4`` (Pnma, 28 atoms) on the LiFePO4 positions of Streltsov et al. (1993).
 
+    The positions are those of :data:`battlab.design.prototypes.PROTOTYPES` ``["olivine"]``.
+
     Example
     -------
     >>> s = olivine("Li", "Mn", (10.446, 6.104, 4.744))
     >>> s.composition.reduced_formula, len(s), s.get_space_group_info()
     ('LiMnPO4', 28, ('Pnma', 62))
     """
-    from pymatgen.core import Lattice, Structure
-
-    return Structure.from_spacegroup(
-        "Pnma", Lattice.orthorhombic(*abc), [a_ion, m, "P", "O", "O", "O"],
-        [[0, 0, 0], [0.28222, 0.25, 0.97472], [0.09486, 0.25, 0.41820], [0.09678, 0.25, 0.74279],
-         [0.45710, 0.25, 0.20602], [0.16558, 0.04646, 0.28480]])
+    return PROTOTYPES["olivine"].structure({"Li": a_ion, "Fe": m}, (*abc, 90, 90, 90))
 
 
 def layered_o3(a_ion: str = "Li", m: str = "Co", x: str = "O", a: float = 2.8156, c: float = 14.0542,
                z: float = 0.2396) -> Any:
     """A layered O3 ``AMX2`` (alpha-NaFeO2 type, R-3m), as its 4-atom primitive cell (LiCoO2 by default).
+
+    The positions are those of :data:`battlab.design.prototypes.PROTOTYPES` ``["layered"]``, with ``z`` of X.
 
     Example
     -------
@@ -70,10 +69,7 @@ def layered_o3(a_ion: str = "Li", m: str = "Co", x: str = "O", a: float = 2.8156
     >>> s.composition.reduced_formula, len(s), s.get_space_group_info()
     ('LiCoO2', 4, ('R-3m', 166))
     """
-    from pymatgen.core import Lattice, Structure
-
-    conv = Structure.from_spacegroup("R-3m", Lattice.hexagonal(a, c), [a_ion, m, x],
-                                     [[0, 0, 0], [0, 0, 0.5], [0, 0, z]])
+    conv = PROTOTYPES["layered"].structure({"Li": a_ion, "Co": m, "O": x}, (a, a, c, 90, 90, 120), {2: (0, 0, z)})
     return conv.get_primitive_structure()
 
 
@@ -81,16 +77,30 @@ def layered_1t(a_ion: str = "Li", m: str = "Ti", x: str = "S", a: float = 3.455,
                z: float = 0.25) -> Any:
     """A layered 1T ``AMX2`` (LiTiS2 type, P-3m1, 4 atoms): the ion in the octahedral sites between MX2 slabs.
 
+    The positions are those of :data:`battlab.design.prototypes.LAYERED_1T`, with ``z`` of X.
+
     Example
     -------
     >>> s = layered_1t()
     >>> s.composition.reduced_formula, len(s), s.get_space_group_info()
     ('LiTiS2', 4, ('P-3m1', 164))
     """
-    from pymatgen.core import Lattice, Structure
+    return LAYERED_1T.structure({"Li": a_ion, "Ti": m, "S": x}, (a, a, c, 90, 90, 120), {1: (1 / 3, 2 / 3, z)})
 
-    return Structure.from_spacegroup("P-3m1", Lattice.hexagonal(a, c), [m, x, a_ion],
-                                     [[0, 0, 0], [1 / 3, 2 / 3, z], [0, 0, 0.5]])
+
+def perovskite(a_ion: str = "Na", m: str = "Re", x: str = "O", a: float = 3.734) -> Any:
+    """A cubic perovskite ``AMX3`` (Pm-3m, 5 atoms): the ReO3-type ``MX3`` framework with the ion on the cube
+    centre (1b), on the positions of :data:`battlab.design.prototypes.PEROVSKITE`.
+
+    Example
+    -------
+    >>> s = perovskite("K")
+    >>> s.composition.reduced_formula, len(s), s.get_space_group_info()
+    ('KReO3', 5, ('Pm-3m', 221))
+    """
+    s = PEROVSKITE.structure({"Re": m, "O": x}, (a, a, a, 90, 90, 90))
+    s.append(a_ion, [0.5, 0.5, 0.5])
+    return s
 
 
 #: Working-ion metals: (lattice, a in Å[, c]) at room temperature (Kittel, Introduction to Solid State Physics,
@@ -229,11 +239,48 @@ PAIRS: dict[str, _PairSpec] = {
     "LiNiO2": _PairSpec("Li", _o3("Li", "Ni", 2.878, 14.19),
                         "layered O3 (LiCoO2 positions), a and c of LiNiO2 rounded from reported values (a start; kept "
                         "R-3m, without the Jahn-Teller distortion the DFT ground state may have)", "mp-25210_Li"),
+    # Added with the benchmark's second set (chosen by data and size before any voltage was computed). Where a
+    # framework has several Materials Project electrodes, the one whose charged end has the same energy above the
+    # hull as the Li pair of the same framework above was taken (the same framework material).
+    "NaVS2": _PairSpec("Na", _t1("Na", "V", "S", 3.40, 6.9, 0.195),
+                       "Na in the 1T-VS2 framework of LiVS2 (LiTiS2 positions; c widened for Na, relaxed); MP's "
+                       "framework is LiVS2's (mp-7543_Li)", "mp-9561_Na"),
+    "KTiS2": _PairSpec("K", _t1("K", "Ti", "S", 3.45, 7.8, 0.178),
+                       "K in the 1T-TiS2 framework (LiTiS2 positions; c widened for K, relaxed); MP's only K-TiS2 "
+                       "electrode is on a TiS2 polytype 9.5 meV/atom above 1T (its Na electrodes on the two differ "
+                       "by 0.01 V)", "mp-558110_K"),
+    "NaVO2": _PairSpec("Na", _o3("Na", "V", 3.00, 16.0, 0.2327),
+                       "layered O3 (alpha-NaFeO2 positions), a and c of O3-NaVO2 rounded from Didier et al., "
+                       "Electrochem. Solid-State Lett. 14, A75 (2011) (a start); MP's framework is LiVO2's",
+                       "mp-19391_Na"),
+    "NaNiO2": _PairSpec("Na", _o3("Na", "Ni", 2.96, 15.7, 0.2327),
+                        "layered O3 (alpha-NaFeO2 positions), a and c of NaNiO2 rounded from reported values (a start; "
+                        "kept R-3m, without the monoclinic Jahn-Teller distortion of its ground state); MP's framework "
+                        "is LiNiO2's", "mp-19149_Na"),
+    "NaCrS2": _PairSpec("Na", _o3("Na", "Cr", 3.55, 19.45, 0.2328, x="S"),
+                        "layered O3 (alpha-NaFeO2 positions, z of S for Cr-S 2.42 Å), a and c of NaCrS2 rounded from "
+                        "Engelsman et al., J. Solid State Chem. 6, 574 (1973) (a start; MP's CrS2 framework stacking "
+                        "not checked)", "mp-637292_Na"),
+    "NaReO3": _PairSpec("Na", lambda: perovskite("Na", "Re", "O", 3.734),
+                        "cubic perovskite: Na on the cube centre of ReO3 (Meisel 1932; relaxed, no octahedral tilt "
+                        "in the 5-atom cell)", "mp-190_Na"),
+    "KReO3": _PairSpec("K", lambda: perovskite("K", "Re", "O", 3.734),
+                       "cubic perovskite: K on the cube centre of ReO3 (Meisel 1932; relaxed, no octahedral tilt "
+                       "in the 5-atom cell)", "mp-190_K"),
     "LiFePO4": _PairSpec("Li", lambda: olivine("Li", "Fe"),
                          "olivine, Streltsov et al., Acta Cryst. B 49, 147 (1993)", "mp-19017_Li"),
     "LiMnPO4": _PairSpec("Li", lambda: olivine("Li", "Mn", (10.446, 6.104, 4.744)),
                          "olivine (LiFePO4 positions), a, b, c of LiMnPO4: Geller and Durand, Acta Cryst. 13, 325 "
                          "(1960)", "mp-18997_Li"),
+    "NaFePO4": _PairSpec("Na", lambda: olivine("Na", "Fe", (10.406, 6.219, 4.947)),
+                         "olivine (LiFePO4 positions), a, b, c of olivine NaFePO4: Moreau et al., Chem. Mater. 22, "
+                         "4126 (2010); MP's framework is LiFePO4's", "mp-20361_Na"),
+    "NaMnPO4": _PairSpec("Na", lambda: olivine("Na", "Mn", (10.55, 6.33, 4.99)),
+                         "olivine (LiFePO4 positions), a, b, c of olivine NaMnPO4 rounded from Lee et al., Chem. "
+                         "Mater. 23, 3593 (2011) (a start); MP's framework is LiMnPO4's", "mp-26980_Na"),
+    "KFePO4": _PairSpec("K", lambda: olivine("K", "Fe", (10.406, 6.219, 4.947)),
+                        "K on the Li sites of olivine FePO4 (hypothetical; LiFePO4 positions, the NaFePO4 cell as a "
+                        "start, relaxed); MP's framework is LiFePO4's", "mp-20361_K"),
 }
 
 
@@ -243,7 +290,7 @@ def pair_names(ion: str | None = None) -> list[str]:
     Example
     -------
     >>> pair_names("K")
-    ['KCrO2']
+    ['KCrO2', 'KTiS2', 'KReO3', 'KFePO4']
     """
     return [name for name, spec in PAIRS.items() if ion is None or spec.ion == ion]
 

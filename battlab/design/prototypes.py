@@ -6,6 +6,10 @@ space group, lattice parameters and Wyckoff positions as published (rounded; the
 not relaxed structures: a candidate made from one needs a relaxation (DFT or a universal potential) before its
 energy means anything.
 
+This module is the one place of battlab's crystal data: :mod:`battlab.design.pairs` builds its insertion
+electrodes from the olivine and layered prototypes and from :data:`LAYERED_1T` and :data:`PEROVSKITE`, other
+members of a family taking the same Wyckoff sites with their own elements and cell (:meth:`Prototype.structure`).
+
 Example
 -------
 >>> s = prototype("olivine")
@@ -17,11 +21,12 @@ Example
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from battlab.errors import BattlabError
 
-__all__ = ["PROTOTYPES", "Prototype", "prototype"]
+__all__ = ["LAYERED_1T", "PEROVSKITE", "PROTOTYPES", "Prototype", "prototype"]
 
 
 @dataclass(frozen=True)
@@ -37,11 +42,27 @@ class Prototype:
     coords: tuple[tuple[float, float, float], ...]  # fractional, in pymatgen's setting of the space group
     source: str
 
-    def structure(self):  # -> pymatgen.core.Structure
+    def structure(self, species: Mapping[str, str] | None = None,
+                  lattice: tuple[float, float, float, float, float, float] | None = None,
+                  coords: Mapping[int, tuple[float, float, float]] | None = None):  # -> pymatgen.core.Structure
+        """The structure as published, or another member of its family on the same Wyckoff sites.
+
+        ``species`` maps a published element to its replacement on every site of that element (``{"Li": "Na"}``),
+        ``lattice`` replaces the cell (a, b, c, alpha, beta, gamma), ``coords`` replaces the position of some
+        sites of the asymmetric unit (by index into :attr:`coords`).
+
+        Example
+        -------
+        >>> s = PROTOTYPES["olivine"].structure({"Li": "Na"}, (10.406, 6.219, 4.947, 90, 90, 90))
+        >>> s.composition.reduced_formula, len(s), s.get_space_group_info()[1]
+        ('NaFePO4', 28, 62)
+        """
         from pymatgen.core import Lattice, Structure
 
-        return Structure.from_spacegroup(self.space_group, Lattice.from_parameters(*self.lattice),
-                                         list(self.species), [list(c) for c in self.coords])
+        names = [species.get(e, e) for e in self.species] if species else list(self.species)
+        sites = [list(coords[i]) if coords and i in coords else list(c) for i, c in enumerate(self.coords)]
+        return Structure.from_spacegroup(self.space_group, Lattice.from_parameters(*(lattice or self.lattice)),
+                                         names, sites)
 
 
 #: The built-in prototypes, by name.
@@ -69,6 +90,20 @@ PROTOTYPES: dict[str, Prototype] = {p.name: p for p in (
         "Zhao, Y. & Daemen, L. L., Superionic conductivity in lithium-rich anti-perovskites, "
         "J. Am. Chem. Soc. 134, 15042-15047 (2012)"),
 )}
+
+
+#: Two more structure types of classic insertion electrodes, used by :mod:`battlab.design.pairs` (not substitution
+#: parents: :data:`PROTOTYPES` holds those).
+LAYERED_1T = Prototype(
+    "layered 1T", "LiTiS2", "layered 1T AMX2 (LiTiS2 / CdI2-derived type)", "P-3m1", (3.455, 3.455, 6.195, 90, 90, 120),
+    ("Ti", "S", "Li"), ((0, 0, 0), (1 / 3, 2 / 3, 0.25), (0, 0, 0.5)),
+    "Whittingham, M. S., Chemistry of intercalation compounds: metal guests in chalcogenide hosts, "
+    "Prog. Solid State Chem. 12, 41-99 (1978)")
+PEROVSKITE = Prototype(
+    "perovskite", "ReO3", "ReO3 type MX3 and the cubic perovskite AMX3 with A on the empty cube centre", "Pm-3m",
+    (3.734, 3.734, 3.734, 90, 90, 90), ("Re", "O"), ((0, 0, 0), (0.5, 0, 0)),
+    "Meisel, K., Rheniumtrioxyd. III. Mitteilung. Über die Kristallstruktur des Rheniumtrioxyds, "
+    "Z. anorg. allg. Chem. 207, 121-128 (1932)")
 
 
 def prototype(name: str):  # -> pymatgen.core.Structure
