@@ -55,8 +55,8 @@ import numpy as np
 from matbench import _ensure_data  # BATTLAB_DATA, filled from ../shared/datasets when unset
 
 HEADLINE = "default"
-# name -> Campaign keyword arguments; the baselines do not explore on a stall (explore_after=0)
-_FIXED = {"explore_after": 0}
+# name -> Campaign keyword arguments; the baselines neither explore on a stall nor floor the results (as before)
+_FIXED = {"explore_after": 0, "transform": "none"}
 METHODS: dict[str, dict[str, Any]] = {
     "default": {},  # Campaign's defaults: et-group, UCB kappa 0.1, greedy batches, exploration after 2 stalled rounds
     "et_group_ucb": {"model": "et-group", "acquisition": "ucb", "batch": "greedy", "kappa": 0.1, **_FIXED},
