@@ -103,8 +103,9 @@ class Campaign:
     batch : {"auto", "greedy", "believer", "penalize", "thompson"}, default "auto"
         ``"auto"``: Thompson batches for ``acquisition="ts"``, else greedy in a candidate pool and kriging
         believer in a process window (which keeps the designs of a batch apart). The defaults (extra trees with
-        chemical-system-calibrated uncertainty, UCB with ``kappa=0.1``, greedy batches, exploration after 2
-        stalled rounds) are those ``benchmarks/plan.py`` measures on OBELiX.
+        chemical-system-calibrated uncertainty, the results floored at their lower quartile, UCB with
+        ``kappa=0.1``, greedy batches, exploration by UCB with ``explore_kappa=1`` after 2 stalled rounds) are
+        those ``benchmarks/plan.py`` measures on OBELiX.
     maximize : bool
         ``False`` to look for the lowest result.
     kappa, xi : float
