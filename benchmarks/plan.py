@@ -1,6 +1,6 @@
 """Retrospective screening on OBELiX: how much faster does battlab.plan find the best Li-ion conductors?
 
-    python benchmarks/plan.py                          # reported seed sets 100-119 and 200-219, every method
+    python benchmarks/plan.py                          # reported seed sets 100-119, 200-219, 300-319, every method
     python benchmarks/plan.py --seeds 300-319 --methods default,random   # the set no one looked at before
     python benchmarks/plan.py --seeds 0-19 --methods default,et_group_ucb   # the development seeds
 
@@ -97,8 +97,8 @@ def _seeds(text: str) -> list[int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", nargs="+", default=["100-119", "200-219"],
-                        help="seed sets, e.g. 100-119 200-219 (reported) or 0-19 (development)")
+    parser.add_argument("--seeds", nargs="+", default=["100-119", "200-219", "300-319"],
+                        help="seed sets, e.g. 100-119 200-219 300-319 (reported) or 0-19 (development)")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of the methods")
     parser.add_argument("--budget", type=int, default=100, help="experiments per campaign (20 initial included)")
     parser.add_argument("--out", default=None, help="folder for per-method JSON/CSV results")
