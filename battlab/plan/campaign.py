@@ -64,12 +64,16 @@ from battlab.plan.acquisition import (
 from battlab.plan.space import CandidatePool, ProcessWindow
 from battlab.plan.surrogates import make_surrogate
 
-__all__ = ["BATCHES", "STATE_VERSION", "TRANSFORMS", "Campaign", "check_suggested"]
+__all__ = ["BATCHES", "FLOOR_QUANTILE", "STATE_VERSION", "TRANSFORMS", "Campaign", "check_suggested"]
 
 #: Version of the saved state; :meth:`Campaign.load` refuses other versions.
 STATE_VERSION = 1
-#: Result transforms: ``"rank"`` models the normal scores of the results measured so far (robust to a long tail).
-TRANSFORMS = ("none", "rank")
+#: Result transforms: ``"floor"`` raises the results below the lower quartile of those measured so far to it,
+#: ``"rank"`` models their normal scores (both robust to a long tail of poor results); ``"auto"``: ``"floor"`` in
+#: a candidate pool, ``"none"`` in a process window.
+TRANSFORMS = ("auto", "none", "floor", "rank")
+#: Quantile of the results measured so far below which ``transform="floor"`` raises them.
+FLOOR_QUANTILE = 0.25
 #: Batch strategies accepted by :class:`Campaign` (``"auto"``: thompson for ``ts``, else greedy in a candidate pool
 #: and believer in a process window).
 BATCHES = ("auto", "believer", "penalize", "thompson", "greedy")
@@ -99,8 +103,9 @@ class Campaign:
     batch : {"auto", "greedy", "believer", "penalize", "thompson"}, default "auto"
         ``"auto"``: Thompson batches for ``acquisition="ts"``, else greedy in a candidate pool and kriging
         believer in a process window (which keeps the designs of a batch apart). The defaults (extra trees with
-        chemical-system-calibrated uncertainty, UCB with ``kappa=0.1``, greedy batches, exploration after 2
-        stalled rounds) are those ``benchmarks/plan.py`` measures on OBELiX.
+        chemical-system-calibrated uncertainty, the results floored at their lower quartile, UCB with
+        ``kappa=0.1``, greedy batches, exploration by UCB with ``explore_kappa=1`` after 2 stalled rounds) are
+        those ``benchmarks/plan.py`` measures on OBELiX.
     maximize : bool
         ``False`` to look for the lowest result.
     kappa, xi : float
@@ -110,19 +115,26 @@ class Campaign:
         Radius of ``"penalize"``, as a fraction of the median distance between candidates.
     n_candidates : int
         Sobol candidates drawn in a process window at each suggestion (the best are refined locally).
-    transform : {"none", "rank"}
-        ``"rank"``: the model learns the normal scores of the results measured so far (scikit-learn's
-        QuantileTransformer), so a long tail of very poor results (e.g. conductivities censored at
-        1e-15 S/cm) does not dominate the uncertainty; decisions then depend only on the order of the
-        results. Predictions are reported back in result units (clipped to the measured range).
+    transform : {"auto", "floor", "none", "rank"}, default "auto"
+        ``"floor"``: the model learns the results with those below the lower quartile of the results measured
+        so far (:data:`FLOOR_QUANTILE`) raised to it, so a long tail of very poor results (e.g. conductivities
+        censored at 1e-15 S/cm) does not dominate the trees' splits and their spread, while the order and
+        the gaps among the better results are kept; predictions below the quartile are reported at it.
+        ``"rank"``: the model learns the normal scores of the results (scikit-learn's QuantileTransformer);
+        decisions then depend only on the order of the results; predictions are reported back in result
+        units (clipped to the measured range). ``"auto"``: ``"floor"`` in a candidate pool, ``"none"`` (the
+        results as they are) in a process window.
     explore_after : int, optional
         Once this many suggested rounds in a row brought no result better than the best before them
-        (:meth:`stalled_rounds`), ``explore_share`` of each batch explores: random candidates (the model that
-        stalled ranks its own region first), until a result beats the best again. A start with no good member
-        otherwise keeps the campaign in a poor region (the model only knows that region). 0: never; default:
-        2 in a candidate pool, 0 in a process window (whose Sobol candidates and EI/UCB explore already).
+        (:meth:`stalled_rounds`), ``explore_share`` of each batch explores: the candidates of highest upper
+        confidence bound with the larger weight ``explore_kappa`` on the uncertainty, until a result beats the
+        best again. A start with no good member otherwise keeps the campaign in a poor region (the model only
+        knows that region, and ranks its own region first). 0: never; default: 2 in a candidate pool, 0 in a
+        process window (whose Sobol candidates and EI/UCB explore already).
     explore_share : float, default 0.4
         Share of a batch (rounded up) that explores once the results stall.
+    explore_kappa : float, default 1.0
+        Weight of the uncertainty in the exploring picks' upper confidence bound (``kappa`` is that of the others).
     seed : int
         Seeds the random start, Thompson draws, exploration, Sobol candidates and the models: same seed, same
         campaign.
@@ -144,8 +156,8 @@ class Campaign:
     def __init__(self, space: CandidatePool | ProcessWindow, model: str | Any = "et-group",
                  model_params: dict[str, Any] | None = None, acquisition: str = "ucb", batch: str = "auto",
                  maximize: bool = True, kappa: float = 0.1, xi: float = 0.0, penalty_radius: float = 0.25,
-                 n_candidates: int = 1024, transform: str = "none", explore_after: int | None = None,
-                 explore_share: float = 0.4, seed: int = 0) -> None:
+                 n_candidates: int = 1024, transform: str = "auto", explore_after: int | None = None,
+                 explore_share: float = 0.4, explore_kappa: float = 1.0, seed: int = 0) -> None:
         if not isinstance(space, (CandidatePool, ProcessWindow)):
             raise BattlabError(f"space must be a CandidatePool or a ProcessWindow, got {type(space).__name__}.")
         if acquisition not in ACQUISITIONS:
@@ -162,6 +174,8 @@ class Campaign:
             raise BattlabError(f"explore_after must be an integer >= 0 (0: never explore), got {explore_after!r}.")
         if not isinstance(explore_share, (int, float, np.number)) or not 0.0 <= float(explore_share) <= 1.0:
             raise BattlabError(f"explore_share must be in [0, 1] (a share of each batch), got {explore_share!r}.")
+        if not isinstance(explore_kappa, (int, float, np.number)) or not float(explore_kappa) >= 0.0:
+            raise BattlabError(f"explore_kappa must be a number >= 0, got {explore_kappa!r}.")
         if isinstance(model, str):
             make_surrogate(model, seed=0, **dict(model_params or {}))  # fails now on a bad name or parameter
         elif not hasattr(model, "fit") or not hasattr(model, "predict"):
@@ -179,6 +193,7 @@ class Campaign:
         self.transform = transform
         self.explore_after = None if explore_after is None else int(explore_after)
         self.explore_share = float(explore_share)
+        self.explore_kappa = float(explore_kappa)
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.round = 0
@@ -316,7 +331,9 @@ class Campaign:
         if not cold:
             X, y, groups_obs = self._training()
             self.transformer_ = None
-            if self.transform == "rank":
+            if self._transform() == "floor":
+                y = np.maximum(y, np.quantile(y, FLOOR_QUANTILE))
+            elif self._transform() == "rank":
                 from sklearn.preprocessing import QuantileTransformer
 
                 self.transformer_ = QuantileTransformer(n_quantiles=min(1000, len(y)), output_distribution="normal")
@@ -366,15 +383,21 @@ class Campaign:
         if k > n_explore:
             first, first_values = self._select_kind(batch, model, X, y, groups_obs, Xc, groups_c, best, k - n_explore)
             picks, values = [int(j) for j in first], [float(v) for v in first_values]
-        # exploration: random candidates (a restart: the model that stalled knows only its region, and picks it
-        # ranks high stay there); the acquisition reported is their score under the model
+        # exploration: the upper confidence bound with more weight on the uncertainty (the model that stalled
+        # ranks its own region first); the acquisition reported is their score under the campaign's acquisition
         mean, std = self._predict(model, Xc, groups_c)
         score = self._score(mean, std, best)
-        rest = np.setdiff1d(np.arange(len(Xc)), picks)
-        chosen = self.rng.choice(rest, min(n_explore, len(rest)), replace=False)
+        bound = upper_confidence_bound(mean, std, self.explore_kappa)
+        bound[picks] = -np.inf
+        chosen = np.argsort(-bound, kind="stable")[:n_explore]
         picks += [int(j) for j in chosen]
         values += [float(score[j]) for j in chosen]
         return np.array(picks), np.array(values)
+
+    def _transform(self) -> str:
+        if self.transform == "auto":
+            return "floor" if isinstance(self.space, CandidatePool) else "none"
+        return self.transform
 
     def stalled_rounds(self) -> int:
         """Suggested rounds in a row, up to the last one with a result, whose results did not beat the best
@@ -603,7 +626,7 @@ class Campaign:
             "space": self.space.to_dict(), "model": model, "model_params": self.model_params,
             "settings": {k: getattr(self, k) for k in ("acquisition", "batch", "maximize", "kappa", "xi",
                                                         "penalty_radius", "n_candidates", "transform",
-                                                        "explore_after", "explore_share", "seed")},
+                                                        "explore_after", "explore_share", "explore_kappa", "seed")},
             "round": self.round, "n_designs": self.n_designs, "rng": self.rng.bit_generator.state,
         }
         (out / "campaign.json").write_text(json.dumps(state, indent=1, default=str))
