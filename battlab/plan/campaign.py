@@ -296,7 +296,7 @@ class Campaign:
         designs = self.space.sample(self.n_candidates, self.rng)
         if model is not None:  # refine: random neighbours of the best few candidates
             mean, std = self._predict(model, self.space.features(designs), None)
-            top = designs.iloc[np.argsort(-self._score(mean, std, best))[:8]]
+            top = designs.iloc[_top(self._score(mean, std, best), 8)]
             near = [self.space.perturb(top, scale, self.rng) for scale in (0.02, 0.05, 0.1) for _ in range(8)]
             designs = pd.concat([designs, *near], ignore_index=True)
         table = pd.concat([pd.DataFrame({"design_id": [""] * len(designs)}), designs], axis=1)
@@ -330,6 +330,7 @@ class Campaign:
         groups_obs = None
         if not cold:
             X, y, groups_obs = self._training()
+            y = _comparable(y)  # the last bits of a result (Excel keeps ~15 digits) do not change the model
             self.transformer_ = None
             if self._transform() == "floor":
                 y = np.maximum(y, np.quantile(y, FLOOR_QUANTILE))
@@ -389,7 +390,7 @@ class Campaign:
         score = self._score(mean, std, best)
         bound = upper_confidence_bound(mean, std, self.explore_kappa)
         bound[picks] = -np.inf
-        chosen = np.argsort(-bound, kind="stable")[:n_explore]
+        chosen = _top(bound, n_explore)
         picks += [int(j) for j in chosen]
         values += [float(score[j]) for j in chosen]
         return np.array(picks), np.array(values)
@@ -439,7 +440,7 @@ class Campaign:
         mean, std = self._predict(model, Xc, groups_c)
         score = self._score(mean, std, best)
         if batch == "greedy":
-            order = np.argsort(-score, kind="stable")[:k]
+            order = _top(score, k)
             return order, score[order]
         if batch == "penalize":
             Z = self._standardized(Xc)
@@ -709,11 +710,36 @@ def check_suggested(ids: Sequence[str], pending: set[str], recorded: dict[str, s
                            f"designs); use add_data() for experiments planned elsewhere{tail}.")
 
 
+#: Significant digits the results are learnt at and the acquisition values compared at: differences in the last
+#: bits (a table that went through Excel, which keeps ~15 digits) change neither the model (floored results tie,
+#: and a tree's split between equal gains would follow those bits) nor the order of candidates; exact ties go to
+#: the first in the pool.
+RANK_DIGITS = 10
+
+
+def _comparable(values: np.ndarray) -> np.ndarray:
+    """``values`` rounded to :data:`RANK_DIGITS` significant digits (of the largest finite magnitude).
+
+    >>> _comparable(np.array([1.0, 1.0 + 1e-14, 0.5])).tolist()
+    [1.0, 1.0, 0.5]
+    """
+    values = np.asarray(values, dtype=float)
+    finite = np.abs(values[np.isfinite(values)])
+    scale = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    decimals = RANK_DIGITS - 1 - int(np.floor(np.log10(scale)))
+    return np.round(values, decimals)
+
+
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` largest values, compared at :data:`RANK_DIGITS` digits, ties in pool order."""
+    return np.argsort(-_comparable(values), kind="stable")[:k]
+
+
 def _best_unpicked(values: np.ndarray, picks: list[int]) -> int:
-    """Position of the largest value not yet in the batch."""
+    """Position of the largest value not yet in the batch (compared as :func:`_top` does)."""
     values = np.asarray(values, dtype=float).copy()
     values[picks] = -np.inf
-    return int(np.argmax(values))
+    return int(_top(values, 1)[0])
 
 
 def _to_parquet(table: pd.DataFrame, path: Path) -> None:
