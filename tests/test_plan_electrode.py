@@ -350,8 +350,8 @@ def test_closed_loop_stops_on_the_expected_improvement_not_on_a_count() -> None:
     # the first round after a feasible design whose result did not move the best and met the constraints if
     # predicted to (the objective is always "as predicted" at this tolerance)
     wrong = (early["proposal_feasible_predicted"] == 1) & (early["proposal_feasible"] == 0)
-    first = next(r for r in range(1, len(best)) if np.isfinite(best[r - 1]) and best[r] == best[r - 1]
-                 and not wrong.iloc[r]), 6)
+    first = next((r for r in range(1, len(best)) if np.isfinite(best[r - 1]) and best[r] == best[r - 1]
+                  and not wrong.iloc[r]), 6)
     assert early["round"].iloc[-1] == first
     assert early["max_expected_improvement"].iloc[-1] < 0.5 * early["best_observed"].iloc[-1]
     late = closed_loop(tol=1e-9, max_rounds=2, **kw).history
