@@ -42,9 +42,10 @@ Runs go to ``--workers`` processes (default 2), one simulation at a time each. M
 design takes ~0.3-0.7 s on one core, a closed-loop round (refit, PSO on the surrogate, the expected-improvement
 search) ~5-15 s, a GP-EI suggestion ~1-3 s on 6 knobs. All five methods on seeds 100-119 (200 runs) took
 about 83 minutes on the 2 shared cores of the development machine (load 3-5); the default two report sets
-double that. At load 14-23 (other sessions), a closed-loop run took 1-7 minutes on window6 (60 runs in 51 minutes
-on 4 workers) and a GP-EI run of 50 calls 16-20 minutes. ``--methods``, ``--problems`` and ``--seeds`` run a part; ``--traces FILE
---resume`` continues an interrupted run or adds methods to it (the runs are seeded).
+double that. At load 14-23 (other sessions), a closed-loop run took 1-7 minutes on window6 (60 runs in 51
+minutes on 4 workers) and a GP-EI run of 50 calls 16-20 minutes. ``--methods``, ``--problems`` and ``--seeds``
+run a part (``--seeds 300-319``: the unseen check); ``--traces FILE --resume`` continues an interrupted run or
+adds methods to it (the runs are seeded).
 
 Run: ``python benchmarks/electrode.py [--seeds 100-119,200-219] [--problems window3,window6] [--budget 50]``.
 Prints ``name: value`` lines; per problem and report set ``closed_loop_reached_<problem>_seeds<set>: K of
