@@ -263,14 +263,41 @@ def test_it_does_not_stop_while_the_surrogate_expects_a_gain() -> None:
     assert (c.history["max_expected_improvement"] > 0).all()
 
 
-def test_it_stops_when_the_expected_improvement_is_low() -> None:
-    """converged() follows the recorded expected improvements: below tol * best for `patience` results."""
-    c = drive(campaign(tol=0.5, patience=2), 2)  # a gain of half the objective: never expected here
+def test_it_stops_when_the_expected_improvement_is_low_and_the_best_stands() -> None:
+    """converged(): the expected improvement below tol * best after each of the last `patience` results, none of
+    which moved the best design (by any amount), the last one as predicted."""
+    c = drive(campaign(tol=0.5, patience=2), 1)  # a gain of half the objective: never expected here
+    for _ in range(2):  # two proposals that meet the constraint and do not beat the best
+        batch = c.suggest(1)
+        c.observe(batch, lab(batch).assign(specific_energy_Wh_kg=c.best_value_ - 1.0, rate_capability=0.9))
     ei = c.history["max_expected_improvement"].to_numpy(float)
     assert (ei < 0.5 * abs(c.best_value_)).all() and c.converged()
-    threshold = float(np.median(ei[1:]))  # a tolerance between the recorded values
-    c.tol = threshold / abs(c.best_value_)
-    assert c.converged() == bool((ei[-2:] < threshold).all())
+    c.tol = float(ei[-2:].min()) / abs(c.best_value_)  # one of the last two is no longer below it
+    assert not c.converged()
+    c.tol = 0.5
+    batch = c.suggest(1)  # a gain far below tol (not an improvement) still says the loop is climbing
+    c.observe(batch, lab(batch).assign(specific_energy_Wh_kg=c.best_value_ + 0.01, rate_capability=0.9))
+    assert not bool(c.history["improved"].iloc[-1]) and not c.converged()
+    batch = c.suggest(1)
+    c.observe(batch, lab(batch).assign(specific_energy_Wh_kg=c.best_value_ - 1.0, rate_capability=0.9))
+    assert not c.converged()  # one result without gain, patience 2
+    batch = c.suggest(1)
+    c.observe(batch, lab(batch).assign(specific_energy_Wh_kg=c.best_value_ - 1.0, rate_capability=0.9))
+    assert c.converged()
+
+
+def test_a_proposal_predicted_feasible_that_is_not_stops_nothing() -> None:
+    """The last proposal came out as predicted only if it also met the constraints the surrogate said it would."""
+    results = {}
+    for name, rate in (("as predicted", None), ("infeasible", 0.1)):
+        c = drive(campaign(tol=0.5, patience=1), 1)  # any expected improvement is below half the objective
+        batch = c.suggest(1)
+        assert batch["feasible_predicted"].iloc[0] == 1  # PSO aims inside the constraint
+        out = lab(batch) if rate is None else lab(batch).assign(rate_capability=rate)
+        h = c.observe(batch, out)
+        assert h["proposal_feasible_predicted"] == 1 and h["proposal_feasible"] == (rate is None)
+        results[name] = c.converged()
+    assert results == {"as predicted": True, "infeasible": False}
 
 
 def test_no_feasible_design_means_not_converged() -> None:
@@ -313,14 +340,19 @@ def test_the_stopping_rule_is_seeded() -> None:
 @pytest.mark.slow
 def test_closed_loop_stops_on_the_expected_improvement_not_on_a_count() -> None:
     """On the simulator: with a tolerance no expected gain reaches, closed_loop stops at the first round it can
-    (a feasible design known, one round of patience); with one every expected gain exceeds, it runs to max_rounds."""
+    (a feasible design known, one result without gain); with one every expected gain exceeds, it runs to max_rounds."""
     space = DEFAULT_SPACE | {"solid_content": 0.65, "active_weight_fraction": 0.95}
     kw = {"space": space, "constraints": CONSTRAINTS, "n_initial": 8, "seed": 0, "patience": 1, "verbose": False,
           "pso_params": {"pop_size": 10, "n_gen": 5}, "surrogate_params": {"hidden_layer_sizes": (8,), "max_iter": 100}}
-    early = closed_loop(tol=0.5, max_rounds=4, **kw).history
-    feasible = np.isfinite(early["best_observed"].to_numpy(float))
-    assert feasible.any()
-    assert early["round"].iloc[-1] == max(1, int(np.argmax(feasible))) < 4
+    early = closed_loop(tol=0.5, max_rounds=6, **kw).history
+    best = early["best_observed"].to_numpy(float)
+    assert np.isfinite(best).any()
+    # the first round after a feasible design whose result did not move the best and met the constraints if
+    # predicted to (the objective is always "as predicted" at this tolerance)
+    wrong = (early["proposal_feasible_predicted"] == 1) & (early["proposal_feasible"] == 0)
+    first = next((r for r in range(1, len(best)) if np.isfinite(best[r - 1]) and best[r] == best[r - 1]
+                  and not wrong.iloc[r]), 6)
+    assert early["round"].iloc[-1] == first
     assert early["max_expected_improvement"].iloc[-1] < 0.5 * early["best_observed"].iloc[-1]
     late = closed_loop(tol=1e-9, max_rounds=2, **kw).history
     assert list(late["round"]) == [0, 1, 2] and (late["max_expected_improvement"] > 0).all()

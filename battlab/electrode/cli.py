@@ -209,7 +209,7 @@ def add_parser(subparsers: Any) -> None:
     opt.add_argument("--tol", type=float, default=0.002,
                      help="stop when the largest expected improvement is below this share of the best (default 0.002)")
     opt.add_argument("--patience", type=int, default=2,
-                     help="rounds in a row below --tol before the loop stops (default 2)")
+                     help="rounds in a row below --tol, without any gain, before the loop stops (default 2)")
     opt.add_argument("--n-jobs", type=int, default=1)
     opt.add_argument("--seed", type=int, default=0)
     opt.add_argument("--json", help="write the best design to this JSON file")

@@ -672,9 +672,10 @@ def closed_loop(
 
     Stops when the campaign has :meth:`~battlab.plan.ElectrodeCampaign.converged`: the surrogate's largest
     expected improvement (times the probability of meeting the constraints) stayed below ``tol`` (relative
-    to the best feasible simulated design) for ``patience`` rounds and its last proposal came out as
-    predicted; or after ``max_rounds``. It does not stop while no design is feasible, nor on a count of
-    rounds without progress: such rounds switch it to exploration (``explore``).
+    to the best feasible simulated design) for ``patience`` rounds, none of which moved the best design by
+    any amount, and its last proposal came out as predicted (objective, and feasibility when predicted
+    feasible); or after ``max_rounds``. It does not stop while no design is feasible, nor on a count of
+    rounds without progress alone: such rounds switch it to exploration (``explore``).
 
     Parameters
     ----------
@@ -693,7 +694,8 @@ def closed_loop(
     kappa : float
         Uncertainty penalty of the proposals; a batch mixes ``kappa`` and 0 (pure exploitation).
     patience, tol
-        The stopping rule (above); ``tol`` also decides whether a round *improved* the best design.
+        The stopping rule (above; chosen with the benchmark's development seeds, ``benchmarks/electrode.py``);
+        ``tol`` also decides whether a round *improved* the best design (which switches off exploration).
     explore : bool
         After a round without improvement, the next batch starts with the design of maximum expected
         improvement on the surrogate instead of its pessimistic optimum.

@@ -52,7 +52,8 @@ ELECTRODE_STATE_VERSION = 1
 _FORMAT = "battlab.plan.ElectrodeCampaign"
 _EI_CANDIDATES = 1000  # designs per batch of the expected-improvement search (two batches per refit)
 _HISTORY = ["round", "n_data", "n_failed", "best_observed", "proposal_predicted", "proposal_std",
-            "proposal_observed", "improved", "proposal_kind", "max_expected_improvement"]
+            "proposal_observed", "proposal_feasible_predicted", "proposal_feasible", "improved", "proposal_kind",
+            "max_expected_improvement"]
 
 
 def expected_improvement(table: pd.DataFrame, objective: str, best: float, maximize: bool = True,
@@ -121,7 +122,8 @@ class ElectrodeCampaign:
         than ``tol`` (relative); the campaign has :meth:`converged` when the surrogate expects no gain above
         ``tol`` anywhere.
     patience : int
-        :meth:`converged` needs the maximum expected improvement below ``tol`` after this many results in a row.
+        :meth:`converged` needs the maximum expected improvement below ``tol`` after this many results in a row,
+        none of which moved the best design.
     explore : bool
         After a proposal that did not improve the best design (the surrogate was wrong there), the next
         batch starts with the design of maximum expected improvement (times the probability of meeting the
@@ -282,10 +284,16 @@ class ElectrodeCampaign:
     def converged(self) -> bool:
         """Whether the surrogate expects no gain above ``tol`` (relative to the best feasible design) anywhere.
 
-        True when a feasible design was observed and the largest expected improvement (times the probability
-        of meeting the constraints, :func:`expected_improvement`) stayed below ``tol * |best|`` after each of
-        the last ``patience`` results, and the last proposal came out as predicted (within three standard
-        deviations, or ``tol``): a surrogate that was just wrong is not trusted to say that nothing is left.
+        True when a feasible design was observed and
+
+        - the largest expected improvement (times the probability of meeting the constraints,
+          :func:`expected_improvement`) stayed below ``tol * |best|`` after each of the last ``patience`` results;
+        - none of those results moved the best feasible design, by any amount: a loop that still climbs in
+          steps below ``tol`` (common along a constraint boundary, where the surrogate is confident but each
+          proposal gains a little) is not done;
+        - the last proposal came out as predicted: its objective within three standard deviations (or ``tol``)
+          of the prediction, and feasible if the surrogate predicted it would be. A surrogate that was just
+          wrong is not trusted to say that nothing is left.
         """
         h = self.history
         if (len(self.pending) or len(h) < self.patience + 1 or np.isnan(self.best_value_)
@@ -295,17 +303,24 @@ class ElectrodeCampaign:
         threshold = self.tol * abs(self.best_value_)
         if not (last["max_expected_improvement"].astype(float) < threshold).all():
             return False
+        before = float(h["best_observed"].iloc[-self.patience - 1])
+        if np.isnan(before) or before != self.best_value_:  # a gain of any size: the loop is still climbing
+            return False
         observed, predicted = float(h["proposal_observed"].iloc[-1]), float(h["proposal_predicted"].iloc[-1])
         std = float(h["proposal_std"].iloc[-1])
         if np.isnan(predicted):  # the last result was not a proposal: nothing to compare
             return True
         if np.isnan(observed):  # the proposal failed or lacks the objective
             return False
+        row = h.iloc[-1]
+        if row.get("proposal_feasible_predicted") == 1 and row.get("proposal_feasible") == 0:
+            return False  # predicted to meet the constraints, it did not: the surrogate is wrong at the boundary
         return abs(observed - predicted) <= 3 * max(std if np.isfinite(std) else 0.0, threshold)
 
     # ------------------------------------------------------------------------------------------------ ask
     def suggest(self, batch_size: int | None = None) -> pd.DataFrame:
-        """The next designs: ``design_id``, ``round``, the design columns, ``<objective>_predicted`` and ``_std``.
+        """The next designs: ``design_id``, ``round``, the design columns, ``<objective>_predicted`` and ``_std``,
+        ``proposal_kind`` and ``feasible_predicted`` (1 when the predicted means meet every constraint).
 
         When nothing is observed: the initial Latin hypercube of ``n_initial`` designs (``batch_size`` of them
         if given; no prediction). Otherwise ``batch_size`` (default 1) PSO proposals on the surrogate.
@@ -326,7 +341,7 @@ class ElectrodeCampaign:
             rnd = 0
             n = (self.n_initial or initial_size(space)) if batch_size is None else int(batch_size)
             designs = latin_hypercube(space, n, seed=self.seed)
-            predicted = [(np.nan, np.nan, "")] * len(designs)
+            predicted = [(np.nan, np.nan, "", np.nan)] * len(designs)
         else:
             rnd = self.round_ + 1
             designs, predicted = self._proposals(rnd, 1 if batch_size is None else int(batch_size))
@@ -336,11 +351,12 @@ class ElectrodeCampaign:
         batch[f"{objective}_predicted"] = [float(p[0]) for p in predicted]
         batch[f"{objective}_std"] = [float(p[1]) for p in predicted]
         batch["proposal_kind"] = [p[2] for p in predicted]
+        batch["feasible_predicted"] = [p[3] for p in predicted]
         self.round_ = rnd
         self.pending = batch
         return batch.copy()
 
-    def _proposals(self, rnd: int, batch_size: int) -> tuple[pd.DataFrame, list[tuple[float, float, str]]]:
+    def _proposals(self, rnd: int, batch_size: int) -> tuple[pd.DataFrame, list[tuple[float, float, str, float]]]:
         space, objective, constraints = self._space, self.objective, self._constraints
         if self.model_ is None:
             raise BattlabError("no successful observation to fit the surrogate on yet; observe designs whose "
@@ -351,7 +367,7 @@ class ElectrodeCampaign:
         process_cols = self._process_cols
         settings = self._sim_kw.get("settings")
         proposals: list[dict[str, float]] = []
-        predicted: list[tuple[float, float, str]] = []
+        predicted: list[tuple[float, float, str, float]] = []
         # the surrogate was wrong where it pointed last (no gain): start this batch where it expects most
         last = self.history.iloc[-1]
         proposed = isinstance(last.get("proposal_kind"), str) and bool(last.get("proposal_kind"))
@@ -377,7 +393,11 @@ class ElectrodeCampaign:
                 scaled = np.clip(scaled + self.rng_.normal(0.0, 0.05, scaled.shape), 0.0, 1.0)
                 x = lo + scaled * (hi - lo)
             proposals.append(dict(zip(var, x, strict=True)) | fixed(space))
-            predicted.append((values[objective], values.get(f"{objective}_std", np.nan), kind))
+            # whether the predicted means (and the exact process quantities) meet every constraint
+            row = pd.DataFrame([{k: values[k] for k in constraints if k in values} | {objective: 0.0}])
+            feasible = float(all(k in values for k in constraints)
+                             and _score(row, objective, self.maximize, constraints, 0.0)[1][0] == 0)
+            predicted.append((values[objective], values.get(f"{objective}_std", np.nan), kind, feasible))
         return pd.DataFrame(proposals)[list(space)], predicted
 
     # ------------------------------------------------------------------------------------------------ tell
@@ -451,7 +471,8 @@ class ElectrodeCampaign:
         objective = self.objective
         return self._record(table, int(first["round"]), float(first[f"{objective}_predicted"]),
                             float(first[f"{objective}_std"]), proposal=int(first["round"]) > 0,
-                            kind=str(first.get("proposal_kind", "")))
+                            kind=str(first.get("proposal_kind", "")),
+                            feasible_predicted=float(first.get("feasible_predicted", np.nan)))
 
     def _complete(self, table: pd.DataFrame, suggested: pd.DataFrame) -> pd.DataFrame:
         space = list(self._space)
@@ -494,7 +515,7 @@ class ElectrodeCampaign:
         return self._record(table, rnd, np.nan, np.nan, False)
 
     def _record(self, new: pd.DataFrame, rnd: int, predicted: float, std: float, proposal: bool,
-                kind: str = "") -> pd.Series:
+                kind: str = "", feasible_predicted: float = np.nan) -> pd.Series:
         data = pd.concat([self.data, new]) if len(self.data) else new
         data.index.name = "design_id"
         self.data = data
@@ -513,6 +534,9 @@ class ElectrodeCampaign:
         row = {"round": rnd, "n_data": len(data), "n_failed": n_failed, "best_observed": best_value,
                "proposal_predicted": predicted, "proposal_std": std,
                "proposal_observed": float(new[objective].iloc[0]) if proposal and objective in new else np.nan,
+               "proposal_feasible_predicted": feasible_predicted if proposal else np.nan,
+               "proposal_feasible": float(_best_observed(new.iloc[:1], objective, maximize, self._constraints)
+                                          is not None) if proposal else np.nan,
                "improved": improved, "proposal_kind": kind if proposal else "",
                "max_expected_improvement": np.nan}
         self.history = (pd.concat([self.history, pd.DataFrame([row])], ignore_index=True) if len(self.history)
