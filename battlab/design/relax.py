@@ -506,27 +506,22 @@ def _relax_one(design: dict[str, Any], key: str, cache_dir: str | None, kwargs: 
     """Relax one structure unless the checkpoint has it; checkpoint it (when this process sees the folder)."""
     from pymatgen.core import Structure
 
-    from battlab.electrode.doe import Checkpoint
+    from battlab.electrode.doe import checkpointed
 
-    ck = Checkpoint(Path(cache_dir)) if cache_dir and Path(cache_dir).is_dir() else None
-    if ck is not None and ck.has(key):
-        return ck.read(key)
-    if ck is not None:
-        ck.log("start", key)
-    structure = Structure.from_dict(json.loads(design["structure"]))
-    try:
-        row = {"name": design["name"], **relax(structure, **kwargs).to_row()}
-    except PotentialError as exc:  # an element the potential does not know: kept aside with the reason
-        row = {"name": design["name"], "formula": structure.composition.reduced_formula, "status": "failed",
-               "reason": str(exc), "structure": design["structure"], "converged": False}
-    except (ValueError, RuntimeError, FloatingPointError) as exc:  # the potential or optimizer gave up on it
-        row = {"name": design["name"], "formula": structure.composition.reduced_formula, "status": "failed",
-               "reason": f"{structure.composition.reduced_formula}: {type(exc).__name__}: {exc}".splitlines()[0],
-               "structure": design["structure"], "converged": False}
-    if ck is not None:
-        ck.write(key, row)
-        ck.log("done", key, seconds=row.get("seconds"), status=row["status"])
-    return row
+    def compute() -> dict[str, Any]:
+        structure = Structure.from_dict(json.loads(design["structure"]))
+        try:
+            return {"name": design["name"], **relax(structure, **kwargs).to_row()}
+        except PotentialError as exc:  # an element the potential does not know: kept aside with the reason
+            return {"name": design["name"], "formula": structure.composition.reduced_formula, "status": "failed",
+                    "reason": str(exc), "structure": design["structure"], "converged": False}
+        except (ValueError, RuntimeError, FloatingPointError) as exc:  # the potential or optimizer gave up on it
+            return {"name": design["name"], "formula": structure.composition.reduced_formula, "status": "failed",
+                    "reason": f"{structure.composition.reduced_formula}: {type(exc).__name__}: {exc}".splitlines()[0],
+                    "structure": design["structure"], "converged": False}
+
+    # the log's seconds: the relaxation's own (none for one that failed), as relax measures them
+    return checkpointed(cache_dir, key, compute, seconds=lambda row: row.get("seconds"))
 
 
 def relax_structures(structures: Mapping[str, Any], potential: str = "chgnet", fmax: float = 0.05, steps: int = 500,

@@ -56,8 +56,8 @@ import pandas as pd
 
 from battlab.errors import BattlabError
 
-__all__ = ["DEFAULT_SPACE", "DESIGN_COLUMNS", "Checkpoint", "DesignError", "check_designs", "design_key",
-           "latin_hypercube", "load_designs", "run_designs"]
+__all__ = ["DEFAULT_SPACE", "DESIGN_COLUMNS", "Checkpoint", "DesignError", "check_designs", "checkpointed",
+           "design_key", "latin_hypercube", "load_designs", "run_designs"]
 
 #: Process window of the shipped dataset (NMC811, Chen2020): ``name: (low, high)``; a scalar fixes a value.
 DEFAULT_SPACE: dict[str, tuple[float, float] | float] = {
@@ -302,22 +302,35 @@ class Checkpoint:
         return pd.read_json(path, lines=True, dtype={"key": str})
 
 
-def _run_one(design: dict[str, Any], key: str, cache_dir: str | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Simulate one design unless the checkpoint has it; checkpoint it (when this process sees the folder)."""
-    from battlab.electrode.simulate import simulate
-
+def checkpointed(cache_dir: str | None, key: str, compute: Callable[[], dict[str, Any]],
+                 seconds: Callable[[dict[str, Any]], Any] | None = None) -> dict[str, Any]:
+    """``compute()``'s result row for ``key``, once: read from the :class:`Checkpoint` folder ``cache_dir`` when it
+    has the key, else computed, written and logged (``start``, then ``done`` with the seconds, by default the wall
+    time of ``compute``, or ``seconds(row)``, and the row's status); without a folder this process sees, just
+    computed. Each design of :func:`run_designs` and each structure of ``battlab.design.relax_structures``."""
     ck = Checkpoint(Path(cache_dir)) if cache_dir and Path(cache_dir).is_dir() else None
     if ck is not None and ck.has(key):
         return ck.read(key)
     if ck is not None:
         ck.log("start", key)
     t0 = time.perf_counter()
-    row = simulate(design, **kwargs)
-    row = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in row.items()}
+    row = compute()
     if ck is not None:
         ck.write(key, row)
-        ck.log("done", key, seconds=round(time.perf_counter() - t0, 3), status=row.get("status"))
+        took = round(time.perf_counter() - t0, 3) if seconds is None else seconds(row)
+        ck.log("done", key, seconds=took, status=row.get("status"))
     return row
+
+
+def _run_one(design: dict[str, Any], key: str, cache_dir: str | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Simulate one design unless the checkpoint has it; checkpoint it (when this process sees the folder)."""
+    from battlab.electrode.simulate import simulate
+
+    def compute() -> dict[str, Any]:
+        row = simulate(design, **kwargs)
+        return {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in row.items()}
+
+    return checkpointed(cache_dir, key, compute)
 
 
 def run_designs(
