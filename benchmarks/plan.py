@@ -100,7 +100,9 @@ def main() -> int:
     parser.add_argument("--seeds", nargs="+", default=["100-119", "200-219", "300-319"],
                         help="seed sets, e.g. 100-119 200-219 300-319 (reported) or 0-19 (development)")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of the methods")
-    parser.add_argument("--budget", type=int, default=100, help="experiments per campaign (20 initial included)")
+    parser.add_argument("--budget", type=int, default=145,
+                        help="experiments per campaign (20 initial included); default 145, the most a campaign may "
+                             "take to half of the top with AF >= 2 (290.3 / 145 = 2.002)")
     parser.add_argument("--out", default=None, help="folder for per-method JSON/CSV results")
     parser.add_argument("--hard-starts", action="store_true",
                         help="development check: the 20 starting entries are drawn below the 90th percentile")
@@ -136,7 +138,7 @@ def main() -> int:
                     make = _factory(Campaign, pool, METHODS[name])
                 if args.hard_starts:
                     make = _hard_start(make, y)
-                res = screen(name, make, y, seeds, budget=args.budget, ef_at=(50, args.budget))
+                res = screen(name, make, y, seeds, budget=args.budget, ef_at=(50, 100))
                 if args.out:
                     res.save(os.path.join(args.out, tag))
                 for share in res.af:  # nan: most campaigns did not get there within the budget (see reached)
@@ -153,6 +155,7 @@ def main() -> int:
                       + " ".join(f"{s}:{a:.2f}" for s, a in zip(seeds, seed_af, strict=True)))
                 print(f"{name}_{tag}_min_seed_af_50pct_top5: {seed_af.min():.2f}")
                 print(f"{name}_{tag}_seeds_below_af2: {int((seed_af < 2).sum())}")
+                print(f"{name}_{tag}_seeds_half_top5_within_100: {int((per_seed <= 100).sum())} of {len(seeds)}")
                 print(f"{name}_{tag}_seconds: {res.seconds:.0f}", flush=True)
                 if name == HEADLINE:
                     af = res.af[0.5] if np.isfinite(res.experiments[0.5]) else 0.0

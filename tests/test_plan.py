@@ -521,6 +521,51 @@ def test_exploring_picks_are_the_upper_confidence_bound_with_more_weight_on_the_
     assert batch["acquisition"].tolist() == pytest.approx([0.81, -0.2])  # scored by the campaign's UCB
 
 
+def test_exploring_picks_turn_random_once_they_too_have_stalled():
+    """After explore_after + explore_random_after stalled rounds the exploring picks are random draws (seeded)."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"id": [f"c{i}" for i in range(60)] + ["s1", "s2"],
+                          "mean": np.r_[np.linspace(1.0, 0.0, 60), 0.0, 0.0],
+                          "std": np.r_[rng.uniform(0, 1, 60), 0, 0]})
+    pool = CandidatePool(table, features=["mean", "std"], id_column="id")
+
+    def exploring_picks(random_after: int, seed: int = 0) -> list[list[str]]:
+        campaign = Campaign(pool, model=FixedPosterior(), acquisition="ucb", kappa=0.1, explore_after=1,
+                            explore_share=0.5, explore_kappa=1.0, explore_random_after=random_after, seed=seed)
+        campaign.add_data(["s1", "s2"], [5.0, 0.0])  # a best no candidate beats: every round stalls
+        out = []
+        for _ in range(4):
+            batch = campaign.suggest(4)
+            out.append(batch["design_id"].tolist()[-campaign.explore_picks_:] if campaign.explore_picks_ else [])
+            campaign.observe(batch, [0.0] * 4)
+        return out
+
+    ucb, random_ = exploring_picks(0), exploring_picks(2)
+    assert ucb[0] == random_[0] == []  # round 1: no stall yet
+    assert ucb[1:3] == random_[1:3]  # stalled 1 and 2 rounds: the upper confidence bound, as without the option
+    assert random_[3] != ucb[3] and len(random_[3]) == 2  # stalled 3 = 1 + 2 rounds: random picks
+    mean_std = table.set_index("id")
+    bound = mean_std["mean"] + mean_std["std"]
+    assert bound[random_[3]].max() < bound[ucb[3]].min()  # not the top of the bound: drawn from all that are left
+    assert exploring_picks(2) == random_ and exploring_picks(2, seed=1)[3] != random_[3]  # the seed decides
+
+
+def test_random_exploring_picks_leave_a_plateau_that_uncertainty_does_not():
+    pool, values = plateau_pool()
+    poor = [d for d, x in zip(pool.ids, pool.table["x"], strict=True) if x < 0.5][::3]  # no good member
+
+    def best_after(random_after: int) -> float:
+        campaign = Campaign(pool, model="et", model_params={"n_estimators": 30}, acquisition="ucb", kappa=0.1,
+                            batch="greedy", explore_after=2, explore_random_after=random_after, seed=1)
+        campaign.add_data(poor, truth(pool, values, poor))
+        for _ in range(12):
+            batch = campaign.suggest(4)
+            campaign.observe(batch, truth(pool, values, batch["design_id"]))
+        return float(campaign.best["result"])
+
+    assert best_after(0) < -1 < best_after(1)  # the peak (results > -1) is found only with random picks
+
+
 def test_a_start_that_keeps_improving_does_not_explore():
     pool, values = toy_pool(101)
     campaign = Campaign(pool, model="et", model_params={"n_estimators": 30}, explore_after=2, seed=0)
@@ -550,6 +595,7 @@ def test_exploring_campaigns_are_reproducible_and_survive_save_load(tmp_path):
     assert history(4)[0] != first
     loaded = Campaign.load(campaign.save(tmp_path / "c"))
     assert loaded.explore_after == 1 and loaded.explore_share == campaign.explore_share
+    assert loaded.explore_random_after == campaign.explore_random_after
     assert loaded.suggest(3)["design_id"].tolist() == campaign.suggest(3)["design_id"].tolist()
 
 
@@ -559,6 +605,8 @@ def test_exploring_campaigns_are_reproducible_and_survive_save_load(tmp_path):
     ({"explore_share": float("nan")}, "explore_share must be in"),
     ({"explore_kappa": -1.0}, "explore_kappa must be a number >= 0"),
     ({"explore_kappa": "high"}, "explore_kappa must be a number >= 0"),
+    ({"explore_random_after": -1}, "explore_random_after must be an integer >= 0"),
+    ({"explore_random_after": 1.5}, "explore_random_after must be an integer >= 0"),
 ])
 def test_bad_exploration_settings_are_named(kwargs, message):
     with pytest.raises(BattlabError, match=message):
@@ -571,8 +619,9 @@ def test_a_campaign_saved_before_exploration_existed_goes_on_without_it(tmp_path
     run(campaign, pool, values, rounds=2)
     folder = campaign.save(tmp_path / "old")
     state = json.loads((folder / "campaign.json").read_text())
-    for key in ("explore_after", "explore_share"):
+    for key in ("explore_after", "explore_share", "explore_random_after"):
         del state["settings"][key]
     (folder / "campaign.json").write_text(json.dumps(state))
     loaded = Campaign.load(folder)
+    assert loaded.explore_random_after == 0
     assert loaded.explore_after == 0 and Campaign.load(campaign.save(tmp_path / "new")).explore_after is None

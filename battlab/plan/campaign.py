@@ -135,6 +135,12 @@ class Campaign:
         Share of a batch (rounded up) that explores once the results stall.
     explore_kappa : float, default 1.0
         Weight of the uncertainty in the exploring picks' upper confidence bound (``kappa`` is that of the others).
+    explore_random_after : int, default 1
+        When the exploring picks too have brought no better result for this many rounds (the stall has lasted
+        ``explore_after + explore_random_after`` rounds), they are drawn at random from the candidates left
+        (with the campaign's seed) until a result beats the best: when nothing measured hints at the good
+        region, the model's uncertainty does not point to it either (its trees agree there), and random picks
+        find it by chance. 0: the exploring picks stay on the upper confidence bound.
     seed : int
         Seeds the random start, Thompson draws, exploration, Sobol candidates and the models: same seed, same
         campaign.
@@ -157,7 +163,8 @@ class Campaign:
                  model_params: dict[str, Any] | None = None, acquisition: str = "ucb", batch: str = "auto",
                  maximize: bool = True, kappa: float = 0.1, xi: float = 0.0, penalty_radius: float = 0.25,
                  n_candidates: int = 1024, transform: str = "auto", explore_after: int | None = None,
-                 explore_share: float = 0.4, explore_kappa: float = 1.0, seed: int = 0) -> None:
+                 explore_share: float = 0.4, explore_kappa: float = 1.0, explore_random_after: int = 1,
+                 seed: int = 0) -> None:
         if not isinstance(space, (CandidatePool, ProcessWindow)):
             raise BattlabError(f"space must be a CandidatePool or a ProcessWindow, got {type(space).__name__}.")
         if acquisition not in ACQUISITIONS:
@@ -176,6 +183,10 @@ class Campaign:
             raise BattlabError(f"explore_share must be in [0, 1] (a share of each batch), got {explore_share!r}.")
         if not isinstance(explore_kappa, (int, float, np.number)) or not float(explore_kappa) >= 0.0:
             raise BattlabError(f"explore_kappa must be a number >= 0, got {explore_kappa!r}.")
+        if isinstance(explore_random_after, bool) or not isinstance(explore_random_after, (int, np.integer)) or (
+                explore_random_after < 0):
+            raise BattlabError(f"explore_random_after must be an integer >= 0 (0: never), got "
+                               f"{explore_random_after!r}.")
         if isinstance(model, str):
             make_surrogate(model, seed=0, **dict(model_params or {}))  # fails now on a bad name or parameter
         elif not hasattr(model, "fit") or not hasattr(model, "predict"):
@@ -194,6 +205,7 @@ class Campaign:
         self.explore_after = None if explore_after is None else int(explore_after)
         self.explore_share = float(explore_share)
         self.explore_kappa = float(explore_kappa)
+        self.explore_random_after = int(explore_random_after)
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.round = 0
@@ -385,12 +397,17 @@ class Campaign:
             first, first_values = self._select_kind(batch, model, X, y, groups_obs, Xc, groups_c, best, k - n_explore)
             picks, values = [int(j) for j in first], [float(v) for v in first_values]
         # exploration: the upper confidence bound with more weight on the uncertainty (the model that stalled
-        # ranks its own region first); the acquisition reported is their score under the campaign's acquisition
+        # ranks its own region first), or random picks once that too has stalled for explore_random_after rounds;
+        # the acquisition reported is their score under the campaign's acquisition
         mean, std = self._predict(model, Xc, groups_c)
         score = self._score(mean, std, best)
-        bound = upper_confidence_bound(mean, std, self.explore_kappa)
-        bound[picks] = -np.inf
-        chosen = _top(bound, n_explore)
+        if self.explore_random_after and self.stalled_rounds() >= self._explore_after() + self.explore_random_after:
+            left = np.setdiff1d(np.arange(len(Xc)), picks)
+            chosen = self.rng.choice(left, min(n_explore, len(left)), replace=False)
+        else:
+            bound = upper_confidence_bound(mean, std, self.explore_kappa)
+            bound[picks] = -np.inf
+            chosen = _top(bound, n_explore)
         picks += [int(j) for j in chosen]
         values += [float(score[j]) for j in chosen]
         return np.array(picks), np.array(values)
@@ -419,10 +436,13 @@ class Campaign:
             count = count + 1 if len(before) and here.max() <= before.max() else 0
         return count
 
+    def _explore_after(self) -> int:
+        if self.explore_after is None:
+            return 2 if isinstance(self.space, CandidatePool) else 0
+        return self.explore_after
+
     def _n_explore(self, k: int) -> int:
-        after = self.explore_after
-        if after is None:
-            after = 2 if isinstance(self.space, CandidatePool) else 0
+        after = self._explore_after()
         if after == 0 or self.explore_share == 0 or self.stalled_rounds() < after:
             return 0
         return int(min(k, np.ceil(self.explore_share * k - 1e-9)))
@@ -627,7 +647,8 @@ class Campaign:
             "space": self.space.to_dict(), "model": model, "model_params": self.model_params,
             "settings": {k: getattr(self, k) for k in ("acquisition", "batch", "maximize", "kappa", "xi",
                                                         "penalty_radius", "n_candidates", "transform",
-                                                        "explore_after", "explore_share", "explore_kappa", "seed")},
+                                                        "explore_after", "explore_share", "explore_kappa",
+                                                        "explore_random_after", "seed")},
             "round": self.round, "n_designs": self.n_designs, "rng": self.rng.bit_generator.state,
         }
         (out / "campaign.json").write_text(json.dumps(state, indent=1, default=str))
@@ -673,7 +694,8 @@ class Campaign:
             import joblib
 
             model = joblib.load(folder / model["file"])
-        settings = {"explore_after": 0, **state["settings"]}  # saved before exploration existed: it goes on without
+        # saved before exploration (or its random picks) existed: it goes on without
+        settings = {"explore_after": 0, "explore_random_after": 0, **state["settings"]}
         campaign = cls(space, model=model, model_params=state["model_params"], **settings)
         campaign.round, campaign.n_designs = int(state["round"]), int(state["n_designs"])
         campaign.rng.bit_generator.state = state["rng"]
