@@ -325,3 +325,22 @@ def test_substitution_recall_finds_held_out_analogues():
     assert r.ranked["probability"].is_monotonic_decreasing
     with pytest.raises(BattlabError, match="holdout"):
         substitution_recall(known, holdout=1.5)
+
+
+def test_not_used_lists_parents_candidates_and_screening_with_the_stage():
+    from battlab.design import CandidateSet
+    from battlab.design.funnel import Screening, not_used
+
+    cands = CandidateSet(pd.DataFrame({"candidate_id": ["c1", "c2"], "formula": ["NaCoO2", "NaQqO2"],
+                                       "parent": ["LiCoO2", "LiCoO2"]}), {},
+                         pd.DataFrame({"parent": ["LiXxO2", "LiCoO2"], "candidate": ["", "NaCoO2"],
+                                       "reason": ["unknown element Xx", "duplicate structure of c1"]}), {})
+    screening = Screening(pd.DataFrame({"candidate_id": ["c1", "c2"], "rank": [1.0, np.nan]}),
+                          set_aside=pd.DataFrame({"candidate_id": ["c2"], "formula": ["NaQqO2"],
+                                                  "reason": ["no prediction: unknown element Qq"]}))
+    before = not_used(cands)
+    assert before["stage"].tolist() == ["parents", "candidates"] and before["parent"].tolist() == ["LiXxO2", "LiCoO2"]
+    after = not_used(cands, screening)
+    assert after.columns.tolist() == ["stage", "parent", "candidate", "reason"]
+    assert after.iloc[2].tolist() == ["screening", "LiCoO2", "NaQqO2", "no prediction: unknown element Qq"]
+    assert len(not_used(cands, Screening(screening.ranked))) == 2  # nothing set aside while screening

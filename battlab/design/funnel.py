@@ -43,7 +43,7 @@ import pandas as pd
 
 from battlab.errors import BattlabError
 
-__all__ = ["RANK_BY", "Screening", "plot_screening", "screen"]
+__all__ = ["RANK_BY", "Screening", "not_used", "plot_screening", "screen"]
 
 #: How :func:`screen` ranks the candidates.
 RANK_BY = ("prediction", "energy")
@@ -95,6 +95,36 @@ class Screening:
         nxt = pd.read_csv(path / "next.csv") if (path / "next.csv").is_file() else None
         return cls(pd.read_csv(path / "ranked.csv"), nxt,
                    pd.read_csv(path / "set_aside.csv", dtype=str, keep_default_na=False), meta.get("settings", {}))
+
+
+#: Columns of :func:`not_used`.
+NOT_USED_COLUMNS = ["stage", "parent", "candidate", "reason"]
+
+
+def not_used(candidates: Any, screening: Screening | None = None) -> pd.DataFrame:
+    """Everything the funnel could not use, in one table with the reason: ``stage`` (``parents``: a parent that
+    gave no candidate; ``candidates``: a candidate dropped while generating, e.g. a duplicate; ``screening``: a
+    candidate the model could not predict or the planning step set aside), ``parent``, ``candidate``, ``reason``.
+
+    ``candidates`` is the :class:`~battlab.design.CandidateSet` that was screened; ``screening`` its
+    :class:`Screening` (``None`` before, or when nothing was generated).
+
+    >>> from battlab.design import generate
+    >>> not_used(generate(["LiXxO2"], ion="Li"))[["stage", "parent"]].values.tolist()
+    [['parents', 'LiXxO2']]
+    """
+    aside = candidates.set_aside
+    table = pd.DataFrame({"stage": np.where(aside["candidate"].fillna("").astype(str) == "", "parents", "candidates"),
+                          "parent": aside["parent"].to_numpy(), "candidate": aside["candidate"].to_numpy(),
+                          "reason": aside["reason"].to_numpy()})
+    if screening is not None and len(screening.set_aside):
+        screened = screening.set_aside
+        parent_of = candidates.table.set_index("candidate_id")["parent"]
+        table = pd.concat([table, pd.DataFrame({
+            "stage": "screening", "parent": screened["candidate_id"].map(parent_of).fillna("").to_numpy(),
+            "candidate": screened["formula"].to_numpy(), "reason": screened["reason"].to_numpy()})],
+            ignore_index=True)
+    return table[NOT_USED_COLUMNS]
 
 
 def _candidate_table(candidates: Any) -> pd.DataFrame:

@@ -50,6 +50,7 @@ import pandas as pd
 import traitlets as tl
 
 from battlab.design.candidates import ION_CHARGES, CandidateSet, generate
+from battlab.design.funnel import not_used
 from battlab.design.prototypes import PROTOTYPES
 from battlab.errors import BattlabError
 from battlab.widgets.data import (
@@ -248,8 +249,7 @@ class DesignScreener(MessagesMixin, w.VBox):
             except BattlabError as exc:
                 self._fail(str(exc))
                 return
-        aside = cands.set_aside.assign(stage=["parents" if not c else "candidates" for c in cands.set_aside[
-            "candidate"]])[["stage", "parent", "candidate", "reason"]]
+        aside = not_used(cands)
         unusable = aside[aside["stage"] == "parents"]
         self.candidates = cands
         if not len(cands):
@@ -269,11 +269,7 @@ class DesignScreener(MessagesMixin, w.VBox):
             self._fail(f"screening failed ({type(exc).__name__}: {exc})")
             return
         self._step(3, "drawing")
-        screened = result.set_aside.rename(columns={"formula": "candidate"}).assign(stage="screening")
-        parent_of = cands.table.set_index("candidate_id")["parent"]
-        screened["parent"] = screened["candidate_id"].map(parent_of).fillna("")
-        self.set_aside = pd.concat([aside, screened[["stage", "parent", "candidate", "reason"]]],
-                                   ignore_index=True)
+        self.set_aside = not_used(cands, result)
         self.screening = result
         self.suggestions = result.suggestions
         self.ranked = result.ranked
