@@ -65,6 +65,7 @@ HEADLINE = "default"
 _FIXED = {"explore_after": 0, "transform": "none"}
 METHODS: dict[str, dict[str, Any]] = {
     "default": {},  # Campaign's defaults: et-group, UCB kappa 0.1, greedy batches, exploration after 2 stalled rounds
+    "random_explore": {"explore_random_after": 1},  # the default, then random exploring picks after a further stall
     "et_group_ucb": {"model": "et-group", "acquisition": "ucb", "batch": "greedy", "kappa": 0.1, **_FIXED},
     "et_mean": {"model": "et", "acquisition": "mean", "batch": "greedy", **_FIXED},
     "et_ucb": {"model": "et", "acquisition": "ucb", "batch": "greedy", "kappa": 0.1, **_FIXED},
