@@ -391,7 +391,8 @@ class Campaign:
         batch = self.batch if self.batch != "auto" else ("thompson" if self.acquisition == "ts" else
                                                          "greedy" if isinstance(self.space, CandidatePool) else
                                                          "believer")
-        n_explore = self._n_explore(k)
+        stalled = self.stalled_rounds()  # once per suggestion: it walks every round's results
+        n_explore = self._n_explore(k, stalled)
         self.explore_picks_ = n_explore
         if not n_explore:
             return self._select_kind(batch, model, X, y, groups_obs, Xc, groups_c, best, k)
@@ -405,7 +406,7 @@ class Campaign:
         # the acquisition reported is their score under the campaign's acquisition
         mean, std = self._predict(model, Xc, groups_c)
         score = self._score(mean, std, best)
-        if self.explore_random_after and self.stalled_rounds() >= self._explore_after() + self.explore_random_after:
+        if self.explore_random_after and stalled >= self._explore_after() + self.explore_random_after:
             left = np.setdiff1d(np.arange(len(Xc)), picks)
             chosen = self.rng.choice(left, min(n_explore, len(left)), replace=False)
         else:
@@ -445,9 +446,9 @@ class Campaign:
             return 2 if isinstance(self.space, CandidatePool) else 0
         return self.explore_after
 
-    def _n_explore(self, k: int) -> int:
+    def _n_explore(self, k: int, stalled: int) -> int:
         after = self._explore_after()
-        if after == 0 or self.explore_share == 0 or self.stalled_rounds() < after:
+        if after == 0 or self.explore_share == 0 or stalled < after:
             return 0
         return int(min(k, np.ceil(self.explore_share * k - 1e-9)))
 
