@@ -509,7 +509,7 @@ def test_exploring_picks_are_the_upper_confidence_bound_with_more_weight_on_the_
                           "std": [0.0, 0.0, 0.1, 1.5, 2.0, 3.5, 0.0, 0.0]})
     pool = CandidatePool(table, features=["mean", "std"], id_column="id")
     campaign = Campaign(pool, model=FixedPosterior(), acquisition="ucb", kappa=0.1, explore_after=2,
-                        explore_share=0.5, explore_kappa=1.0)
+                        explore_share=0.5, explore_kappa=1.0, explore_clusters=0)
     campaign.add_data(["s1", "s2"], [5.0, 0.0])  # a best no candidate beats: every round stalls
     for _ in range(2):
         batch = campaign.suggest(1)  # A, then B: the highest mean + 0.1 std
@@ -531,7 +531,8 @@ def test_exploring_picks_turn_random_once_they_too_have_stalled():
 
     def exploring_picks(random_after: int, seed: int = 0) -> list[list[str]]:
         campaign = Campaign(pool, model=FixedPosterior(), acquisition="ucb", kappa=0.1, explore_after=1,
-                            explore_share=0.5, explore_kappa=1.0, explore_random_after=random_after, seed=seed)
+                            explore_share=0.5, explore_kappa=1.0, explore_random_after=random_after,
+                            explore_clusters=0, seed=seed)
         campaign.add_data(["s1", "s2"], [5.0, 0.0])  # a best no candidate beats: every round stalls
         out = []
         for _ in range(4):
@@ -556,7 +557,8 @@ def test_random_exploring_picks_leave_a_plateau_that_uncertainty_does_not():
 
     def best_after(random_after: int) -> float:
         campaign = Campaign(pool, model="et", model_params={"n_estimators": 30}, acquisition="ucb", kappa=0.1,
-                            batch="greedy", explore_after=2, explore_random_after=random_after, seed=1)
+                            batch="greedy", explore_after=2, explore_random_after=random_after,
+                            explore_clusters=0, seed=1)
         campaign.add_data(poor, truth(pool, values, poor))
         for _ in range(12):
             batch = campaign.suggest(4)
@@ -564,6 +566,63 @@ def test_random_exploring_picks_leave_a_plateau_that_uncertainty_does_not():
         return float(campaign.best["result"])
 
     assert best_after(0) < -1 < best_after(1)  # the peak (results > -1) is found only with random picks
+
+
+def test_cluster_exploring_picks_go_to_the_least_measured_cluster_first():
+    """explore_clusters: each exploring pick is the best bound of the cluster least measured for its size."""
+    # three families far apart in the features (mean, std of FixedPosterior): A high mean, B uncertain, C poor
+    mean = np.r_[np.full(20, 1.0), np.full(8, 0.0), np.full(10, -1.0)] + np.linspace(0, 0.05, 38)
+    std = np.r_[np.full(20, 0.1), np.full(8, 1.5), np.full(10, 0.05)]
+    table = pd.DataFrame({"id": [f"c{i}" for i in range(38)] + ["s1", "s2"], "mean": np.r_[mean, 1.0, -1.0],
+                          "std": np.r_[std, 0.1, 0.05]})
+    pool = CandidatePool(table, features=["mean", "std"], id_column="id")
+    family = dict(zip(table["id"], ["A"] * 20 + ["B"] * 8 + ["C"] * 10 + ["A", "C"], strict=True))
+
+    def exploring_picks(clusters: int) -> list[str]:
+        campaign = Campaign(pool, model=FixedPosterior(), acquisition="ucb", kappa=0.1, explore_after=1,
+                            explore_share=0.5, explore_kappa=1.0, explore_clusters=clusters, seed=0)
+        campaign.add_data(["s1", "s2"], [5.0, 0.0])  # a best no candidate beats: every round stalls
+        campaign.observe(campaign.suggest(4), [0.0] * 4)  # round 1: the model's picks, all in A
+        batch = campaign.suggest(4)
+        assert campaign.explore_picks_ == 2 and [family[d] for d in batch["design_id"][:2]] == ["A", "A"]
+        return batch["design_id"].tolist()[-2:]
+
+    assert [family[d] for d in exploring_picks(0)] == ["B", "B"]  # the upper confidence bound: B's large std
+    campaign = Campaign(pool, model=FixedPosterior(), explore_clusters=3)
+    labels = pd.Series(campaign.clusters(), index=table["id"])
+    assert labels.groupby(pd.Series(family)).nunique().eq(1).all() and labels.nunique() == 3  # the families
+    # measured or picked: A 7 of 21, B 0 of 8, C 1 of 11: B first (its best bound, c27), then C (1/11 < 1/8
+    # < 7/21) at its best bound, c37
+    assert exploring_picks(3) == ["c27", "c37"]
+
+
+def families_pool() -> tuple[CandidatePool, np.ndarray, list[str]]:
+    """A large family A (results about -3) and a small family B, poor below z = 0.7 and good above it."""
+    rng = np.random.default_rng(3)
+    family = np.r_[np.zeros(120), np.ones(30)]
+    x, z = rng.uniform(0, 1, 150), rng.uniform(0, 1, 150)
+    values = np.where(family == 0, -3 - 0.5 * x, np.where(z > 0.7, -1 + 0.5 * z, -5 + z))
+    table = pd.DataFrame({"name": [f"c{i}" for i in range(150)], "family": 5 * family, "x": x, "z": z})
+    names = table["name"].to_numpy()
+    start = [*names[family == 0][::8], *names[(family == 1) & (z < 0.4)][:3]]  # B's poor members only
+    return CandidatePool(table, features=["family", "x", "z"], id_column="name"), values, start
+
+
+def test_cluster_exploring_picks_find_a_family_whose_measured_members_were_poor():
+    """A start that measured only poor members of a small family: the trees rank the family poor everywhere and
+    their exploring picks stay in the large family; picks stratified by cluster try the small family again."""
+    pool, values, start = families_pool()
+
+    def best_after(clusters: int) -> float:
+        campaign = Campaign(pool, model="et", model_params={"n_estimators": 30}, explore_after=2,
+                            explore_clusters=clusters, seed=0)
+        campaign.add_data(start, truth(pool, values, start))
+        for _ in range(8):
+            batch = campaign.suggest(4)
+            campaign.observe(batch, truth(pool, values, batch["design_id"]))
+        return float(campaign.best["result"])
+
+    assert best_after(0) < -2 < best_after(2)  # B's good members (results > -0.65) only with clusters
 
 
 def test_a_start_that_keeps_improving_does_not_explore():
@@ -575,12 +634,14 @@ def test_a_start_that_keeps_improving_does_not_explore():
     assert campaign.stalled_rounds() == 0 and campaign.explore_picks_ == 0
 
 
-def test_exploring_campaigns_are_reproducible_and_survive_save_load(tmp_path):
+@pytest.mark.parametrize("clusters", [0, 3])
+def test_exploring_campaigns_are_reproducible_and_survive_save_load(tmp_path, clusters):
     pool, values = plateau_pool()
     poor = [d for d, x in zip(pool.ids, pool.table["x"], strict=True) if x < 0.5][::3]
 
     def history(seed: int, stop_at: int = 6) -> tuple[list[list[str]], Campaign]:
-        campaign = Campaign(pool, model="et-group", model_params={"n_estimators": 20}, explore_after=1, seed=seed)
+        campaign = Campaign(pool, model="et-group", model_params={"n_estimators": 20}, explore_after=1,
+                            explore_clusters=clusters, seed=seed)
         campaign.add_data(poor, truth(pool, values, poor))
         out = []
         for _ in range(stop_at):
@@ -596,6 +657,7 @@ def test_exploring_campaigns_are_reproducible_and_survive_save_load(tmp_path):
     loaded = Campaign.load(campaign.save(tmp_path / "c"))
     assert loaded.explore_after == 1 and loaded.explore_share == campaign.explore_share
     assert loaded.explore_random_after == campaign.explore_random_after
+    assert loaded.explore_clusters == campaign.explore_clusters
     assert loaded.suggest(3)["design_id"].tolist() == campaign.suggest(3)["design_id"].tolist()
 
 
@@ -607,10 +669,23 @@ def test_exploring_campaigns_are_reproducible_and_survive_save_load(tmp_path):
     ({"explore_kappa": "high"}, "explore_kappa must be a number >= 0"),
     ({"explore_random_after": -1}, "explore_random_after must be an integer >= 0"),
     ({"explore_random_after": 1.5}, "explore_random_after must be an integer >= 0"),
+    ({"explore_clusters": -2}, "explore_clusters must be an integer >= 0"),
+    ({"explore_clusters": True}, "explore_clusters must be an integer >= 0"),
 ])
 def test_bad_exploration_settings_are_named(kwargs, message):
     with pytest.raises(BattlabError, match=message):
         Campaign(toy_pool()[0], **kwargs)
+
+
+def test_clusters_need_a_candidate_pool():
+    with pytest.raises(BattlabError, match="explore_clusters needs a candidate pool"):
+        Campaign(window(), explore_clusters=4)
+    for campaign in (Campaign(toy_pool()[0], explore_clusters=0), Campaign(window())):
+        with pytest.raises(BattlabError, match="clusters are made in a candidate pool with explore_clusters > 0"):
+            campaign.clusters()
+    labels = Campaign(toy_pool()[0]).clusters()  # the default in a pool: 10 clusters (CLUSTERS)
+    assert len(labels) == 60 and len(np.unique(labels)) == 10
+    assert len(np.unique(Campaign(toy_pool(6)[0]).clusters())) == 6  # no more clusters than candidates
 
 
 def test_a_campaign_saved_before_exploration_existed_goes_on_without_it(tmp_path):
@@ -619,9 +694,9 @@ def test_a_campaign_saved_before_exploration_existed_goes_on_without_it(tmp_path
     run(campaign, pool, values, rounds=2)
     folder = campaign.save(tmp_path / "old")
     state = json.loads((folder / "campaign.json").read_text())
-    for key in ("explore_after", "explore_share", "explore_random_after"):
+    for key in ("explore_after", "explore_share", "explore_random_after", "explore_clusters"):
         del state["settings"][key]
     (folder / "campaign.json").write_text(json.dumps(state))
     loaded = Campaign.load(folder)
-    assert loaded.explore_random_after == 0
+    assert loaded.explore_random_after == 0 and loaded.explore_clusters == 0
     assert loaded.explore_after == 0 and Campaign.load(campaign.save(tmp_path / "new")).explore_after is None
