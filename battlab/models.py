@@ -67,6 +67,38 @@ class CappedKNeighborsRegressor(KNeighborsRegressor):
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):  # noqa: D102
         return super().kneighbors(X, n_neighbors or self.n_neighbors_, return_distance)
 
+class OneThreadHGBRegressor(HistGradientBoostingRegressor):
+    """scikit-learn's ``HistGradientBoostingRegressor`` that fits and predicts on one OpenMP thread.
+
+    Its OpenMP threads meet at barriers many times per boosting iteration; when another process holds a
+    core, they wait for the thread that lost its core. On the 2 cores of the development machine
+    (``benchmarks/threads.py``, 1,700 rows, 127 features, 1,000 iterations) a fit took 29.3 s on both threads
+    beside a busy process against 9.5 s on one, and 8.6 s against 9.6 s on an idle machine; in the test suite,
+    beside a benchmark, one tuning trial took 9.5 min. The predictions are the same to the last digit, so the
+    tuning step's results do not depend on the load, and now neither does its time much. LightGBM runs with
+    ``n_jobs=1`` for the same reason.
+
+    >>> import numpy as np
+    >>> X = np.arange(40.0).reshape(-1, 1)
+    >>> m = OneThreadHGBRegressor(max_iter=20, random_state=0).fit(X, X[:, 0] ** 2)
+    >>> bool(np.allclose(m.predict(X), HistGradientBoostingRegressor(max_iter=20, random_state=0)
+    ...      .fit(X, X[:, 0] ** 2).predict(X)))
+    True
+    """
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> OneThreadHGBRegressor:  # noqa: D102
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="openmp"):
+            return super().fit(X, y, sample_weight=sample_weight)
+
+    def predict(self, X: Any) -> Any:  # noqa: D102
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="openmp"):
+            return super().predict(X)
+
+
 def _lgbm(p: dict[str, Any], seed: int) -> Any:
     from lightgbm import LGBMRegressor
 
@@ -136,7 +168,7 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in [
                          "max_features": t.suggest_float("et_max_features", 0.1, 1.0),
                          "min_samples_leaf": t.suggest_int("et_min_samples_leaf", 1, 8)}),
     ModelSpec(
-        "hgb", "gradient boosting", lambda p, s: HistGradientBoostingRegressor(random_state=s, **p),
+        "hgb", "gradient boosting", lambda p, s: OneThreadHGBRegressor(random_state=s, **p),
         space=lambda t: {"learning_rate": t.suggest_float("hgb_learning_rate", 0.01, 0.3, log=True),
                          "max_iter": t.suggest_int("hgb_max_iter", 100, 1000, step=100),
                          "max_leaf_nodes": t.suggest_int("hgb_max_leaf_nodes", 8, 128, log=True),
