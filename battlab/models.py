@@ -67,6 +67,7 @@ class CappedKNeighborsRegressor(KNeighborsRegressor):
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):  # noqa: D102
         return super().kneighbors(X, n_neighbors or self.n_neighbors_, return_distance)
 
+
 class OneThreadHGBRegressor(HistGradientBoostingRegressor):
     """scikit-learn's ``HistGradientBoostingRegressor`` that fits and predicts on one OpenMP thread.
 

@@ -26,6 +26,10 @@ import time
 
 import numpy as np
 
+#: tuning-like settings (a trial optuna drew for notebook 03), the same for every configuration
+PARAMS = {"learning_rate": 0.19, "max_leaf_nodes": 73, "min_samples_leaf": 8, "l2_regularization": 0.29,
+          "early_stopping": False, "random_state": 0}
+
 
 def fit_seconds(X: np.ndarray, y: np.ndarray, threads: int | None, iterations: int, repeats: int
                 ) -> tuple[float, np.ndarray]:
@@ -38,9 +42,7 @@ def fit_seconds(X: np.ndarray, y: np.ndarray, threads: int | None, iterations: i
     for _ in range(repeats):
         with threadpool_limits(threads, user_api="openmp"):
             t0 = time.perf_counter()
-            model = HistGradientBoostingRegressor(max_iter=iterations, learning_rate=0.19, max_leaf_nodes=73,
-                                                  min_samples_leaf=8, l2_regularization=0.29,
-                                                  early_stopping=False, random_state=0).fit(X, y)
+            model = HistGradientBoostingRegressor(max_iter=iterations, **PARAMS).fit(X, y)
             pred = model.predict(X)
             times.append(time.perf_counter() - t0)
     return float(np.median(times)), pred
@@ -81,8 +83,7 @@ def main() -> int:
             for b in burners:
                 b.kill()
                 b.wait()
-    zoo = OneThreadHGBRegressor(max_iter=args.iterations, learning_rate=0.19, max_leaf_nodes=73, min_samples_leaf=8,
-                                l2_regularization=0.29, early_stopping=False, random_state=0).fit(X, y).predict(X)
+    zoo = OneThreadHGBRegressor(max_iter=args.iterations, **PARAMS).fit(X, y).predict(X)
     same = all(np.array_equal(preds[0], p) for p in preds[1:]) and np.array_equal(preds[0], zoo)
     print(f"same_predictions: {same}")
     if not same:

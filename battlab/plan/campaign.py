@@ -418,18 +418,18 @@ class Campaign:
             first, first_values = self._select_kind(batch, model, X, y, groups_obs, Xc, groups_c, best, k - n_explore)
             picks, values = [int(j) for j in first], [float(v) for v in first_values]
         # exploration: the upper confidence bound with more weight on the uncertainty (the model that stalled
-        # ranks its own region first), or random picks once that too has stalled for explore_random_after rounds;
-        # the acquisition reported is their score under the campaign's acquisition
+        # ranks its own region first), spread over the pool's clusters when there are any, or random picks once
+        # that too has stalled for explore_random_after rounds; the acquisition reported is their score under the
+        # campaign's acquisition
         mean, std = self._predict(model, Xc, groups_c)
         score = self._score(mean, std, best)
+        bound = upper_confidence_bound(mean, std, self.explore_kappa)
         if self.explore_random_after and stalled >= self._explore_after() + self.explore_random_after:
             left = np.setdiff1d(np.arange(len(Xc)), picks)
             chosen = self.rng.choice(left, min(n_explore, len(left)), replace=False)
         elif self._explore_clusters():
-            bound = upper_confidence_bound(mean, std, self.explore_kappa)
             chosen = self._cluster_picks(bound, picks, n_explore)
         else:
-            bound = upper_confidence_bound(mean, std, self.explore_kappa)
             bound[picks] = -np.inf
             chosen = _top(bound, n_explore)
         picks += [int(j) for j in chosen]
